@@ -1,0 +1,20 @@
+import type { Digest } from './digest.js';
+
+/** An OCI content descriptor: what a manifest says about one blob or manifest. */
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: Digest;
+  readonly size: number;
+  readonly urls?: readonly string[];
+  readonly annotations?: Readonly<Record<string, string>>;
+  readonly platform?: Platform;
+}
+
+/** The platform of one manifest in an index. */
+export interface Platform {
+  readonly architecture: string;
+  readonly os: string;
+  readonly variant?: string;
+  readonly 'os.version'?: string;
+  readonly 'os.features'?: readonly string[];
+}

@@ -1,0 +1,90 @@
+import type { Readable } from 'node:stream';
+
+import type { Platform } from './descriptor.js';
+import type { Digest } from './digest.js';
+
+/** What a reader of a blob may pass when it opens one. */
+export interface OpenOptions {
+  /** Aborts the read (and whatever request it feeds) when the push is cancelled. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * One blob of an image as a source offers it: described up front, its bytes opened lazily
+ * (only when the uploader needs them) and streamed once.
+ */
+export interface BlobSource {
+  /** The blob's identity within one push: its digest when known, else its uncompressed diff ID. */
+  readonly key: string;
+  readonly role: 'config' | 'layer';
+  /** The media type as the source records it (OCI or Docker). */
+  readonly mediaType: string;
+  /** The digest of the bytes as pushed, when the source knows it. */
+  readonly digest?: Digest;
+  /** The size of the bytes as pushed, when the source knows it. */
+  readonly size?: number;
+  /** The digest of the uncompressed layer tar (the config's rootfs diff ID), when known. */
+  readonly diffId?: Digest;
+  /**
+   * `stored`: `open()` yields the blob exactly as pushed. `uncompressed`: `open()` yields a layer tar
+   * that the uploader compresses as configured, learning the digest while it streams.
+   */
+  readonly form: 'stored' | 'uncompressed';
+  /** Where the bytes come from (a file path, an archive member), for error messages. */
+  readonly origin: string;
+  readonly urls?: readonly string[];
+  readonly annotations?: Readonly<Record<string, string>>;
+  /** Opens the bytes as a stream; each call starts a fresh read. */
+  open(options?: OpenOptions): Promise<Readable>;
+}
+
+/** A link of a layer chain given by parent pointers (Docker's graph): the walker follows `parent()` to the base. */
+export interface LayerLink {
+  /** The link's identity (chain ID or legacy layer ID), used to detect loops. */
+  readonly id: string;
+  readonly blob: BlobSource;
+  /** The next layer down, or undefined at the base. */
+  parent(): Promise<LayerLink | undefined>;
+}
+
+/** The layers of an image: an ordered list (base first), or the top of a parent chain. */
+export type LayerList =
+  | { readonly kind: 'list'; readonly layers: readonly BlobSource[] }
+  | { readonly kind: 'chain'; readonly top: LayerLink | undefined };
+
+/** A manifest as bytes, pushed byte-exact when rxpush does not rewrite it. */
+export interface RawManifest {
+  readonly bytes: Uint8Array;
+  readonly mediaType: string;
+  readonly digest: Digest;
+}
+
+/** One image read from a source. */
+export interface ImageRecord {
+  readonly kind: 'image';
+  /** The source it came from, as the user named it (e.g. `oci:./layout:latest`). */
+  readonly source: string;
+  /** The tags to push it as; the pipeline may rename them. Empty: push by digest only. */
+  readonly tags: readonly string[];
+  readonly config: BlobSource;
+  readonly layers: LayerList;
+  /** The manifest as the source stores it, when it has one. */
+  readonly manifest?: RawManifest;
+  readonly platform?: Platform;
+  /** Annotations to carry into a built manifest. */
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+/** A multi-platform image: an index (or Docker manifest list) and the images it names. */
+export interface IndexRecord {
+  readonly kind: 'index';
+  readonly source: string;
+  readonly tags: readonly string[];
+  readonly manifests: readonly ImageRecord[];
+  /** Entries of the index that are not images rxpush pushes (kept as descriptors only if already in the registry). */
+  readonly index: RawManifest;
+}
+
+/** What a source emits: one image or one index. */
+export type SourceRecord = ImageRecord | IndexRecord;
+

@@ -1,0 +1,45 @@
+export { isDigest, parseDigest, splitDigest, shortId, sha256Digest } from './digest.js';
+export type { Digest } from './digest.js';
+export { MediaType, isImageManifestType, isIndexType, layerCompression } from './media-types.js';
+export type { ManifestFormat } from './media-types.js';
+export type { Descriptor, Platform } from './descriptor.js';
+export { parseReference, formatReference, isValidTag } from './reference.js';
+export type { ImageReference } from './reference.js';
+export type { Logger } from './logger.js';
+export { silentLogger } from './logger.js';
+export type { BlobSource, LayerLink, LayerList, OpenOptions, RawManifest, ImageRecord, IndexRecord, SourceRecord } from './image.js';
+export { isEvent } from './events.js';
+export type {
+  PushEvent,
+  PushEventType,
+  ProgressEvent,
+  ImageEvent,
+  BlobEvent,
+  BlobReadyEvent,
+  ManifestEvent,
+  SignedManifestEvent,
+  ManifestPushedEvent,
+  BlobProgress,
+  PreparingEvent,
+  WaitingEvent,
+  ExistsEvent,
+  MountedEvent,
+  PushingEvent,
+  PushedEvent,
+  RetryingEvent,
+} from './events.js';
+export {
+  PushError,
+  UsageError,
+  ReferenceFormatError,
+  DigestFormatError,
+  SourceError,
+  BlobMissingError,
+  DigestMismatchError,
+  UnsupportedError,
+  RegistryError,
+  RegistryUnreachableError,
+  CancelledError,
+  isPushError,
+} from './errors.js';
+export type { PushErrorCode } from './errors.js';
