@@ -1,0 +1,62 @@
+import type { Readable } from 'node:stream';
+
+import type { Digest, Logger, RawManifest, RetryingEvent } from '@rxpush/core';
+import type { Dispatcher } from 'undici';
+
+/**
+ * The authentication seam. The client asks it for an Authorization header value for a set of scopes
+ * (e.g. `repository:app:push,pull`), first with no challenge (cached credentials), then again with the
+ * registry's WWW-Authenticate challenge after a 401. Implementations come with the auth issue.
+ */
+export interface Authenticator {
+  authorize(request: {
+    readonly registry: string;
+    readonly scopes: readonly string[];
+    /** The WWW-Authenticate header of a 401, when the registry sent one. */
+    readonly challenge?: string;
+    readonly signal?: AbortSignal;
+  }): Promise<string | undefined>;
+}
+
+export interface RegistryClientOptions {
+  /** host[:port] of the registry, as in an image reference. */
+  readonly registry: string;
+  /** Always use plain HTTP (`--plain-http`). Without it, HTTPS, or HTTP for a loopback registry that answers in plain HTTP. */
+  readonly plainHttp?: boolean;
+  /** The undici dispatcher to send requests with (TLS options, MockAgent in tests). */
+  readonly dispatcher?: Dispatcher;
+  readonly auth?: Authenticator;
+  readonly logger?: Logger;
+  readonly userAgent?: string;
+  /** Called before each retry, so pipelines can emit `retrying` progress. */
+  readonly onRetry?: (event: RetryingEvent) => void;
+}
+
+/** Options every request takes. */
+export interface RequestOptions {
+  readonly signal?: AbortSignal;
+}
+
+/** An open upload session: where to send the next request and how many bytes the registry holds. */
+export interface UploadSession {
+  /** The absolute URL of the session (Location resolved against the request URL). */
+  readonly location: URL;
+  /** Bytes the registry has received so far (from its Range header; 0 for a new session). */
+  readonly offset: number;
+  /** OCI-Chunk-Min-Length, when the registry sets one. */
+  readonly minChunkLength?: number;
+}
+
+/** What starting an upload gave: a mounted blob, or a session to send bytes to. */
+export type UploadStart = { readonly kind: 'mounted'; readonly digest: Digest } | ({ readonly kind: 'session' } & UploadSession);
+
+/** The registry's answer to a blob HEAD when it has the blob. */
+export interface BlobInfo {
+  readonly digest: Digest;
+  readonly size: number;
+}
+
+/** The body of a blob request: a stream (with its length, when known, for Content-Length) or bytes. */
+export type Body = { readonly stream: Readable; readonly length?: number } | Uint8Array;
+
+export type { RawManifest };
