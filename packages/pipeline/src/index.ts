@@ -1,1 +1,1 @@
-export {};
+export type { PushOptions } from './options.js';

@@ -1,0 +1,27 @@
+import type { Logger, ManifestFormat } from '@rxpush/core';
+import type { Dispatcher } from 'undici';
+
+/** Options of `push()`: where from, where to, and how. */
+export interface PushOptions {
+  /** The source, in skopeo's transport syntax: `oci:PATH[:REF]`, `docker-archive:PATH`, … */
+  readonly source: string;
+  /** `[docker://]REGISTRY/REPO[:TAG]`. Without a tag: the source's tag, else `latest`. */
+  readonly destination: string;
+  /** More tags to push the same image as (`--tag`, repeatable). */
+  readonly tags?: readonly string[];
+  /** Push every tag (ref name) the source has, each under its own name. */
+  readonly allTags?: boolean;
+  /** Rewrite manifests to this format; default: keep the source's format. */
+  readonly format?: ManifestFormat;
+  /** Blobs uploaded at once (default 4). */
+  readonly concurrency?: number;
+  /** Upload in PATCH chunks of this many bytes instead of one monolithic PUT. */
+  readonly chunkSize?: number;
+  /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */
+  readonly compression?: 'gzip' | 'zstd' | 'none';
+  /** Use plain HTTP for the destination registry. */
+  readonly plainHttp?: boolean;
+  /** The undici dispatcher for registry requests (TLS settings, proxies, MockAgent in tests). */
+  readonly dispatcher?: Dispatcher;
+  readonly logger?: Logger;
+}
