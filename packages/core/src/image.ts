@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-import type { Platform } from './descriptor.js';
+import type { Descriptor, Platform } from './descriptor.js';
 import type { Digest } from './digest.js';
 
 /** What a reader of a blob may pass when it opens one. */
@@ -21,7 +21,10 @@ export interface BlobSource {
   readonly mediaType: string;
   /** The digest of the bytes as pushed, when the source knows it. */
   readonly digest?: Digest;
-  /** The size of the bytes as pushed, when the source knows it. */
+  /**
+   * The size in bytes when the source knows it: of the blob as pushed (`stored`),
+   * or of the uncompressed tar (`uncompressed`, for progress totals).
+   */
   readonly size?: number;
   /** The digest of the uncompressed layer tar (the config's rootfs diff ID), when known. */
   readonly diffId?: Digest;
@@ -88,3 +91,19 @@ export interface IndexRecord {
 /** What a source emits: one image or one index. */
 export type SourceRecord = ImageRecord | IndexRecord;
 
+
+/**
+ * The descriptor a manifest lists for a blob once its final digest and size are known;
+ * `mediaType` overrides the source's when the uploader changed the bytes (compression).
+ *
+ * @example blobDescriptor(blob, 'sha256:…', 1234)
+ */
+export function blobDescriptor(blob: BlobSource, digest: Digest, size: number, mediaType = blob.mediaType): Descriptor {
+  return {
+    mediaType,
+    digest,
+    size,
+    ...(blob.urls !== undefined && { urls: blob.urls }),
+    ...(blob.annotations !== undefined && { annotations: blob.annotations }),
+  };
+}

@@ -8,6 +8,7 @@ export type { ImageReference } from './reference.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
 export type { BlobSource, LayerLink, LayerList, OpenOptions, RawManifest, ImageRecord, IndexRecord, SourceRecord } from './image.js';
+export { blobDescriptor } from './image.js';
 export { isEvent } from './events.js';
 export type {
   PushEvent,
@@ -43,3 +44,4 @@ export {
   isPushError,
 } from './errors.js';
 export type { PushErrorCode } from './errors.js';
+export { fromAbortable } from './from-abortable.js';
