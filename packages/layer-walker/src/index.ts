@@ -1,1 +1,2 @@
-export {};
+export { walkLayers } from './walk-layers.js';
+export type { WalkLayersOptions } from './walk-layers.js';
