@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// Runs the test suite with node's runner and tsx. Node 20's --test takes no
+// globs, so the test files are found here.
+//   node tools/run-tests.mjs                      every test
+//   node tools/run-tests.mjs packages/uploader    tests under a directory (or single files)
+//   node tools/run-tests.mjs --test-name-pattern=retry packages/uploader   (--options go to node)
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SKIP_DIRS = new Set(['node_modules', 'dist', '.git', '.tmp', 'coverage']);
+// A hung test must fail, not eat the whole CI budget.
+const PER_TEST_TIMEOUT_MS = 5 * 60 * 1000;
+
+const args = process.argv.slice(2);
+const nodeArgs = args.filter((a) => a.startsWith('--'));
+const filters = args.filter((a) => !a.startsWith('--'));
+
+function walk(dir, out) {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      if (!SKIP_DIRS.has(entry.name)) walk(join(dir, entry.name), out);
+    } else if (entry.isFile() && entry.name.endsWith('.test.ts')) {
+      out.push(join(dir, entry.name));
+    }
+  }
+  return out;
+}
+
+// The places tests live: packages/*/test, test/, docs/examples/.
+function defaultRoots() {
+  const roots = [];
+  const packages = join(root, 'packages');
+  if (existsSync(packages)) {
+    for (const pkg of readdirSync(packages).sort()) {
+      const dir = join(packages, pkg, 'test');
+      if (existsSync(dir)) roots.push(dir);
+    }
+  }
+  for (const dir of ['test', join('docs', 'examples')]) {
+    if (existsSync(join(root, dir))) roots.push(join(root, dir));
+  }
+  return roots;
+}
+
+let files = [];
+if (filters.length === 0) {
+  for (const dir of defaultRoots()) walk(dir, files);
+} else {
+  for (const filter of filters) {
+    const path = existsSync(resolve(filter)) ? resolve(filter) : resolve(root, filter);
+    if (!existsSync(path)) {
+      console.error(`run-tests: ${filter} does not exist (give test files or directories, relative to the repository root)`);
+      process.exit(2);
+    }
+    const found = statSync(path).isDirectory() ? walk(path, []) : [path];
+    if (found.length === 0) {
+      console.error(`run-tests: no *.test.ts files under ${filter}`);
+      process.exit(2);
+    }
+    files.push(...found);
+  }
+}
+files = [...new Set(files)].sort().map((f) => relative(root, f));
+if (files.length === 0) {
+  console.error('run-tests: found no *.test.ts files under packages/*/test, test/ or docs/examples/');
+  process.exit(1);
+}
+
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${PER_TEST_TIMEOUT_MS}`, ...nodeArgs, ...files],
+  { cwd: root, stdio: 'inherit' },
+);
+if (result.error) {
+  console.error(`run-tests: could not start node: ${result.error.message}`);
+  process.exit(1);
+}
+process.exit(result.status ?? 1);
