@@ -30,6 +30,10 @@ export interface RegistryClientOptions {
   readonly userAgent?: string;
   /** Called before each retry, so pipelines can emit `retrying` progress. */
   readonly onRetry?: (event: RetryingEvent) => void;
+  /** How long to wait for a response's headers once the request is sent, in ms (default 120 000). */
+  readonly headersTimeout?: number;
+  /** How long a response body may stall between chunks, in ms (default 60 000). */
+  readonly bodyTimeout?: number;
 }
 
 /** Options every request takes. */
@@ -45,6 +49,11 @@ export interface UploadSession {
   readonly offset: number;
   /** OCI-Chunk-Min-Length, when the registry sets one. */
   readonly minChunkLength?: number;
+  /**
+   * The repository the session uploads to, for auth scopes. Sessions from RegistryClient carry it;
+   * without it the client reads it from the `/v2/<name>/blobs/uploads/` path of `location`.
+   */
+  readonly repository?: string;
 }
 
 /** What starting an upload gave: a mounted blob, or a session to send bytes to. */

@@ -1,0 +1,180 @@
+import { CancelledError, isPushError, PushError, RegistryError, RegistryUnreachableError } from '@rxpush/core';
+
+/** What a registry's error body says: the first entry of `{"errors":[{"code","message","detail"}]}`. */
+export interface RegistryErrorBody {
+  readonly code?: string;
+  readonly message?: string;
+}
+
+/** Error bodies are read up to this size; a registry (or a proxy in front of it) may send a whole HTML page. */
+export const ERROR_BODY_LIMIT = 64 * 1024;
+
+/**
+ * Reads the registry's JSON error body, tolerating garbage: anything that is not the expected shape
+ * gives `{}`, and a short plain-text body becomes the message.
+ */
+export function parseErrorBody(bytes: Uint8Array, contentType: string | undefined): RegistryErrorBody {
+  const text = Buffer.from(bytes.subarray(0, ERROR_BODY_LIMIT)).toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    if (contentType?.startsWith('text/plain') === true) {
+      const line = oneLine(text);
+      if (line !== '') return { message: line };
+    }
+    return {};
+  }
+  const first: unknown = Array.isArray((json as { errors?: unknown } | null)?.errors) ? (json as { errors: unknown[] }).errors[0] : undefined;
+  if (typeof first !== 'object' || first === null) return {};
+  const { code, message, detail } = first as { code?: unknown; message?: unknown; detail?: unknown };
+  const parts = [typeof message === 'string' ? oneLine(message) : '', describeDetail(detail)].filter((s) => s !== '');
+  return {
+    ...(typeof code === 'string' && /^[A-Z_]{1,64}$/.test(code) && { code }),
+    ...(parts.length > 0 && { message: parts.join(' ') }),
+  };
+}
+
+/**
+ * The `detail` of an error entry when it is a short string (distribution puts the digest of an unknown blob
+ * there); objects are left out, they repeat the request in Go's field names.
+ */
+function describeDetail(detail: unknown): string {
+  if (typeof detail !== 'string' || detail === '' || detail.length > 200) return '';
+  return `(${oneLine(detail)})`;
+}
+
+function oneLine(text: string): string {
+  // Registry text goes into a one-line message: strip control characters and cap the length.
+  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+/** What to do about a registry answer, by status (and the registry's code when it helps). */
+export function hintFor(status: number, registryCode: string | undefined, context: { authenticated: boolean }): string | undefined {
+  if (status === 401) {
+    return context.authenticated
+      ? 'the registry refused the credentials; check --creds or --authfile'
+      : 'the registry wants credentials; pass --creds USER:PASS or --authfile';
+  }
+  if (status === 403) return 'the credentials are not allowed to do this; check the repository name and your access to it';
+  if (registryCode === 'BLOB_UPLOAD_UNKNOWN' || registryCode === 'BLOB_UPLOAD_INVALID') return 'the upload session is gone or broken; start the upload again';
+  if (status === 413) return 'the registry refuses a body this large; try a smaller --chunk-size';
+  if (status === 416) return 'the registry holds a different number of bytes than expected; ask it for the upload status and resume from its offset';
+  if (status === 429) return 'the registry is rate limiting; wait and try again';
+  if (status >= 500) return 'the registry failed; try again later or check its logs';
+  return undefined;
+}
+
+/** A RegistryError for an error answer, its message naming the (redacted) request like ky's HTTPError. */
+export function registryError(
+  request: { method: string; url: string },
+  status: number,
+  body: RegistryErrorBody,
+  context: { authenticated: boolean },
+): RegistryError {
+  return new RegistryError({
+    method: request.method,
+    url: request.url,
+    status,
+    registryCode: body.code,
+    detail: body.message,
+    hint: hintFor(status, body.code, context),
+  });
+}
+
+// Node's TLS verification failures (OpenSSL X509 codes and Node's own). None of these ever falls back to HTTP.
+const CERTIFICATE_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** True when the server's certificate was not trusted. */
+export function isCertificateError(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && CERTIFICATE_CODES.has(code);
+}
+
+/**
+ * True when a TLS handshake failed because the server answered in plain HTTP: OpenSSL reads the
+ * start of an HTTP response as a TLS record and reports "wrong version number" or "packet length too long".
+ */
+export function isPlainHttpAnswer(error: unknown): boolean {
+  const code = errorCode(error);
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return true;
+  const message = error instanceof Error ? error.message : '';
+  return /wrong version number|packet length too long/.test(message);
+}
+
+/** Why a request got no HTTP answer, in words a user can act on. */
+function describe(error: unknown, url: string): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
+  const code = errorCode(error);
+  const raw = error instanceof Error ? error.message : String(error);
+  if (isCertificateError(error)) {
+    return {
+      code: 'TLS',
+      reason: `the TLS certificate is not trusted (${code}: ${raw}); pass --ca-file PATH with the registry's CA, or --tls-verify=false if you trust the network`,
+    };
+  }
+  if (isPlainHttpAnswer(error)) {
+    return { code: 'TLS', reason: 'the server does not speak TLS; if the registry serves plain HTTP, pass --plain-http' };
+  }
+  if (code?.startsWith('ERR_SSL_') === true || code?.startsWith('ERR_TLS_') === true) {
+    return { code: 'TLS', reason: `the TLS handshake failed (${code}); check the address, or try --ca-file PATH / --tls-verify=false` };
+  }
+  switch (code) {
+    case 'ECONNREFUSED':
+      return { code: 'REGISTRY_UNREACHABLE', reason: 'connection refused; is the registry running and the address right?' };
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return { code: 'REGISTRY_UNREACHABLE', reason: `host ${new URL(url).hostname} not found; is the registry address right?` };
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      return { code: 'REGISTRY_UNREACHABLE', reason: 'the connection was closed before the registry answered; try again' };
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return { code: 'REGISTRY_UNREACHABLE', reason: 'no route to the host; check the network and the address' };
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return { code: 'TIMEOUT', reason: 'connecting timed out; is the address right and the registry reachable?' };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return { code: 'TIMEOUT', reason: 'the registry did not answer in time; try again, or check the registry' };
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { code: 'TIMEOUT', reason: 'the registry stopped sending its answer; try again' };
+    default:
+      return { code: 'REGISTRY_UNREACHABLE', reason: raw };
+  }
+}
+
+/**
+ * The typed error for a request that failed without an HTTP answer. rxpush errors (say, a digest check
+ * in the body stream) and the body stream's own failures pass through unchanged; an abort becomes CancelledError.
+ */
+export function transportError(error: unknown, request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown }): Error {
+  if (isPushError(error)) return error;
+  if (request.bodyError !== undefined && request.bodyError !== null) {
+    return isPushError(request.bodyError) || request.bodyError instanceof Error ? request.bodyError : new PushError('REGISTRY_ERROR', String(request.bodyError));
+  }
+  if (request.signal?.aborted === true || errorCode(error) === 'UND_ERR_ABORTED' || (error as Error | null)?.name === 'AbortError') {
+    return new CancelledError(`${request.method} ${request.url} cancelled`);
+  }
+  const { reason, code } = describe(error, request.url);
+  return new RegistryUnreachableError(request.url, reason, { cause: error, code });
+}

@@ -1,0 +1,454 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+
+import { isDigest, MediaType, parseDigest, PushError, silentLogger, splitDigest } from '@rxpush/core';
+import type { Digest, Logger, RawManifest } from '@rxpush/core';
+import { Agent } from 'undici';
+import type { Dispatcher } from 'undici';
+
+import { resolveBaseUrl } from './scheme.js';
+import { dump, header, readBody, send } from './send.js';
+import type { SendContext, SendRequest, SendResponse } from './send.js';
+import type { BlobInfo, Body, RegistryClientOptions, RequestOptions, UploadSession, UploadStart } from './types.js';
+import { nextSession, rangeOffset, sessionRepository } from './upload-session.js';
+import { checkManifestReference, checkRepository, parseRegistry, redactUrl, withQuery } from './urls.js';
+
+/** Manifests are small documents; anything larger is refused rather than buffered (the OCI spec suggests 4 MiB). */
+const MANIFEST_LIMIT = 4 * 1024 * 1024;
+/** One page of a tag list. */
+const TAG_PAGE_LIMIT = 4 * 1024 * 1024;
+const MAX_TAG_PAGES = 10_000;
+
+const DEFAULT_ACCEPT: readonly string[] = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList];
+
+const pull = (repository: string): string => `repository:${repository}:pull`;
+const push = (repository: string): string => `repository:${repository}:push,pull`;
+
+/**
+ * A registry v2 / OCI distribution client for one registry: blobs, uploads, manifests and tags over undici.
+ *
+ * Requests use HTTPS unless `plainHttp` is set, or the registry is on loopback and answers in plain HTTP.
+ * Failures are rxpush errors: `RegistryError` (an error answer, named by request), `RegistryUnreachableError`
+ * (no answer; code `TLS` or `TIMEOUT` when that is why), `CancelledError` (the signal fired).
+ *
+ * @example
+ * const client = new RegistryClient({ registry: 'localhost:5000' });
+ * const start = await client.startUpload('app');
+ * if (start.kind === 'session') await client.finishUpload(start, digest, { body: { stream, length } });
+ * await client.close();
+ */
+export class RegistryClient {
+  /** host[:port], as given. */
+  readonly registry: string;
+  readonly #host: { host: string; hostname: string };
+  readonly #options: RegistryClientOptions;
+  readonly #dispatcher: Dispatcher;
+  readonly #ownsDispatcher: boolean;
+  readonly #logger: Logger;
+  readonly #userAgent: string;
+  readonly #headersTimeout: number;
+  readonly #bodyTimeout: number;
+  #context: Promise<SendContext> | undefined;
+
+  constructor(options: RegistryClientOptions) {
+    this.#host = parseRegistry(options.registry);
+    this.registry = options.registry;
+    this.#options = options;
+    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.#dispatcher = options.dispatcher ?? new Agent();
+    this.#logger = (options.logger ?? silentLogger).child({ pkg: 'registry-client' });
+    this.#userAgent = options.userAgent ?? 'rxpush';
+    this.#headersTimeout = options.headersTimeout ?? 120_000;
+    this.#bodyTimeout = options.bodyTimeout ?? 60_000;
+  }
+
+  /**
+   * Checks that a registry answers at `/v2/` (200, or 401 before credentials), settling the scheme.
+   *
+   * @throws {RegistryUnreachableError} when nothing answers; {RegistryError} for any other status.
+   */
+  async ping(opts: RequestOptions = {}): Promise<void> {
+    const res = await this.#send({ method: 'GET', path: '/v2/', ok: [200, 401], signal: opts.signal });
+    await dump(res.body);
+  }
+
+  /** The blob's digest and size when the repository has it, else undefined (HEAD, 404). */
+  async hasBlob(repository: string, digest: Digest, opts: RequestOptions = {}): Promise<BlobInfo | undefined> {
+    const repo = checkRepository(repository);
+    const checked = parseDigest(digest);
+    const res = await this.#send({
+      method: 'HEAD',
+      path: `/v2/${repo}/blobs/${checked}`,
+      scopes: [pull(repo)],
+      ok: [200, 404],
+      followRedirects: true,
+      signal: opts.signal,
+    });
+    await dump(res.body);
+    if (res.status === 404) return undefined;
+    return { digest: checked, size: contentLength(res, 'HEAD') };
+  }
+
+  /**
+   * Opens an upload session (POST). With `mount`, asks the registry to mount the blob from another
+   * repository first: `{ kind: 'mounted' }` when it did (201), a session to upload to when it did not (202).
+   */
+  async startUpload(repository: string, opts: RequestOptions & { mount?: { digest: Digest; from: string } } = {}): Promise<UploadStart> {
+    const repo = checkRepository(repository);
+    let url = new URL(`/v2/${repo}/blobs/uploads/`, 'http://placeholder');
+    const scopes = [push(repo)];
+    if (opts.mount !== undefined) {
+      const from = checkRepository(opts.mount.from);
+      url = withQuery(withQuery(url, 'mount', parseDigest(opts.mount.digest)), 'from', from);
+      scopes.push(pull(from));
+    }
+    // Bodiless on purpose: a 401 here can be answered and retried, which leaves the authenticator
+    // holding push credentials before any stream body is sent.
+    const res = await this.#send({
+      method: 'POST',
+      path: `${url.pathname}${url.search}`,
+      headers: { 'content-length': '0' },
+      scopes,
+      ok: opts.mount !== undefined ? [201, 202] : [202],
+      signal: opts.signal,
+    });
+    await dump(res.body);
+    if (res.status === 201 && opts.mount !== undefined) return { kind: 'mounted', digest: opts.mount.digest };
+    return { kind: 'session', ...nextSession(res, 'POST', { repository: repo }, rangeOffset(header(res.headers, 'range')) ?? 0) };
+  }
+
+  /**
+   * Sends one chunk (PATCH), streamed. With `contentRange` and a known length, says where the chunk goes
+   * (`Content-Range: start-end`). Returns the session to continue with: the registry's new Location and offset.
+   */
+  async uploadChunk(session: UploadSession, body: Body, opts: RequestOptions & { contentRange?: boolean } = {}): Promise<UploadSession> {
+    const length = bodyLength(body);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (opts.contentRange === true && length !== undefined && length > 0) {
+      headers['content-range'] = `${session.offset}-${session.offset + length - 1}`;
+    }
+    const repository = sessionRepository(session);
+    const res = await this.#send({
+      method: 'PATCH',
+      url: session.location,
+      headers,
+      body,
+      ...(repository !== undefined && { scopes: [push(repository)] }),
+      ok: [202],
+      signal: opts.signal,
+    });
+    await dump(res.body);
+    const expected = length === undefined ? undefined : session.offset + length;
+    const previous = { location: session.location, repository: repository ?? '', minChunkLength: session.minChunkLength };
+    const offset = rangeOffset(header(res.headers, 'range'), expected) ?? expected;
+    const next = nextSession(res, 'PATCH', previous, offset ?? session.offset);
+    // Neither a Range nor a known length: only the registry knows how many bytes it holds now.
+    return offset === undefined ? this.uploadStatus(next, opts) : next;
+  }
+
+  /**
+   * Completes an upload (PUT `<location>&digest=`), optionally with the last (or only) bytes streamed in the body.
+   * Checks the Docker-Content-Digest the registry answers with, when it sends one.
+   *
+   * @throws {RegistryError} e.g. `400 DIGEST_INVALID` when the bytes do not hash to `digest`.
+   */
+  async finishUpload(session: UploadSession, digest: Digest, opts: RequestOptions & { body?: Body } = {}): Promise<BlobInfo> {
+    const checked = parseDigest(digest);
+    const url = withQuery(session.location, 'digest', checked);
+    const length = opts.body === undefined ? 0 : bodyLength(opts.body);
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (opts.body === undefined) headers['content-length'] = '0';
+    const repository = sessionRepository(session);
+    const res = await this.#send({
+      method: 'PUT',
+      url,
+      headers,
+      ...(opts.body !== undefined && { body: opts.body }),
+      ...(repository !== undefined && { scopes: [push(repository)] }),
+      ok: [201],
+      signal: opts.signal,
+    });
+    await dump(res.body);
+    const answered = header(res.headers, 'docker-content-digest');
+    if (answered !== undefined && answered !== checked) {
+      throw new PushError(
+        'DIGEST_MISMATCH',
+        `PUT ${redactUrl(url)} → ${res.status} but the registry stored ${answered}, not ${checked}; the bytes changed on the way, push again`,
+      );
+    }
+    if (length !== undefined) return { digest: checked, size: session.offset + length };
+    // A stream of unknown length (compressed on the fly): ask the registry what it stored.
+    const stored = repository === undefined ? undefined : await this.hasBlob(repository, checked, opts);
+    if (stored === undefined) {
+      throw new PushError('BLOB_NOT_VERIFIED', `PUT ${redactUrl(url)} → ${res.status} but the blob ${checked} cannot be found afterwards; push again`);
+    }
+    return stored;
+  }
+
+  /** Abandons an upload session (DELETE). Never throws: the registry expires sessions anyway. */
+  async cancelUpload(session: UploadSession, opts: RequestOptions = {}): Promise<void> {
+    const repository = sessionRepository(session);
+    try {
+      const res = await this.#send({
+        method: 'DELETE',
+        url: session.location,
+        ...(repository !== undefined && { scopes: [push(repository)] }),
+        ok: [200, 202, 204, 404],
+        signal: opts.signal,
+      });
+      await dump(res.body);
+    } catch (error) {
+      this.#logger.debug({ url: redactUrl(session.location), err: error }, 'cancelling the upload failed');
+    }
+  }
+
+  /** Asks the registry how many bytes an upload session holds (GET), to resume from there. */
+  async uploadStatus(session: UploadSession, opts: RequestOptions = {}): Promise<UploadSession> {
+    const repository = sessionRepository(session);
+    const res = await this.#send({
+      method: 'GET',
+      url: session.location,
+      ...(repository !== undefined && { scopes: [push(repository)] }),
+      ok: [200, 204],
+      signal: opts.signal,
+    });
+    await dump(res.body);
+    const previous = { location: session.location, repository: repository ?? '', minChunkLength: session.minChunkLength };
+    return nextSession(res, 'GET', previous, rangeOffset(header(res.headers, 'range')) ?? 0);
+  }
+
+  /**
+   * Stores a manifest byte-exact under a tag or digest (PUT). Returns the digest the registry answers with;
+   * for non-schema1 manifests it must be the sha256 of the bytes.
+   */
+  async putManifest(
+    repository: string,
+    reference: string,
+    manifest: { bytes: Uint8Array; mediaType: string },
+    opts: RequestOptions = {},
+  ): Promise<{ digest: Digest | undefined }> {
+    const repo = checkRepository(repository);
+    const ref = checkManifestReference(repo, reference);
+    const res = await this.#send({
+      method: 'PUT',
+      path: `/v2/${repo}/manifests/${ref}`,
+      headers: { 'content-type': manifest.mediaType },
+      body: manifest.bytes,
+      scopes: [push(repo)],
+      ok: [201],
+      signal: opts.signal,
+    });
+    await dump(res.body);
+    const answered = header(res.headers, 'docker-content-digest');
+    if (!isDigest(answered)) return { digest: undefined };
+    // Schema1 digests cover the payload without its signatures, so only other formats can be checked.
+    if (!isSchema1(manifest.mediaType) && answered !== hashOf(answered, manifest.bytes)) {
+      throw new PushError(
+        'DIGEST_MISMATCH',
+        `PUT ${redactUrl(res.url)} → ${res.status} but the registry reports ${answered} for the manifest, not ${hashOf(answered, manifest.bytes)}; push again`,
+      );
+    }
+    return { digest: answered };
+  }
+
+  /**
+   * Fetches a manifest (GET) as bytes, its media type and digest. When `reference` is a digest the bytes are
+   * checked against it. Manifests over 4 MiB are refused.
+   */
+  async getManifest(repository: string, reference: string, opts: RequestOptions & { accept?: readonly string[] } = {}): Promise<RawManifest> {
+    const repo = checkRepository(repository);
+    const ref = checkManifestReference(repo, reference);
+    const res = await this.#send({
+      method: 'GET',
+      path: `/v2/${repo}/manifests/${ref}`,
+      headers: { accept: (opts.accept ?? DEFAULT_ACCEPT).join(', ') },
+      scopes: [pull(repo)],
+      ok: [200],
+      signal: opts.signal,
+    });
+    const where = `GET ${redactUrl(res.url)}`;
+    const declared = Number(header(res.headers, 'content-length'));
+    if (declared > MANIFEST_LIMIT) {
+      await dump(res.body);
+      throw new PushError('UNSUPPORTED', `${where} → a manifest of ${declared} bytes; rxpush refuses manifests over 4 MiB`);
+    }
+    const { bytes, complete } = await readBody(res.body, MANIFEST_LIMIT);
+    if (!complete) throw new PushError('UNSUPPORTED', `${where} → a manifest over 4 MiB; rxpush refuses manifests that large`);
+
+    const mediaType = manifestMediaType(header(res.headers, 'content-type'), bytes);
+    const answered = header(res.headers, 'docker-content-digest');
+    let digest: Digest;
+    if (isSchema1(mediaType)) {
+      // The registry's digest of a signed schema1 manifest is over its payload; trust it, or the reference.
+      digest = isDigest(ref) ? ref : isDigest(answered) ? answered : hashOf('sha256:', bytes);
+    } else {
+      const expected = isDigest(ref) ? ref : isDigest(answered) ? answered : undefined;
+      digest = hashOf(expected ?? 'sha256:', bytes);
+      if (expected !== undefined && expected !== digest) {
+        throw new PushError('DIGEST_MISMATCH', `${where} → a manifest whose bytes hash to ${digest}, not ${expected}; the registry or a proxy changed it`);
+      }
+    }
+    return { bytes, mediaType, digest };
+  }
+
+  /** The digest, media type and size of a manifest when the repository has it, else undefined (HEAD, 404). */
+  async hasManifest(
+    repository: string,
+    reference: string,
+    opts: RequestOptions & { accept?: readonly string[] } = {},
+  ): Promise<{ digest: Digest; mediaType: string; size: number } | undefined> {
+    const repo = checkRepository(repository);
+    const ref = checkManifestReference(repo, reference);
+    const res = await this.#send({
+      method: 'HEAD',
+      path: `/v2/${repo}/manifests/${ref}`,
+      headers: { accept: (opts.accept ?? DEFAULT_ACCEPT).join(', ') },
+      scopes: [pull(repo)],
+      ok: [200, 404],
+      signal: opts.signal,
+    });
+    await dump(res.body);
+    if (res.status === 404) return undefined;
+    const answered = header(res.headers, 'docker-content-digest');
+    const contentType = header(res.headers, 'content-type');
+    if (isDigest(answered) && contentType !== undefined) {
+      return { digest: answered, mediaType: stripParameters(contentType), size: contentLength(res, 'HEAD') };
+    }
+    // Some registries leave the digest (or type) off HEAD answers; the manifest itself is small.
+    const manifest = await this.getManifest(repo, ref, opts);
+    return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length };
+  }
+
+  /**
+   * Streams a blob (GET), following redirects to storage without credentials. The caller owns the stream:
+   * read it to the end or destroy it.
+   */
+  async getBlob(repository: string, digest: Digest, opts: RequestOptions = {}): Promise<Readable> {
+    const repo = checkRepository(repository);
+    const checked = parseDigest(digest);
+    const res = await this.#send({
+      method: 'GET',
+      path: `/v2/${repo}/blobs/${checked}`,
+      scopes: [pull(repo)],
+      ok: [200],
+      followRedirects: true,
+      signal: opts.signal,
+    });
+    return res.body;
+  }
+
+  /** Every tag of a repository, following `Link: <…>; rel="next"` pages. */
+  async listTags(repository: string, opts: RequestOptions = {}): Promise<string[]> {
+    const repo = checkRepository(repository);
+    const tags: string[] = [];
+    const context = await this.#contextFor(opts.signal);
+    let url: URL | undefined = new URL(`/v2/${repo}/tags/list`, context.origin);
+    const seen = new Set<string>();
+    while (url !== undefined && !seen.has(url.href) && seen.size < MAX_TAG_PAGES) {
+      seen.add(url.href);
+      const res: SendResponse = await this.#send({ method: 'GET', url, scopes: [pull(repo)], ok: [200], signal: opts.signal });
+      const { bytes, complete } = await readBody(res.body, TAG_PAGE_LIMIT);
+      const page = complete ? parseJson(bytes) : undefined;
+      const list = (page as { tags?: unknown } | undefined)?.tags;
+      if (page === undefined || (list !== null && list !== undefined && !Array.isArray(list))) {
+        throw new PushError('REGISTRY_ERROR', `GET ${redactUrl(res.url)} → ${res.status} with a body that is not a tag list; is this a registry?`);
+      }
+      for (const tag of list ?? []) if (typeof tag === 'string') tags.push(tag);
+      url = nextLink(header(res.headers, 'link'), res.url);
+    }
+    return tags;
+  }
+
+  /** Closes the connections of the dispatcher this client created; an injected dispatcher is left open. */
+  async close(): Promise<void> {
+    if (this.#ownsDispatcher) await this.#dispatcher.close();
+  }
+
+  /** The shared request context, once the scheme is settled. A failed detection is not remembered. */
+  #contextFor(signal: AbortSignal | undefined): Promise<SendContext> {
+    this.#context ??= resolveBaseUrl({
+      ...this.#host,
+      plainHttp: this.#options.plainHttp === true,
+      dispatcher: this.#dispatcher,
+      logger: this.#logger,
+      userAgent: this.#userAgent,
+      headersTimeout: this.#headersTimeout,
+      signal,
+    }).then(
+      (base) => ({
+        dispatcher: this.#dispatcher,
+        registry: this.registry,
+        origin: base.origin,
+        auth: this.#options.auth,
+        logger: this.#logger,
+        userAgent: this.#userAgent,
+        headersTimeout: this.#headersTimeout,
+        bodyTimeout: this.#bodyTimeout,
+      }),
+      (error: unknown) => {
+        this.#context = undefined;
+        throw error;
+      },
+    );
+    return this.#context;
+  }
+
+  async #send(req: Omit<SendRequest, 'url'> & ({ path: string } | { url: URL })): Promise<SendResponse> {
+    const context = await this.#contextFor(req.signal);
+    const url = 'url' in req ? req.url : new URL(req.path, context.origin);
+    return send(context, { ...req, url });
+  }
+}
+
+function bodyLength(body: Body): number | undefined {
+  return body instanceof Uint8Array ? body.byteLength : body.length;
+}
+
+function contentLength(res: SendResponse, method: string): number {
+  const size = Number(header(res.headers, 'content-length'));
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new PushError('REGISTRY_ERROR', `${method} ${redactUrl(res.url)} → ${res.status} without a Content-Length; the registry (or a proxy) dropped it`);
+  }
+  return size;
+}
+
+function isSchema1(mediaType: string): boolean {
+  return mediaType === MediaType.dockerSchema1Signed || mediaType === MediaType.dockerSchema1;
+}
+
+/** The digest of `bytes` with the algorithm of `like`. */
+function hashOf(like: Digest | 'sha256:', bytes: Uint8Array): Digest {
+  const algorithm = like === 'sha256:' ? 'sha256' : splitDigest(like).algorithm;
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+}
+
+function stripParameters(contentType: string): string {
+  return contentType.split(';')[0]?.trim() ?? contentType;
+}
+
+/** The media type of a fetched manifest: Content-Type, unless it is generic and the document names its own. */
+function manifestMediaType(contentType: string | undefined, bytes: Uint8Array): string {
+  const declared = contentType === undefined ? '' : stripParameters(contentType);
+  if (declared !== '' && declared !== 'application/json' && declared !== 'text/plain' && declared !== 'application/octet-stream') return declared;
+  const inline = (parseJson(bytes) as { mediaType?: unknown } | undefined)?.mediaType;
+  if (typeof inline === 'string') return inline;
+  return declared !== '' ? declared : 'application/json';
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `rel="next"` target of a Link header, resolved against the page it came with. */
+function nextLink(link: string | undefined, base: URL): URL | undefined {
+  if (link === undefined) return undefined;
+  for (const part of link.split(',')) {
+    const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (match !== null && /(?:^|;)\s*rel="?next"?\s*(?:;|$)/i.test(match[2] ?? '')) return new URL(match[1] ?? '', base);
+  }
+  return undefined;
+}

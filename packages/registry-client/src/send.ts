@@ -1,0 +1,176 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+
+import type { Logger } from '@rxpush/core';
+import type { Dispatcher } from 'undici';
+
+import { ERROR_BODY_LIMIT, parseErrorBody, registryError, transportError } from './errors.js';
+import type { Authenticator, Body } from './types.js';
+import { redactUrl, resolveLocation } from './urls.js';
+
+/** What every request of one client shares. */
+export interface SendContext {
+  readonly dispatcher: Dispatcher;
+  /** The registry as the user named it, for the authenticator. */
+  readonly registry: string;
+  /** The origin of the registry's API: the only origin that ever receives the Authorization header. */
+  readonly origin: string;
+  readonly auth: Authenticator | undefined;
+  readonly logger: Logger;
+  readonly userAgent: string;
+  readonly headersTimeout: number;
+  readonly bodyTimeout: number;
+}
+
+export interface SendRequest {
+  readonly method: Dispatcher.HttpMethod;
+  readonly url: URL;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** A stream body is owned by the request from here on: sent once, destroyed if the request fails. */
+  readonly body?: Body;
+  /** The auth scopes the request needs; without them the authenticator is not asked. */
+  readonly scopes?: readonly string[];
+  /** Statuses handed back to the caller; any other answer throws a RegistryError built from its body. */
+  readonly ok: readonly number[];
+  /** Follow redirects (blob GET/HEAD: registries redirect to storage). Credentials never leave the registry's origin. */
+  readonly followRedirects?: boolean;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface SendResponse {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** Must be consumed or dumped by the caller. */
+  readonly body: Readable;
+  /** The URL that answered (after redirects), to resolve Location and Link against. */
+  readonly url: URL;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 5;
+
+/**
+ * Sends one registry request: adds auth (retrying once after a 401 when the body can be sent again),
+ * follows redirects when asked, maps failures to rxpush errors, and logs it. The one place where
+ * retries and backoff will go.
+ */
+export async function send(ctx: SendContext, req: SendRequest): Promise<SendResponse> {
+  let url = req.url;
+  let authorization = await authorize(ctx, req, undefined);
+  let reauthorized = false;
+  let redirects = 0;
+  try {
+    for (;;) {
+      const res = await dispatch(ctx, req, url, authorization);
+      const status = res.statusCode;
+      const location = header(res.headers, 'location');
+      if (req.followRedirects === true && REDIRECTS.has(status) && location !== undefined && redirects < MAX_REDIRECTS) {
+        await dump(res.body);
+        url = resolveLocation(location, url);
+        redirects += 1;
+        continue;
+      }
+      if (req.ok.includes(status)) return { status, headers: res.headers, body: res.body, url };
+
+      const shown = { method: req.method, url: redactUrl(url) };
+      const bytes = await readBody(res.body, ERROR_BODY_LIMIT).then(
+        (r) => r.bytes,
+        () => Buffer.alloc(0), // an error body cut short still leaves the status to report
+      );
+      const errorBody = parseErrorBody(bytes, header(res.headers, 'content-type'));
+      if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && canResend(req.body) && url.origin === ctx.origin) {
+        reauthorized = true;
+        const next = await authorize(ctx, req, header(res.headers, 'www-authenticate'));
+        if (next !== undefined) {
+          authorization = next;
+          continue;
+        }
+      }
+      throw registryError(shown, status, errorBody, { authenticated: authorization !== undefined });
+    }
+  } catch (error) {
+    // A stream that was not sent in full cannot be reused; release what it holds (file handles).
+    if (req.body !== undefined && !(req.body instanceof Uint8Array) && !req.body.stream.destroyed) req.body.stream.destroy();
+    throw error;
+  }
+}
+
+async function authorize(ctx: SendContext, req: SendRequest, challenge: string | undefined): Promise<string | undefined> {
+  if (ctx.auth === undefined || req.scopes === undefined) return undefined;
+  return ctx.auth.authorize({
+    registry: ctx.registry,
+    scopes: req.scopes,
+    ...(challenge !== undefined && { challenge }),
+    ...(req.signal !== undefined && { signal: req.signal }),
+  });
+}
+
+async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
+  const headers: Record<string, string> = { 'user-agent': ctx.userAgent, ...req.headers };
+  if (authorization !== undefined && url.origin === ctx.origin) headers['authorization'] = authorization;
+  let body: Uint8Array | Readable | undefined;
+  if (req.body instanceof Uint8Array) {
+    body = req.body;
+  } else if (req.body !== undefined) {
+    body = req.body.stream;
+    if (req.body.length !== undefined) headers['content-length'] = String(req.body.length);
+  }
+  const shown = redactUrl(url);
+  const started = Date.now();
+  try {
+    const res = await ctx.dispatcher.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method: req.method,
+      headers,
+      body: body ?? null,
+      signal: req.signal ?? null,
+      headersTimeout: ctx.headersTimeout,
+      bodyTimeout: ctx.bodyTimeout,
+    });
+    ctx.logger.debug({ method: req.method, url: shown, status: res.statusCode, ms: Date.now() - started }, 'request');
+    return res;
+  } catch (error) {
+    const bodyError = body !== undefined && !(body instanceof Uint8Array) ? body.errored : undefined;
+    const mapped = transportError(error, { method: req.method, url: shown, signal: req.signal, bodyError });
+    ctx.logger.debug({ method: req.method, url: shown, err: mapped }, 'request failed');
+    throw mapped;
+  }
+}
+
+function canResend(body: Body | undefined): boolean {
+  return body === undefined || body instanceof Uint8Array;
+}
+
+/** One header's value (the first, when repeated). */
+export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Discards a response body so the connection can be reused (undici needs every body consumed). */
+export async function dump(body: Readable): Promise<void> {
+  const withDump = body as Readable & { dump?: (opts?: { limit?: number }) => Promise<void> };
+  try {
+    if (typeof withDump.dump === 'function') await withDump.dump();
+    else body.resume();
+  } catch {
+    // A body that fails while being discarded has nothing we need.
+  }
+}
+
+/** Reads a body up to `limit` bytes; past that it stops reading (destroying the stream) and says so. */
+export async function readBody(body: Readable, limit: number): Promise<{ bytes: Buffer; complete: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buf = chunk as Buffer;
+    if (size + buf.length > limit) {
+      chunks.push(buf.subarray(0, limit - size));
+      return { bytes: Buffer.concat(chunks), complete: false };
+    }
+    chunks.push(buf);
+    size += buf.length;
+  }
+  return { bytes: Buffer.concat(chunks, size), complete: true };
+}

@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { describe, it } from 'node:test';
+
+import { MediaType, sha256Digest } from '@rxpush/core';
+import type { Digest, RegistryError } from '@rxpush/core';
+import { Agent } from 'undici';
+
+import { startRegistry } from '../../../tools/registry.ts';
+import { RegistryClient } from '../src/index.ts';
+import type { Authenticator } from '../src/index.ts';
+
+/** Streams `bytes` in small pieces, so the client cannot treat the body as one buffer. */
+function streamOf(bytes: Buffer, piece = 1000): Readable {
+  return Readable.from(
+    (function* () {
+      for (let at = 0; at < bytes.length; at += piece) yield bytes.subarray(at, at + piece);
+    })(),
+  );
+}
+
+function digestOf(bytes: Uint8Array): Digest {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+describe('RegistryClient against a real registry', () => {
+  it('uploads, mounts, stores manifests and lists tags', async (t) => {
+    const registry = await startRegistry();
+    t.after(() => registry.stop());
+    // No plainHttp: the loopback registry answers TLS in plain HTTP, so the client falls back on its own.
+    const client = new RegistryClient({ registry: registry.host });
+    t.after(() => client.close());
+
+    await client.ping();
+
+    // Monolithic: POST, then PUT with the whole blob streamed.
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+    const configDigest = digestOf(config);
+    const layer = randomBytes(300_000);
+    const layerDigest = digestOf(layer);
+    assert.equal(await client.hasBlob('team/app', layerDigest), undefined);
+
+    const start = await client.startUpload('team/app');
+    assert.equal(start.kind, 'session');
+    if (start.kind !== 'session') return;
+    assert.equal(start.offset, 0);
+    const pushed = await client.finishUpload(start, layerDigest, { body: { stream: streamOf(layer), length: layer.length } });
+    assert.deepEqual(pushed, { digest: layerDigest, size: layer.length });
+    assert.deepEqual(await client.hasBlob('team/app', layerDigest), { digest: layerDigest, size: layer.length });
+    assert.deepEqual(await buffer(await client.getBlob('team/app', layerDigest)), layer);
+
+    // Chunked: PATCH twice (with Content-Range), then PUT with no body; the offsets follow the registry's Range.
+    let session = await client.startUpload('team/app');
+    assert.equal(session.kind, 'session');
+    if (session.kind !== 'session') return;
+    let chunked = { location: session.location, offset: session.offset, repository: 'team/app' };
+    chunked = { ...chunked, ...(await client.uploadChunk(chunked, { stream: streamOf(config.subarray(0, 40)), length: 40 }, { contentRange: true })) };
+    assert.equal(chunked.offset, 40);
+    chunked = { ...chunked, ...(await client.uploadChunk(chunked, config.subarray(40), { contentRange: true })) };
+    assert.equal(chunked.offset, config.length);
+    assert.equal((await client.uploadStatus(chunked)).offset, config.length);
+    assert.deepEqual(await client.finishUpload(chunked, configDigest), { digest: configDigest, size: config.length });
+
+    // Streams of unknown length go chunked: the PATCH learns its offset from Range, the PUT its size from a HEAD.
+    const odd = randomBytes(5000);
+    const oddStart = await client.startUpload('team/app');
+    if (oddStart.kind !== 'session') throw new Error('expected a session');
+    const afterPatch = await client.uploadChunk(oddStart, { stream: streamOf(odd.subarray(0, 3001), 999) });
+    assert.equal(afterPatch.offset, 3001);
+    const oddPushed = await client.finishUpload(afterPatch, digestOf(odd), { body: { stream: streamOf(odd.subarray(3001), 999) } });
+    assert.deepEqual(oddPushed, { digest: digestOf(odd), size: odd.length });
+
+    // Cross-repository mount: the registry links the blob without receiving it again.
+    const mounted = await client.startUpload('other/app', { mount: { digest: layerDigest, from: 'team/app' } });
+    assert.deepEqual(mounted, { kind: 'mounted', digest: layerDigest });
+    assert.deepEqual(await client.hasBlob('other/app', layerDigest), { digest: layerDigest, size: layer.length });
+    // A mount of a blob the source does not have falls back to an upload session.
+    const missing = digestOf(Buffer.from('nowhere'));
+    const fallback = await client.startUpload('other/app', { mount: { digest: missing, from: 'team/app' } });
+    assert.equal(fallback.kind, 'session');
+    if (fallback.kind === 'session') await client.cancelUpload(fallback);
+
+    // Manifest: PUT byte-exact (odd spacing kept), GET the same bytes back.
+    const manifestText = `{
+      "schemaVersion": 2,
+      "mediaType": "${MediaType.ociManifest}",
+      "config": { "mediaType": "${MediaType.ociConfig}", "digest": "${configDigest}", "size": ${config.length} },
+      "layers": [ { "mediaType": "${MediaType.ociLayerGzip}", "digest": "${layerDigest}", "size": ${layer.length} } ]
+    }\n`;
+    const bytes = new TextEncoder().encode(manifestText);
+    const put = await client.putManifest('team/app', 'v1', { bytes, mediaType: MediaType.ociManifest });
+    assert.equal(put.digest, sha256Digest(bytes));
+    await client.putManifest('team/app', 'v2', { bytes, mediaType: MediaType.ociManifest });
+
+    const byTag = await client.getManifest('team/app', 'v1');
+    assert.deepEqual(Buffer.from(byTag.bytes), Buffer.from(bytes));
+    assert.equal(byTag.mediaType, MediaType.ociManifest);
+    assert.equal(byTag.digest, sha256Digest(bytes));
+    const byDigest = await client.getManifest('team/app', sha256Digest(bytes));
+    assert.deepEqual(Buffer.from(byDigest.bytes), Buffer.from(bytes));
+    assert.deepEqual(await client.hasManifest('team/app', 'v1'), { digest: sha256Digest(bytes), mediaType: MediaType.ociManifest, size: bytes.length });
+    assert.equal(await client.hasManifest('team/app', 'nope'), undefined);
+
+    assert.deepEqual((await client.listTags('team/app')).sort(), ['v1', 'v2']);
+  });
+
+  it('names the request and the registry code when the digest does not match', async (t) => {
+    const registry = await startRegistry();
+    t.after(() => registry.stop());
+    const client = new RegistryClient({ registry: registry.host, plainHttp: true });
+    t.after(() => client.close());
+
+    const start = await client.startUpload('app');
+    if (start.kind !== 'session') throw new Error('expected a session');
+    const wrong = digestOf(Buffer.from('something else'));
+    await assert.rejects(
+      client.finishUpload(start, wrong, { body: { stream: streamOf(Buffer.from('hello')), length: 5 } }),
+      (error: RegistryError) => {
+        assert.equal(error.status, 400);
+        assert.equal(error.registryCode, 'DIGEST_INVALID');
+        assert.match(error.message, /^PUT http:\/\/127\.0\.0\.1:\d+\/v2\/app\/blobs\/uploads\/[\w-]+\?_state=REDACTED&digest=sha256:[0-9a-f]{64} → 400 DIGEST_INVALID: /);
+        return true;
+      },
+    );
+    await assert.rejects(client.getManifest('app', 'latest'), (error: RegistryError) => {
+      assert.equal(error.status, 404);
+      assert.match(error.message, /^GET http:\/\/127\.0\.0\.1:\d+\/v2\/app\/manifests\/latest → 404 (MANIFEST_UNKNOWN|NAME_UNKNOWN)/);
+      return true;
+    });
+  });
+
+  it('authorizes with the authenticator, answering the 401 challenge before any stream is sent', async (t) => {
+    const registry = await startRegistry({ htpasswd: { alice: 's3cret' } });
+    t.after(() => registry.stop());
+    const asked: { scopes: readonly string[]; challenge?: string }[] = [];
+    let cached: string | undefined;
+    const auth: Authenticator = {
+      async authorize(request) {
+        asked.push({ scopes: request.scopes, ...(request.challenge !== undefined && { challenge: request.challenge }) });
+        if (request.challenge !== undefined) cached = `Basic ${Buffer.from('alice:s3cret').toString('base64')}`;
+        return cached;
+      },
+    };
+    const client = new RegistryClient({ registry: registry.host, plainHttp: true, auth });
+    t.after(() => client.close());
+
+    const blob = randomBytes(10_000);
+    const start = await client.startUpload('app');
+    if (start.kind !== 'session') throw new Error('expected a session');
+    await client.finishUpload(start, digestOf(blob), { body: { stream: streamOf(blob), length: blob.length } });
+    assert.deepEqual(asked[0], { scopes: ['repository:app:push,pull'] });
+    assert.match(asked[1]?.challenge ?? '', /^Basic realm="rxpush-test"/);
+    assert.equal(asked.length, 3, 'once cached, once after the challenge, once for the PUT');
+  });
+
+  it('refuses an untrusted certificate on loopback instead of falling back to HTTP', async (t) => {
+    const registry = await startRegistry({ tls: true });
+    t.after(() => registry.stop());
+    const client = new RegistryClient({ registry: registry.host });
+    t.after(() => client.close());
+    await assert.rejects(client.ping(), (error: Error & { code: string }) => {
+      assert.equal(error.code, 'TLS');
+      assert.match(error.message, /certificate.*--ca-file.*--tls-verify=false/);
+      return true;
+    });
+
+    // With the CA given to the dispatcher (what --ca-file does), the same registry answers over HTTPS.
+    const agent = new Agent({ connect: { ca: await readFile(registry.caFile ?? '', 'utf8') } });
+    t.after(() => agent.close());
+    const trusting = new RegistryClient({ registry: registry.host, dispatcher: agent });
+    await trusting.ping();
+    assert.deepEqual(await trusting.listTags('app').catch((e: RegistryError) => e.status), 404);
+  });
+});
