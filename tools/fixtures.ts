@@ -31,7 +31,11 @@ export interface ImageSpec {
 
 export interface MakeOciLayoutOptions {
   images?: ImageSpec[];
-  /** `oci` (default) writes OCI media types; `docker` writes Docker schema 2 media types. */
+  /**
+   * `oci` (default) writes OCI media types; `docker` writes Docker schema 2 media types
+   * (as `buildx --output type=oci,oci-mediatypes=false` does). skopeo 1.9 reads only
+   * OCI-typed manifests from a layout, so use `oci` for anything skopeo must read.
+   */
   format?: 'oci' | 'docker';
 }
 

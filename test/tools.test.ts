@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { describe, it } from 'node:test';
+import { createGunzip } from 'node:zlib';
+import { makeOciLayout } from '../tools/fixtures.ts';
+import { startRegistry } from '../tools/registry.ts';
+import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'rxpush-tools-test-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function sha256File(path: string, gunzip = false): Promise<string> {
+  const hash = createHash('sha256');
+  const sink = async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) hash.update(chunk);
+  };
+  if (gunzip) await pipeline(createReadStream(path), createGunzip(), sink);
+  else await pipeline(createReadStream(path), sink);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function get(url: string, opts: { ca?: string; auth?: string } = {}): Promise<{ status: number; headers: Record<string, unknown> }> {
+  return new Promise((ok, fail) => {
+    const headers = opts.auth ? { authorization: `Basic ${Buffer.from(opts.auth).toString('base64')}` } : undefined;
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(
+      url,
+      { ...(opts.ca ? { ca: opts.ca } : {}), ...(headers ? { headers } : {}) },
+      (res) => {
+        res.resume();
+        ok({ status: res.statusCode ?? 0, headers: res.headers });
+      },
+    );
+    req.on('error', fail);
+    req.end();
+  });
+}
+
+describe('makeOciLayout', () => {
+  it('writes a layout skopeo reads, whose blobs hash to their names', async (t) => {
+    const dir = await tempDir(t);
+    const { images } = await makeOciLayout(dir);
+    const image = images[0];
+    assert.ok(image);
+    assert.equal(image.layerDigests.length, 3);
+
+    const { bytes, json } = await skopeoInspectRaw(`oci:${dir}:latest`);
+    assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, image.manifestDigest);
+    assert.equal(bytes.length, image.manifestSize);
+    assert.equal(json.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.deepEqual(
+      json.layers.map((l: { digest: string }) => l.digest),
+      image.layerDigests,
+    );
+
+    const blobDir = join(dir, 'blobs', 'sha256');
+    for (const name of await readdir(blobDir)) {
+      assert.equal(await sha256File(join(blobDir, name)), `sha256:${name}`);
+    }
+    // A layer's diff ID is the digest of its uncompressed tar, as the config says.
+    for (const [i, digest] of image.layerDigests.entries()) {
+      assert.equal(await sha256File(join(blobDir, digest.slice(7)), true), image.diffIds[i]);
+    }
+    const config = JSON.parse(await readFile(join(blobDir, image.configDigest.slice(7)), 'utf8'));
+    assert.deepEqual(config.rootfs.diff_ids, image.diffIds);
+    assert.equal(config.architecture, 'amd64');
+  });
+
+  it('produces the same digests every time and writes shared layers once', async (t) => {
+    const layers = (seed: string) => ({ files: 2, fileSize: 3000, seed });
+    const images = [
+      { tags: ['one', 'uno'], layers: [layers('base'), layers('a')] },
+      { tags: ['two'], layers: [layers('base'), layers('b')] },
+    ];
+    const first = await makeOciLayout(await tempDir(t), { images });
+    const again = await makeOciLayout(await tempDir(t), { images });
+    assert.deepEqual(again.images, first.images);
+
+    const [one, two] = first.images;
+    assert.ok(one && two);
+    assert.equal(one.layerDigests[0], two.layerDigests[0]);
+    assert.notEqual(one.layerDigests[1], two.layerDigests[1]);
+    // 3 distinct layers + 2 configs + 2 manifests.
+    assert.equal((await readdir(join(first.dir, 'blobs', 'sha256'))).length, 7);
+    for (const tag of ['one', 'uno', 'two']) {
+      const { json } = await skopeoInspectRaw(`oci:${first.dir}:${tag}`);
+      assert.ok(json.layers.length === 2);
+    }
+  });
+
+  it('writes Docker schema 2 media types when asked', async (t) => {
+    // skopeo 1.9 reads only OCI-typed manifests from a layout, so check the files themselves.
+    const dir = await tempDir(t);
+    const { images } = await makeOciLayout(dir, { format: 'docker' });
+    const image = images[0];
+    assert.ok(image);
+    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
+    assert.equal(index.manifests[0].mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal(index.manifests[0].digest, image.manifestDigest);
+    assert.equal(index.manifests[0].annotations['org.opencontainers.image.ref.name'], 'latest');
+    const json = JSON.parse(await readFile(join(dir, 'blobs', 'sha256', image.manifestDigest.slice(7)), 'utf8'));
+    assert.equal(json.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal(json.config.mediaType, 'application/vnd.docker.container.image.v1+json');
+    assert.equal(json.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
+    assert.equal(json.config.digest, image.configDigest);
+  });
+});
+
+describe('startRegistry', () => {
+  it('serves plain HTTP on a loopback port and cleans up on stop', async () => {
+    const registry = await startRegistry();
+    try {
+      assert.match(registry.host, /^127\.0\.0\.1:\d+$/);
+      assert.equal((await get(`${registry.url}/v2/`)).status, 200);
+    } finally {
+      await registry.stop();
+    }
+    assert.equal(existsSync(dirname(registry.configFile)), false);
+    await assert.rejects(get(`${registry.url}/v2/`));
+  });
+
+  it('serves TLS with its own CA and asks for htpasswd credentials', async () => {
+    const registry = await startRegistry({ tls: true, htpasswd: { alice: 'wonderland' } });
+    try {
+      assert.ok(registry.caFile);
+      assert.match(registry.url, /^https:/);
+      const ca = await readFile(registry.caFile, 'utf8');
+      const anonymous = await get(`${registry.url}/v2/`, { ca });
+      assert.equal(anonymous.status, 401);
+      assert.match(String(anonymous.headers['www-authenticate']), /^Basic realm=/);
+      assert.equal((await get(`${registry.url}/v2/`, { ca, auth: 'alice:wonderland' })).status, 200);
+      assert.equal((await get(`${registry.url}/v2/`, { ca, auth: 'alice:wrong' })).status, 401);
+      // Without the CA the certificate is not trusted.
+      await assert.rejects(get(`${registry.url}/v2/`));
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  it('answers with a Bearer challenge when token auth is configured', async () => {
+    // Any certificate will do as the token signer's root for this check.
+    const tls = await startRegistry({ tls: true });
+    const rootCertBundle = await readFile(tls.caFile ?? '', 'utf8');
+    await tls.stop();
+    const registry = await startRegistry({
+      token: { realm: 'http://127.0.0.1:1/token', service: 'test-registry', issuer: 'test-issuer', rootCertBundle },
+      schema1: true,
+    });
+    try {
+      const res = await get(`${registry.url}/v2/`);
+      assert.equal(res.status, 401);
+      assert.match(String(res.headers['www-authenticate']), /^Bearer realm="http:\/\/127\.0\.0\.1:1\/token",service="test-registry"/);
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  it('takes an image that skopeo copies from a fixture layout, digests unchanged', async (t) => {
+    const dir = await tempDir(t);
+    const { images } = await makeOciLayout(dir);
+    const registry = await startRegistry();
+    t.after(() => registry.stop());
+    await skopeoCopy(`oci:${dir}:latest`, `${registry.host}/fixtures/sample:v1`);
+    const { bytes, json } = await skopeoInspectRaw(`${registry.host}/fixtures/sample:v1`);
+    assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, images[0]?.manifestDigest);
+    assert.deepEqual(
+      json.layers.map((l: { digest: string }) => l.digest),
+      images[0]?.layerDigests,
+    );
+  });
+});
