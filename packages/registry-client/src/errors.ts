@@ -169,6 +169,12 @@ function describe(error: unknown, url: string): { reason: string; code: 'REGISTR
  */
 export function transportError(error: unknown, request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown }): Error {
   if (isPushError(error)) return error;
+  // undici destroys the body stream with this error too, so it must be recognised before the body's own failures.
+  if (errorCode(error) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || errorCode(request.bodyError) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+    return new PushError('INVALID_SOURCE', `${request.method} ${request.url}: the body was not as long as its announced length; the blob's recorded size is wrong`, {
+      cause: error,
+    });
+  }
   if (request.bodyError !== undefined && request.bodyError !== null) {
     return isPushError(request.bodyError) || request.bodyError instanceof Error ? request.bodyError : new PushError('REGISTRY_ERROR', String(request.bodyError));
   }

@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { isCertificateError, isPlainHttpAnswer, parseErrorBody, registryError, transportError } from '../src/errors.ts';
+
+const json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value));
+
+describe('errors', () => {
+  it('reads the first entry of a registry error body', () => {
+    const body = json({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content', detail: { Digest: 'x' } }, { code: 'OTHER' }] });
+    assert.deepEqual(parseErrorBody(body, 'application/json'), { code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' });
+    const withDigest = json({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry', detail: 'sha256:abc' }] });
+    assert.deepEqual(parseErrorBody(withDigest, 'application/json'), { code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry (sha256:abc)' });
+  });
+
+  it('tolerates garbage, HTML, truncated JSON and odd shapes', () => {
+    assert.deepEqual(parseErrorBody(Buffer.from('<html><body>502 Bad Gateway</body></html>'), 'text/html'), {});
+    assert.deepEqual(parseErrorBody(Buffer.from('{"errors":[{"code":"BLOB_UNKN'), 'application/json'), {});
+    assert.deepEqual(parseErrorBody(json({ errors: 'nope' }), 'application/json'), {});
+    assert.deepEqual(parseErrorBody(json({ errors: [null] }), 'application/json'), {});
+    assert.deepEqual(parseErrorBody(json(null), 'application/json'), {});
+    assert.deepEqual(parseErrorBody(json({ errors: [{ code: 'bad code\n', message: 42 }] }), 'application/json'), {});
+    assert.deepEqual(parseErrorBody(Buffer.from('upload too large\nsecond line'), 'text/plain; charset=utf-8'), { message: 'upload too large second line' });
+    assert.deepEqual(parseErrorBody(new Uint8Array(0), undefined), {});
+    const long = parseErrorBody(json({ errors: [{ code: 'X', message: 'm'.repeat(1000) }] }), 'application/json');
+    assert.equal(long.message?.length, 201);
+  });
+
+  it('names the request like ky, with the registry code and message', () => {
+    const error = registryError(
+      { method: 'PUT', url: 'http://127.0.0.1:5000/v2/app/blobs/uploads/u1?_state=REDACTED&digest=sha256:ab' },
+      400,
+      { code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' },
+      { authenticated: false },
+    );
+    assert.equal(error.message, 'PUT http://127.0.0.1:5000/v2/app/blobs/uploads/u1?_state=REDACTED&digest=sha256:ab → 400 DIGEST_INVALID: provided digest did not match uploaded content');
+    assert.equal(error.code, 'REGISTRY_ERROR');
+    const denied = registryError({ method: 'HEAD', url: 'https://r.example/v2/app/blobs/sha256:ab' }, 401, {}, { authenticated: false });
+    assert.equal(denied.code, 'UNAUTHORIZED');
+    assert.match(denied.message, /^HEAD https:\/\/r\.example\/v2\/app\/blobs\/sha256:ab → 401; the registry wants credentials; pass --creds/);
+  });
+
+  it('tells a plain-HTTP answer from a certificate problem', () => {
+    const wrongVersion = Object.assign(new Error('ssl3_get_record:wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
+    const selfSigned = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+    assert.equal(isPlainHttpAnswer(wrongVersion), true);
+    assert.equal(isPlainHttpAnswer(new Error('error:0A0000C6:SSL routines::packet length too long')), true);
+    assert.equal(isPlainHttpAnswer(selfSigned), false);
+    assert.equal(isCertificateError(selfSigned), true);
+    assert.equal(isCertificateError(wrongVersion), false);
+  });
+
+  it('turns transport failures into typed errors that say what to do', () => {
+    const url = 'https://r.example/v2/';
+    const refused = transportError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), { method: 'GET', url });
+    assert.equal(refused.message, 'cannot reach https://r.example/v2/: connection refused; is the registry running and the address right?');
+    const cert = transportError(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), { method: 'GET', url });
+    assert.equal((cert as { code?: string }).code, 'TLS');
+    assert.match(cert.message, /--ca-file PATH.*--tls-verify=false/);
+    const timeout = transportError(Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' }), { method: 'GET', url });
+    assert.equal((timeout as { code?: string }).code, 'TIMEOUT');
+    const controller = new AbortController();
+    controller.abort();
+    assert.equal((transportError(new Error('aborted'), { method: 'GET', url, signal: controller.signal }) as { code?: string }).code, 'CANCELLED');
+    const fromBody = new Error('the layer file vanished');
+    assert.equal(transportError(new Error('other'), { method: 'PUT', url, bodyError: fromBody }), fromBody);
+  });
+});

@@ -1,0 +1,293 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { describe, it, type TestContext } from 'node:test';
+
+import { MediaType, sha256Digest } from '@rxpush/core';
+import type { Digest, Logger, RegistryError } from '@rxpush/core';
+import { MockAgent } from 'undici';
+
+import { RegistryClient } from '../src/index.ts';
+import type { Authenticator, RegistryClientOptions } from '../src/index.ts';
+
+const ORIGIN = 'https://registry.example';
+const digest: Digest = `sha256:${'ab'.repeat(32)}`;
+const other: Digest = `sha256:${'cd'.repeat(32)}`;
+
+interface Seen {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+}
+
+/** A client for registry.example (HTTPS, not loopback) whose requests go to a MockAgent. */
+function setup(t: TestContext, options: Partial<RegistryClientOptions> = {}) {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  t.after(() => agent.close());
+  const seen: Seen[] = [];
+  const lines: object[] = [];
+  const logger: Logger = {
+    debug: (obj) => void lines.push(obj),
+    info() {},
+    warn() {},
+    error() {},
+    child: () => logger,
+  };
+  const client = new RegistryClient({ registry: 'registry.example', dispatcher: agent, logger, ...options });
+  /** Answers one request to `path` (exact, or a prefix ending in `*`), recording what was sent. */
+  const on = (
+    method: string,
+    path: string,
+    reply: (req: Seen) => { status: number; body?: string | Buffer; headers?: Record<string, string> },
+    origin = ORIGIN,
+  ) => {
+    agent
+      .get(origin)
+      .intercept({ method, path: (p) => (path.endsWith('*') ? p.startsWith(path.slice(0, -1)) : p === path) })
+      .reply((opts) => {
+        const req = { method: opts.method, path: opts.path, headers: { ...(opts.headers as Record<string, string>) } };
+        seen.push(req);
+        const answer = reply(req);
+        return { statusCode: answer.status, data: answer.body ?? '', responseOptions: { headers: answer.headers ?? {} } };
+      });
+  };
+  return { agent, client, seen, on, lines };
+}
+
+const errorBody = (code: string, message: string) => JSON.stringify({ errors: [{ code, message, detail: {} }] });
+
+describe('RegistryClient requests', () => {
+  it('answers undefined for a blob the registry does not have (HEAD 404)', async (t) => {
+    const { client, on, seen } = setup(t);
+    on('HEAD', `/v2/team/app/blobs/${digest}`, () => ({ status: 404 }));
+    assert.equal(await client.hasBlob('team/app', digest), undefined);
+    assert.equal(seen[0]?.method, 'HEAD');
+  });
+
+  it('gives the size of a blob the registry has, following a redirect to storage', async (t) => {
+    const { client, on } = setup(t);
+    on('HEAD', `/v2/app/blobs/${digest}`, () => ({ status: 307, headers: { location: 'https://storage.example/blob?sig=x' } }));
+    on('HEAD', '/blob?sig=x', () => ({ status: 200, headers: { 'content-length': '1234' } }), 'https://storage.example');
+    assert.deepEqual(await client.hasBlob('app', digest), { digest, size: 1234 });
+  });
+
+  it('opens a session at a relative Location, keeping its query', async (t) => {
+    const { client, on, seen } = setup(t);
+    on('POST', '/v2/app/blobs/uploads/', () => ({
+      status: 202,
+      headers: { location: '/v2/app/blobs/uploads/u1?_state=secret', range: '0-0', 'oci-chunk-min-length': '5242880' },
+    }));
+    const start = await client.startUpload('app');
+    assert.equal(start.kind, 'session');
+    if (start.kind !== 'session') return;
+    assert.equal(start.location.href, `${ORIGIN}/v2/app/blobs/uploads/u1?_state=secret`);
+    assert.equal(start.offset, 0);
+    assert.equal(start.minChunkLength, 5242880);
+    assert.equal(seen[0]?.headers['content-length'], '0');
+  });
+
+  it('keeps an absolute Location on another host as it is', async (t) => {
+    const { client, on } = setup(t);
+    on('POST', '/v2/app/blobs/uploads/', () => ({ status: 202, headers: { location: 'https://uploads.example/session/9?_state=s' } }));
+    const start = await client.startUpload('app');
+    assert.equal(start.kind === 'session' && start.location.href, 'https://uploads.example/session/9?_state=s');
+  });
+
+  it('asks to mount with mount= and from=, and reports a 201 as mounted', async (t) => {
+    const auth: Authenticator = { authorize: async ({ scopes }) => `Bearer ${scopes.join(' ')}` };
+    const { client, on, seen } = setup(t, { auth });
+    on('POST', '/v2/app/blobs/uploads/*', () => ({ status: 201, headers: { location: `/v2/app/blobs/${digest}`, 'docker-content-digest': digest } }));
+    assert.deepEqual(await client.startUpload('app', { mount: { digest, from: 'base/os' } }), { kind: 'mounted', digest });
+    assert.equal(seen[0]?.path, `/v2/app/blobs/uploads/?mount=${digest}&from=base/os`);
+    assert.equal(seen[0]?.headers['authorization'], 'Bearer repository:app:push,pull repository:base/os:pull');
+  });
+
+  it('sends a chunk with Content-Range and continues at the new Location and Range', async (t) => {
+    const { client, on, seen } = setup(t);
+    on('PATCH', '/v2/app/blobs/uploads/u1?_state=one', () => ({
+      status: 202,
+      headers: { location: '/v2/app/blobs/uploads/u1?_state=two', range: '0-109' },
+    }));
+    const session = { location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1?_state=one`), offset: 100 };
+    const next = await client.uploadChunk(session, { stream: Readable.from([Buffer.alloc(10)]), length: 10 }, { contentRange: true });
+    assert.equal(next.location.href, `${ORIGIN}/v2/app/blobs/uploads/u1?_state=two`);
+    assert.equal(next.offset, 110);
+    assert.equal(next.repository, 'app');
+    assert.equal(seen[0]?.headers['content-range'], '100-109');
+    assert.equal(seen[0]?.headers['content-length'], '10');
+    assert.equal(seen[0]?.headers['content-type'], 'application/octet-stream');
+  });
+
+  it('finishes an upload with digest= after _state, and keeps _state out of the error message', async (t) => {
+    const { client, on, seen, lines } = setup(t);
+    on('PUT', '/v2/app/blobs/uploads/u1*', () => ({
+      status: 400,
+      headers: { 'content-type': 'application/json' },
+      body: errorBody('DIGEST_INVALID', 'provided digest did not match uploaded content'),
+    }));
+    const session = { location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1?_state=s3cr3t`), offset: 0 };
+    const error = (await client.finishUpload(session, digest, { body: Buffer.from('abc') }).catch((e: unknown) => e)) as RegistryError;
+    assert.equal(seen[0]?.path, `/v2/app/blobs/uploads/u1?_state=s3cr3t&digest=${digest}`);
+    assert.equal(
+      error.message,
+      `PUT ${ORIGIN}/v2/app/blobs/uploads/u1?_state=REDACTED&digest=${digest} → 400 DIGEST_INVALID: provided digest did not match uploaded content`,
+    );
+    assert.equal(error.registryCode, 'DIGEST_INVALID');
+    assert.doesNotMatch(JSON.stringify(lines), /s3cr3t/);
+  });
+
+  it('refuses a finished upload whose Docker-Content-Digest is another digest', async (t) => {
+    const { client, on } = setup(t);
+    on('PUT', '/v2/app/blobs/uploads/u1*', () => ({ status: 201, headers: { 'docker-content-digest': other } }));
+    const session = { location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1?_state=s`), offset: 3 };
+    await assert.rejects(client.finishUpload(session, digest), { code: 'DIGEST_MISMATCH' });
+  });
+
+  it('reports the size of a finished upload from its offset and body', async (t) => {
+    const { client, on, seen } = setup(t);
+    on('PUT', '/v2/app/blobs/uploads/u1*', () => ({ status: 201, headers: { 'docker-content-digest': digest } }));
+    const session = { location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1`), offset: 3 };
+    assert.deepEqual(await client.finishUpload(session, digest, { body: { stream: Readable.from([Buffer.alloc(4)]), length: 4 } }), { digest, size: 7 });
+    assert.equal(seen[0]?.headers['content-length'], '4');
+  });
+
+  it('never throws when cancelling an upload', async (t) => {
+    const { client, on } = setup(t);
+    on('DELETE', '/v2/app/blobs/uploads/u1', () => ({ status: 500, body: 'boom' }));
+    await client.cancelUpload({ location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1`), offset: 0 });
+  });
+
+  it('puts a manifest byte-exact with its media type and returns the registry digest', async (t) => {
+    const { client, on, seen, agent } = setup(t);
+    const bytes = Buffer.from('{ "schemaVersion": 2,\n  "mediaType": "x" }');
+    let body = '';
+    agent
+      .get(ORIGIN)
+      .intercept({ method: 'PUT', path: '/v2/app/manifests/v1', body: (b) => ((body = String(b)), true) })
+      .reply((opts) => {
+        seen.push({ method: opts.method, path: opts.path, headers: opts.headers as Record<string, string> });
+        return { statusCode: 201, data: '', responseOptions: { headers: { 'docker-content-digest': sha256Digest(bytes) } } };
+      });
+    assert.deepEqual(await client.putManifest('app', 'v1', { bytes, mediaType: MediaType.ociManifest }), { digest: sha256Digest(bytes) });
+    assert.equal(body, bytes.toString());
+    assert.equal(seen[0]?.headers['content-type'], MediaType.ociManifest);
+    on('PUT', '/v2/app/manifests/v2', () => ({ status: 201, headers: { 'docker-content-digest': other } }));
+    await assert.rejects(client.putManifest('app', 'v2', { bytes, mediaType: MediaType.ociManifest }), { code: 'DIGEST_MISMATCH' });
+  });
+
+  it('gets a manifest with the default Accept and checks it against a digest reference', async (t) => {
+    const { client, on, seen } = setup(t);
+    const bytes = Buffer.from('{"schemaVersion":2}');
+    on('GET', '/v2/app/manifests/v1', () => ({ status: 200, body: bytes, headers: { 'content-type': MediaType.dockerManifest } }));
+    const manifest = await client.getManifest('app', 'v1');
+    assert.deepEqual(manifest, { bytes, mediaType: MediaType.dockerManifest, digest: sha256Digest(bytes) });
+    assert.equal(seen[0]?.headers['accept'], [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', '));
+
+    on('GET', `/v2/app/manifests/${digest}`, () => ({ status: 200, body: bytes, headers: { 'content-type': MediaType.ociManifest } }));
+    await assert.rejects(client.getManifest('app', digest), { code: 'DIGEST_MISMATCH' });
+  });
+
+  it('refuses a manifest larger than 4 MiB', async (t) => {
+    const { client, on } = setup(t);
+    on('GET', '/v2/app/manifests/big', () => ({ status: 200, body: Buffer.alloc(4 * 1024 * 1024 + 1, 32), headers: { 'content-type': MediaType.ociManifest } }));
+    await assert.rejects(client.getManifest('app', 'big'), /over 4 MiB/);
+  });
+
+  it('follows Link pagination when listing tags', async (t) => {
+    const { client, on } = setup(t);
+    on('GET', '/v2/app/tags/list', () => ({ status: 200, body: JSON.stringify({ name: 'app', tags: ['a', 'b'] }), headers: { link: '</v2/app/tags/list?last=b&n=2>; rel="next"' } }));
+    on('GET', '/v2/app/tags/list?last=b&n=2', () => ({ status: 200, body: JSON.stringify({ name: 'app', tags: ['c'] }) }));
+    assert.deepEqual(await client.listTags('app'), ['a', 'b', 'c']);
+  });
+
+  it('asks the authenticator again with the challenge after a 401 and retries a bytes body once', async (t) => {
+    const calls: (string | undefined)[] = [];
+    const auth: Authenticator = {
+      async authorize({ challenge }) {
+        calls.push(challenge);
+        return challenge === undefined ? undefined : 'Bearer fresh';
+      },
+    };
+    const { client, on, seen } = setup(t, { auth });
+    const challenge = 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:app:push,pull"';
+    on('PUT', '/v2/app/manifests/v1', () => ({ status: 401, headers: { 'www-authenticate': challenge }, body: errorBody('UNAUTHORIZED', 'authentication required') }));
+    on('PUT', '/v2/app/manifests/v1', () => ({ status: 201 }));
+    await client.putManifest('app', 'v1', { bytes: Buffer.from('{}'), mediaType: MediaType.ociManifest });
+    assert.deepEqual(calls, [undefined, challenge]);
+    assert.equal(seen[0]?.headers['authorization'], undefined);
+    assert.equal(seen[1]?.headers['authorization'], 'Bearer fresh');
+  });
+
+  it('does not re-send a stream body after a 401', async (t) => {
+    const auth: Authenticator = { authorize: async () => 'Bearer stale' };
+    const { client, on } = setup(t, { auth });
+    on('PATCH', '/v2/app/blobs/uploads/u1', () => ({ status: 401, body: errorBody('UNAUTHORIZED', 'authentication required') }));
+    const stream = Readable.from([Buffer.alloc(3)]);
+    await assert.rejects(
+      client.uploadChunk({ location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1`), offset: 0 }, { stream, length: 3 }),
+      (error: RegistryError) => error.code === 'UNAUTHORIZED' && /→ 401 UNAUTHORIZED: authentication required; the registry refused the credentials/.test(error.message),
+    );
+    assert.equal(stream.destroyed, true);
+  });
+
+  it('streams a blob through a redirect without sending credentials to the other host', async (t) => {
+    const auth: Authenticator = { authorize: async () => 'Bearer t0ken' };
+    const { client, on, seen } = setup(t, { auth });
+    on('GET', `/v2/app/blobs/${digest}`, () => ({ status: 307, headers: { location: 'https://cdn.example/b?X-Amz-Signature=sig' } }));
+    on('GET', '/b?X-Amz-Signature=sig', () => ({ status: 200, body: 'blob bytes' }), 'https://cdn.example');
+    assert.equal((await buffer(await client.getBlob('app', digest))).toString(), 'blob bytes');
+    assert.equal(seen[0]?.headers['authorization'], 'Bearer t0ken');
+    assert.equal(seen[1]?.headers['authorization'], undefined);
+  });
+
+  it('turns an unreadable error body into a message with the status alone', async (t) => {
+    const { client, on } = setup(t);
+    on('GET', '/v2/app/manifests/v1', () => ({ status: 502, body: '<html>Bad Gateway</html>', headers: { 'content-type': 'text/html' } }));
+    await assert.rejects(client.getManifest('app', 'v1'), {
+      message: `GET ${ORIGIN}/v2/app/manifests/v1 → 502; the registry failed; try again later or check its logs`,
+    });
+  });
+
+  it('does not fall back to HTTP for a remote host that answers TLS in plain HTTP', async (t) => {
+    const { client, agent } = setup(t);
+    const error = Object.assign(new Error('ssl3_get_record:wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
+    agent.get(ORIGIN).intercept({ path: '/v2/', method: 'GET' }).replyWithError(error);
+    await assert.rejects(client.ping(), (e: Error & { code: string }) => e.code === 'TLS' && /--plain-http/.test(e.message));
+  });
+
+  it('validates digests and repository names before making a request', async (t) => {
+    const { client, seen } = setup(t);
+    await assert.rejects(client.hasBlob('app', 'sha256:../../x' as Digest), { code: 'INVALID_DIGEST' });
+    await assert.rejects(client.getBlob('../etc', digest), { code: 'INVALID_REFERENCE' });
+    assert.equal(seen.length, 0);
+  });
+
+  it('leaves an injected dispatcher open on close', async (t) => {
+    const { client, on } = setup(t);
+    await client.close();
+    on('GET', '/v2/', () => ({ status: 401 }));
+    await client.ping();
+  });
+});
+
+describe('RegistryClient bodies', () => {
+  it('fails clearly when a stream is shorter than its announced length', async (t) => {
+    const server = await import('node:http').then(({ createServer }) =>
+      createServer((req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(202, { location: '/next', range: '0-9' }).end());
+      }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as { port: number }).port;
+    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, plainHttp: true });
+    t.after(() => client.close());
+    const session = { location: new URL(`http://127.0.0.1:${port}/v2/app/blobs/uploads/u1`), offset: 0 };
+    await assert.rejects(client.uploadChunk(session, { stream: Readable.from([Buffer.alloc(5)]), length: 10 }), {
+      code: 'INVALID_SOURCE',
+      message: `PATCH http://127.0.0.1:${port}/v2/app/blobs/uploads/u1: the body was not as long as its announced length; the blob's recorded size is wrong`,
+    });
+  });
+});
