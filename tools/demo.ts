@@ -17,6 +17,7 @@ const tty = Boolean(process.stdout.isTTY);
 let registry: RunningRegistry | undefined;
 let workDir: string | undefined;
 let cli: ChildProcess | undefined;
+let interrupted = false;
 
 function step(n: number, title: string): void {
   const text = `[${n}/4] ${title}`;
@@ -87,6 +88,7 @@ async function main(): Promise<number> {
     digestFile,
   ]);
   if (code !== 0) {
+    if (interrupted) return 130;
     console.error(`\ndemo: rxpush exited with status ${code}; see its message above`);
     return 1;
   }
@@ -106,6 +108,7 @@ async function main(): Promise<number> {
 }
 
 process.once('SIGINT', () => {
+  interrupted = true;
   console.error('\ndemo: interrupted, stopping the registry');
   cleanup().finally(() => process.exit(130));
 });
