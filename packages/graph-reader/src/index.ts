@@ -1,1 +1,2 @@
-export {};
+export { readImages } from './read-images.js';
+export type { ReadImagesOptions } from './read-images.js';

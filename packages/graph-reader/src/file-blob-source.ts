@@ -1,0 +1,53 @@
+import { constants, createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+
+import type { BlobSource, Descriptor, Digest, OpenOptions } from '@rxpush/core';
+import { BlobMissingError, SourceError } from '@rxpush/core';
+
+import { checkSize, isNotFound } from './layout-files.js';
+
+// Big reads: layers stream straight to the network, and 1 MiB chunks keep syscalls few.
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * A stored blob backed by a file already checked by findBlob. `open()` checks the file again (it may
+ * have changed since it was read: no link, same size) and streams it from the opened handle, so what
+ * was checked is what is read.
+ */
+export function fileBlobSource(descriptor: Descriptor, role: 'config' | 'layer', path: string, diffId?: Digest): BlobSource {
+  const { mediaType, digest, size, urls, annotations } = descriptor;
+  return {
+    key: digest,
+    role,
+    mediaType,
+    digest,
+    size,
+    form: 'stored',
+    origin: path,
+    ...(diffId !== undefined && { diffId }),
+    ...(urls !== undefined && { urls }),
+    ...(annotations !== undefined && { annotations }),
+    open: (options?: OpenOptions) => openChecked(path, digest, size, role, options),
+  };
+}
+
+async function openChecked(path: string, digest: Digest, size: number, role: string, options?: OpenOptions): Promise<Readable> {
+  options?.signal?.throwIfAborted();
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+    if (isNotFound(err)) throw new BlobMissingError(digest, path, `it was removed after the image was read; re-export the image`);
+    if ((err as { code?: unknown }).code === 'ELOOP') {
+      throw new SourceError('INVALID_SOURCE', path, `${path} (${role} ${digest}) became a symbolic link after the image was read; replace it with the blob itself`);
+    }
+    throw err;
+  });
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new SourceError('INVALID_SOURCE', path, `${path} (${role} ${digest}) is not a regular file; re-export the image`);
+    checkSize(path, stats.size, size, `${role} ${digest}`);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  return createReadStream(path, { fd: handle, highWaterMark: READ_CHUNK, ...(options?.signal !== undefined && { signal: options.signal }) });
+}

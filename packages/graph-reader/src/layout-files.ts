@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
+import { lstat, open, realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
+
+import type { Digest } from '@rxpush/core';
+import { BlobMissingError, DigestMismatchError, SourceError, splitDigest } from '@rxpush/core';
+
+/** Manifests, indexes and configs are small; anything bigger is not one and is not read into memory. */
+export const MAX_DOCUMENT_SIZE = 4 * 1024 * 1024;
+
+/** An image layout directory: the path as the user gave it and its real path, for containment checks. */
+export interface LayoutDir {
+  readonly dir: string;
+  readonly realDir: string;
+}
+
+/** A blob file found in a layout and checked to be a regular file inside it. */
+export interface BlobFile {
+  readonly path: string;
+  readonly size: number;
+}
+
+/**
+ * Finds the file of a blob, refusing links and paths that leave the layout. `digest` must already be
+ * validated (parseDigest), as it becomes part of the path.
+ */
+export async function findBlob(layout: LayoutDir, digest: Digest, what: string): Promise<BlobFile> {
+  const { algorithm, hex } = splitDigest(digest);
+  const path = join(layout.dir, 'blobs', algorithm, hex);
+  const stats = await lstat(path).catch((err: unknown) => {
+    if (isNotFound(err)) throw new BlobMissingError(digest, path, `${what} names it; the layout is incomplete, re-export the image`);
+    throw err;
+  });
+  if (stats.isSymbolicLink()) {
+    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is a symbolic link: rxpush reads only regular files inside the layout; replace the link with the blob itself`);
+  }
+  if (!stats.isFile()) {
+    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is not a regular file; the layout is damaged, re-export the image`);
+  }
+  // blobs/ or blobs/<algorithm> may themselves be links that lead elsewhere.
+  const real = await realpath(path);
+  if (!real.startsWith(layout.realDir + sep)) {
+    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) resolves to ${real}, outside the layout ${layout.realDir}; rxpush refuses blobs outside the layout, copy them in`);
+  }
+  return { path, size: stats.size };
+}
+
+/**
+ * Reads a small file whole, refusing links at the last path component, non-files and files over `maxSize`.
+ * Rejects with the file system error (ENOENT …) when it cannot be opened, for the caller to explain.
+ */
+export async function readSmallFile(path: string, what: string, maxSize = MAX_DOCUMENT_SIZE): Promise<Buffer> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+    if (isCode(err, 'ELOOP')) throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is a symbolic link: rxpush reads only regular files inside the layout; replace the link with the file itself`);
+    throw err;
+  });
+  try {
+    const stats = await handle.stat();
+    if (!stats.isFile()) throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is not a regular file; the layout is damaged, re-export the image`);
+    if (stats.size > maxSize) {
+      throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is ${stats.size} bytes, more than the ${maxSize} a manifest, index or config may have; the layout is damaged, re-export the image`);
+    }
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Fails when `bytes` (read from `path`) do not hash to `digest`. */
+export function verifyDigest(bytes: Uint8Array, digest: Digest, path: string): void {
+  const { algorithm } = splitDigest(digest);
+  const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+  if (actual !== digest) throw new DigestMismatchError(digest, actual, path);
+}
+
+/** Fails when a blob file's size is not the size its descriptor records. */
+export function checkSize(path: string, actual: number, expected: number, what: string): void {
+  if (actual !== expected) {
+    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is ${actual} bytes but its descriptor says ${expected}; the blob is truncated or replaced, re-export the image`);
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR');
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}

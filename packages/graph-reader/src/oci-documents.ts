@@ -1,0 +1,116 @@
+import type { Descriptor, Digest, Platform } from '@rxpush/core';
+import { MediaType, SourceError, parseDigest } from '@rxpush/core';
+
+/** The annotation an OCI layout names its images by. */
+export const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** An OCI image index or Docker manifest list, as far as rxpush reads it. */
+export interface IndexDocument {
+  readonly manifests: readonly Descriptor[];
+}
+
+/** An OCI or Docker schema 2 image manifest, as far as rxpush reads it. */
+export interface ManifestDocument {
+  readonly config: Descriptor;
+  readonly layers: readonly Descriptor[];
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+type Json = Record<string, unknown>;
+
+/** A SourceError for a document that does not say what it must; `file` names it. */
+export function invalidDocument(file: string, problem: string): SourceError {
+  return new SourceError('INVALID_SOURCE', file, `${file} ${problem}; the layout is damaged or was not written as an OCI image layout, re-export the image`);
+}
+
+/** Parses `bytes` as a JSON object. */
+export function parseJsonObject(bytes: Uint8Array, file: string): Json {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw invalidDocument(file, `is not JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (!isObject(value)) throw invalidDocument(file, 'is not a JSON object');
+  return value;
+}
+
+/**
+ * Reads an index (index.json, an OCI index or a Docker manifest list). `mediaTypes` are the values its
+ * `mediaType` field may have; OCI lets it be absent.
+ */
+export function parseIndex(bytes: Uint8Array, file: string, mediaTypes: readonly string[]): IndexDocument {
+  const json = parseJsonObject(bytes, file);
+  checkHeader(json, file, mediaTypes);
+  if (!Array.isArray(json.manifests)) throw invalidDocument(file, 'has no "manifests" array');
+  const manifests = json.manifests.map((entry, i) => parseDescriptor(entry, file, `manifests[${i}]`));
+  return { manifests };
+}
+
+/** Reads an image manifest whose descriptor said `mediaType`. */
+export function parseManifest(bytes: Uint8Array, file: string, mediaType: string): ManifestDocument {
+  const json = parseJsonObject(bytes, file);
+  checkHeader(json, file, [mediaType]);
+  if (mediaType === MediaType.dockerManifest && json.mediaType === undefined) {
+    throw invalidDocument(file, `has no "mediaType"; a Docker schema 2 manifest must say ${MediaType.dockerManifest}`);
+  }
+  if (json.config === undefined) throw invalidDocument(file, 'has no "config" descriptor');
+  const config = parseDescriptor(json.config, file, 'config');
+  if (!Array.isArray(json.layers)) throw invalidDocument(file, 'has no "layers" array');
+  const layers = json.layers.map((entry, i) => parseDescriptor(entry, file, `layers[${i}]`));
+  const annotations = parseAnnotations(json.annotations, file, 'annotations');
+  return { config, layers, ...(annotations !== undefined && { annotations }) };
+}
+
+function checkHeader(json: Json, file: string, mediaTypes: readonly string[]): void {
+  if (json.schemaVersion !== 2) throw invalidDocument(file, `has "schemaVersion" ${JSON.stringify(json.schemaVersion) ?? 'missing'}, expected 2`);
+  if (json.mediaType !== undefined && !mediaTypes.includes(json.mediaType as string)) {
+    throw invalidDocument(file, `has "mediaType" ${JSON.stringify(json.mediaType)}, expected ${mediaTypes.join(' or ')}`);
+  }
+}
+
+/** Validates a descriptor; its digest is checked here, before anything builds a path from it. */
+export function parseDescriptor(value: unknown, file: string, where: string): Descriptor {
+  if (!isObject(value)) throw invalidDocument(file, `has ${where} that is not a descriptor object`);
+  if (typeof value.mediaType !== 'string' || value.mediaType === '') throw invalidDocument(file, `has ${where} without a "mediaType"`);
+  const digest: Digest = parseDigest(value.digest, `digest of ${where} in ${file}`);
+  const size = value.size;
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    throw invalidDocument(file, `has ${where} whose "size" is ${JSON.stringify(size) ?? 'missing'}, not a byte count`);
+  }
+  let urls: string[] | undefined;
+  if (value.urls !== undefined) {
+    if (!Array.isArray(value.urls) || !value.urls.every((url) => typeof url === 'string')) throw invalidDocument(file, `has ${where} whose "urls" is not a list of strings`);
+    urls = value.urls as string[];
+  }
+  const annotations = parseAnnotations(value.annotations, file, `${where}.annotations`);
+  const platform = parsePlatform(value.platform, file, `${where}.platform`);
+  return {
+    mediaType: value.mediaType,
+    digest,
+    size,
+    ...(urls !== undefined && { urls }),
+    ...(annotations !== undefined && { annotations }),
+    ...(platform !== undefined && { platform }),
+  };
+}
+
+function parseAnnotations(value: unknown, file: string, where: string): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+    throw invalidDocument(file, `has ${where} that is not an object of strings`);
+  }
+  return value as Record<string, string>;
+}
+
+function parsePlatform(value: unknown, file: string, where: string): Platform | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value) || typeof value.architecture !== 'string' || typeof value.os !== 'string') {
+    throw invalidDocument(file, `has ${where} without string "architecture" and "os"`);
+  }
+  return value as unknown as Platform;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

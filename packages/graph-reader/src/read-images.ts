@@ -1,0 +1,65 @@
+import type { Logger, PushEvent, SourceRecord } from '@rxpush/core';
+import { SourceError, UnsupportedError, UsageError, isPushError, silentLogger } from '@rxpush/core';
+import { defer, mergeMap, type Observable } from 'rxjs';
+
+import { readOciLayout } from './oci-layout.js';
+import { parseOciReference } from './oci-reference.js';
+
+/** Options of {@link readImages}. */
+export interface ReadImagesOptions {
+  /** Read every tagged image of the source instead of one (`--all-tags`); the source must name no REF. */
+  readonly allTags?: boolean;
+  readonly logger?: Logger;
+}
+
+const SOURCE_FORMS = [
+  'oci:PATH[:REF]',
+  'oci-archive:PATH[:REF]',
+  'docker-archive:PATH[:NAME:TAG]',
+  'docker-daemon:NAME:TAG',
+  'docker-root:NAME:TAG',
+  'docker://REF',
+];
+const LATER_TRANSPORTS = new Set(['oci-archive', 'docker-archive', 'docker-daemon', 'docker-root']);
+
+/**
+ * Reads the images a source names, with skopeo's transport prefixes (`oci:PATH[:REF]`, …).
+ *
+ * Emits one `{ type: 'image', image }` event per image or index, then completes. Everything a push
+ * needs is checked before the first emission (documents, digests, blob files and sizes), so a broken
+ * image fails here and no manifest is ever pushed for it. Reading starts on subscription.
+ *
+ * Fails (as an error notification) with `UsageError` for a source it cannot parse or an unknown
+ * transport, `UnsupportedError` for transports not implemented yet, and `SourceError`,
+ * `BlobMissingError`, `DigestFormatError` or `DigestMismatchError` for a missing or damaged source.
+ *
+ * @example
+ * readImages('oci:./layout:latest').subscribe(({ type }) => console.log(type)); // 'image'
+ */
+export function readImages(source: string, options: ReadImagesOptions = {}): Observable<PushEvent> {
+  const logger = (options.logger ?? silentLogger).child({ pkg: 'graph-reader' });
+  return defer(() => read(source, options.allTags ?? false, logger)).pipe(
+    mergeMap((records) => records.map((image): PushEvent => ({ type: 'image', image }))),
+  );
+}
+
+async function read(source: string, allTags: boolean, logger: Logger): Promise<SourceRecord[]> {
+  const colon = source.indexOf(':');
+  const transport = source.startsWith('docker://') ? 'docker' : colon > 0 ? source.slice(0, colon) : undefined;
+  try {
+    if (transport === 'oci') return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
+    if (transport === 'docker' || (transport !== undefined && LATER_TRANSPORTS.has(transport))) {
+      throw new UnsupportedError(`source ${source}: the ${transport === 'docker' ? 'docker://' : `${transport}:`} transport is not supported yet; save the image as an OCI layout (e.g. skopeo copy … oci:DIR) and push oci:DIR[:REF]`);
+    }
+    const what = transport === undefined ? 'has no transport' : `has an unknown transport "${transport}:"`;
+    throw new UsageError(`source "${source}" ${what}; use one of ${SOURCE_FORMS.join(', ')}`);
+  } catch (err) {
+    if (isPushError(err) || !isFileSystemError(err)) throw err;
+    // EACCES, EIO, …: say which source, keep the file system's own words (they name the file).
+    throw new SourceError('INVALID_SOURCE', err.path ?? source, `cannot read ${source}: ${err.message}`, { cause: err });
+  }
+}
+
+function isFileSystemError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}

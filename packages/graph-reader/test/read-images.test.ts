@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+import type { ImageRecord, IndexRecord, PushEvent, SourceRecord } from '@rxpush/core';
+import { PushError } from '@rxpush/core';
+import { lastValueFrom, toArray } from 'rxjs';
+
+import { makeOciLayout } from '../../../tools/fixtures.js';
+import { readImages, type ReadImagesOptions } from '../src/index.js';
+import { addIndex, blobPath, editIndex, layout, tempDir } from './layouts.js';
+
+const run = promisify(execFile);
+const skopeo = await run('skopeo', ['--version']).then(
+  () => true,
+  () => false,
+);
+
+async function read(source: string, options?: ReadImagesOptions): Promise<SourceRecord[]> {
+  const events: PushEvent[] = await lastValueFrom(readImages(source, options).pipe(toArray()));
+  return events.map((event) => {
+    assert.equal(event.type, 'image');
+    return event.image;
+  });
+}
+
+async function readOne(source: string, options?: ReadImagesOptions): Promise<ImageRecord> {
+  const [record, ...rest] = await read(source, options);
+  assert.equal(rest.length, 0);
+  assert.equal(record?.kind, 'image');
+  return record;
+}
+
+const twoImages = {
+  images: [
+    { tags: ['1.0', 'latest'], layers: [{ files: 1, fileSize: 512, seed: 'base' }, { files: 1, fileSize: 256, seed: 'app' }] },
+    { tags: ['dev'], layers: [{ files: 1, fileSize: 512, seed: 'base' }, { files: 1, fileSize: 128, seed: 'dev' }] },
+  ],
+};
+
+describe('readImages from oci:', () => {
+  it('reads the image named latest, with the stored manifest and file-backed blobs', async (t) => {
+    const fixture = await layout(t);
+    const [expected] = fixture.images;
+    assert.ok(expected);
+    const image = await readOne(`oci:${fixture.dir}`);
+
+    assert.deepEqual(image.tags, ['latest']);
+    assert.equal(image.source, `oci:${fixture.dir}:latest`);
+    assert.deepEqual(image.platform, { architecture: 'amd64', os: 'linux' });
+    assert.equal(image.manifest?.digest, expected.manifestDigest);
+    assert.equal(image.manifest?.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.deepEqual(Buffer.from(image.manifest?.bytes ?? []), await readFile(blobPath(fixture.dir, expected.manifestDigest)));
+
+    assert.equal(image.config.key, expected.configDigest);
+    assert.equal(image.config.role, 'config');
+    assert.equal(image.config.form, 'stored');
+    assert.equal(image.config.size, expected.configSize);
+    assert.equal(image.config.origin, blobPath(fixture.dir, expected.configDigest));
+
+    assert.equal(image.layers.kind, 'list');
+    const layers = image.layers.kind === 'list' ? image.layers.layers : [];
+    assert.deepEqual(layers.map((l) => l.key), expected.layerDigests);
+    assert.deepEqual(layers.map((l) => l.digest), expected.layerDigests);
+    assert.deepEqual(layers.map((l) => l.size), expected.layerSizes);
+    assert.deepEqual(layers.map((l) => l.diffId), expected.diffIds);
+    assert.ok(layers.every((l) => l.role === 'layer' && l.form === 'stored' && l.mediaType === 'application/vnd.oci.image.layer.v1.tar+gzip'));
+  });
+
+  it('opens a blob as a stream of exactly the bytes of its digest', async (t) => {
+    const fixture = await layout(t);
+    const image = await readOne(`oci:${fixture.dir}:latest`);
+    const [layer] = image.layers.kind === 'list' ? image.layers.layers : [];
+    assert.ok(layer);
+    for (const blob of [image.config, layer]) {
+      const bytes = await buffer(await blob.open());
+      assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, blob.digest);
+    }
+  });
+
+  it('selects an image by ref name and pushes it under that name', async (t) => {
+    const fixture = await layout(t, twoImages);
+    const image = await readOne(`oci:${fixture.dir}:dev`);
+    assert.deepEqual(image.tags, ['dev']);
+    assert.equal(image.manifest?.digest, fixture.images[1]?.manifestDigest);
+    assert.equal(image.source, `oci:${fixture.dir}:dev`);
+  });
+
+  it('selects an image by digest and pushes it with no tag', async (t) => {
+    const fixture = await layout(t, twoImages);
+    const digest = fixture.images[1]?.manifestDigest;
+    const image = await readOne(`oci:${fixture.dir}:${digest}`);
+    assert.deepEqual(image.tags, []);
+    assert.equal(image.manifest?.digest, digest);
+  });
+
+  it('splits PATH:REF at the first colon, so a ref name may hold colons', async (t) => {
+    const fixture = await layout(t, { images: [{ tags: ['app:1.0', 'other'], layers: [{ files: 1, fileSize: 10, seed: 'x' }] }] });
+    const image = await readOne(`oci:${fixture.dir}:app:1.0`);
+    assert.deepEqual(image.tags, ['app:1.0']);
+  });
+
+  it('takes the only image when none is named latest', async (t) => {
+    const fixture = await layout(t, { images: [{ tags: ['v1'], layers: [{ files: 1, fileSize: 10, seed: 'x' }] }] });
+    const image = await readOne(`oci:${fixture.dir}`);
+    assert.deepEqual(image.tags, ['v1']);
+  });
+
+  it('takes the only image with no tag when it has no ref name', async (t) => {
+    const fixture = await layout(t, { images: [{ tags: ['v1'], layers: [{ files: 1, fileSize: 10, seed: 'x' }] }] });
+    await editIndex(fixture.dir, (index) => delete index.manifests[0].annotations);
+    const image = await readOne(`oci:${fixture.dir}`);
+    assert.deepEqual(image.tags, []);
+    assert.equal(image.source, `oci:${fixture.dir}:${fixture.images[0]?.manifestDigest}`);
+  });
+
+  it('reads every tag with allTags, merging names of the same manifest into one record', async (t) => {
+    const fixture = await layout(t, twoImages);
+    const records = await read(`oci:${fixture.dir}`, { allTags: true });
+    assert.deepEqual(
+      records.map((r) => [r.tags, r.kind === 'image' ? r.manifest?.digest : undefined]),
+      [
+        [['1.0', 'latest'], fixture.images[0]?.manifestDigest],
+        [['dev'], fixture.images[1]?.manifestDigest],
+      ],
+    );
+  });
+
+  it('reads Docker schema 2 manifests stored in a layout', async (t) => {
+    const fixture = await layout(t, { format: 'docker' });
+    const image = await readOne(`oci:${fixture.dir}`);
+    assert.equal(image.manifest?.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal(image.config.mediaType, 'application/vnd.docker.container.image.v1+json');
+  });
+
+  it('reads an index as one record holding its images, with their platforms', async (t) => {
+    const fixture = await layout(t, twoImages);
+    const { digest: indexDigest } = await addIndex(fixture, 'multi');
+    const [record] = await read(`oci:${fixture.dir}:multi`);
+    assert.equal(record?.kind, 'index');
+    const index = record as IndexRecord;
+    assert.deepEqual(index.tags, ['multi']);
+    assert.equal(index.index.digest, indexDigest);
+    assert.equal(index.index.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.deepEqual(Buffer.from(index.index.bytes), await readFile(blobPath(fixture.dir, indexDigest)));
+    assert.deepEqual(
+      index.manifests.map((m) => [m.manifest?.digest, m.platform?.architecture, m.tags]),
+      [
+        [fixture.images[0]?.manifestDigest, 'amd64', []],
+        [fixture.images[1]?.manifestDigest, 'arm64', []],
+      ],
+    );
+  });
+
+  it('reads a layout that skopeo wrote', { skip: !skopeo && 'skopeo is not installed' }, async (t) => {
+    const fixture = await layout(t);
+    const copy = join(await tempDir(t), 'copy');
+    await run('skopeo', ['copy', '--quiet', `oci:${fixture.dir}:latest`, `oci:${copy}:copied`]);
+    const image = await readOne(`oci:${copy}`);
+    assert.deepEqual(image.tags, ['copied']);
+    assert.equal(image.manifest?.digest, fixture.images[0]?.manifestDigest);
+  });
+
+  it('starts reading only when subscribed', async (t) => {
+    const dir = join(await tempDir(t), 'later');
+    const events = readImages(`oci:${dir}`);
+    await makeOciLayout(dir);
+    const [event] = await lastValueFrom(events.pipe(toArray()));
+    assert.equal(event?.type, 'image');
+  });
+});
+
