@@ -139,7 +139,7 @@ export class RegistryClient {
     });
     await dump(res.body);
     const expected = length === undefined ? undefined : session.offset + length;
-    const previous = { location: session.location, repository: repository ?? '', minChunkLength: session.minChunkLength };
+    const previous = { location: session.location, repository, minChunkLength: session.minChunkLength };
     const offset = rangeOffset(header(res.headers, 'range'), expected) ?? expected;
     const next = nextSession(res, 'PATCH', previous, offset ?? session.offset);
     // Neither a Range nor a known length: only the registry knows how many bytes it holds now.
@@ -213,7 +213,7 @@ export class RegistryClient {
       signal: opts.signal,
     });
     await dump(res.body);
-    const previous = { location: session.location, repository: repository ?? '', minChunkLength: session.minChunkLength };
+    const previous = { location: session.location, repository, minChunkLength: session.minChunkLength };
     return nextSession(res, 'GET', previous, rangeOffset(header(res.headers, 'range')) ?? 0);
   }
 

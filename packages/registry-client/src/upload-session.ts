@@ -23,7 +23,7 @@ export function rangeOffset(value: string | undefined, expected?: number): numbe
 export function nextSession(
   res: { headers: IncomingHttpHeaders; url: URL; status: number },
   method: string,
-  previous: { location?: URL; repository: string; minChunkLength?: number | undefined },
+  previous: { location?: URL; repository: string | undefined; minChunkLength?: number | undefined },
   offset: number,
 ): UploadSession {
   const location = header(res.headers, 'location');
@@ -34,11 +34,16 @@ export function nextSession(
   }
   const min = Number(header(res.headers, 'oci-chunk-min-length'));
   const minChunkLength = Number.isSafeInteger(min) && min > 0 ? min : previous.minChunkLength;
-  return { location: url, offset, repository: previous.repository, ...(minChunkLength !== undefined && { minChunkLength }) };
+  return {
+    location: url,
+    offset,
+    ...(previous.repository !== undefined && { repository: previous.repository }),
+    ...(minChunkLength !== undefined && { minChunkLength }),
+  };
 }
 
 /** The repository of a session, for its auth scopes. */
 export function sessionRepository(session: UploadSession): string | undefined {
-  if (session.repository !== undefined) return session.repository;
+  if (session.repository !== undefined && session.repository !== '') return session.repository;
   return /^\/v2\/(.+)\/blobs\/uploads\//.exec(session.location.pathname)?.[1];
 }
