@@ -83,6 +83,14 @@ describe('readImages from oci:', () => {
     }
   });
 
+  it('does not open a blob when its read is already cancelled', async (t) => {
+    const fixture = await layout(t);
+    const image = await readOne(`oci:${fixture.dir}`);
+    const controller = new AbortController();
+    controller.abort();
+    await assert.rejects(image.config.open({ signal: controller.signal }), { name: 'AbortError' });
+  });
+
   it('selects an image by ref name and pushes it under that name', async (t) => {
     const fixture = await layout(t, twoImages);
     const image = await readOne(`oci:${fixture.dir}:dev`);
