@@ -56,10 +56,11 @@ const MAX_REDIRECTS = 5;
  */
 export async function send(ctx: SendContext, req: SendRequest): Promise<SendResponse> {
   let url = req.url;
-  let authorization = await authorize(ctx, req, undefined);
+  let authorization: string | undefined;
   let reauthorized = false;
   let redirects = 0;
   try {
+    authorization = await authorize(ctx, req, undefined);
     for (;;) {
       const res = await dispatch(ctx, req, url, authorization);
       const status = res.statusCode;
