@@ -1,1 +1,2 @@
-export {};
+export { checkBlobs } from './check-blobs.js';
+export type { CheckBlobsOptions } from './check-blobs.js';

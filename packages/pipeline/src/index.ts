@@ -1,1 +1,2 @@
+export { push, retag } from './push.js';
 export type { PushOptions } from './options.js';

@@ -1,0 +1,79 @@
+import { checkBlobs } from '@rxpush/blob-checker';
+import { parseReference, silentLogger, UsageError, type ImageRecord, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { readImages } from '@rxpush/graph-reader';
+import { walkLayers } from '@rxpush/layer-walker';
+import { pushManifests } from '@rxpush/manifest-signer';
+import { RegistryClient } from '@rxpush/registry-client';
+import { uploadBlobs } from '@rxpush/uploader';
+import { defer, finalize, map, type Observable, type OperatorFunction } from 'rxjs';
+
+import type { PushOptions } from './options.js';
+
+/**
+ * Pushes an image from a source to a registry: the ready-made composition of rxpush's operators.
+ *
+ * Nothing happens until subscription. Emits progress events (`preparing`, `waiting`, `exists`, `pushing`,
+ * `pushed`, …) as they happen and, last, one `manifest-pushed` per tag. Unsubscribing aborts every
+ * request in flight.
+ *
+ * Fails with core's typed errors: `UsageError` for bad options, `SourceError` and friends for a broken
+ * source, `RegistryError`/`RegistryUnreachableError` for the registry. No manifest is PUT unless every
+ * blob it names is verified in the registry.
+ *
+ * @example
+ * push({ source: 'oci:./image:latest', destination: 'localhost:5000/app:1.0' }).subscribe(console.log)
+ */
+export function push(options: PushOptions): Observable<PushEvent> {
+  return defer(() => {
+    const destination = parseReference(options.destination);
+    if (destination.digest !== undefined) {
+      throw new UsageError(`destination ${options.destination} has a digest; push to a tag (REGISTRY/REPO:TAG) instead`);
+    }
+    const logger = options.logger ?? silentLogger;
+    const client = new RegistryClient({
+      registry: destination.registry,
+      logger,
+      ...(options.plainHttp !== undefined && { plainHttp: options.plainHttp }),
+      ...(options.dispatcher !== undefined && { dispatcher: options.dispatcher }),
+    });
+    const target = { client, repository: destination.repository, logger };
+
+    return readImages(options.source, { ...(options.allTags !== undefined && { allTags: options.allTags }), logger }).pipe(
+      retag(destinationTags(options, destination.tag)),
+      walkLayers(),
+      checkBlobs(target),
+      uploadBlobs({
+        ...target,
+        ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+        ...(options.compression !== undefined && { compression: options.compression }),
+      }),
+      pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
+      finalize(() => void client.close()),
+    );
+  });
+}
+
+/** How image records get their destination tags: kept (all tags) or replaced by the ones asked for. */
+function destinationTags(options: PushOptions, destinationTag: string | undefined): (record: SourceRecord) => readonly string[] {
+  const extra = options.tags ?? [];
+  if (options.allTags) {
+    if (destinationTag !== undefined || extra.length > 0) {
+      throw new UsageError('--all-tags pushes every tag of the source under its own name; drop the destination tag and --tag');
+    }
+    return (record) => record.tags;
+  }
+  return (record) => [...new Set([destinationTag ?? record.tags[0] ?? 'latest', ...extra])];
+}
+
+/**
+ * Renames the tags of every image a source emits, leaving all other events alone.
+ *
+ * @example readImages('oci:./layout').pipe(retag(() => ['v1', 'latest']))
+ */
+export function retag(tagsFor: (record: SourceRecord) => readonly string[]): OperatorFunction<PushEvent, PushEvent> {
+  return map((event) => (event.type === 'image' ? { ...event, image: withTags(event.image, tagsFor(event.image)) } : event));
+}
+
+function withTags(record: SourceRecord, tags: readonly string[]): SourceRecord {
+  return record.kind === 'image' ? ({ ...record, tags } satisfies ImageRecord) : { ...record, tags };
+}
