@@ -1,7 +1,7 @@
 import type { BlobEvent, BlobSource, Digest, Logger, PushEvent } from '@rxpush/core';
 import { blobDescriptor, fromAbortable, shortId, silentLogger } from '@rxpush/core';
 import type { BlobInfo, RegistryClient } from '@rxpush/registry-client';
-import { defer, from, mergeMap, of, type Observable, type OperatorFunction } from 'rxjs';
+import { defer, from, mergeMap, of, toArray, type Observable, type OperatorFunction } from 'rxjs';
 
 /** Options of {@link checkBlobs}. */
 export interface CheckBlobsOptions {
@@ -19,7 +19,7 @@ export interface CheckBlobsOptions {
  *
  * For each `blob` task whose digest is known it HEADs the registry once per digest per subscription.
  * A blob the registry has becomes `exists` ("Layer already exists") and `blob-ready`; any other blob goes on
- * as `waiting` and the unchanged `blob` task, for the uploader. Foreign (non-distributable) layers are
+ * as `waiting` and the unchanged `blob` task, for the uploader, in the order the tasks came. Foreign (non-distributable) layers are
  * never checked or uploaded: registries do not hold them. Other events pass through.
  *
  * Fails with the registry client's typed errors (unreachable, unauthorized, …).
@@ -44,8 +44,28 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
         return answer;
       };
 
+      // HEADs run side by side, but answers leave in arrival order: a sequential source (a tar stream
+      // read once) must see its blobs opened in the order it offers them, or it would wait forever.
+      const held = new Map<number, PushEvent[]>();
+      let next = 0;
+      const inOrder = (index: number, events: PushEvent[]): PushEvent[] => {
+        held.set(index, events);
+        const out: PushEvent[] = [];
+        for (let ready = held.get(next); ready !== undefined; ready = held.get(next)) {
+          held.delete(next++);
+          out.push(...ready);
+        }
+        return out;
+      };
       return source.pipe(
-        mergeMap((event) => (event.type === 'blob' ? check(event, lookUp, logger) : of(event)), concurrency),
+        mergeMap(
+          (event, index) =>
+            (event.type === 'blob' ? check(event, lookUp, logger) : of(event)).pipe(
+              toArray(),
+              mergeMap((events) => inOrder(index, events)),
+            ),
+          concurrency,
+        ),
       );
     });
 }
@@ -60,6 +80,7 @@ function check(
 
   if (isForeign(blob) && blob.digest !== undefined && blob.size !== undefined) {
     logger.debug({ digest: blob.digest }, 'foreign layer: not checked or uploaded');
+    blob.release?.();
     return of({ type: 'blob-ready', key: blob.key, descriptor: blobDescriptor(blob, blob.digest, blob.size) } satisfies PushEvent);
   }
   const digest = blob.digest;
@@ -70,6 +91,7 @@ function check(
       // A size the registry disagrees with means the stored blob is not ours: upload ours.
       if (info && (blob.size === undefined || info.size === blob.size)) {
         logger.debug({ digest, size: info.size }, 'blob exists');
+        blob.release?.();
         return [
           { type: 'exists', ...progress, digest },
           { type: 'blob-ready', key: blob.key, descriptor: blobDescriptor(blob, digest, info.size) },

@@ -39,6 +39,11 @@ export interface BlobSource {
   readonly annotations?: Readonly<Record<string, string>>;
   /** Opens the bytes as a stream; each call starts a fresh read. */
   open(options?: OpenOptions): Promise<Readable>;
+  /**
+   * Tells the source that this push will not read the bytes (the registry has them), so a source that
+   * reads one sequential stream (a `docker save` over the API) can skip past them instead of waiting.
+   */
+  release?(): void;
 }
 
 /** A link of a layer chain given by parent pointers (Docker's graph): the walker follows `parent()` to the base. */

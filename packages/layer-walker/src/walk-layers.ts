@@ -1,6 +1,6 @@
 import type { BlobSource, ImageRecord, LayerLink, Logger, PushEvent, SourceRecord } from '@rxpush/core';
 import { SourceError, shortId, silentLogger } from '@rxpush/core';
-import { concat, concatMap, defer, from, of, type Observable, type OperatorFunction } from 'rxjs';
+import { concatMap, defer, from, of, type OperatorFunction } from 'rxjs';
 
 /** Options of {@link walkLayers}. */
 export interface WalkLayersOptions {
@@ -17,7 +17,7 @@ const DEFAULT_MAX_CHAIN_LENGTH = 1000;
 /**
  * Turns image records into ordered, de-duplicated blob tasks.
  *
- * Each `image` event passes through first; then, for every blob of the image (or of each image of an
+ * Each `image` event passes on first, with any parent chain walked into an ordered layer list; then, for every blob of the image (or of each image of an
  * index) not yet emitted in this subscription, a `preparing` progress event and a `blob` task follow:
  * the config first, then the layers from base to top. Blobs are identified by their `key`, so a layer
  * shared by several images or tags is emitted once per push. A parent chain (`layers.kind === 'chain'`)
@@ -53,25 +53,38 @@ export function walkLayers(options: WalkLayersOptions = {}): OperatorFunction<Pu
       return source.pipe(
         concatMap((event) =>
           event.type === 'image'
-            ? concat(of(event), blobsOf(event.image, maxChainLength).pipe(concatMap(toEvents)))
+            ? from(listLayers(event.image, maxChainLength)).pipe(
+                concatMap((image) => [{ type: 'image', image } satisfies PushEvent, ...blobsOf(image).flatMap(toEvents)]),
+              )
             : of(event),
         ),
       );
     });
 }
 
-/** The blobs of a record in push order: per image, config then layers base→top. */
-function blobsOf(record: SourceRecord, maxChainLength: number): Observable<BlobSource> {
-  const images = record.kind === 'index' ? record.manifests : [record];
-  return from(images).pipe(
-    concatMap((image) => imageBlobs(image, maxChainLength)),
-    concatMap((blobs) => blobs),
-  );
+/**
+ * The record with every parent chain walked into an ordered list, so that operators downstream
+ * (the manifest builder) see the layers in push order without walking again.
+ */
+async function listLayers(record: SourceRecord, maxChainLength: number): Promise<SourceRecord> {
+  if (record.kind === 'index') {
+    const manifests: ImageRecord[] = [];
+    for (const image of record.manifests) manifests.push(await listImageLayers(image, maxChainLength));
+    return { ...record, manifests };
+  }
+  return listImageLayers(record, maxChainLength);
 }
 
-async function imageBlobs(image: ImageRecord, maxChainLength: number): Promise<BlobSource[]> {
-  const layers = image.layers.kind === 'list' ? image.layers.layers : await walkChain(image.layers.top, image.source, maxChainLength);
-  return [image.config, ...layers];
+async function listImageLayers(image: ImageRecord, maxChainLength: number): Promise<ImageRecord> {
+  if (image.layers.kind === 'list') return image;
+  const layers = await walkChain(image.layers.top, image.source, maxChainLength);
+  return { ...image, layers: { kind: 'list', layers } };
+}
+
+/** The blobs of a walked record in push order: per image, config then layers base→top. */
+function blobsOf(record: SourceRecord): BlobSource[] {
+  const images = record.kind === 'index' ? record.manifests : [record];
+  return images.flatMap((image) => [image.config, ...(image.layers.kind === 'list' ? image.layers.layers : [])]);
 }
 
 /** Follows parent pointers from the top to the base, then returns the layers base first. */

@@ -200,15 +200,14 @@ describe('walkLayers', () => {
     assert.deepEqual(events.map((e) => e.type), ['image', 'preparing', 'blob', 'preparing', 'blob', 'preparing', 'blob', 'retrying']);
   });
 
-  it('emits the image event before reading a chain', async () => {
-    const a: ImageRecord = {
-      kind: 'image',
-      source: 'test:slow',
-      tags: [],
-      config: blob('config', 'config'),
-      layers: { kind: 'chain', top: { id: 'x', blob: blob('x'), parent: () => new Promise(() => {}) } },
-    };
+  it('passes the image on with its chain walked into a layer list, base first', async () => {
+    const base: LayerLink = { id: 'base', blob: blob('base'), parent: () => Promise.resolve(undefined) };
+    const top: LayerLink = { id: 'top', blob: blob('top'), parent: () => Promise.resolve(base) };
+    const a: ImageRecord = { kind: 'image', source: 'test:chain', tags: [], config: blob('config', 'config'), layers: { kind: 'chain', top } };
     const first = await firstValueFrom(stream({ type: 'image', image: a }).pipe(walkLayers()));
     assert.equal(first.type, 'image');
+    const image = first.type === 'image' ? first.image : undefined;
+    assert.ok(image?.kind === 'image' && image.layers.kind === 'list');
+    assert.deepEqual(image.layers.layers.map((layer) => layer.key), [sha256Digest('base'), sha256Digest('top')]);
   });
 });
