@@ -1,0 +1,20 @@
+import type { PushEvent } from '@rxpush/core';
+
+/** Where a renderer writes: a stream, or anything with `write` (tests collect the text). */
+export interface TextSink {
+  write(text: string): unknown;
+}
+
+/**
+ * Turns the events of one push into output. Shaped like an RxJS observer, so it can be given to
+ * `subscribe` or `tap`; `start` comes first, then events, then exactly one of `error` or `complete`.
+ */
+export interface ProgressRenderer {
+  /** Announces the repository pushed to (`REGISTRY/REPO`), before any event. */
+  start(repository: string): void;
+  next(event: PushEvent): void;
+  /** The push failed or was cancelled: draws what is pending, and reports the error where the format carries errors. */
+  error(error: Error): void;
+  /** The push is done: draws what is pending and stops timers. */
+  complete(): void;
+}

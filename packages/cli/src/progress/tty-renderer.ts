@@ -1,0 +1,95 @@
+import type { PushEvent } from '@rxpush/core';
+
+import { digestLine, headerLine, isShown, lineId, statusText } from './messages.js';
+import { progressText } from './progress-text.js';
+import type { ProgressRenderer, TextSink } from './renderer.js';
+
+export interface TtyRendererOptions {
+  /** The terminal width; at 110 columns or fewer the bar is left out, as Docker does. Default 200. */
+  readonly columns?: number;
+  /** The least time between two redraws of byte counts; state changes are drawn at once. Default 100 ms. */
+  readonly intervalMs?: number;
+}
+
+interface Line {
+  /** 0-based position below the first line of the current block. */
+  readonly index: number;
+  status: string;
+  text: string;
+  /** The text changed but has not been drawn yet (throttled byte counts). */
+  dirty: boolean;
+}
+
+/**
+ * Docker's terminal display: one line per layer (`<id>: Preparing`, `<id>: Pushing [==>  ] 1MB/2MB`,
+ * `<id>: Pushed`, …), redrawn in place with ANSI cursor movement, then `<tag>: digest: … size: N`.
+ * The cursor always rests at the start of the line below the block, so a line `up` lines above is
+ * rewritten with: cursor up `up`, erase the line, the text, cursor down `up`, carriage return.
+ *
+ * @example push(options).subscribe(ttyRenderer(process.stdout, { columns: process.stdout.columns }))
+ */
+export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): ProgressRenderer {
+  const columns = options.columns ?? 200;
+  const intervalMs = options.intervalMs ?? 100;
+  let lines = new Map<string, Line>();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let lastFlush = -Infinity;
+
+  const draw = (line: Line): void => {
+    line.dirty = false;
+    const up = lines.size - line.index;
+    out.write(`\x1b[${up}A\x1b[2K${line.text}\x1b[${up}B\r`);
+  };
+
+  const flush = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    lastFlush = Date.now();
+    for (const line of lines.values()) if (line.dirty) draw(line);
+  };
+
+  const show = (id: string, status: string, progress: string): void => {
+    const text = `${id === '' ? '' : `${id}: `}${status}${progress === '' ? '' : ` ${progress}`}`;
+    const line = lines.get(id);
+    if (line === undefined) {
+      lines.set(id, { index: lines.size, status, text, dirty: false });
+      out.write(`${text}\n`);
+      return;
+    }
+    if (line.text === text) return;
+    const changed = line.status !== status;
+    line.status = status;
+    line.text = text;
+    if (changed) return draw(line);
+    // Only byte counts moved: many blobs at once would otherwise redraw the terminal thousands of times a second.
+    line.dirty = true;
+    if (timer !== undefined) return;
+    const wait = lastFlush + intervalMs - Date.now();
+    if (wait <= 0) flush();
+    else timer = setTimeout(flush, wait);
+  };
+
+  return {
+    start(repository) {
+      out.write(`${headerLine(repository)}\n`);
+    },
+    next(event: PushEvent) {
+      if (event.type === 'manifest-pushed') {
+        flush();
+        out.write(`${digestLine(event)}\n`);
+        // Like Docker, a line without an id ends the block: what follows (the next tag's image) starts a new one.
+        lines = new Map();
+        return;
+      }
+      if (!isShown(event)) return;
+      const progress = event.type === 'pushing' ? progressText(event.current, event.total, columns) : '';
+      show(lineId(event), statusText(event), progress);
+    },
+    error() {
+      flush();
+    },
+    complete() {
+      flush();
+    },
+  };
+}

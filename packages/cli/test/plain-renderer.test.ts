@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { plainRenderer } from '../src/progress/plain-renderer.ts';
+import { A, B, CONFIG, MANIFEST_DIGEST, exists, manifestPushed, mounted, preparing, pushed, pushing, retrying, sink, waiting } from './events.ts';
+
+describe('plainRenderer', () => {
+  it('writes one line per state change, without byte counts or config blobs', () => {
+    const out = sink();
+    const renderer = plainRenderer(out);
+    renderer.start('localhost:5000/app');
+    const events = [
+      preparing(A),
+      preparing(B),
+      preparing(CONFIG, 'config'),
+      waiting(A),
+      exists(B),
+      pushing(A, 0, 2_000_000),
+      pushing(A, 1_000_000, 2_000_000),
+      retrying(5000, A),
+      pushing(A, 0, 2_000_000),
+      pushing(A, 2_000_000, 2_000_000),
+      pushed(A),
+      pushed(CONFIG, 'config'),
+      mounted('eeeeeeeeeeee', 'library/base'),
+      retrying(1000),
+    ];
+    for (const event of events) renderer.next(event);
+    renderer.next(manifestPushed('1.0'));
+    renderer.next(manifestPushed('latest'));
+    renderer.complete();
+
+    assert.equal(
+      out.text,
+      [
+        'The push refers to repository [localhost:5000/app]',
+        'aaaaaaaaaaaa: Preparing',
+        'bbbbbbbbbbbb: Preparing',
+        'aaaaaaaaaaaa: Waiting',
+        'bbbbbbbbbbbb: Layer already exists',
+        'aaaaaaaaaaaa: Pushing',
+        'aaaaaaaaaaaa: Retrying in 5 seconds',
+        'aaaaaaaaaaaa: Pushing',
+        'aaaaaaaaaaaa: Pushed',
+        'eeeeeeeeeeee: Mounted from library/base',
+        'Retrying in 1 second',
+        `1.0: digest: ${MANIFEST_DIGEST} size: 528`,
+        `latest: digest: ${MANIFEST_DIGEST} size: 528`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('writes nothing of its own when the push fails: the error goes to stderr', () => {
+    const out = sink();
+    const renderer = plainRenderer(out);
+    renderer.next(preparing(A));
+    renderer.error(new Error('boom'));
+    assert.equal(out.text, 'aaaaaaaaaaaa: Preparing\n');
+  });
+});
