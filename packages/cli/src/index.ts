@@ -1,1 +1,12 @@
-export {};
+export { main } from './main.js';
+export type { MainIO } from './main.js';
+export { parseSize } from './parse-size.js';
+export { humanSize } from './progress/human-size.js';
+export { progressText } from './progress/progress-text.js';
+export { ttyRenderer } from './progress/tty-renderer.js';
+export type { TtyRendererOptions } from './progress/tty-renderer.js';
+export { plainRenderer } from './progress/plain-renderer.js';
+export { jsonRenderer } from './progress/json-renderer.js';
+export { quietRenderer } from './progress/quiet-renderer.js';
+export type { ProgressRenderer, TextSink } from './progress/renderer.js';
+export type { PushFunction, Terminal } from './run-push.js';

@@ -1,0 +1,48 @@
+import { parseArgs } from './parse-args.js';
+import type { TextSink } from './progress/renderer.js';
+import type { PushFunction, Terminal } from './run-push.js';
+
+/** The streams and signal `main` works with; the bin passes none and gets the process's own. */
+export interface MainIO {
+  readonly stdout?: Terminal;
+  readonly stderr?: TextSink;
+  /** Cancels a push when aborted; without it, Ctrl-C (SIGINT) does. */
+  readonly signal?: AbortSignal;
+  /** Stands in for the pipeline's `push()`, for tests of the command's own behaviour. */
+  readonly push?: PushFunction;
+}
+
+/**
+ * Runs the `rxpush` command line and resolves to its exit status: 0 pushed (or help shown), 1 failed,
+ * 2 usage error, 130 cancelled. Failures are reported as one `rxpush: …` line on stderr.
+ *
+ * @example process.exitCode = await main(process.argv.slice(2))
+ */
+export async function main(argv: readonly string[], io: MainIO = {}): Promise<number> {
+  const stdout = io.stdout ?? process.stdout;
+  const stderr = io.stderr ?? process.stderr;
+  const parsed = parseArgs(argv);
+  switch (parsed.kind) {
+    case 'print':
+      stdout.write(`${parsed.text}\n`);
+      return 0;
+    case 'usage':
+      stderr.write(`rxpush: ${parsed.message}\n`);
+      return 2;
+  }
+
+  // Loaded only now, so `rxpush --help` does not pay for core's rxjs, pino and the pipeline.
+  const { runPush } = await import('./run-push.js');
+  const push = io.push !== undefined ? { push: io.push } : {};
+  if (io.signal !== undefined) return runPush(parsed.args, { stdout, stderr, signal: io.signal, ...push });
+
+  const interrupt = new AbortController();
+  const onSigint = (): void => interrupt.abort();
+  // `once`: a second Ctrl-C gets Node's default and ends the process at once.
+  process.once('SIGINT', onSigint);
+  try {
+    return await runPush(parsed.args, { stdout, stderr, signal: interrupt.signal, ...push });
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}

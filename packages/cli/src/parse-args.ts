@@ -1,0 +1,109 @@
+import { readFileSync } from 'node:fs';
+
+import yargs from 'yargs';
+
+/** Options as yargs parsed them, before rxpush checks their values (see `pushCommand`). */
+export type RawArgs = Readonly<Record<string, unknown>>;
+
+/**
+ * What the command line asks for: text to print (`--help`, `--version`), a usage error (one line,
+ * naming which help to read), or a push whose option values are still to be checked.
+ */
+export type ParsedArgs =
+  | { readonly kind: 'print'; readonly text: string }
+  | { readonly kind: 'usage'; readonly message: string }
+  | { readonly kind: 'push'; readonly args: RawArgs };
+
+export const PUSH_HELP = "see 'rxpush push --help'";
+const TOP_HELP = "see 'rxpush --help'";
+
+/**
+ * Parses rxpush's arguments (without the node and script paths) with yargs: commands, known options,
+ * positionals. It loads nothing but yargs, so `rxpush --help` stays fast.
+ *
+ * @example parseArgs(['push', 'oci:./image:latest', 'localhost:5000/app:1.0']) // { kind: 'push', args: { SOURCE: …, DEST: …, … } }
+ */
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const first = argv[0];
+  if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
+  if (!first.startsWith('-') && first !== 'push') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
+  const help = first === 'push' ? PUSH_HELP : TOP_HELP;
+
+  let parsed: { args: RawArgs; output: string } | undefined;
+  let failure: unknown;
+  try {
+    cli(argv).parse([...argv], {}, (error, args, output) => {
+      if (error) failure = error;
+      else parsed = { args, output };
+    });
+  } catch (error) {
+    failure = error;
+  }
+  if (failure !== undefined || parsed === undefined) return { kind: 'usage', message: `${usageMessage(failure, argv)}; ${help}` };
+  if (parsed.args['help'] === true || parsed.args['version'] === true) return { kind: 'print', text: parsed.output };
+  const extra = (parsed.args['_'] as unknown[]).slice(1);
+  if (extra.length > 0) return { kind: 'usage', message: `unexpected argument "${String(extra[0])}"; ${help}` };
+  return { kind: 'push', args: parsed.args };
+}
+
+function cli(argv: readonly string[]) {
+  return yargs([...argv])
+    .scriptName('rxpush')
+    .usage('Usage: rxpush <command> [options]\n\nPush container images to Docker/OCI registries.')
+    .locale('en')
+    .strict()
+    .exitProcess(false)
+    .showHelpOnFail(false)
+    .fail((message, error) => {
+      throw error ?? new Error(message);
+    })
+    .version(version())
+    .help()
+    .alias('h', 'help')
+    .command('push <SOURCE> <DEST>', 'push an image (every tag with --all-tags)', (y) =>
+      y
+        .usage(
+          'Usage: rxpush push SOURCE DEST [options]\n\n' +
+            'Push an image to a registry.\n\n' +
+            'SOURCE is oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:NAME:TAG], ' +
+            'docker-daemon:NAME:TAG, docker-root:NAME:TAG or docker://REF.\n' +
+            'DEST is [docker://]REGISTRY/REPO[:TAG].',
+        )
+        .example('rxpush push oci:./image:latest localhost:5000/app:1.0', '')
+        .hide('version')
+        .option('tag', { type: 'string', requiresArg: true, describe: 'also push as this tag (repeatable)' })
+        .option('all-tags', { type: 'boolean', describe: 'push every tag the source has, each under its own name' })
+        .option('format', { type: 'string', requiresArg: true, describe: "manifest format to write: oci or docker (default: the source's)" })
+        // Values are strings so that rxpush, not yargs, says what is wrong with "abc" or "0".
+        .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs uploaded at once' })
+        .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
+        .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
+        .option('plain-http', { type: 'boolean', describe: 'use plain HTTP for the registry' })
+        .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
+        .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
+        .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })
+        .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' }),
+    );
+}
+
+function version(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+/** yargs's message as one line, naming options the way the user typed them. */
+function usageMessage(error: unknown, argv: readonly string[]): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const positionals = /^Not enough non-option arguments: got (\d+)/.exec(message);
+  if (positionals) return positionals[1] === '0' ? 'missing SOURCE and DEST' : 'missing DEST';
+  const needsValue = /^Not enough arguments following: (.+)$/.exec(message);
+  if (needsValue) return `--${needsValue[1]} needs a value`;
+  const unknown = /^Unknown arguments?: ([^,]+)/.exec(message);
+  if (unknown) {
+    const name = unknown[1] ?? '';
+    const typed = argv.find((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`) || arg === `-${name}`);
+    return typed === undefined ? `unexpected argument "${name}"` : `unknown option ${typed.split('=')[0]}`;
+  }
+  const oneLine = message.replace(/\s*\n\s*/g, ' ');
+  return oneLine.charAt(0).toLowerCase() + oneLine.slice(1);
+}

@@ -1,0 +1,100 @@
+import { isValidTag, UsageError, type ManifestFormat } from '@rxpush/core';
+
+import { PUSH_HELP, type RawArgs } from './parse-args.js';
+import { parseSize } from './parse-size.js';
+
+const FORMATS = ['oci', 'docker'] as const;
+const COMPRESSIONS = ['gzip', 'zstd', 'none'] as const;
+const PROGRESS_MODES = ['auto', 'tty', 'plain', 'json'] as const;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+
+export type ProgressMode = (typeof PROGRESS_MODES)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** `rxpush push`, its arguments checked and converted. */
+export interface PushCommand {
+  readonly source: string;
+  readonly destination: string;
+  readonly tags: readonly string[];
+  readonly allTags: boolean;
+  readonly format?: ManifestFormat;
+  readonly concurrency: number;
+  readonly chunkSize?: number;
+  readonly compression?: (typeof COMPRESSIONS)[number];
+  readonly plainHttp: boolean;
+  readonly progress: ProgressMode;
+  readonly quiet: boolean;
+  readonly logLevel: LogLevel;
+  readonly digestfile?: string;
+}
+
+/**
+ * Checks and converts the values of `rxpush push`'s options, so nothing starts before the whole
+ * command line is known to be good.
+ *
+ * @throws {UsageError} naming the option, what is wrong with its value, and which help to read.
+ * @example pushCommand({ SOURCE: 'oci:./image', DEST: 'localhost:5000/app', concurrency: '8' }).concurrency // 8
+ */
+export function pushCommand(args: RawArgs): PushCommand {
+  try {
+    return check(args);
+  } catch (error) {
+    if (error instanceof UsageError) throw new UsageError(`${error.message}; ${PUSH_HELP}`);
+    throw error;
+  }
+}
+
+function check(args: RawArgs): PushCommand {
+  const source = last(args['SOURCE']);
+  const destination = last(args['DEST']);
+  if (source === undefined || destination === undefined) throw new UsageError('missing SOURCE or DEST');
+
+  const tags = all(args['tag']);
+  for (const tag of tags) {
+    if (!isValidTag(tag)) throw new UsageError(`--tag "${tag}" is not a valid tag: letters, digits, _ . - (at most 128), not starting with . or -`);
+  }
+  const allTags = args['all-tags'] === true;
+  const digestfile = last(args['digestfile']);
+  if (allTags && digestfile !== undefined) throw new UsageError('--digestfile names one manifest and cannot be used with --all-tags');
+
+  const concurrency = last(args['concurrency']) ?? '4';
+  if (!/^\d+$/.test(concurrency) || Number(concurrency) < 1) {
+    throw new UsageError(`--concurrency must be a whole number of 1 or more, not "${concurrency}"`);
+  }
+  const chunkSize = last(args['chunk-size']);
+  const format = oneOf('format', last(args['format']), FORMATS);
+  const compression = oneOf('compression', last(args['compression']), COMPRESSIONS);
+
+  return {
+    source,
+    destination,
+    tags,
+    allTags,
+    ...(format !== undefined && { format }),
+    concurrency: Number(concurrency),
+    ...(chunkSize !== undefined && { chunkSize: parseSize(chunkSize, '--chunk-size') }),
+    ...(compression !== undefined && { compression }),
+    plainHttp: args['plain-http'] === true,
+    progress: oneOf('progress', last(args['progress']), PROGRESS_MODES) ?? 'auto',
+    quiet: args['quiet'] === true,
+    logLevel: oneOf('log-level', last(args['log-level']), LOG_LEVELS) ?? 'warn',
+    ...(digestfile !== undefined && { digestfile }),
+  };
+}
+
+/** Every value of a repeatable option. */
+function all(value: unknown): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+/** The value of a single-valued option; given twice, the last one counts, as in most CLIs. */
+function last(value: unknown): string | undefined {
+  return all(value).at(-1);
+}
+
+function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw new UsageError(`--${name} must be one of ${choices.join(', ')}, not "${value}"`);
+}

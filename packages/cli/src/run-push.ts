@@ -1,0 +1,144 @@
+import { writeFile } from 'node:fs/promises';
+import { inspect } from 'node:util';
+
+import { CancelledError, isPushError, parseReference, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
+import type { PushOptions } from '@rxpush/pipeline';
+import { pino } from 'pino';
+import type { Observable } from 'rxjs';
+
+import { PUSH_HELP, type RawArgs } from './parse-args.js';
+import { jsonRenderer } from './progress/json-renderer.js';
+import { plainRenderer } from './progress/plain-renderer.js';
+import { quietRenderer } from './progress/quiet-renderer.js';
+import type { ProgressRenderer, TextSink } from './progress/renderer.js';
+import { ttyRenderer } from './progress/tty-renderer.js';
+import { pushCommand, type LogLevel, type PushCommand } from './push-command.js';
+
+/** The pipeline's `push()`. */
+export type PushFunction = (options: PushOptions) => Observable<PushEvent>;
+
+/** stdout as rxpush needs it: `isTTY` and `columns` choose and size the progress display. */
+export interface Terminal extends TextSink {
+  readonly isTTY?: boolean;
+  readonly columns?: number;
+}
+
+export interface RunPushIO {
+  readonly stdout: Terminal;
+  readonly stderr: TextSink;
+  /** Aborting it cancels the push (Ctrl-C). */
+  readonly signal: AbortSignal;
+  /** Stands in for the pipeline's `push()`, for tests of the command's own behaviour. */
+  readonly push?: PushFunction;
+}
+
+/** Never logged, whatever a package puts in a log line. */
+const REDACT = ['authorization', '*.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'];
+
+/**
+ * The `rxpush push` handler: checks the option values, shows progress on stdout, logs on stderr, writes
+ * `--digestfile`, and turns the outcome into an exit status: 0 pushed, 1 failed, 2 usage error, 130 cancelled.
+ * Failures are one `rxpush: …` line on stderr (and the stack at `--log-level debug`).
+ *
+ * @example process.exitCode = await runPush(parsed.args, { stdout: process.stdout, stderr: process.stderr, signal })
+ */
+export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
+  const { stdout, stderr } = io;
+  let command: PushCommand;
+  try {
+    command = pushCommand(args);
+  } catch (error) {
+    return fail(error, stderr, 'warn');
+  }
+  const logger = pino(
+    { level: command.logLevel, redact: REDACT },
+    // Synchronous, so log lines and rxpush's own stderr lines keep their order.
+    stderr === process.stderr ? pino.destination({ dest: 2, sync: true }) : stderr,
+  );
+  const renderer = chooseRenderer(command, stdout);
+  try {
+    const destination = parseReference(command.destination);
+    const push = io.push ?? (await import('@rxpush/pipeline')).push;
+    renderer.start(`${destination.registry}/${destination.repository}`);
+    const pushed = await run(push(pushOptions(command, logger)), renderer, io.signal);
+    renderer.complete();
+    const first = pushed[0];
+    if (command.digestfile !== undefined && first !== undefined) await writeDigest(command.digestfile, first);
+    return 0;
+  } catch (error) {
+    renderer.error(error instanceof Error ? error : new Error(String(error)));
+    return fail(error, stderr, command.logLevel);
+  }
+}
+
+function chooseRenderer(command: PushCommand, stdout: Terminal): ProgressRenderer {
+  if (command.quiet) return quietRenderer(stdout);
+  const mode = command.progress === 'auto' ? (stdout.isTTY === true ? 'tty' : 'plain') : command.progress;
+  switch (mode) {
+    case 'tty':
+      return ttyRenderer(stdout, stdout.columns !== undefined ? { columns: stdout.columns } : {});
+    case 'plain':
+      return plainRenderer(stdout);
+    case 'json':
+      return jsonRenderer(stdout);
+  }
+}
+
+function pushOptions(command: PushCommand, logger: Logger): PushOptions {
+  return {
+    source: command.source,
+    destination: command.destination,
+    concurrency: command.concurrency,
+    logger,
+    ...(command.tags.length > 0 && { tags: command.tags }),
+    ...(command.allTags && { allTags: true }),
+    ...(command.format !== undefined && { format: command.format }),
+    ...(command.chunkSize !== undefined && { chunkSize: command.chunkSize }),
+    ...(command.compression !== undefined && { compression: command.compression }),
+    ...(command.plainHttp && { plainHttp: true }),
+  };
+}
+
+/** Subscribes, feeding the renderer; unsubscribing on abort is what stops every request in flight. */
+function run(events: Observable<PushEvent>, renderer: ProgressRenderer, signal: AbortSignal): Promise<ManifestPushedEvent[]> {
+  return new Promise((resolve, reject) => {
+    const pushed: ManifestPushedEvent[] = [];
+    const subscription = events.subscribe({
+      next(event) {
+        renderer.next(event);
+        if (event.type === 'manifest-pushed') pushed.push(event);
+      },
+      error: reject,
+      complete: () => resolve(pushed),
+    });
+    const cancel = (): void => {
+      subscription.unsubscribe();
+      reject(new CancelledError());
+    };
+    if (signal.aborted) return cancel();
+    signal.addEventListener('abort', cancel, { once: true });
+    subscription.add(() => signal.removeEventListener('abort', cancel));
+  });
+}
+
+/** Like skopeo's and podman's `--digestfile`: the digest alone, no newline. */
+async function writeDigest(path: string, event: ManifestPushedEvent): Promise<void> {
+  try {
+    await writeFile(path, event.digest);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`pushed ${event.digest}, but cannot write it to --digestfile ${path}: ${reason}`, { cause: error });
+  }
+}
+
+/** Reports a failure on stderr and gives its exit status. */
+function fail(error: unknown, stderr: TextSink, logLevel: LogLevel): number {
+  let message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
+  if (isPushError(error) && error.code === 'USAGE' && !message.includes(PUSH_HELP)) message += `; ${PUSH_HELP}`;
+  stderr.write(`rxpush: ${message}\n`);
+  if (logLevel === 'debug' || logLevel === 'trace') stderr.write(`${inspect(error)}\n`);
+  if (!isPushError(error)) return 1;
+  if (error.code === 'USAGE') return 2;
+  if (error.code === 'CANCELLED') return 130;
+  return 1;
+}

@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import { RegistryError, UsageError, type PushEvent } from '@rxpush/core';
+import type { PushOptions } from '@rxpush/pipeline';
+import { Observable, concat, of, throwError } from 'rxjs';
+
+import { main, type MainIO } from '../src/main.ts';
+import { A, MANIFEST_DIGEST, manifestPushed, preparing, pushed, pushing, sink } from './events.ts';
+
+/** Runs main with collected output and, unless told otherwise, a push that must not be called. */
+async function run(argv: string[], io: Partial<MainIO> = {}) {
+  const stdout = sink();
+  const stderr = sink();
+  const code = await main(argv, {
+    stdout,
+    stderr,
+    signal: new AbortController().signal,
+    push: () => assert.fail('push must not start'),
+    ...io,
+  });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** A push that emits `events` and records the options it was given. */
+function fakePush(events: Observable<PushEvent>) {
+  const calls: PushOptions[] = [];
+  return {
+    calls,
+    push: (options: PushOptions) => {
+      calls.push(options);
+      return events;
+    },
+  };
+}
+
+const SUCCESS: Observable<PushEvent> = of(preparing(A), pushing(A, 1_000_000, 2_000_000), pushed(A), manifestPushed('1.0'));
+
+describe('rxpush arguments', () => {
+  it('exits 2 with one line naming what is missing when push has no SOURCE and DEST', async () => {
+    assert.deepEqual(await run(['push']), { code: 2, stdout: '', stderr: "rxpush: missing SOURCE and DEST; see 'rxpush push --help'\n" });
+    assert.equal((await run(['push', 'oci:./image'])).stderr, "rxpush: missing DEST; see 'rxpush push --help'\n");
+  });
+
+  it('exits 2 on a concurrency below 1 or not a whole number', async () => {
+    for (const value of ['0', '-1', '1.5', 'abc']) {
+      const result = await run(['push', 'oci:./image', 'localhost:5000/app', '--concurrency', value]);
+      assert.equal(result.code, 2);
+      assert.equal(result.stderr, `rxpush: --concurrency must be a whole number of 1 or more, not "${value}"; see 'rxpush push --help'\n`);
+    }
+  });
+
+  it('exits 2 on an unknown option, an extra argument or an unknown command', async () => {
+    assert.deepEqual(await run(['push', 'a', 'localhost:5000/app', '--frobnicate']), {
+      code: 2,
+      stdout: '',
+      stderr: "rxpush: unknown option --frobnicate; see 'rxpush push --help'\n",
+    });
+    assert.equal((await run(['push', 'a', 'localhost:5000/app', 'extra'])).stderr, `rxpush: unexpected argument "extra"; see 'rxpush push --help'\n`);
+    assert.equal((await run(['copy', 'a', 'b'])).stderr, `rxpush: unknown command "copy"; see 'rxpush --help'\n`);
+    assert.equal((await run([])).stderr, "rxpush: missing command; see 'rxpush --help'\n");
+    assert.equal((await run([])).code, 2);
+  });
+
+  it('exits 2 on a bad choice, size or missing value, one line each', async () => {
+    const cases: [string[], string][] = [
+      [['--format', 'schema3'], '--format must be one of oci, docker, not "schema3"'],
+      [['--compression', 'lz4'], '--compression must be one of gzip, zstd, none, not "lz4"'],
+      [['--progress', 'fancy'], '--progress must be one of auto, tty, plain, json, not "fancy"'],
+      [['--log-level', 'loud'], '--log-level must be one of trace, debug, info, warn, error, silent, not "loud"'],
+      [['--chunk-size', '5XB'], '--chunk-size "5XB" is not a size: write bytes or a number with a unit, e.g. 5MB or 512KiB'],
+      [['--tag', '.bad'], '--tag ".bad" is not a valid tag: letters, digits, _ . - (at most 128), not starting with . or -'],
+      [['--tag'], '--tag needs a value'],
+      [['--all-tags', '--digestfile', 'd'], '--digestfile names one manifest and cannot be used with --all-tags'],
+    ];
+    for (const [options, message] of cases) {
+      const result = await run(['push', 'oci:./image', 'localhost:5000/app', ...options]);
+      assert.deepEqual(result, { code: 2, stdout: '', stderr: `rxpush: ${message}; see 'rxpush push --help'\n` });
+    }
+  });
+
+  it('prints help and the version and exits 0', async () => {
+    const top = await run(['--help']);
+    assert.equal(top.code, 0);
+    assert.match(top.stdout, /^Usage: rxpush <command> \[options\]/);
+    assert.match(top.stdout, /rxpush push <SOURCE> <DEST>/);
+    const push = await run(['push', '--help']);
+    assert.equal(push.code, 0);
+    assert.match(push.stdout, /^Usage: rxpush push SOURCE DEST \[options\]/);
+    for (const option of ['--tag', '--all-tags', '--format', '--concurrency', '--chunk-size', '--compression', '--plain-http', '--progress', '--quiet', '--log-level', '--digestfile']) {
+      assert.ok(push.stdout.includes(option), `push --help lists ${option}`);
+    }
+    assert.equal(push.stderr, '');
+    assert.deepEqual(await run(['--version']), { code: 0, stdout: '0.1.0\n', stderr: '' });
+  });
+});
+
+describe('rxpush push', () => {
+  it('passes the options to push(), shows plain progress off a terminal and exits 0', async () => {
+    const fake = fakePush(SUCCESS);
+    const result = await run(
+      ['push', 'oci:./image:latest', 'localhost:5000/app:1.0', '--tag', 'v1', '--tag=v2', '--format', 'docker', '--concurrency', '8'].concat(
+        ['--chunk-size', '5MB', '--compression', 'zstd', '--plain-http'],
+      ),
+      { push: fake.push },
+    );
+    assert.deepEqual(result, {
+      code: 0,
+      stdout:
+        'The push refers to repository [localhost:5000/app]\n' +
+        'aaaaaaaaaaaa: Preparing\n' +
+        'aaaaaaaaaaaa: Pushing\n' +
+        'aaaaaaaaaaaa: Pushed\n' +
+        `1.0: digest: ${MANIFEST_DIGEST} size: 528\n`,
+      stderr: '',
+    });
+    const [options] = fake.calls;
+    assert.ok(options?.logger, 'a logger is passed');
+    const { logger, ...rest } = options;
+    assert.deepEqual(rest, {
+      source: 'oci:./image:latest',
+      destination: 'localhost:5000/app:1.0',
+      tags: ['v1', 'v2'],
+      format: 'docker',
+      concurrency: 8,
+      chunkSize: 5_000_000,
+      compression: 'zstd',
+      plainHttp: true,
+    });
+  });
+
+  it('passes only what was asked, with a concurrency of 4 by default', async () => {
+    const fake = fakePush(SUCCESS);
+    await run(['push', 'oci:./image', 'registry.example/team/app', '--all-tags'], { push: fake.push });
+    const { logger, ...rest } = fake.calls[0]!;
+    assert.deepEqual(rest, { source: 'oci:./image', destination: 'registry.example/team/app', concurrency: 4, allTags: true });
+  });
+
+  it('draws tty progress when stdout is a terminal', async () => {
+    const stdout = sink({ isTTY: true, columns: 80 });
+    const code = await main(['push', 'oci:./image', 'localhost:5000/app:1.0'], { stdout, stderr: sink(), signal: new AbortController().signal, push: fakePush(SUCCESS).push });
+    assert.equal(code, 0);
+    assert.equal(
+      stdout.text,
+      'The push refers to repository [localhost:5000/app]\n' +
+        'aaaaaaaaaaaa: Preparing\n' +
+        '\x1b[1A\x1b[2Kaaaaaaaaaaaa: Pushing      1MB/2MB\x1b[1B\r' +
+        '\x1b[1A\x1b[2Kaaaaaaaaaaaa: Pushed\x1b[1B\r' +
+        `1.0: digest: ${MANIFEST_DIGEST} size: 528\n`,
+    );
+  });
+
+  it('prints only the pushed reference with --quiet, and JSON lines with --progress json', async () => {
+    const quiet = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--quiet'], { push: fakePush(SUCCESS).push });
+    assert.deepEqual(quiet, { code: 0, stdout: 'localhost:5000/app:1.0\n', stderr: '' });
+    const json = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--progress', 'json'], { push: fakePush(SUCCESS).push });
+    assert.equal(json.code, 0);
+    const lines = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(lines.at(-1), { progressDetail: {}, aux: { Tag: '1.0', Digest: MANIFEST_DIGEST, Size: 528 } });
+    assert.equal(lines.length, 5, 'preparing, pushing, pushed, the digest line and aux; no header in JSON');
+  });
+
+  it('writes the digest of the pushed manifest to --digestfile, without a newline', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'rxpush-cli-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'digest');
+    const result = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--digestfile', file, '-q'], { push: fakePush(SUCCESS).push });
+    assert.equal(result.code, 0);
+    assert.equal(await readFile(file, 'utf8'), MANIFEST_DIGEST);
+
+    const missing = join(dir, 'no-such-dir', 'digest');
+    const failed = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--digestfile', missing, '-q'], { push: fakePush(SUCCESS).push });
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, new RegExp(`^rxpush: pushed ${MANIFEST_DIGEST}, but cannot write it to --digestfile ${missing}: ENOENT[^\\n]*\\n$`));
+  });
+
+  it('exits 1 with the error on one line, and the stack only at --log-level debug', async () => {
+    const error = new RegistryError({ method: 'PUT', url: 'http://localhost:5000/v2/app/manifests/1.0', status: 400, registryCode: 'MANIFEST_INVALID', detail: 'bad' });
+    const events = concat(of(preparing(A)), throwError(() => error));
+    const plain = await run(['push', 'oci:./image', 'localhost:5000/app:1.0'], { push: fakePush(events).push });
+    assert.equal(plain.code, 1);
+    assert.equal(plain.stderr, 'rxpush: PUT http://localhost:5000/v2/app/manifests/1.0 → 400 MANIFEST_INVALID: bad\n');
+
+    const debug = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--log-level', 'debug'], { push: fakePush(events).push });
+    assert.equal(debug.code, 1);
+    const [first, ...rest] = debug.stderr.split('\n');
+    assert.equal(first, 'rxpush: PUT http://localhost:5000/v2/app/manifests/1.0 → 400 MANIFEST_INVALID: bad');
+    assert.match(rest.join('\n'), /RegistryError: PUT[^\n]*\n\s+at /);
+
+    const json = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--progress', 'json'], { push: fakePush(events).push });
+    assert.equal(json.stdout.trim().split('\n').at(-1), JSON.stringify({ errorDetail: { message: error.message }, error: error.message }));
+  });
+
+  it('exits 2 when push() rejects the options as a usage error', async () => {
+    const events = throwError(() => new UsageError('destination has a digest; push to a tag instead'));
+    const result = await run(['push', 'oci:./image', 'localhost:5000/app:1.0'], { push: fakePush(events).push });
+    assert.equal(result.code, 2);
+    assert.equal(result.stderr, "rxpush: destination has a digest; push to a tag instead; see 'rxpush push --help'\n");
+  });
+
+  it('exits 1 on a destination that is not an image reference, before pushing', async () => {
+    const result = await run(['push', 'oci:./image', 'Local Host/app']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^rxpush: invalid image reference "Local Host\/app": it contains white space; [^\n]+\n$/);
+  });
+
+  it('unsubscribes when cancelled, says so and exits 130', async () => {
+    const interrupt = new AbortController();
+    let tornDown = false;
+    const endless = new Observable<PushEvent>((subscriber) => {
+      subscriber.next(preparing(A));
+      setImmediate(() => interrupt.abort());
+      return () => {
+        tornDown = true;
+      };
+    });
+    const result = await run(['push', 'oci:./image', 'localhost:5000/app:1.0'], { push: fakePush(endless).push, signal: interrupt.signal });
+    assert.equal(result.code, 130);
+    assert.equal(result.stderr, 'rxpush: push cancelled\n');
+    assert.ok(tornDown, 'the subscription is torn down, aborting requests in flight');
+  });
+
+  it('logs to stderr at the chosen level, with credentials redacted', async () => {
+    const logging = (options: PushOptions) =>
+      new Observable<PushEvent>((subscriber) => {
+        options.logger?.debug({ headers: { authorization: 'Bearer secret-token' }, password: 'hunter2' }, 'token fetched');
+        subscriber.complete();
+      });
+    const quiet = await run(['push', 'oci:./image', 'localhost:5000/app:1.0'], { push: logging });
+    assert.equal(quiet.stderr, '', 'debug lines are not logged at the default level, warn');
+
+    const debug = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--log-level', 'debug'], { push: logging });
+    assert.equal(debug.code, 0);
+    const entry = JSON.parse(debug.stderr) as Record<string, unknown>;
+    assert.equal(entry['msg'], 'token fetched');
+    assert.deepEqual(entry['headers'], { authorization: '[Redacted]' });
+    assert.equal(entry['password'], '[Redacted]');
+    assert.ok(!debug.stderr.includes('secret-token') && !debug.stderr.includes('hunter2'));
+  });
+});
