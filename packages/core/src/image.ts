@@ -37,6 +37,11 @@ export interface BlobSource {
   readonly origin: string;
   readonly urls?: readonly string[];
   readonly annotations?: Readonly<Record<string, string>>;
+  /**
+   * Compressed digests this layer is already known under, and where (Docker's distribution metadata):
+   * the blob checker tries them before compressing anything.
+   */
+  readonly hints?: readonly BlobHint[];
   /** Opens the bytes as a stream; each call starts a fresh read. */
   open(options?: OpenOptions): Promise<Readable>;
   /**
@@ -44,6 +49,14 @@ export interface BlobSource {
    * reads one sequential stream (a `docker save` over the API) can skip past them instead of waiting.
    */
   release?(): void;
+}
+
+/** A compressed digest a layer was pushed or pulled as, and the registry and repository that hold it. */
+export interface BlobHint {
+  readonly digest: Digest;
+  /** host[:port] as in image references (`docker.io` for Docker Hub). */
+  readonly registry?: string;
+  readonly repository?: string;
 }
 
 /** A link of a layer chain given by parent pointers (Docker's graph): the walker follows `parent()` to the base. */

@@ -7,7 +7,7 @@ export { parseReference, formatReference, isValidTag } from './reference.js';
 export type { ImageReference } from './reference.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';
-export type { BlobSource, LayerLink, LayerList, OpenOptions, RawManifest, ImageRecord, IndexRecord, SourceRecord } from './image.js';
+export type { BlobHint, BlobSource, LayerLink, LayerList, OpenOptions, RawManifest, ImageRecord, IndexRecord, SourceRecord } from './image.js';
 export { blobDescriptor } from './image.js';
 export { isEvent } from './events.js';
 export type {
