@@ -19,7 +19,8 @@ const DEFAULT_MAX_CHAIN_LENGTH = 1000;
  *
  * Each `image` event passes on first, with any parent chain walked into an ordered layer list; then, for every blob of the image (or of each image of an
  * index) not yet emitted in this subscription, a `preparing` progress event and a `blob` task follow:
- * the config first, then the layers from base to top. Blobs are identified by their `key`, so a layer
+ * the layers from base to top, then the config (as Docker's push did: a sequential source such as
+ * `docker save` offers the config after the layers). Blobs are identified by their `key`, so a layer
  * shared by several images or tags is emitted once per push. A parent chain (`layers.kind === 'chain'`)
  * is walked from the top down and reversed. Every other event passes through untouched.
  *
@@ -81,10 +82,10 @@ async function listImageLayers(image: ImageRecord, maxChainLength: number): Prom
   return { ...image, layers: { kind: 'list', layers } };
 }
 
-/** The blobs of a walked record in push order: per image, config then layers base→top. */
+/** The blobs of a walked record in push order: per image, layers base→top, then the config. */
 function blobsOf(record: SourceRecord): BlobSource[] {
   const images = record.kind === 'index' ? record.manifests : [record];
-  return images.flatMap((image) => [image.config, ...(image.layers.kind === 'list' ? image.layers.layers : [])]);
+  return images.flatMap((image) => [...(image.layers.kind === 'list' ? image.layers.layers : []), image.config]);
 }
 
 /** Follows parent pointers from the top to the base, then returns the layers base first. */

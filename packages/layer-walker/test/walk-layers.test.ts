@@ -75,21 +75,21 @@ function namesOf(...records: (ImageRecord | IndexRecord)[]): Map<string, string>
 }
 
 describe('walkLayers', () => {
-  it('passes the image through first, then config and layers base to top, each with a preparing event', async () => {
+  it('passes the image through first, then layers base to top and the config, each with a preparing event', async () => {
     const a = image('a', [blob('base'), blob('middle'), blob('top')]);
     const events = await lastValueFrom(stream({ type: 'image', image: a }).pipe(walkLayers(), toArray()));
     assert.deepEqual(summary(events, namesOf(a)), [
       'image:a',
-      'preparing:a-config',
-      'blob:a-config',
       'preparing:base',
       'blob:base',
       'preparing:middle',
       'blob:middle',
       'preparing:top',
       'blob:top',
+      'preparing:a-config',
+      'blob:a-config',
     ]);
-    const preparing = events[1];
+    const preparing = events[7];
     assert.deepEqual(preparing, { type: 'preparing', id: a.config.key.slice(7, 19), key: a.config.key, role: 'config' });
   });
 
@@ -99,17 +99,17 @@ describe('walkLayers', () => {
     const events = await lastValueFrom(stream({ type: 'image', image: a }, { type: 'image', image: b }).pipe(walkLayers(), toArray()));
     assert.deepEqual(summary(events, namesOf(a, b)), [
       'image:a',
-      'preparing:a-config',
-      'blob:a-config',
       'preparing:base',
       'blob:base',
       'preparing:a-top',
       'blob:a-top',
+      'preparing:a-config',
+      'blob:a-config',
       'image:b',
-      'preparing:b-config',
-      'blob:b-config',
       'preparing:b-top',
       'blob:b-top',
+      'preparing:b-config',
+      'blob:b-config',
     ]);
   });
 
@@ -126,7 +126,7 @@ describe('walkLayers', () => {
     const events = await lastValueFrom(stream({ type: 'image', image: index }).pipe(walkLayers(), toArray()));
     assert.deepEqual(
       summary(events, namesOf(index)).filter((s) => !s.startsWith('preparing')),
-      ['image:multi', 'blob:amd64-config', 'blob:base', 'blob:amd64-top', 'blob:arm64-config', 'blob:arm64-top'],
+      ['image:multi', 'blob:base', 'blob:amd64-top', 'blob:amd64-config', 'blob:arm64-top', 'blob:arm64-config'],
     );
   });
 
@@ -136,7 +136,7 @@ describe('walkLayers', () => {
     const events = await lastValueFrom(stream({ type: 'image', image: a }).pipe(walkLayers(), toArray()));
     assert.deepEqual(
       events.flatMap((e) => (e.type === 'blob' ? [e.blob.origin] : [])),
-      ['c-config', 'l1', 'l2', 'l3'],
+      ['l1', 'l2', 'l3', 'c-config'],
     );
   });
 
