@@ -33,15 +33,12 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
 
   // Loaded only now, so `rxpush --help` does not pay for core's rxjs, pino and the pipeline.
   const { runPush } = await import('./run-push.js');
-  const push = io.push !== undefined ? { push: io.push } : {};
-  if (io.signal !== undefined) return runPush(parsed.args, { stdout, stderr, signal: io.signal, ...push });
-
   const interrupt = new AbortController();
   const onSigint = (): void => interrupt.abort();
   // `once`: a second Ctrl-C gets Node's default and ends the process at once.
-  process.once('SIGINT', onSigint);
+  if (io.signal === undefined) process.once('SIGINT', onSigint);
   try {
-    return await runPush(parsed.args, { stdout, stderr, signal: interrupt.signal, ...push });
+    return await runPush(parsed.args, { stdout, stderr, signal: io.signal ?? interrupt.signal, ...(io.push !== undefined && { push: io.push }) });
   } finally {
     process.off('SIGINT', onSigint);
   }

@@ -1,6 +1,6 @@
 import { isValidTag, UsageError, type ManifestFormat } from '@rxpush/core';
 
-import { PUSH_HELP, type RawArgs } from './parse-args.js';
+import type { RawArgs } from './parse-args.js';
 import { parseSize } from './parse-size.js';
 
 const FORMATS = ['oci', 'docker'] as const;
@@ -32,19 +32,10 @@ export interface PushCommand {
  * Checks and converts the values of `rxpush push`'s options, so nothing starts before the whole
  * command line is known to be good.
  *
- * @throws {UsageError} naming the option, what is wrong with its value, and which help to read.
+ * @throws {UsageError} naming the option and what is wrong with its value.
  * @example pushCommand({ SOURCE: 'oci:./image', DEST: 'localhost:5000/app', concurrency: '8' }).concurrency // 8
  */
 export function pushCommand(args: RawArgs): PushCommand {
-  try {
-    return check(args);
-  } catch (error) {
-    if (error instanceof UsageError) throw new UsageError(`${error.message}; ${PUSH_HELP}`);
-    throw error;
-  }
-}
-
-function check(args: RawArgs): PushCommand {
   const source = last(args['SOURCE']);
   const destination = last(args['DEST']);
   if (source === undefined || destination === undefined) throw new UsageError('missing SOURCE or DEST');

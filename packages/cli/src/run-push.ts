@@ -134,7 +134,7 @@ async function writeDigest(path: string, event: ManifestPushedEvent): Promise<vo
 /** Reports a failure on stderr and gives its exit status. */
 function fail(error: unknown, stderr: TextSink, logLevel: LogLevel): number {
   let message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
-  if (isPushError(error) && error.code === 'USAGE' && !message.includes(PUSH_HELP)) message += `; ${PUSH_HELP}`;
+  if (isPushError(error) && error.code === 'USAGE') message += `; ${PUSH_HELP}`;
   stderr.write(`rxpush: ${message}\n`);
   if (logLevel === 'debug' || logLevel === 'trace') stderr.write(`${inspect(error)}\n`);
   if (!isPushError(error)) return 1;

@@ -1,6 +1,6 @@
 import type { PushEvent } from '@rxpush/core';
 
-import { digestLine, isShown, statusText } from './messages.js';
+import { digestLine, isShown, lineId, statusText } from './messages.js';
 import { progressText } from './progress-text.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
@@ -50,7 +50,8 @@ export function jsonRenderer(out: TextSink): ProgressRenderer {
         const progress = progressText(event.current, event.total);
         if (progress !== '') message.progress = progress;
       }
-      if (event.id !== undefined && event.id !== '') message.id = event.id;
+      const id = lineId(event);
+      if (id !== '') message.id = id;
       out.write(line(message));
     },
     error(error) {
