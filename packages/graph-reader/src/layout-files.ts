@@ -3,11 +3,41 @@ import { constants } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
-import type { Digest } from '@rxpush/core';
+import type { BlobSource, Descriptor, Digest } from '@rxpush/core';
 import { BlobMissingError, DigestMismatchError, SourceError, splitDigest } from '@rxpush/core';
 
 /** Manifests, indexes and configs are small; anything bigger is not one and is not read into memory. */
 export const MAX_DOCUMENT_SIZE = 4 * 1024 * 1024;
+
+/**
+ * The files of an OCI image layout wherever they are kept (a directory, a tar archive): what
+ * readLayout reads through, so every check runs the same over each of them.
+ */
+export interface LayoutFiles {
+  /** How the user names such a layout (`oci`, `oci-archive`), for messages and record sources. */
+  readonly transport: string;
+  /** The directory or archive as the user gave it. */
+  readonly location: string;
+  /** What messages call the file at `name`, a path relative to the layout's root. */
+  display(name: string): string;
+  /** Reads a small file at the layout's root (oci-layout, index.json) whole; undefined when there is none. */
+  readRootFile(name: string, what: string): Promise<Buffer | undefined>;
+  /** Finds the blob of a validated digest, checked to be a regular file inside the layout. */
+  findBlob(digest: Digest, what: string): Promise<LayoutBlob>;
+  /** The error for a layout without oci-layout or index.json, saying how to make one. */
+  notALayout(why: string): SourceError;
+}
+
+/** A blob found in a layout. */
+export interface LayoutBlob {
+  /** What messages call it. */
+  readonly path: string;
+  readonly size: number;
+  /** Reads it whole: for manifests, indexes and configs only (capped at MAX_DOCUMENT_SIZE). */
+  read(what: string): Promise<Buffer>;
+  /** The blob as a stored BlobSource whose `open()` streams it. */
+  source(descriptor: Descriptor, role: 'config' | 'layer', diffId?: Digest): BlobSource;
+}
 
 /** An image layout directory: the path as the user gave it and its real path, for containment checks. */
 export interface LayoutDir {
