@@ -13,7 +13,8 @@ import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { skopeoCopyToOci, skopeoInspectRaw } from './helpers/skopeo.ts';
 
-const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push(options).pipe(toArray()));
+// No digest cache unless a test asks: each test sees exactly what its own push does.
+const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
 const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
 
 describe('pushing an OCI layout to the reference registry', () => {
@@ -122,6 +123,20 @@ describe('pushing an OCI layout to the reference registry', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('mounts blobs from a repository the digest cache knows holds them', async () => {
+    const cacheDir = join(work, 'cache');
+    await pushAll({ source: `oci:${layout.dir}:latest`, destination: `${registry.host}/e2e/mount-a:latest`, cacheDir });
+    const events = await pushAll({ source: `oci:${layout.dir}:latest`, destination: `${registry.host}/e2e/mount-b:latest`, cacheDir });
+    const [image] = layout.images;
+    assert.equal(ofType(events, 'pushed').length, 0);
+    assert.deepEqual(
+      ofType(events, 'mounted').map((e) => [e.digest, e.from]).sort(),
+      [...image!.layerDigests, image!.configDigest].map((digest) => [digest, 'e2e/mount-a']).sort(),
+    );
+    const raw = await skopeoInspectRaw(`docker://${registry.host}/e2e/mount-b:latest`);
+    assert.equal(raw.json.layers.length, image!.layerDigests.length);
   });
 
   it('aborts uploads in flight when the subscriber unsubscribes', async () => {

@@ -5,7 +5,8 @@
 //   node tools/run-tests.mjs packages/uploader    tests under a directory (or single files)
 //   node tools/run-tests.mjs --test-name-pattern=retry packages/uploader   (--options go to node)
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -69,11 +70,14 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// Tests must neither read nor fill the user's digest cache: give the run its own.
+const cacheDir = mkdtempSync(join(tmpdir(), 'rxpush-test-cache-'));
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${PER_TEST_TIMEOUT_MS}`, ...nodeArgs, ...files],
-  { cwd: root, stdio: 'inherit' },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, RXPUSH_CACHE_DIR: cacheDir } },
 );
+rmSync(cacheDir, { recursive: true, force: true });
 if (result.error) {
   console.error(`run-tests: could not start node: ${result.error.message}`);
   process.exit(1);

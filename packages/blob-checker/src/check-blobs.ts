@@ -1,7 +1,9 @@
-import type { BlobEvent, BlobSource, Digest, Logger, PushEvent } from '@rxpush/core';
-import { blobDescriptor, fromAbortable, shortId, silentLogger } from '@rxpush/core';
+import type { BlobEvent, BlobProgress, BlobSource, Digest, Logger, PushEvent } from '@rxpush/core';
+import { blobDescriptor, fromAbortable, gzipLayerMediaType, shortId, silentLogger } from '@rxpush/core';
 import type { BlobInfo, RegistryClient } from '@rxpush/registry-client';
 import { defer, from, mergeMap, of, toArray, type Observable, type OperatorFunction } from 'rxjs';
+
+import type { DigestCache } from './digest-cache.js';
 
 /** Options of {@link checkBlobs}. */
 export interface CheckBlobsOptions {
@@ -9,36 +11,55 @@ export interface CheckBlobsOptions {
   readonly client: RegistryClient;
   /** The destination repository (e.g. `team/app`). */
   readonly repository: string;
-  /** HEAD requests in flight at once (default 8: they are small). */
+  /** Blobs checked at once (default 8: HEADs are small). */
   readonly concurrency?: number;
+  /** The persistent cache: compressed forms of diff IDs and where blobs are; without it only known digests are checked. */
+  readonly cache?: DigestCache;
+  /** How the uploader compresses uncompressed layers, so that only forms it would make count (default gzip). */
+  readonly compression?: 'gzip' | 'zstd' | 'none';
   readonly logger?: Logger;
 }
 
+/** A digest the blob may already be in a registry under, with what a manifest must say about it. */
+interface Candidate {
+  readonly digest: Digest;
+  readonly size?: number;
+  readonly mediaType: string;
+  /** Repositories on the destination registry believed to hold it (mount sources). */
+  readonly mountFrom: readonly string[];
+}
+
+const MAX_MOUNT_TRIES = 3;
+
 /**
- * Skips blobs the destination registry already has.
+ * Skips blobs the destination registry already has, or can mount from another repository.
  *
- * For each `blob` task whose digest is known it HEADs the registry once per digest per subscription.
- * A blob the registry has becomes `exists` ("Layer already exists") and `blob-ready`; any other blob goes on
- * as `waiting` and the unchanged `blob` task, for the uploader, in the order the tasks came. Foreign (non-distributable) layers are
- * never checked or uploaded: registries do not hold them. Other events pass through.
+ * For each `blob` task it works out the digests the blob may be under (its own; for an uncompressed
+ * layer, the compressed forms the cache or the source's hints know for its diff ID), HEADs each once per
+ * push, and else tries a cross-repository mount from repositories known to hold it on the same registry.
+ * A blob found becomes `exists` ("Layer already exists") or `mounted` ("Mounted from …"), then
+ * `blob-ready`, and the source is told it will not be read (`release()`). Any other blob goes on as
+ * `waiting` and its unchanged `blob` task, in the order the tasks came. Foreign (non-distributable)
+ * layers are never checked or uploaded. Other events pass through.
  *
- * Fails with the registry client's typed errors (unreachable, unauthorized, …).
+ * Fails with the registry client's typed errors (unreachable, unauthorized, …); a cache that cannot
+ * be read is ignored.
  *
  * @example
  * source$.pipe(walkLayers(), checkBlobs({ client, repository: 'app' }), uploadBlobs({ client, repository: 'app' }))
  */
 export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEvent, PushEvent> {
-  const { client, repository, concurrency = 8 } = options;
+  const { concurrency = 8 } = options;
   const logger = (options.logger ?? silentLogger).child({ pkg: 'blob-checker' });
 
   return (source) =>
     defer(() => {
       // One answer per digest for the whole push, even when several images or tags name the blob.
       const answers = new Map<Digest, Promise<BlobInfo | undefined>>();
-      const lookUp = (digest: Digest, signal: AbortSignal): Promise<BlobInfo | undefined> => {
+      const hasBlob = (digest: Digest, signal: AbortSignal): Promise<BlobInfo | undefined> => {
         let answer = answers.get(digest);
         if (!answer) {
-          answer = client.hasBlob(repository, digest, { signal });
+          answer = options.client.hasBlob(options.repository, digest, { signal });
           answers.set(digest, answer);
         }
         return answer;
@@ -60,7 +81,7 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
       return source.pipe(
         mergeMap(
           (event, index) =>
-            (event.type === 'blob' ? check(event, lookUp, logger) : of(event)).pipe(
+            (event.type === 'blob' ? check(event, options, hasBlob, logger) : of(event)).pipe(
               toArray(),
               mergeMap((events) => inOrder(index, events)),
             ),
@@ -72,34 +93,98 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
 
 function check(
   event: BlobEvent,
-  lookUp: (digest: Digest, signal: AbortSignal) => Promise<BlobInfo | undefined>,
+  options: CheckBlobsOptions,
+  hasBlob: (digest: Digest, signal: AbortSignal) => Promise<BlobInfo | undefined>,
   logger: Logger,
 ): Observable<PushEvent> {
   const { blob } = event;
-  const progress = { id: shortId(blob.key), key: blob.key, role: blob.role } as const;
+  const progress: BlobProgress = { id: shortId(blob.key), key: blob.key, role: blob.role };
+  const ready = (digest: Digest, size: number, mediaType: string): PushEvent => ({
+    type: 'blob-ready',
+    key: blob.key,
+    descriptor: blobDescriptor(blob, digest, size, mediaType),
+    ...(blob.diffId !== undefined && { diffId: blob.diffId }),
+  });
 
   if (isForeign(blob) && blob.digest !== undefined && blob.size !== undefined) {
     logger.debug({ digest: blob.digest }, 'foreign layer: not checked or uploaded');
     blob.release?.();
-    return of({ type: 'blob-ready', key: blob.key, descriptor: blobDescriptor(blob, blob.digest, blob.size) } satisfies PushEvent);
+    return of(ready(blob.digest, blob.size, blob.mediaType));
   }
-  const digest = blob.digest;
-  if (digest === undefined) return from<PushEvent[]>([{ type: 'waiting', ...progress }, event]);
 
-  return fromAbortable((signal) => lookUp(digest, signal)).pipe(
-    mergeMap((info): PushEvent[] => {
-      // A size the registry disagrees with means the stored blob is not ours: upload ours.
-      if (info && (blob.size === undefined || info.size === blob.size)) {
-        logger.debug({ digest, size: info.size }, 'blob exists');
+  return fromAbortable(async (signal): Promise<PushEvent[]> => {
+    const candidates = await candidatesOf(blob, options, logger);
+    for (const candidate of candidates) {
+      const info = await hasBlob(candidate.digest, signal);
+      // A size that disagrees means the stored blob is not ours: try the next, or upload ours.
+      if (info && (candidate.size === undefined || info.size === candidate.size)) {
+        logger.debug({ digest: candidate.digest, size: info.size }, 'blob exists');
         blob.release?.();
-        return [
-          { type: 'exists', ...progress, digest },
-          { type: 'blob-ready', key: blob.key, descriptor: blobDescriptor(blob, digest, info.size) },
-        ];
+        return [{ type: 'exists', ...progress, digest: candidate.digest }, ready(candidate.digest, info.size, candidate.mediaType)];
       }
-      return [{ type: 'waiting', ...progress }, event];
-    }),
-  );
+    }
+    for (const candidate of candidates) {
+      for (const from of candidate.mountFrom.slice(0, MAX_MOUNT_TRIES)) {
+        const size = await mount(options, candidate, from, signal, logger);
+        if (size === undefined) continue;
+        blob.release?.();
+        return [{ type: 'mounted', ...progress, digest: candidate.digest, from }, ready(candidate.digest, size, candidate.mediaType)];
+      }
+    }
+    return [{ type: 'waiting', ...progress }, event];
+  }).pipe(mergeMap((events) => from(events)));
+}
+
+/** The digests a blob may already be stored under, best first. */
+async function candidatesOf(blob: BlobSource, options: CheckBlobsOptions, logger: Logger): Promise<Candidate[]> {
+  const { cache, client, repository } = options;
+  const mountSources = async (digest: Digest): Promise<string[]> => {
+    const known = cache ? await cache.locations(digest).catch(() => []) : [];
+    const hinted = (blob.hints ?? []).filter((hint) => hint.digest === digest);
+    return [
+      ...new Set(
+        [...known, ...hinted]
+          .filter((place) => place.registry === client.registry && place.repository !== undefined && place.repository !== repository)
+          .map((place) => place.repository as string),
+      ),
+    ];
+  };
+
+  const forms: Array<Omit<Candidate, 'mountFrom'>> = [];
+  if (blob.form === 'stored' && blob.digest !== undefined) {
+    forms.push({ digest: blob.digest, ...(blob.size !== undefined && { size: blob.size }), mediaType: blob.mediaType });
+  } else if (blob.diffId !== undefined && options.compression === 'none') {
+    forms.push({ digest: blob.diffId, ...(blob.size !== undefined && { size: blob.size }), mediaType: blob.mediaType });
+  } else if (blob.diffId !== undefined && (options.compression ?? 'gzip') === 'gzip') {
+    const gzipType = gzipLayerMediaType(blob.mediaType);
+    const cached = cache ? await cache.compressedForms(blob.diffId).catch(() => []) : [];
+    for (const form of cached) if (form.mediaType.endsWith('gzip')) forms.push({ digest: form.digest, size: form.size, mediaType: gzipType });
+    // Docker's distribution metadata records gzip layers; its hints carry no size.
+    for (const hint of blob.hints ?? []) if (!forms.some((f) => f.digest === hint.digest)) forms.push({ digest: hint.digest, mediaType: gzipType });
+    if (forms.length > 0) logger.debug({ diffId: blob.diffId, digests: forms.map((f) => f.digest) }, 'known compressed forms');
+  }
+  return Promise.all(forms.map(async (form) => ({ ...form, mountFrom: await mountSources(form.digest) })));
+}
+
+/** Asks the registry to mount a blob from another repository; the blob's size once verified by HEAD, else undefined. */
+async function mount(options: CheckBlobsOptions, candidate: Candidate, from: string, signal: AbortSignal, logger: Logger): Promise<number | undefined> {
+  const { client, repository } = options;
+  try {
+    const start = await client.startUpload(repository, { mount: { digest: candidate.digest, from }, signal });
+    if (start.kind === 'session') {
+      // The registry would not mount (it does not have it there, or refuses): it opened an upload instead.
+      await client.cancelUpload(start, { signal });
+      return undefined;
+    }
+  } catch (error) {
+    logger.debug({ err: error, digest: candidate.digest, from }, 'mount failed; the blob will be uploaded');
+    return undefined;
+  }
+  // A mount counts only once the registry shows the blob in the destination, with the size we expect.
+  const info = await client.hasBlob(repository, candidate.digest, { signal });
+  if (info === undefined || (candidate.size !== undefined && info.size !== candidate.size)) return undefined;
+  logger.debug({ digest: candidate.digest, from }, 'blob mounted');
+  return info.size;
 }
 
 /** Foreign layers (Windows base layers and the like) live at their `urls`, never in the registry. */

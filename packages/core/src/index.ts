@@ -1,6 +1,6 @@
 export { isDigest, parseDigest, splitDigest, shortId, sha256Digest } from './digest.js';
 export type { Digest } from './digest.js';
-export { MediaType, isImageManifestType, isIndexType, layerCompression } from './media-types.js';
+export { MediaType, gzipLayerMediaType, isImageManifestType, isIndexType, layerCompression } from './media-types.js';
 export type { ManifestFormat } from './media-types.js';
 export type { Descriptor, Platform } from './descriptor.js';
 export { parseReference, formatReference, isValidTag } from './reference.js';

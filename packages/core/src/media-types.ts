@@ -37,3 +37,12 @@ export function layerCompression(mediaType: string): 'gzip' | 'zstd' | 'none' | 
   if (mediaType.endsWith('.tar')) return 'none';
   return undefined;
 }
+
+/**
+ * The media type of a layer once gzipped: Docker's family stays Docker's, anything else becomes OCI's.
+ *
+ * @example gzipLayerMediaType('application/vnd.docker.image.rootfs.diff.tar') // '…diff.tar.gzip'
+ */
+export function gzipLayerMediaType(mediaType: string): string {
+  return mediaType.startsWith('application/vnd.docker.') ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+}

@@ -24,4 +24,9 @@ export interface PushOptions {
   /** The undici dispatcher for registry requests (TLS settings, proxies, MockAgent in tests). */
   readonly dispatcher?: Dispatcher;
   readonly logger?: Logger;
+  /**
+   * The digest cache directory (default `$RXPUSH_CACHE_DIR`, `$XDG_CACHE_HOME/rxpush` or `~/.cache/rxpush`);
+   * `false` pushes without reading or writing it.
+   */
+  readonly cacheDir?: string | false;
 }

@@ -1,11 +1,11 @@
-import { checkBlobs } from '@rxpush/blob-checker';
+import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
 import { parseReference, silentLogger, UsageError, type ImageRecord, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
 import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
-import { defer, finalize, map, type Observable, type OperatorFunction } from 'rxjs';
+import { defer, finalize, identity, map, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
 
@@ -37,16 +37,22 @@ export function push(options: PushOptions): Observable<PushEvent> {
       ...(options.dispatcher !== undefined && { dispatcher: options.dispatcher }),
     });
     const target = { client, repository: destination.repository, logger };
+    const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir());
 
     return readImages(options.source, { ...(options.allTags !== undefined && { allTags: options.allTags }), logger }).pipe(
       retag(destinationTags(options, destination.tag)),
       walkLayers(),
-      checkBlobs(target),
+      checkBlobs({
+        ...target,
+        ...(cache !== undefined && { cache }),
+        ...(options.compression !== undefined && { compression: options.compression }),
+      }),
       uploadBlobs({
         ...target,
         ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
         ...(options.compression !== undefined && { compression: options.compression }),
       }),
+      cache ? rememberBlobs({ cache, registry: client.registry, repository: destination.repository, logger }) : identity,
       pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
       finalize(() => void client.close()),
     );
