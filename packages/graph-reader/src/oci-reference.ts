@@ -20,7 +20,7 @@ export function parseOciReference(text: string, transport = 'oci'): OciReference
   const colon = text.indexOf(':');
   const dir = colon < 0 ? text : text.slice(0, colon);
   const ref = colon < 0 ? '' : text.slice(colon + 1);
-  if (dir === '') throw new UsageError(`source "${transport}:${text}" names no directory: use ${transport}:PATH[:REF], e.g. ${transport}:./layout:latest`);
+  if (dir === '') throw new UsageError(`source "${transport}:${text}" names no ${transport === 'oci' ? 'directory' : 'archive'}: use ${transport}:PATH[:REF], e.g. ${transport}:${transport === 'oci' ? './layout' : './image.tar'}:latest`);
   if (ref !== '' && !REF_NAME_PATTERN.test(ref)) {
     throw new UsageError(`source "${transport}:${text}": "${ref}" is not a valid ref name or digest (letters, digits and - . _ : @ + separators); note that PATH cannot contain ":"`);
   }

@@ -2,6 +2,7 @@ import type { Logger, PushEvent, SourceRecord } from '@rxpush/core';
 import { SourceError, UnsupportedError, UsageError, isPushError, silentLogger } from '@rxpush/core';
 import { defer, mergeMap, type Observable } from 'rxjs';
 
+import { readOciArchive } from './oci-archive.js';
 import { readOciLayout } from './oci-layout.js';
 import { parseOciReference } from './oci-reference.js';
 
@@ -20,7 +21,7 @@ const SOURCE_FORMS = [
   'docker-root:NAME:TAG',
   'docker://REF',
 ];
-const LATER_TRANSPORTS = new Set(['oci-archive', 'docker-archive', 'docker-daemon', 'docker-root']);
+const LATER_TRANSPORTS = new Set(['docker-archive', 'docker-daemon', 'docker-root']);
 
 /**
  * Reads the images a source names, with skopeo's transport prefixes (`oci:PATH[:REF]`, …).
@@ -48,6 +49,7 @@ async function read(source: string, allTags: boolean, logger: Logger): Promise<S
   const transport = source.startsWith('docker://') ? 'docker' : colon > 0 ? source.slice(0, colon) : undefined;
   try {
     if (transport === 'oci') return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
+    if (transport === 'oci-archive') return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
     if (transport === 'docker' || (transport !== undefined && LATER_TRANSPORTS.has(transport))) {
       throw new UnsupportedError(`source ${source}: the ${transport === 'docker' ? 'docker://' : `${transport}:`} transport is not supported yet; save the image as an OCI layout (e.g. skopeo copy … oci:DIR) and push oci:DIR[:REF]`);
     }
