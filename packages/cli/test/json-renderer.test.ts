@@ -19,6 +19,7 @@ describe('jsonRenderer', () => {
 
     const bar = `[${'='.repeat(25)}\\u003e${' '.repeat(25)}]      1MB/2MB`;
     assert.deepEqual(out.text.split('\n'), [
+      '{"status":"The push refers to repository [localhost:5000/app]"}',
       '{"status":"Preparing","progressDetail":{},"id":"aaaaaaaaaaaa"}',
       '{"status":"Waiting","progressDetail":{},"id":"aaaaaaaaaaaa"}',
       '{"status":"Layer already exists","progressDetail":{},"id":"bbbbbbbbbbbb"}',

@@ -160,7 +160,8 @@ describe('rxpush push', () => {
     assert.equal(json.code, 0);
     const lines = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.deepEqual(lines.at(-1), { progressDetail: {}, aux: { Tag: '1.0', Digest: MANIFEST_DIGEST, Size: 528 } });
-    assert.equal(lines.length, 5, 'preparing, pushing, pushed, the digest line and aux; no header in JSON');
+    assert.deepEqual(lines[0], { status: 'The push refers to repository [localhost:5000/app]' });
+    assert.equal(lines.length, 6, "Docker's header, preparing, pushing, pushed, the digest line and aux");
   });
 
   it('writes the digest of the pushed manifest to --digestfile, without a newline', async (t) => {

@@ -1,6 +1,6 @@
 import type { PushEvent } from '@rxpush/core';
 
-import { digestLine, isShown, lineId, statusText } from './messages.js';
+import { digestLine, headerLine, isShown, lineId, statusText } from './messages.js';
 import { progressText } from './progress-text.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
@@ -33,7 +33,10 @@ function line(message: JsonMessage): string {
  */
 export function jsonRenderer(out: TextSink): ProgressRenderer {
   return {
-    start() {},
+    // Docker's API stream opens with the same header its terminal display shows.
+    start(repository) {
+      out.write(line({ status: headerLine(repository) }));
+    },
     next(event: PushEvent) {
       if (event.type === 'manifest-pushed') {
         out.write(line({ status: digestLine(event) }));
