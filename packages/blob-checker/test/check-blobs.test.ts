@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+
+import { checkBlobs } from '@rxpush/blob-checker';
+import { MediaType, sha256Digest, type BlobSource, type PushEvent } from '@rxpush/core';
+import { RegistryClient } from '@rxpush/registry-client';
+import { MockAgent } from 'undici';
+import { from, lastValueFrom, toArray } from 'rxjs';
+
+const ORIGIN = 'https://registry.example';
+
+function blob(name: string, released: string[] = []): BlobSource {
+  const digest = sha256Digest(name);
+  return {
+    key: digest,
+    role: 'layer',
+    mediaType: MediaType.ociLayerGzip,
+    digest,
+    size: 4,
+    form: 'stored',
+    origin: name,
+    open: () => Promise.reject(new Error('not read')),
+    release: () => void released.push(name),
+  };
+}
+
+/** HEADs answered by a MockAgent: `present` blobs exist (after `delay` ms, to reorder answers). */
+function registry(t: TestContext, present: Map<string, number>) {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  t.after(() => agent.close());
+  const heads: string[] = [];
+  agent
+    .get(ORIGIN)
+    .intercept({ method: 'HEAD', path: (p) => p.startsWith('/v2/app/blobs/') })
+    .reply((opts) => {
+      const digest = opts.path.slice('/v2/app/blobs/'.length);
+      heads.push(digest);
+      const there = present.has(digest);
+      return { statusCode: there ? 200 : 404, data: '', responseOptions: { headers: there ? { 'content-length': '4', 'docker-content-digest': digest } : {} } };
+    })
+    .delay(5)
+    .persist();
+  return { client: new RegistryClient({ registry: 'registry.example', dispatcher: agent }), heads };
+}
+
+const types = (events: PushEvent[]) => events.map((e) => `${e.type}:${'key' in e ? e.key.slice(7, 11) : e.type === 'blob' ? e.blob.key.slice(7, 11) : ''}`);
+
+describe('checkBlobs', () => {
+  it('turns blobs the registry has into exists and blob-ready, and releases them', async (t) => {
+    const released: string[] = [];
+    const there = blob('there', released);
+    const missing = blob('missing', released);
+    const { client } = registry(t, new Map([[there.key, 0]]));
+    const events = await lastValueFrom(from<PushEvent[]>([{ type: 'blob', blob: there }, { type: 'blob', blob: missing }]).pipe(checkBlobs({ client, repository: 'app' }), toArray()));
+    assert.deepEqual(types(events), [
+      `exists:${there.key.slice(7, 11)}`,
+      `blob-ready:${there.key.slice(7, 11)}`,
+      `waiting:${missing.key.slice(7, 11)}`,
+      `blob:${missing.key.slice(7, 11)}`,
+    ]);
+    assert.deepEqual(released, ['there']);
+  });
+
+  it('asks the registry once per digest, however many tasks name it', async (t) => {
+    const a = blob('a');
+    const { client, heads } = registry(t, new Map());
+    await lastValueFrom(from<PushEvent[]>([{ type: 'blob', blob: a }, { type: 'blob', blob: a }]).pipe(checkBlobs({ client, repository: 'app' }), toArray()));
+    assert.deepEqual(heads, [a.key]);
+  });
+
+  it('keeps the order of the tasks while checking them side by side', async (t) => {
+    const blobs = ['one', 'two', 'three', 'four', 'five'].map((name) => blob(name));
+    const { client } = registry(t, new Map(blobs.filter((_, i) => i % 2 === 0).map((b) => [b.key, 0])));
+    const events = await lastValueFrom(from<PushEvent[]>(blobs.map((b) => ({ type: 'blob', blob: b }))).pipe(checkBlobs({ client, repository: 'app', concurrency: 5 }), toArray()));
+    const order = events.filter((e) => e.type === 'blob-ready' || e.type === 'blob').map((e) => (e.type === 'blob' ? e.blob.key : e.type === 'blob-ready' ? e.key : ''));
+    assert.deepEqual(order, blobs.map((b) => b.key));
+  });
+});
