@@ -49,6 +49,8 @@ export interface RunningRegistry {
   keyFile?: string;
   /** The registry's own log (level info). */
   logFile: string;
+  /** The registry process's id (tools/bench reads its CPU time from /proc). */
+  pid?: number;
   configFile: string;
   stop(): Promise<void>;
 }
@@ -176,6 +178,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
       ...(tls ? { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile } : {}),
       logFile,
       configFile,
+      ...(child.pid !== undefined ? { pid: child.pid } : {}),
       stop() {
         stopped ??= (async () => {
           await kill(child);
