@@ -2,6 +2,7 @@ import type { Logger, PushEvent, SourceRecord } from '@rxpush/core';
 import { SourceError, UnsupportedError, UsageError, isPushError, silentLogger } from '@rxpush/core';
 import { defer, mergeMap, type Observable } from 'rxjs';
 
+import { readDockerRoot } from './docker-root/read-docker-root.js';
 import { readOciArchive } from './oci-archive.js';
 import { readOciLayout } from './oci-layout.js';
 import { parseOciReference } from './oci-reference.js';
@@ -10,6 +11,10 @@ import { parseOciReference } from './oci-reference.js';
 export interface ReadImagesOptions {
   /** Read every tagged image of the source instead of one (`--all-tags`); the source must name no REF. */
   readonly allTags?: boolean;
+  /** Docker's data root, for `docker-root:` (default /var/lib/docker). */
+  readonly dataRoot?: string;
+  /** For `docker-root:`: the storage driver whose images to read, when the data root has several (default: the one with the image). */
+  readonly storageDriver?: string;
   readonly logger?: Logger;
 }
 
@@ -18,10 +23,10 @@ const SOURCE_FORMS = [
   'oci-archive:PATH[:REF]',
   'docker-archive:PATH[:NAME:TAG]',
   'docker-daemon:NAME:TAG',
-  'docker-root:NAME:TAG',
+  'docker-root:NAME[:TAG]',
   'docker://REF',
 ];
-const LATER_TRANSPORTS = new Set(['docker-archive', 'docker-daemon', 'docker-root']);
+const LATER_TRANSPORTS = new Set(['docker-archive', 'docker-daemon']);
 
 /**
  * Reads the images a source names, with skopeo's transport prefixes (`oci:PATH[:REF]`, …).
@@ -39,17 +44,21 @@ const LATER_TRANSPORTS = new Set(['docker-archive', 'docker-daemon', 'docker-roo
  */
 export function readImages(source: string, options: ReadImagesOptions = {}): Observable<PushEvent> {
   const logger = (options.logger ?? silentLogger).child({ pkg: 'graph-reader' });
-  return defer(() => read(source, options.allTags ?? false, logger)).pipe(
+  return defer(() => read(source, options.allTags ?? false, logger, options)).pipe(
     mergeMap((records) => records.map((image): PushEvent => ({ type: 'image', image }))),
   );
 }
 
-async function read(source: string, allTags: boolean, logger: Logger): Promise<SourceRecord[]> {
+async function read(source: string, allTags: boolean, logger: Logger, options: ReadImagesOptions): Promise<SourceRecord[]> {
   const colon = source.indexOf(':');
   const transport = source.startsWith('docker://') ? 'docker' : colon > 0 ? source.slice(0, colon) : undefined;
   try {
     if (transport === 'oci') return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
     if (transport === 'oci-archive') return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
+    if (transport === 'docker-root') {
+      const { dataRoot = '/var/lib/docker', storageDriver } = options;
+      return await readDockerRoot(source.slice(colon + 1), { source, allTags, logger, dataRoot, ...(storageDriver !== undefined && { storageDriver }) });
+    }
     if (transport === 'docker' || (transport !== undefined && LATER_TRANSPORTS.has(transport))) {
       throw new UnsupportedError(`source ${source}: the ${transport === 'docker' ? 'docker://' : `${transport}:`} transport is not supported yet; save the image as an OCI layout (e.g. skopeo copy … oci:DIR) and push oci:DIR[:REF]`);
     }
