@@ -72,14 +72,16 @@ export function registryError(
   status: number,
   body: RegistryErrorBody,
   context: { authenticated: boolean },
+  attempts = 1,
 ): RegistryError {
+  const hint = hintFor(status, body.code, context);
   return new RegistryError({
     method: request.method,
     url: request.url,
     status,
     registryCode: body.code,
     detail: body.message,
-    hint: hintFor(status, body.code, context),
+    hint: attempts > 1 ? `${hint ?? 'the registry keeps failing'} (gave up after ${attempts} attempts)` : hint,
   });
 }
 
@@ -167,7 +169,10 @@ function describe(error: unknown, url: string): { reason: string; code: 'REGISTR
  * The typed error for a request that failed without an HTTP answer. rxpush errors (say, a digest check
  * in the body stream) and the body stream's own failures pass through unchanged; an abort becomes CancelledError.
  */
-export function transportError(error: unknown, request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown }): Error {
+export function transportError(
+  error: unknown,
+  request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown; attempts?: number },
+): Error {
   if (isPushError(error)) return error;
   // undici destroys the body stream with this error too, so it must be recognised before the body's own failures.
   if (errorCode(error) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || errorCode(request.bodyError) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
@@ -182,5 +187,6 @@ export function transportError(error: unknown, request: { method: string; url: s
     return new CancelledError(`${request.method} ${request.url} cancelled`);
   }
   const { reason, code } = describe(error, request.url);
-  return new RegistryUnreachableError(request.url, reason, { cause: error, code });
+  const tries = request.attempts !== undefined && request.attempts > 1 ? ` (gave up after ${request.attempts} attempts)` : '';
+  return new RegistryUnreachableError(request.url, `${reason}${tries}`, { cause: error, code });
 }

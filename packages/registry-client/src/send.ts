@@ -1,10 +1,23 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 
-import type { Logger } from '@rxpush/core';
+import { RegistryUnreachableError } from '@rxpush/core';
+import type { Logger, RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
 import { ERROR_BODY_LIMIT, parseErrorBody, registryError, transportError } from './errors.js';
+import {
+  isRetryable,
+  isRetryableStatus,
+  markRetriesSpent,
+  parseRetryAfter,
+  rememberRetryAfter,
+  retryDelay,
+  retryPolicy,
+  retryReason,
+  sleep,
+  type RetryPolicy,
+} from './retry.js';
 import type { Authenticator, Body } from './types.js';
 import { redactUrl, resolveLocation } from './urls.js';
 
@@ -20,6 +33,15 @@ export interface SendContext {
   readonly userAgent: string;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
+  /** How requests are retried; without it, they are not. */
+  readonly retry?: RetryPolicy;
+  /** Told before each retry's wait. */
+  readonly onRetry?: ((event: RetryingEvent) => void) | undefined;
+  /**
+   * Shared by the client's requests: `answered` turns true once the registry has answered anything, after
+   * which a refused connection is a registry restarting mid-push (retried), not a wrong address (reported at once).
+   */
+  readonly state?: { answered: boolean };
 }
 
 export interface SendRequest {
@@ -35,6 +57,8 @@ export interface SendRequest {
   /** Follow redirects (blob GET/HEAD: registries redirect to storage). Credentials never leave the registry's origin. */
   readonly followRedirects?: boolean;
   readonly signal?: AbortSignal | undefined;
+  /** Overrides the policy's number of retries (0 for a best-effort request such as cancelling a session). */
+  readonly retries?: number;
 }
 
 export interface SendResponse {
@@ -51,43 +75,72 @@ const MAX_REDIRECTS = 5;
 
 /**
  * Sends one registry request: adds auth (retrying once after a 401 when the body can be sent again),
- * follows redirects when asked, maps failures to rxpush errors, and logs it. The one place where
- * retries and backoff will go.
+ * follows redirects when asked, maps failures to rxpush errors, and logs it.
+ *
+ * Retries with backoff (full jitter, Retry-After honoured and capped) on connection failures and
+ * timeouts and on 408/429/5xx answers, calling `ctx.onRetry` before each wait. Only requests whose body
+ * can be sent again are retried here (none, or bytes); a stream body is consumed by its first attempt,
+ * so its failure goes to the caller, which knows how to re-open the source (the uploader). Refusals
+ * (401 after the auth refresh, 403, 400 *_INVALID, 404) fail at once.
  */
 export async function send(ctx: SendContext, req: SendRequest): Promise<SendResponse> {
-  let url = req.url;
+  const policy = ctx.retry ?? NO_RETRY;
+  const retries = canResend(req.body) ? (req.retries ?? policy.retries) : 0;
   let authorization: string | undefined;
   let reauthorized = false;
-  let redirects = 0;
   try {
     authorization = await authorize(ctx, req, undefined);
-    for (;;) {
-      const res = await dispatch(ctx, req, url, authorization);
-      const status = res.statusCode;
-      const location = header(res.headers, 'location');
-      if (req.followRedirects === true && REDIRECTS.has(status) && location !== undefined && redirects < MAX_REDIRECTS) {
-        await dump(res.body);
-        url = resolveLocation(location, url);
-        redirects += 1;
-        continue;
-      }
-      if (req.ok.includes(status)) return { status, headers: res.headers, body: res.body, url };
+    for (let attempt = 1; ; attempt++) {
+      let url = req.url;
+      let redirects = 0;
+      let failure: Error;
+      let retryAfterMs: number | undefined;
+      try {
+        for (;;) {
+          const res = await dispatch(ctx, req, url, authorization);
+          if (ctx.state !== undefined) ctx.state.answered = true;
+          const status = res.statusCode;
+          const location = header(res.headers, 'location');
+          if (req.followRedirects === true && REDIRECTS.has(status) && location !== undefined && redirects < MAX_REDIRECTS) {
+            await dump(res.body);
+            url = resolveLocation(location, url);
+            redirects += 1;
+            continue;
+          }
+          if (req.ok.includes(status)) return { status, headers: res.headers, body: res.body, url };
 
-      const shown = { method: req.method, url: redactUrl(url) };
-      const bytes = await readBody(res.body, ERROR_BODY_LIMIT).then(
-        (r) => r.bytes,
-        () => Buffer.alloc(0), // an error body cut short still leaves the status to report
-      );
-      const errorBody = parseErrorBody(bytes, header(res.headers, 'content-type'));
-      if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && canResend(req.body) && url.origin === ctx.origin) {
-        reauthorized = true;
-        const next = await authorize(ctx, req, header(res.headers, 'www-authenticate'));
-        if (next !== undefined) {
-          authorization = next;
-          continue;
+          const shown = { method: req.method, url: redactUrl(url) };
+          const bytes = await readBody(res.body, ERROR_BODY_LIMIT).then(
+            (r) => r.bytes,
+            () => Buffer.alloc(0), // an error body cut short still leaves the status to report
+          );
+          const errorBody = parseErrorBody(bytes, header(res.headers, 'content-type'));
+          if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && canResend(req.body) && url.origin === ctx.origin) {
+            reauthorized = true;
+            const next = await authorize(ctx, req, header(res.headers, 'www-authenticate'), authorization);
+            if (next !== undefined) {
+              authorization = next;
+              continue;
+            }
+          }
+          retryAfterMs = isRetryableStatus(status) ? parseRetryAfter(header(res.headers, 'retry-after'), policy.now()) : undefined;
+          failure = registryError(shown, status, errorBody, { authenticated: authorization !== undefined }, attempt);
+          break;
         }
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(String(error));
       }
-      throw registryError(shown, status, errorBody, { authenticated: authorization !== undefined });
+      const refusedIsTransient = ctx.state?.answered === true;
+      if (attempt > retries || req.signal?.aborted === true || !isRetryable(failure, { refusedIsTransient })) {
+        throw finalError(rememberRetryAfter(failure, retryAfterMs), attempt, req, refusedIsTransient);
+      }
+      const delayMs = retryDelay(attempt, policy, retryAfterMs);
+      const reason = retryReason(failure);
+      ctx.logger.debug({ method: req.method, url: redactUrl(url), attempt, delayMs, reason }, 'retrying');
+      ctx.onRetry?.({ type: 'retrying', attempt, delayMs, reason });
+      await sleep(delayMs, req.signal);
+      // Tokens may have expired or been refreshed meanwhile; the authenticator answers from its cache.
+      authorization = await authorize(ctx, req, undefined);
     }
   } catch (error) {
     // A stream that was not sent in full cannot be reused; release what it holds (file handles).
@@ -96,12 +149,32 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
   }
 }
 
-async function authorize(ctx: SendContext, req: SendRequest, challenge: string | undefined): Promise<string | undefined> {
+const NO_RETRY: RetryPolicy = retryPolicy({ retries: 0 });
+
+/**
+ * The error a request ends with. After retries it says how many attempts were made and is marked so
+ * callers higher up (the uploader) do not retry it again; an answer that could not be retried here
+ * (a stream body) keeps its Retry-After for the caller that re-sends it.
+ */
+function finalError(failure: Error, attempts: number, req: SendRequest, refusedIsTransient: boolean): Error {
+  if (!isRetryable(failure, { refusedIsTransient })) return failure;
+  if (!canResend(req.body)) return failure;
+  if (attempts === 1) return markRetriesSpent(failure);
+  const again =
+    failure instanceof RegistryUnreachableError
+      ? transportError(failure.cause, { method: req.method, url: failure.url, attempts })
+      : failure;
+  return markRetriesSpent(again);
+}
+
+async function authorize(ctx: SendContext, req: SendRequest, challenge: string | undefined, rejected?: string): Promise<string | undefined> {
   if (ctx.auth === undefined || req.scopes === undefined) return undefined;
   return ctx.auth.authorize({
     registry: ctx.registry,
+    origin: ctx.origin,
     scopes: req.scopes,
     ...(challenge !== undefined && { challenge }),
+    ...(rejected !== undefined && { rejected }),
     ...(req.signal !== undefined && { signal: req.signal }),
   });
 }

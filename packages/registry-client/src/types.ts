@@ -3,6 +3,8 @@ import type { Readable } from 'node:stream';
 import type { Digest, Logger, RawManifest, RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
+import type { RetryOptions } from './retry.js';
+
 /**
  * The authentication seam. The client asks it for an Authorization header value for a set of scopes
  * (e.g. `repository:app:push,pull`), first with no challenge (cached credentials), then again with the
@@ -11,9 +13,13 @@ import type { Dispatcher } from 'undici';
 export interface Authenticator {
   authorize(request: {
     readonly registry: string;
+    /** The origin the registry's API is served at (`https://host:port`), once the scheme is settled: where credentials belong. */
+    readonly origin?: string;
     readonly scopes: readonly string[];
     /** The WWW-Authenticate header of a 401, when the registry sent one. */
     readonly challenge?: string;
+    /** The Authorization value the registry just answered 401 to, so it is not offered again. */
+    readonly rejected?: string;
     readonly signal?: AbortSignal;
   }): Promise<string | undefined>;
 }
@@ -34,6 +40,10 @@ export interface RegistryClientOptions {
   readonly headersTimeout?: number;
   /** How long a response body may stall between chunks, in ms (default 60 000). */
   readonly bodyTimeout?: number;
+  /** How long connecting (TCP and TLS) may take, in ms (default 30 000); applies to the dispatcher the client makes itself. */
+  readonly connectTimeout?: number;
+  /** How failed requests are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
+  readonly retry?: RetryOptions;
 }
 
 /** Options every request takes. */

@@ -242,7 +242,7 @@ describe('RegistryClient requests', () => {
   });
 
   it('turns an unreadable error body into a message with the status alone', async (t) => {
-    const { client, on } = setup(t);
+    const { client, on } = setup(t, { retry: { retries: 0 } });
     on('GET', '/v2/app/manifests/v1', () => ({ status: 502, body: '<html>Bad Gateway</html>', headers: { 'content-type': 'text/html' } }));
     await assert.rejects(client.getManifest('app', 'v1'), {
       message: `GET ${ORIGIN}/v2/app/manifests/v1 → 502; the registry failed; try again later or check its logs`,
