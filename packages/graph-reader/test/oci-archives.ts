@@ -47,7 +47,9 @@ export async function writeArchive(file: string, entries: readonly ArchiveEntry[
   for (const { name, type = 'file', linkname, content, pax } of entries) {
     await new Promise<void>((ok, fail) => {
       const header = { name, type, mode: type === 'directory' ? 0o755 : 0o644, mtime: new Date(0), ...(linkname !== undefined && { linkname }), ...(pax !== undefined && { pax }) };
-      pack.entry(header, type === 'file' ? Buffer.from(content ?? []) : undefined, (err) => (err ? fail(err) : ok()));
+      const done = (err?: Error | null) => (err ? fail(err) : ok());
+      if (type === 'file') pack.entry(header, Buffer.from(content ?? []), done);
+      else pack.entry(header, done);
     });
   }
   pack.finalize();
