@@ -79,6 +79,8 @@ function cli(argv: readonly string[]) {
         .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
         .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
         .option('plain-http', { type: 'boolean', describe: 'use plain HTTP for the registry' })
+        .option('data-root', { type: 'string', requiresArg: true, describe: "Docker's data root, for docker-root: sources (default /var/lib/docker)" })
+        .option('storage-driver', { type: 'string', requiresArg: true, describe: 'for docker-root: sources: the storage driver whose images to read, when the data root has several' })
         .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
         .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })

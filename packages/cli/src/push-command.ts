@@ -22,6 +22,8 @@ export interface PushCommand {
   readonly chunkSize?: number;
   readonly compression?: (typeof COMPRESSIONS)[number];
   readonly plainHttp: boolean;
+  readonly dataRoot?: string;
+  readonly storageDriver?: string;
   readonly progress: ProgressMode;
   readonly quiet: boolean;
   readonly logLevel: LogLevel;
@@ -55,6 +57,9 @@ export function pushCommand(args: RawArgs): PushCommand {
   const chunkSize = last(args['chunk-size']);
   const format = oneOf('format', last(args['format']), FORMATS);
   const compression = oneOf('compression', last(args['compression']), COMPRESSIONS);
+  const dataRoot = last(args['data-root']);
+  const storageDriver = last(args['storage-driver']);
+  if (dataRoot === '') throw new UsageError('--data-root needs a directory');
 
   return {
     source,
@@ -66,6 +71,8 @@ export function pushCommand(args: RawArgs): PushCommand {
     ...(chunkSize !== undefined && { chunkSize: parseSize(chunkSize, '--chunk-size') }),
     ...(compression !== undefined && { compression }),
     plainHttp: args['plain-http'] === true,
+    ...(dataRoot !== undefined && { dataRoot }),
+    ...(storageDriver !== undefined && { storageDriver }),
     progress: oneOf('progress', last(args['progress']), PROGRESS_MODES) ?? 'auto',
     quiet: args['quiet'] === true,
     logLevel: oneOf('log-level', last(args['log-level']), LOG_LEVELS) ?? 'warn',

@@ -96,6 +96,8 @@ function pushOptions(command: PushCommand, logger: Logger): PushOptions {
     ...(command.chunkSize !== undefined && { chunkSize: command.chunkSize }),
     ...(command.compression !== undefined && { compression: command.compression }),
     ...(command.plainHttp && { plainHttp: true }),
+    ...(command.dataRoot !== undefined && { dataRoot: command.dataRoot }),
+    ...(command.storageDriver !== undefined && { storageDriver: command.storageDriver }),
   };
 }
 

@@ -21,6 +21,10 @@ export interface PushOptions {
   readonly compression?: 'gzip' | 'zstd' | 'none';
   /** Use plain HTTP for the destination registry. */
   readonly plainHttp?: boolean;
+  /** Docker's data root, for `docker-root:` sources (default /var/lib/docker). */
+  readonly dataRoot?: string;
+  /** For `docker-root:`: the storage driver whose images to read, when the data root has images of several. */
+  readonly storageDriver?: string;
   /** The undici dispatcher for registry requests (TLS settings, proxies, MockAgent in tests). */
   readonly dispatcher?: Dispatcher;
   readonly logger?: Logger;

@@ -39,7 +39,12 @@ export function push(options: PushOptions): Observable<PushEvent> {
     const target = { client, repository: destination.repository, logger };
     const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir());
 
-    return readImages(options.source, { ...(options.allTags !== undefined && { allTags: options.allTags }), logger }).pipe(
+    return readImages(options.source, {
+      ...(options.allTags !== undefined && { allTags: options.allTags }),
+      ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
+      ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
+      logger,
+    }).pipe(
       retag(destinationTags(options, destination.tag)),
       walkLayers(),
       checkBlobs({

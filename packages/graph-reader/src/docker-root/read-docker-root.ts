@@ -74,6 +74,9 @@ export async function readDockerRoot(text: string, options: ReadDockerRootOption
   }
   // As Docker does: a name alone means its tag latest (unless every tag is asked for).
   const reference = options.allTags || parsed.tag !== undefined || parsed.digest !== undefined ? parsed : { ...parsed, tag: 'latest' };
+  if (options.storageDriver !== undefined && !/^[a-z0-9][a-z0-9_-]*$/.test(options.storageDriver)) {
+    throw new UsageError(`storage driver "${options.storageDriver}" is not a driver name (vfs, overlay2, …)`);
+  }
   try {
     const driver = await findDriver(reference, options);
     const records: ImageRecord[] = [];
