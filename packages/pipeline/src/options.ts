@@ -1,4 +1,5 @@
 import type { Logger, ManifestFormat } from '@rxpush/core';
+import type { RetryOptions } from '@rxpush/registry-client';
 import type { Dispatcher } from 'undici';
 
 /** Options of `push()`: where from, where to, and how. */
@@ -33,4 +34,8 @@ export interface PushOptions {
    * `false` pushes without reading or writing it.
    */
   readonly cacheDir?: string | false;
+  /** How failed requests and broken uploads are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
+  readonly retry?: RetryOptions;
+  /** Registry timeouts in ms: connecting (default 30 000), waiting for an answer's headers (120 000), between body chunks (60 000). */
+  readonly timeouts?: { readonly connect?: number; readonly headers?: number; readonly body?: number };
 }

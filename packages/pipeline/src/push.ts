@@ -1,11 +1,11 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { parseReference, silentLogger, UsageError, type ImageRecord, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { parseReference, silentLogger, UsageError, type ImageRecord, type PushEvent, type RetryingEvent, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
 import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
-import { defer, finalize, identity, map, type Observable, type OperatorFunction } from 'rxjs';
+import { defer, finalize, identity, map, merge, Subject, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
 
@@ -30,16 +30,24 @@ export function push(options: PushOptions): Observable<PushEvent> {
       throw new UsageError(`destination ${options.destination} has a digest; push to a tag (REGISTRY/REPO:TAG) instead`);
     }
     const logger = options.logger ?? silentLogger;
+    // Retries of single requests happen inside the client, outside the stream: a Subject brings them into it.
+    const retries = new Subject<RetryingEvent>();
+    const timeouts = options.timeouts ?? {};
     const client = new RegistryClient({
       registry: destination.registry,
       logger,
+      onRetry: (event) => retries.next(event),
+      ...(options.retry !== undefined && { retry: options.retry }),
+      ...(timeouts.connect !== undefined && { connectTimeout: timeouts.connect }),
+      ...(timeouts.headers !== undefined && { headersTimeout: timeouts.headers }),
+      ...(timeouts.body !== undefined && { bodyTimeout: timeouts.body }),
       ...(options.plainHttp !== undefined && { plainHttp: options.plainHttp }),
       ...(options.dispatcher !== undefined && { dispatcher: options.dispatcher }),
     });
     const target = { client, repository: destination.repository, logger };
     const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir());
 
-    return readImages(options.source, {
+    const events = readImages(options.source, {
       ...(options.allTags !== undefined && { allTags: options.allTags }),
       ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
       ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
@@ -56,11 +64,17 @@ export function push(options: PushOptions): Observable<PushEvent> {
         ...target,
         ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
         ...(options.compression !== undefined && { compression: options.compression }),
+        ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
+        ...(options.retry !== undefined && { retry: options.retry }),
       }),
       cache ? rememberBlobs({ cache, registry: client.registry, repository: destination.repository, logger }) : identity,
       pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
-      finalize(() => void client.close()),
+      finalize(() => {
+        retries.complete();
+        void client.close();
+      }),
     );
+    return merge(retries, events);
   });
 }
 

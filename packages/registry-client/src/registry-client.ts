@@ -6,6 +6,7 @@ import type { Digest, Logger, RawManifest } from '@rxpush/core';
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 
+import { retryPolicy, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
 import { dump, header, readBody, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
@@ -48,6 +49,11 @@ export class RegistryClient {
   readonly #userAgent: string;
   readonly #headersTimeout: number;
   readonly #bodyTimeout: number;
+  readonly #retry: RetryPolicy;
+  /** Shared by every request, see SendContext.state. */
+  readonly #state = { answered: false };
+  /** Session cancels still in flight: close() lets them finish, so a cancelled push gives its sessions back. */
+  readonly #cancelling = new Set<Promise<void>>();
   #context: Promise<SendContext> | undefined;
 
   constructor(options: RegistryClientOptions) {
@@ -55,11 +61,12 @@ export class RegistryClient {
     this.registry = options.registry;
     this.#options = options;
     this.#ownsDispatcher = options.dispatcher === undefined;
-    this.#dispatcher = options.dispatcher ?? new Agent();
+    this.#dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: options.connectTimeout ?? 30_000 } });
     this.#logger = (options.logger ?? silentLogger).child({ pkg: 'registry-client' });
     this.#userAgent = options.userAgent ?? 'rxpush';
     this.#headersTimeout = options.headersTimeout ?? 120_000;
     this.#bodyTimeout = options.bodyTimeout ?? 60_000;
+    this.#retry = retryPolicy(options.retry);
   }
 
   /**
@@ -185,21 +192,30 @@ export class RegistryClient {
     return stored;
   }
 
-  /** Abandons an upload session (DELETE). Never throws: the registry expires sessions anyway. */
-  async cancelUpload(session: UploadSession, opts: RequestOptions = {}): Promise<void> {
+  /**
+   * Abandons an upload session (DELETE), once, without retries. Never throws: the registry expires
+   * sessions anyway. `close()` waits for cancels in flight.
+   */
+  cancelUpload(session: UploadSession, opts: RequestOptions = {}): Promise<void> {
     const repository = sessionRepository(session);
-    try {
-      const res = await this.#send({
-        method: 'DELETE',
-        url: session.location,
-        ...(repository !== undefined && { scopes: [push(repository)] }),
-        ok: [200, 202, 204, 404],
-        signal: opts.signal,
-      });
-      await dump(res.body);
-    } catch (error) {
-      this.#logger.debug({ url: redactUrl(session.location), err: error }, 'cancelling the upload failed');
-    }
+    const cancel = (async () => {
+      try {
+        const res = await this.#send({
+          method: 'DELETE',
+          url: session.location,
+          ...(repository !== undefined && { scopes: [push(repository)] }),
+          ok: [200, 202, 204, 404],
+          signal: opts.signal,
+          retries: 0,
+        });
+        await dump(res.body);
+      } catch (error) {
+        this.#logger.debug({ url: redactUrl(session.location), err: error }, 'cancelling the upload failed');
+      }
+    })();
+    this.#cancelling.add(cancel);
+    void cancel.finally(() => this.#cancelling.delete(cancel));
+    return cancel;
   }
 
   /** Asks the registry how many bytes an upload session holds (GET), to resume from there. */
@@ -361,6 +377,7 @@ export class RegistryClient {
 
   /** Closes the connections of the dispatcher this client created; an injected dispatcher is left open. */
   async close(): Promise<void> {
+    await Promise.all(this.#cancelling);
     if (this.#ownsDispatcher) await this.#dispatcher.close();
   }
 
@@ -384,6 +401,9 @@ export class RegistryClient {
         userAgent: this.#userAgent,
         headersTimeout: this.#headersTimeout,
         bodyTimeout: this.#bodyTimeout,
+        retry: this.#retry,
+        onRetry: this.#options.onRetry,
+        state: this.#state,
       }),
       (error: unknown) => {
         this.#context = undefined;

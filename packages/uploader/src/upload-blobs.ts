@@ -1,10 +1,8 @@
-import { pipeline as pipeStreams, type Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
 
 import {
   blobDescriptor,
-  isPushError,
-  MediaType,
+  CancelledError,
   PushError,
   shortId,
   silentLogger,
@@ -12,15 +10,15 @@ import {
   UnsupportedError,
   type BlobEvent,
   type BlobProgress,
-  type BlobSource,
   type Digest,
   type Logger,
   type PushEvent,
 } from '@rxpush/core';
-import type { RegistryClient, UploadSession } from '@rxpush/registry-client';
+import { isRetryable, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep } from '@rxpush/registry-client';
+import type { RegistryClient, RetryOptions, RetryPolicy, UploadSession } from '@rxpush/registry-client';
 import { mergeMap, Observable, of, type OperatorFunction } from 'rxjs';
 
-import { HashingStream } from './hashing-stream.js';
+import { mediaTypeFor, sendBlob, type Sent } from './send-blob.js';
 
 /** Options of {@link uploadBlobs}. */
 export interface UploadBlobsOptions {
@@ -30,24 +28,39 @@ export interface UploadBlobsOptions {
   readonly concurrency?: number;
   /** How to compress `uncompressed` layers (default gzip). */
   readonly compression?: 'gzip' | 'zstd' | 'none';
+  /**
+   * Send blobs in PATCH chunks of this many bytes (with Content-Range) instead of monolithically, for
+   * proxies that cap request bodies. Raised to the registry's OCI-Chunk-Min-Length when it sets one.
+   */
+  readonly chunkSize?: number;
+  /** How a broken upload is retried (default: 4 retries, backoff from 1 s with full jitter). */
+  readonly retry?: RetryOptions;
   /** Minimum time between two `pushing` events of one blob, in ms (default 100). */
   readonly progressInterval?: number;
   readonly logger?: Logger;
 }
 
-const ONE_MIB = 1024 * 1024;
+/** A cancelled push gives its sessions back, but does not wait on a registry that stopped answering. */
+const CANCEL_TIMEOUT_MS = 10_000;
 
 /**
  * Streams the blobs that reach it as `blob` tasks into the registry, hashing them on the way.
  *
- * Each blob's bytes are opened only now, read once in 1 MiB pieces and never held whole. Stored blobs
- * go up monolithically (POST, then PUT with the stream and its length); uncompressed layers are
- * compressed on the fly, hashed before and after compression in the same pass, sent with a streamed
- * PATCH and committed with the digest learnt. Emits `pushing` (throttled), `pushed` and `blob-ready`;
- * other events pass through. Unsubscribing aborts the requests in flight and cancels their sessions.
+ * Each blob's bytes are opened only now, read in 1 MiB pieces and never held whole. Stored blobs go up
+ * monolithically (POST, then PUT with the stream and its length); uncompressed layers are compressed on
+ * the fly, hashed before and after compression in the same pass, sent with a streamed PATCH and committed
+ * with the digest learnt. With `chunkSize`, PATCH chunks with Content-Range instead.
+ *
+ * An upload broken by the network or a 408/429/5xx answer is retried with backoff (`retrying` events
+ * carry the blob's short id): first a HEAD, so a blob whose commit landed but whose answer was lost is
+ * not sent again; then a chunked upload resumes from the offset the registry reports, and anything else
+ * starts over in a fresh session (the old one is cancelled) with the source opened again. Emits `pushing`
+ * (throttled), `retrying`, `pushed` and `blob-ready`; other events pass through. Unsubscribing aborts the
+ * requests in flight and cancels the open sessions.
  *
  * Fails with `DigestMismatchError` when a blob's bytes do not match its digest or diff ID (nothing is
- * committed), and with the registry client's typed errors.
+ * committed), `SourceError` when a source that must be read again for a retry cannot be, and the
+ * registry client's typed errors once the retries are spent or the registry refuses.
  *
  * @example
  * source$.pipe(walkLayers(), checkBlobs({ client, repository }), uploadBlobs({ client, repository, concurrency: 4 }))
@@ -58,14 +71,20 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
   if (options.compression === 'zstd') {
     throw new UnsupportedError('zstd compression is not available on this Node.js; use --compression gzip or none');
   }
+  if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) {
+    throw new UnsupportedError(`chunk size ${options.chunkSize} is not a whole number of bytes above 0`);
+  }
+  const policy = retryPolicy(options.retry);
   return (source) =>
-    source.pipe(mergeMap((event) => (event.type === 'blob' ? upload(event, options, logger) : of(event)), concurrency));
+    source.pipe(mergeMap((event) => (event.type === 'blob' ? upload(event, options, policy, logger) : of(event)), concurrency));
 }
 
-function upload(event: BlobEvent, options: UploadBlobsOptions, logger: Logger): Observable<PushEvent> {
+function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPolicy, logger: Logger): Observable<PushEvent> {
   return new Observable<PushEvent>((subscriber) => {
     const controller = new AbortController();
+    const { signal } = controller;
     const { blob } = event;
+    const { client } = options;
     const progress: BlobProgress = { id: shortId(blob.key), key: blob.key, role: blob.role };
     const interval = options.progressInterval ?? 100;
     let lastReport = 0;
@@ -75,139 +94,119 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, logger: Logger): 
       lastReport = now;
       subscriber.next({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) });
     };
+    const compress = blob.form === 'uncompressed' && options.compression !== 'none';
+    const chunked = options.chunkSize !== undefined;
+    /** The open session, if any: cancelled on unsubscribe or error, resumed (chunked) after a break. */
     let session: UploadSession | undefined;
-
-    const run = async (): Promise<void> => {
-      const { signal } = controller;
-      const start = await options.client.startUpload(options.repository, { signal });
-      if (start.kind === 'mounted') throw new PushError('REGISTRY_ERROR', `the registry mounted ${blob.key} though no mount was asked for`);
-      session = start;
-      subscriber.next({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
-      const compress = blob.form === 'uncompressed' && options.compression !== 'none';
-      const result = compress
-        ? await sendCompressed(blob, session, options.client, signal, onBytes)
-        : await sendStored(blob, session, options.client, signal, onBytes);
+    /** The digests as pushed, once known: up front for stored blobs, after one full read when compressing. */
+    let known: { digest: Digest; diffId?: Digest } | undefined = compress ? undefined : storedDigest(blob);
+    const drop = (): void => {
+      if (session !== undefined) void client.cancelUpload(session, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS) });
       session = undefined;
-      logger.debug({ digest: result.digest, size: result.size }, 'blob pushed');
-      subscriber.next({ type: 'pushed', ...progress, digest: result.digest, size: result.size });
-      subscriber.next({
-        type: 'blob-ready',
-        key: blob.key,
-        descriptor: blobDescriptor(blob, result.digest, result.size, result.mediaType),
-        ...(result.diffId !== undefined && { diffId: result.diffId }),
-      });
-      subscriber.complete();
     };
 
-    run().catch((error: unknown) => subscriber.error(error));
+    const open = (attempt: number, previous: unknown) => async (): Promise<Readable> => {
+      try {
+        return await blob.open({ signal });
+      } catch (error) {
+        if (attempt === 1 || signal.aborted) throw error;
+        const why = error instanceof Error ? error.message : String(error);
+        throw new SourceError(
+          'INVALID_SOURCE',
+          blob.origin,
+          `the upload of ${blob.origin} broke (${retryReason(previous)}) and its source cannot be read a second time to retry (${why}); push again`,
+          { cause: error },
+        );
+      }
+    };
+
+    const run = async (): Promise<Sent> => {
+      let previous: unknown;
+      for (let attempt = 1; ; attempt++) {
+        if (attempt > 1 && known !== undefined) {
+          // A commit whose answer was lost, or a blob another push just sent: never send it again.
+          const info = await client.hasBlob(options.repository, known.digest, { signal });
+          if (info !== undefined) {
+            logger.debug({ digest: known.digest, attempt }, 'blob found in the registry after a broken upload');
+            drop();
+            return { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, compress), ...(known.diffId !== undefined && { diffId: known.diffId }) };
+          }
+        }
+        try {
+          if (session === undefined) {
+            const start = await client.startUpload(options.repository, { signal });
+            if (start.kind === 'mounted') throw new PushError('REGISTRY_ERROR', `the registry mounted ${blob.key} though no mount was asked for`);
+            session = start;
+          }
+          subscriber.next({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
+          const sent = await sendBlob({
+            blob,
+            client,
+            session,
+            signal,
+            compress,
+            chunkSize: options.chunkSize,
+            open: open(attempt, previous),
+            onBytes,
+            onSession: (next) => void (session = next),
+            onDigests: (digests) => void (known = digests),
+          });
+          session = undefined;
+          return sent;
+        } catch (error) {
+          if (signal.aborted) throw new CancelledError();
+          if (attempt > policy.retries || !isRetryable(error, { refusedIsTransient: true })) throw error;
+          previous = error;
+          const delayMs = retryDelay(attempt, policy, retryAfterOf(error));
+          const reason = retryReason(error);
+          logger.debug({ key: blob.key, attempt, delayMs, reason }, 'upload broke; retrying');
+          subscriber.next({ type: 'retrying', id: progress.id, attempt, delayMs, reason });
+          await sleep(delayMs, signal);
+          await resumeOrDrop();
+        }
+      }
+    };
+
+    /**
+     * A chunked upload goes on where the registry says it is, if the session still answers. The
+     * reference registry cancels a session whose PATCH broke part-way, so there this ends in a fresh one.
+     */
+    const resumeOrDrop = async (): Promise<void> => {
+      if (!chunked || session === undefined) return drop();
+      try {
+        session = await client.uploadStatus(session, { signal });
+        logger.debug({ key: blob.key, offset: session.offset }, 'resuming the upload');
+      } catch (error) {
+        if (signal.aborted) throw error;
+        drop();
+      }
+    };
+
+    run().then(
+      (result) => {
+        logger.debug({ digest: result.digest, size: result.size }, 'blob pushed');
+        subscriber.next({ type: 'pushed', ...progress, digest: result.digest, size: result.size });
+        subscriber.next({
+          type: 'blob-ready',
+          key: blob.key,
+          descriptor: blobDescriptor(blob, result.digest, result.size, result.mediaType),
+          ...(result.diffId !== undefined && { diffId: result.diffId }),
+        });
+        subscriber.complete();
+      },
+      (error: unknown) => subscriber.error(error),
+    );
 
     return () => {
       controller.abort();
       // A session left open holds registry storage until it expires: give it back.
-      if (session) void options.client.cancelUpload(session);
+      drop();
     };
   });
 }
 
-interface Sent {
-  readonly digest: Digest;
-  readonly size: number;
-  readonly mediaType: string;
-  readonly diffId?: Digest;
-}
-
-/** POST, then one PUT carrying the whole stream with its length: the fastest shape against the registry. */
-async function sendStored(
-  blob: BlobSource,
-  session: UploadSession,
-  client: RegistryClient,
-  signal: AbortSignal,
-  onBytes: (current: number, total: number | undefined) => void,
-): Promise<Sent> {
+/** The digest a stored blob is pushed under, when the source knows it. */
+function storedDigest(blob: BlobEvent['blob']): { digest: Digest } | undefined {
   const digest = blob.digest ?? blob.diffId;
-  if (digest === undefined || blob.size === undefined) {
-    // Without a digest up front the bytes must be streamed first and committed after (like compression).
-    return sendStreamed(blob, session, client, signal, onBytes, undefined);
-  }
-  const total = blob.size;
-  const hasher = new HashingStream({ expected: digest, expectedSize: total, origin: blob.origin, onBytes: (n) => onBytes(n, total) });
-  const feed = connect(await blob.open({ signal }), [hasher]);
-  try {
-    const info = await client.finishUpload(session, digest, { body: { stream: hasher, length: total }, signal });
-    return { digest: info.digest, size: info.size, mediaType: blob.mediaType };
-  } catch (error) {
-    throw feed.failure(blob) ?? error;
-  }
-}
-
-/** Compresses on the fly; the compressed digest is known only at the end, so PATCH streams and PUT commits. */
-async function sendCompressed(
-  blob: BlobSource,
-  session: UploadSession,
-  client: RegistryClient,
-  signal: AbortSignal,
-  onBytes: (current: number, total: number | undefined) => void,
-): Promise<Sent> {
-  return sendStreamed(blob, session, client, signal, onBytes, createGzip({ chunkSize: ONE_MIB }));
-}
-
-async function sendStreamed(
-  blob: BlobSource,
-  session: UploadSession,
-  client: RegistryClient,
-  signal: AbortSignal,
-  onBytes: (current: number, total: number | undefined) => void,
-  compressor: NodeJS.ReadWriteStream | undefined,
-): Promise<Sent> {
-  // Progress counts what is read from the source, whose size the source may know; the compressed size it cannot.
-  const read = new HashingStream({
-    ...(blob.diffId !== undefined && { expected: blob.diffId }),
-    origin: blob.origin,
-    onBytes: (n) => onBytes(n, blob.size),
-  });
-  const sent = compressor ? new HashingStream({ origin: blob.origin }) : read;
-  const feed = connect(await blob.open({ signal }), compressor ? [read, compressor, sent] : [read]);
-  let next: UploadSession;
-  try {
-    next = await client.uploadChunk(session, { stream: sent }, { signal });
-  } catch (error) {
-    throw feed.failure(blob) ?? error;
-  }
-  // The bytes are all with the registry now; commit only if they were what the source claims.
-  const failure = feed.failure(blob);
-  if (failure) throw failure;
-  const digest = sent.digest;
-  if (digest === undefined) throw new Error(`the stream of ${blob.origin} ended without a digest`);
-  const info = await client.finishUpload(next, digest, { signal });
-  return {
-    digest: info.digest,
-    size: info.size,
-    mediaType: compressor ? gzipMediaType(blob) : blob.mediaType,
-    ...(read.digest !== undefined && { diffId: read.digest }),
-  };
-}
-
-function gzipMediaType(blob: BlobSource): string {
-  if (blob.role === 'config') return blob.mediaType;
-  return blob.mediaType.startsWith('application/vnd.docker.') ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
-}
-
-/**
- * Pipes a source through its stages and remembers why the flow broke, so that a request error caused
- * by the source (a read error, a digest mismatch) is reported as the source's fault, naming the file.
- */
-function connect(input: Readable, stages: readonly NodeJS.ReadWriteStream[]): { failure(blob: BlobSource): PushError | undefined } {
-  let broken: Error | undefined;
-  pipeStreams([input, ...stages] as unknown as [Readable, NodeJS.WritableStream], (error) => {
-    if (error) broken = error;
-  });
-  return {
-    failure(blob) {
-      const mismatch = stages.find((stage): stage is HashingStream => stage instanceof HashingStream && stage.failure !== undefined);
-      if (mismatch) return mismatch.failure;
-      if (broken === undefined || broken.name === 'AbortError') return undefined;
-      if (isPushError(broken)) return broken;
-      return new SourceError('INVALID_SOURCE', blob.origin, `cannot read ${blob.origin}: ${broken.message}`, { cause: broken });
-    },
-  };
+  return digest === undefined ? undefined : { digest };
 }

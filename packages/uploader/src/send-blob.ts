@@ -1,0 +1,166 @@
+import { pipeline as pipeStreams, Readable } from 'node:stream';
+import { createGzip } from 'node:zlib';
+
+import { isPushError, MediaType, PushError, SourceError, type BlobSource, type Digest } from '@rxpush/core';
+import type { RegistryClient, UploadSession } from '@rxpush/registry-client';
+import { redactUrl } from '@rxpush/registry-client';
+
+import { ByteReader } from './byte-reader.js';
+import { HashingStream } from './hashing-stream.js';
+
+const ONE_MIB = 1024 * 1024;
+
+/** One attempt at sending a blob's bytes into an open session. */
+export interface Attempt {
+  readonly blob: BlobSource;
+  readonly client: RegistryClient;
+  /** The session to send to; its `offset` is where a resumed chunked upload goes on from. */
+  readonly session: UploadSession;
+  readonly signal: AbortSignal;
+  /** Gzip an `uncompressed` layer on the way. */
+  readonly compress: boolean;
+  /** PATCH chunks of this many bytes (raised to the registry's OCI-Chunk-Min-Length); undefined: monolithic. */
+  readonly chunkSize: number | undefined;
+  /** Opens the source (again, on a retry). */
+  readonly open: () => Promise<Readable>;
+  readonly onBytes: (current: number, total: number | undefined) => void;
+  /** Each session the registry hands back: the one to cancel, or to resume from, should the next request break. */
+  readonly onSession: (session: UploadSession) => void;
+  /** The digests, once the whole stream has been read: a commit whose answer is lost is confirmed by HEAD with them. */
+  readonly onDigests: (digests: { digest: Digest; diffId?: Digest }) => void;
+}
+
+/** What a blob became in the registry. */
+export interface Sent {
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+  readonly diffId?: Digest;
+}
+
+/**
+ * Sends a blob's bytes, hashing them on the way, and commits them (PUT with the digest).
+ *
+ * - Stored blobs with known digest and size, monolithic: one PUT carrying the stream and its length.
+ * - Otherwise monolithic (compressed on the fly, or digest unknown): one streamed PATCH, then PUT.
+ * - Chunked: PATCHes of `chunkSize` bytes with Content-Length and Content-Range. A chunk of a blob of
+ *   known size streams straight from the source; when the size is unknown (gzip output) a chunk is
+ *   gathered first, as its length must be announced: never more than one chunk in memory.
+ *
+ * Resuming (chunked, `session.offset` > 0): the source is re-opened and read, and hashed, from its
+ * start, but the first `offset` bytes are not sent again. Hashing from the start keeps one simple,
+ * always-correct rule (the digest covers exactly the bytes read, whatever offset the registry names)
+ * at the cost of re-reading what the registry already holds, which is local I/O; keeping hash states
+ * per chunk boundary would only help when the registry's offset falls on one, and still needs the skip.
+ * Gzip is deterministic for the same input, so a re-compressed layer yields the same bytes; if it did
+ * not, the registry's digest check on PUT would refuse the commit rather than store a corrupt blob.
+ */
+export async function sendBlob(attempt: Attempt): Promise<Sent> {
+  const { blob } = attempt;
+  const digest = attempt.compress ? undefined : (blob.digest ?? blob.diffId);
+  const total = attempt.compress ? undefined : blob.size;
+  const onBytes = (n: number): void => attempt.onBytes(n, blob.size);
+
+  // `read` sees the source's bytes (diff ID, progress), `sent` what goes to the registry (digest).
+  const readExpected = attempt.compress ? blob.diffId : digest;
+  const read = new HashingStream({
+    ...(readExpected !== undefined && { expected: readExpected }),
+    ...(total !== undefined && { expectedSize: total }),
+    origin: blob.origin,
+    onBytes,
+  });
+  const sent = attempt.compress ? new HashingStream({ origin: blob.origin }) : read;
+  const input = await attempt.open();
+  const feed = connect(input, attempt.compress ? [read, createGzip({ chunkSize: ONE_MIB }), sent] : [read]);
+  const mediaType = mediaTypeFor(blob, attempt.compress);
+  const learnt = (): { digest: Digest; diffId?: Digest } => {
+    const { digest: sentDigest } = sent;
+    if (sentDigest === undefined) throw new PushError('REGISTRY_ERROR', `the stream of ${blob.origin} ended without a digest`);
+    const digests = { digest: sentDigest, ...(read.digest !== undefined && { diffId: read.digest }) };
+    attempt.onDigests(digests);
+    return digests;
+  };
+
+  try {
+    let session = attempt.session;
+    if (attempt.chunkSize !== undefined) {
+      session = await sendChunks(attempt, new ByteReader(sent, blob.origin), total, attempt.chunkSize);
+    } else if (digest !== undefined && total !== undefined) {
+      // The fastest shape against the registry: POST, then one PUT carrying the whole stream.
+      const info = await attempt.client.finishUpload(session, digest, { body: { stream: sent, length: total }, signal: attempt.signal });
+      return { digest: info.digest, size: info.size, mediaType };
+    } else {
+      // The digest is known only at the end: PATCH streams, PUT commits.
+      session = await attempt.client.uploadChunk(session, { stream: sent }, { signal: attempt.signal });
+      attempt.onSession(session);
+    }
+    // The bytes are all with the registry now; commit only if they were what the source claims.
+    const failure = feed.failure(blob);
+    if (failure) throw failure;
+    const digests = learnt();
+    const info = await attempt.client.finishUpload(session, digests.digest, { signal: attempt.signal });
+    return { digest: info.digest, size: info.size, mediaType, ...(digests.diffId !== undefined && { diffId: digests.diffId }) };
+  } catch (error) {
+    sent.destroy();
+    throw feed.failure(blob) ?? error;
+  }
+}
+
+async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | undefined, asked: number): Promise<UploadSession> {
+  let session = attempt.session;
+  const chunkSize = Math.max(asked, session.minChunkLength ?? 0);
+  // Already with the registry (a resumed upload): read and hashed again, not sent again.
+  await reader.skip(session.offset);
+  for (;;) {
+    const offset = session.offset;
+    let body: { stream: Readable; length: number };
+    if (total !== undefined) {
+      const length = Math.min(chunkSize, total - offset);
+      if (length <= 0) break;
+      body = { stream: reader.take(length), length };
+    } else {
+      const bytes = await reader.gather(chunkSize);
+      if (bytes.length === 0) break;
+      // A stream body, not bytes: a broken chunk is resumed from the registry's offset by the uploader, never re-sent blindly.
+      body = { stream: Readable.from([bytes], { objectMode: false }), length: bytes.length };
+    }
+    session = await attempt.client.uploadChunk(session, body, { contentRange: true, signal: attempt.signal });
+    attempt.onSession(session);
+    if (session.offset !== offset + body.length) {
+      throw new PushError(
+        'REGISTRY_ERROR',
+        `PATCH ${redactUrl(session.location)}: the registry holds ${session.offset} bytes after a chunk that should end at ${offset + body.length}; push again`,
+      );
+    }
+  }
+  await reader.end();
+  return session;
+}
+
+/** The media type a blob is pushed as: a compressed layer's becomes the gzip variant of its family. */
+export function mediaTypeFor(blob: BlobSource, compress: boolean): string {
+  if (!compress || blob.role === 'config') return blob.mediaType;
+  return blob.mediaType.startsWith('application/vnd.docker.') ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+}
+
+/**
+ * Pipes a source through its stages and remembers why the flow broke, so that a request error caused
+ * by the source (a read error, a digest mismatch) is reported as the source's fault, naming the file.
+ * A break that started at the last stage came from its consumer (the request, when the connection
+ * failed): that is no fault of the source, and the request's own error says what happened.
+ */
+function connect(input: Readable, stages: readonly NodeJS.ReadWriteStream[]): { failure(blob: BlobSource): PushError | undefined } {
+  const streams = [input, ...stages] as unknown as Readable[];
+  let first: { index: number; error: Error } | undefined;
+  streams.forEach((stream, index) => stream.on('error', (error: Error) => void (first ??= { index, error })));
+  pipeStreams(streams as unknown as [Readable, NodeJS.WritableStream], () => {});
+  return {
+    failure(blob) {
+      const mismatch = stages.find((stage): stage is HashingStream => stage instanceof HashingStream && stage.failure !== undefined);
+      if (mismatch) return mismatch.failure;
+      if (first === undefined || first.index === streams.length - 1 || first.error.name === 'AbortError') return undefined;
+      if (isPushError(first.error)) return first.error;
+      return new SourceError('INVALID_SOURCE', blob.origin, `cannot read ${blob.origin}: ${first.error.message}`, { cause: first.error });
+    },
+  };
+}
