@@ -117,7 +117,7 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
           const errorBody = parseErrorBody(bytes, header(res.headers, 'content-type'));
           if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && canResend(req.body) && url.origin === ctx.origin) {
             reauthorized = true;
-            const next = await authorize(ctx, req, header(res.headers, 'www-authenticate'));
+            const next = await authorize(ctx, req, header(res.headers, 'www-authenticate'), authorization);
             if (next !== undefined) {
               authorization = next;
               continue;
@@ -167,12 +167,14 @@ function finalError(failure: Error, attempts: number, req: SendRequest, refusedI
   return markRetriesSpent(again);
 }
 
-async function authorize(ctx: SendContext, req: SendRequest, challenge: string | undefined): Promise<string | undefined> {
+async function authorize(ctx: SendContext, req: SendRequest, challenge: string | undefined, rejected?: string): Promise<string | undefined> {
   if (ctx.auth === undefined || req.scopes === undefined) return undefined;
   return ctx.auth.authorize({
     registry: ctx.registry,
+    origin: ctx.origin,
     scopes: req.scopes,
     ...(challenge !== undefined && { challenge }),
+    ...(rejected !== undefined && { rejected }),
     ...(req.signal !== undefined && { signal: req.signal }),
   });
 }

@@ -13,9 +13,13 @@ import type { RetryOptions } from './retry.js';
 export interface Authenticator {
   authorize(request: {
     readonly registry: string;
+    /** The origin the registry's API is served at (`https://host:port`), once the scheme is settled: where credentials belong. */
+    readonly origin?: string;
     readonly scopes: readonly string[];
     /** The WWW-Authenticate header of a 401, when the registry sent one. */
     readonly challenge?: string;
+    /** The Authorization value the registry just answered 401 to, so it is not offered again. */
+    readonly rejected?: string;
     readonly signal?: AbortSignal;
   }): Promise<string | undefined>;
 }

@@ -1,0 +1,229 @@
+import { silentLogger, type Logger } from '@rxpush/core';
+import { getGlobalDispatcher, type Dispatcher } from 'undici';
+
+import type { Authenticator } from '../types.js';
+import { apiHost } from '../urls.js';
+import { AuthError } from './auth-error.js';
+import { hasPassword, type Credentials, type CredentialsLoader } from './credentials.js';
+import { fetchToken, shown, type Token } from './fetch-token.js';
+import { parseChallenges, type Challenge } from './parse-challenges.js';
+import { coversScopes, isScope, normalizeScopes, scopeKey } from './scopes.js';
+
+export interface AuthenticatorOptions {
+  /** host[:port] of the registry, as in an image reference: the only registry these credentials are for. */
+  readonly registry: string;
+  /** The credentials, or a loader run the first time the registry asks for them; none: anonymous. */
+  readonly credentials?: Credentials | CredentialsLoader;
+  /** Sends the token requests (the registry client's dispatcher, so --ca-file applies to the realm too). */
+  readonly dispatcher?: Dispatcher;
+  readonly logger?: Logger;
+  readonly userAgent?: string;
+  /** OAuth2 client_id sent with POST token requests (default `rxpush`). */
+  readonly clientId?: string;
+  /** Get tokens with the OAuth2 password grant (POST) instead of GET with Basic. */
+  readonly forceOAuth?: boolean;
+  /** How long a token request may take to answer, in ms (default 30 000). */
+  readonly timeoutMs?: number;
+  /** The clock, in ms (tests). */
+  readonly now?: () => number;
+}
+
+/** What the registry asked for, remembered so later scope sets get a token before their first request. */
+type Scheme = { readonly kind: 'bearer'; readonly realm: URL; readonly service: string | undefined } | { readonly kind: 'basic' };
+
+interface CachedToken {
+  readonly key: string;
+  readonly scopes: readonly string[];
+  readonly header: string;
+  /** When to stop using it: a little before it expires (a tenth of its life, at most 5 s), so none runs out on the way. */
+  readonly renewAt: number;
+}
+
+const EXPIRY_MARGIN_MS = 5_000;
+
+/**
+ * Makes the Authenticator a RegistryClient asks before each request: Docker's token auth (Bearer:
+ * GET the realm with service and scopes, Basic credentials when there are some, anonymous otherwise;
+ * OAuth2 POST with an identity token), or Basic auth, whichever the registry's challenge asks for.
+ *
+ * Tokens are cached per scope set until shortly before they expire; a request for scopes a cached token
+ * already covers reuses it. After a 401 the client asks again with the challenge: a token that was
+ * rejected (`invalid_token`, expired, revoked) is replaced once; the client retries a request once,
+ * so nothing loops. Concurrent requests for the same scopes share one token request.
+ *
+ * Credentials are only ever sent to the registry (the client sends Authorization to its origin alone)
+ * and to a token realm `credentialRefusal` allows. Nothing secret is logged.
+ *
+ * @throws {AuthError} from `authorize` when the token service refuses or answers garbage, or the realm is refused.
+ * @throws {ChallengeParseError} when the registry's WWW-Authenticate header is malformed.
+ * @example
+ * const auth = createAuthenticator({ registry: 'ghcr.io', credentials: { username: 'me', password: token, source: '--creds' } });
+ * const client = new RegistryClient({ registry: 'ghcr.io', auth });
+ */
+export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
+  return new TokenAuthenticator(options);
+}
+
+class TokenAuthenticator implements Authenticator {
+  readonly #options: AuthenticatorOptions;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  #scheme: Scheme | undefined;
+  #credentials: Promise<Credentials | undefined> | undefined;
+  /** A refresh token the token service rotated: it replaces the identity token from the credentials. */
+  #refreshToken: string | undefined;
+  readonly #tokens = new Map<string, CachedToken>();
+  readonly #pending = new Map<string, Promise<CachedToken>>();
+
+  constructor(options: AuthenticatorOptions) {
+    this.#options = options;
+    this.#logger = (options.logger ?? silentLogger).child({ pkg: 'registry-client', part: 'auth' });
+    this.#now = options.now ?? Date.now;
+  }
+
+  async authorize(request: Parameters<Authenticator['authorize']>[0]): Promise<string | undefined> {
+    const origin = new URL(request.origin ?? `https://${apiHost(this.#options.registry)}`);
+    let scopes = normalizeScopes(request.scopes);
+    if (request.challenge === undefined) {
+      // Until the registry has said what it wants, ask for nothing: an open registry needs nothing.
+      if (this.#scheme === undefined) return undefined;
+      return this.#answer(this.#scheme, scopes, origin, request.rejected, request.signal);
+    }
+
+    const challenges = parseChallenges(request.challenge);
+    const chosen = choose(challenges);
+    if (chosen === undefined) {
+      this.#logger.debug({ schemes: challenges.map((c) => c.scheme) }, 'the registry asks for an auth scheme rxpush does not speak');
+      return undefined;
+    }
+    const scheme = toScheme(chosen, origin);
+    if (!sameScheme(scheme, this.#scheme)) {
+      this.#logger.debug({ scheme: scheme.kind, ...(scheme.kind === 'bearer' && { realm: shown(scheme.realm), service: scheme.service }) }, 'registry auth challenge');
+      this.#scheme = scheme;
+      this.#tokens.clear();
+    }
+    // The registry may name scopes it wants beyond ours (distribution names exactly the ones it checks).
+    const hinted = chosen.params.get('scope')?.split(' ').filter(isScope) ?? [];
+    if (hinted.length > 0) scopes = normalizeScopes([...scopes, ...hinted]);
+    return this.#answer(scheme, scopes, origin, request.rejected, request.signal);
+  }
+
+  async #answer(scheme: Scheme, scopes: readonly string[], origin: URL, rejected: string | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
+    const credentials = await this.#loadCredentials();
+    if (scheme.kind === 'basic') {
+      if (!hasPassword(credentials)) return undefined;
+      const value = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+      // The registry has just refused exactly these: sending them again cannot help.
+      return value === rejected ? undefined : value;
+    }
+    if (credentials?.registryToken !== undefined) {
+      const value = `Bearer ${credentials.registryToken}`;
+      return value === rejected ? undefined : value;
+    }
+
+    const cached = this.#lookup(scopes);
+    if (cached !== undefined && cached.header !== rejected) return cached.header;
+    if (cached !== undefined) this.#tokens.delete(cached.key);
+    const fresh = await this.#fetchShared(scheme, scopes, origin, credentials, signal);
+    return fresh.header === rejected ? undefined : fresh.header;
+  }
+
+  /** A cached token that covers `scopes` and is not about to expire; expired ones are dropped on the way. */
+  #lookup(scopes: readonly string[]): CachedToken | undefined {
+    const now = this.#now();
+    const key = scopeKey(scopes);
+    const exact = this.#tokens.get(key);
+    for (const entry of exact !== undefined ? [exact, ...this.#tokens.values()] : this.#tokens.values()) {
+      if (now >= entry.renewAt) {
+        this.#tokens.delete(entry.key);
+        continue;
+      }
+      if (entry === exact || coversScopes(entry.scopes, scopes)) return entry;
+    }
+    return undefined;
+  }
+
+  /** One token request per scope set at a time: concurrent callers wait for the same answer. */
+  #fetchShared(scheme: Scheme & { kind: 'bearer' }, scopes: readonly string[], origin: URL, credentials: Credentials | undefined, signal: AbortSignal | undefined): Promise<CachedToken> {
+    const key = scopeKey(scopes);
+    const pending = this.#pending.get(key);
+    if (pending !== undefined) return pending;
+    const promise = this.#fetch(scheme, scopes, origin, credentials, signal).finally(() => this.#pending.delete(key));
+    this.#pending.set(key, promise);
+    return promise;
+  }
+
+  async #fetch(scheme: Scheme & { kind: 'bearer' }, scopes: readonly string[], origin: URL, credentials: Credentials | undefined, signal: AbortSignal | undefined): Promise<CachedToken> {
+    const identityToken = this.#refreshToken ?? credentials?.identityToken;
+    const effective = credentials === undefined ? undefined : { ...credentials, ...(identityToken !== undefined && { identityToken }) };
+    let token: Token;
+    try {
+      token = await fetchToken({
+        realm: scheme.realm,
+        service: scheme.service,
+        scopes,
+        credentials: effective,
+        registryOrigin: origin,
+        dispatcher: this.#options.dispatcher ?? getGlobalDispatcher(),
+        userAgent: this.#options.userAgent ?? 'rxpush',
+        clientId: this.#options.clientId ?? 'rxpush',
+        forceOAuth: this.#options.forceOAuth === true,
+        timeoutMs: this.#options.timeoutMs ?? 30_000,
+        now: this.#now,
+        signal,
+      });
+    } catch (error) {
+      this.#logger.debug({ realm: shown(scheme.realm), scopes, err: error }, 'token request failed');
+      throw error;
+    }
+    if (token.refreshToken !== undefined) this.#refreshToken = token.refreshToken;
+    const now = this.#now();
+    const renewAt = token.expiresAt - Math.min(EXPIRY_MARGIN_MS, Math.max(0, token.expiresAt - now) / 10);
+    const entry: CachedToken = { key: scopeKey(scopes), scopes, header: `Bearer ${token.token}`, renewAt };
+    this.#tokens.set(entry.key, entry);
+    this.#logger.debug(
+      { realm: shown(scheme.realm), service: scheme.service, scopes, expiresInS: Math.round((token.expiresAt - now) / 1000), credentials: effective?.source ?? 'anonymous' },
+      'token fetched',
+    );
+    return entry;
+  }
+
+  #loadCredentials(): Promise<Credentials | undefined> {
+    const given = this.#options.credentials;
+    this.#credentials ??= typeof given === 'function' ? given() : Promise.resolve(given);
+    return this.#credentials;
+  }
+}
+
+/** Bearer when offered (tokens are scoped), else Basic; other schemes rxpush does not speak. */
+function choose(challenges: readonly Challenge[]): Challenge | undefined {
+  return challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
+}
+
+function toScheme(challenge: Challenge, origin: URL): Scheme {
+  if (challenge.scheme === 'basic') return { kind: 'basic' };
+  const realm = challenge.params.get('realm');
+  if (realm === undefined || realm === '') {
+    throw new AuthError('REGISTRY_ERROR', `${origin.host} asks for a Bearer token but names no realm to get it from; the registry's auth configuration is broken`);
+  }
+  let url: URL;
+  try {
+    // A relative realm is resolved against the registry, as browsers resolve Location.
+    url = new URL(realm, origin);
+  } catch {
+    throw new AuthError('REGISTRY_ERROR', `${origin.host} names a token realm that is not a URL (${JSON.stringify(realm.slice(0, 100))}); the registry's auth configuration is broken`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new AuthError('REGISTRY_ERROR', `${origin.host} names a token realm that is not http(s) (${url.protocol}); the registry's auth configuration is broken`);
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new AuthError('REGISTRY_ERROR', `${origin.host} names a token realm with user info in it; the registry's auth configuration is broken`);
+  }
+  return { kind: 'bearer', realm: url, service: challenge.params.get('service') };
+}
+
+function sameScheme(a: Scheme, b: Scheme | undefined): boolean {
+  if (b === undefined || a.kind !== b.kind) return false;
+  if (a.kind === 'basic' || b.kind === 'basic') return true;
+  return a.realm.href === b.realm.href && a.service === b.service;
+}

@@ -1,0 +1,22 @@
+/**
+ * What rxpush may authenticate with at one registry. Every field is a secret except `username` and
+ * `source`; none of them is ever logged or put in a message.
+ */
+export interface Credentials {
+  readonly username?: string;
+  readonly password?: string;
+  /** An OAuth2 refresh token (config.json `identitytoken`, or a helper's `<token>` user): exchanged by POST to the realm. */
+  readonly identityToken?: string;
+  /** A bearer token to send to the registry as it is (config.json `registrytoken`). */
+  readonly registryToken?: string;
+  /** Where they came from, for messages: `--creds`, `/root/.docker/config.json`, `docker-credential-pass`… */
+  readonly source: string;
+}
+
+/** Resolves credentials when they are first needed (a credential helper is only run if the registry asks). */
+export type CredentialsLoader = () => Promise<Credentials | undefined>;
+
+/** True when `credentials` can log in with a username and password. */
+export function hasPassword(credentials: Credentials | undefined): credentials is Credentials & { username: string; password: string } {
+  return credentials?.username !== undefined && credentials.password !== undefined;
+}

@@ -1,0 +1,111 @@
+import { spawn } from 'node:child_process';
+
+import { AuthError } from './auth-error.js';
+import type { Credentials } from './credentials.js';
+
+const OUTPUT_LIMIT = 1024 * 1024;
+const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export interface CredentialHelperOptions {
+  /** The config file that names the helper, for messages. */
+  readonly configFile: string;
+  /** The environment to run it in (its PATH finds the helper). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Kill it after this long (default 60 s: some helpers ask for a passphrase). */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Runs `docker-credential-NAME get` with the server URL on stdin, as Docker does, and reads its
+ * `{"ServerURL","Username","Secret"}` answer. A Username of `<token>` means the Secret is an identity
+ * (OAuth2 refresh) token.
+ *
+ * Resolves undefined when the helper has no credentials for the server ("credentials not found").
+ *
+ * @throws {AuthError} when the helper is not installed, fails, times out or answers something else than JSON.
+ * @example await runCredentialHelper('pass', 'ghcr.io', { configFile: '/home/me/.docker/config.json' })
+ */
+export async function runCredentialHelper(name: string, serverUrl: string, options: CredentialHelperOptions): Promise<Credentials | undefined> {
+  const program = `docker-credential-${name}`;
+  if (!HELPER_NAME.test(name)) {
+    throw new AuthError('UNAUTHORIZED', `${options.configFile} names the credential helper ${JSON.stringify(name)}, which is not a valid helper name; fix credsStore/credHelpers there`);
+  }
+  const result = await run(program, serverUrl, options);
+  if (result.kind === 'missing') {
+    throw new AuthError(
+      'UNAUTHORIZED',
+      `the credential helper ${program} that ${options.configFile} names is not installed (not on PATH); install it, or remove it from credsStore/credHelpers there`,
+      { where: options.configFile },
+    );
+  }
+  if (result.kind === 'timeout') {
+    throw new AuthError('UNAUTHORIZED', `the credential helper ${program} did not answer within ${(options.timeoutMs ?? 60_000) / 1000} s; run "${program} get" by hand to see why`, {
+      where: options.configFile,
+    });
+  }
+  const output = `${result.stdout}\n${result.stderr}`;
+  if (result.code !== 0) {
+    // Docker's helpers say so on stdout with a non-zero exit status when they hold nothing for the server.
+    if (/credentials not found/i.test(output)) return undefined;
+    throw new AuthError('UNAUTHORIZED', `the credential helper ${program} failed (exit status ${result.code}): ${firstLine(output)}; run "${program} get" by hand to see why`, {
+      where: options.configFile,
+    });
+  }
+  let answer: unknown;
+  try {
+    answer = JSON.parse(result.stdout);
+  } catch {
+    answer = undefined;
+  }
+  const { Username: username, Secret: secret } = (answer ?? {}) as { Username?: unknown; Secret?: unknown };
+  if (typeof answer !== 'object' || answer === null || typeof secret !== 'string' || (username !== undefined && typeof username !== 'string')) {
+    throw new AuthError('UNAUTHORIZED', `the credential helper ${program} answered something that is not {"Username","Secret"} JSON; check it with "${program} get"`, {
+      where: options.configFile,
+    });
+  }
+  if (secret === '') return undefined;
+  const source = `credential helper ${program}`;
+  if (username === '<token>') return { identityToken: secret, source };
+  return { ...(typeof username === 'string' && username !== '' && { username }), password: secret, source };
+}
+
+type RunResult = { kind: 'missing' } | { kind: 'timeout' } | { kind: 'done'; code: number; stdout: string; stderr: string };
+
+function run(program: string, input: string, options: CredentialHelperOptions): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, ['get'], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let size = 0;
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= OUTPUT_LIMIT) into.push(chunk);
+    };
+    child.stdout.on('data', collect(stdout));
+    child.stderr.on('data', collect(stderr));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, options.timeoutMs ?? 60_000);
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (error.code === 'ENOENT') resolve({ kind: 'missing' });
+      else reject(new AuthError('UNAUTHORIZED', `cannot run the credential helper ${program}: ${error.message}`, { cause: error }));
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (timedOut) return resolve({ kind: 'timeout' });
+      resolve({ kind: 'done', code: code ?? 1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
+    });
+    // A helper that exits without reading stdin is not a failure of ours.
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+  });
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? 'no output';
+  const flat = line.replace(/[\u0000-\u001f\u007f]+/g, ' ');
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}

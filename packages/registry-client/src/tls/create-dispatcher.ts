@@ -1,0 +1,175 @@
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+
+import { PushError, silentLogger, type Logger } from '@rxpush/core';
+import { Agent, Pool, type Dispatcher } from 'undici';
+
+import { apiHost } from '../urls.js';
+
+export interface DispatcherOptions {
+  /** host[:port] of the registry, as in an image reference: its certs.d directory and the host client certificates go to. */
+  readonly registry: string;
+  /** Verify the registry's certificate (default true). `false` (`--tls-verify=false`) logs a warning. */
+  readonly tlsVerify?: boolean;
+  /** More CA certificates (PEM files) to trust, besides the system's (`--ca-file`). */
+  readonly caFile?: string | readonly string[];
+  /**
+   * A directory of `*.crt` CA files and `*.cert`/`*.key` client certificate pairs for this registry
+   * (`--cert-dir`, as skopeo's). Without it: `<certsRoot>/<registry>` when that exists.
+   */
+  readonly certDir?: string;
+  /** Docker's certs.d root (default `/etc/docker/certs.d`): `<certsRoot>/HOST:PORT/` is used like `certDir`. */
+  readonly certsRoot?: string;
+  /** The system CA bundle (default: the distribution's, e.g. /etc/ssl/certs/ca-certificates.crt, or $SSL_CERT_FILE). */
+  readonly systemCaFile?: string;
+  /** How long connecting (TCP and TLS handshake) may take, in ms (default 30 000). */
+  readonly connectTimeout?: number;
+  readonly logger?: Logger;
+}
+
+const DEFAULT_CERTS_ROOT = '/etc/docker/certs.d';
+const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * Makes the undici dispatcher for one registry's requests: trusts Node's and the system's CAs, plus
+ * `caFile` and the registry's certs.d `*.crt`; presents a certs.d client certificate (`client.cert` +
+ * `client.key`) to the registry's host:port alone; skips verification only with `tlsVerify: false`, and
+ * then only for the registry's host (a token realm elsewhere is still verified).
+ *
+ * The caller owns it: `close()` it when done. A certificate error never makes rxpush try plain HTTP.
+ *
+ * @throws {PushError} code `TLS`: a CA file or certs.d directory that cannot be read, has no PEM
+ *   certificate, or a client certificate without its key.
+ * @example
+ * const dispatcher = createDispatcher({ registry: 'registry.local:5000', caFile: './ca.crt' });
+ * const client = new RegistryClient({ registry: 'registry.local:5000', dispatcher });
+ */
+export function createDispatcher(options: DispatcherOptions): Dispatcher {
+  const logger = (options.logger ?? silentLogger).child({ pkg: 'registry-client', part: 'tls' });
+  const verify = options.tlsVerify !== false;
+  const caFiles = options.caFile === undefined ? [] : typeof options.caFile === 'string' ? [options.caFile] : [...options.caFile];
+
+  const extraCas = caFiles.flatMap((file) => certificatesIn(file, '--ca-file'));
+  const dir = options.certDir ?? join(options.certsRoot ?? DEFAULT_CERTS_ROOT, options.registry);
+  const certsD = readCertDir(dir, options.certDir !== undefined);
+  extraCas.push(...certsD.cas);
+  const ca = [...rootCertificates, ...systemCertificates(options.systemCaFile), ...extraCas];
+
+  const common = createSecureContext({ ca });
+  let withClientCert = common;
+  if (certsD.clientCerts.length > 0) {
+    try {
+      withClientCert = createSecureContext({ ca, cert: certsD.clientCerts.map((c) => c.cert), key: certsD.clientCerts.map((c) => c.key) });
+    } catch (error) {
+      throw new PushError('TLS', `the client certificate in ${dir} cannot be used (${(error as Error).message}); check that each NAME.cert and NAME.key are a PEM pair`, { cause: error });
+    }
+  }
+  // Docker Hub's name is not the host its API answers on.
+  const registry = new URL(`https://${apiHost(options.registry)}`);
+  if (!verify) {
+    logger.warn(
+      { registry: options.registry },
+      `TLS verification is off for ${registry.hostname} (--tls-verify=false): anyone on the network path can read the credentials and change what is pushed`,
+    );
+  }
+  if (certsD.loaded.length > 0) logger.debug({ registry: options.registry, dir, files: certsD.loaded }, 'certs.d files loaded');
+
+  const connectTimeout = options.connectTimeout ?? 30_000;
+  const connectFor = (origin: URL): { secureContext: SecureContext; rejectUnauthorized: boolean; timeout: number } => {
+    const sameHost = origin.hostname === registry.hostname;
+    const sameHostPort = sameHost && effectivePort(origin) === effectivePort(registry);
+    return {
+      secureContext: sameHostPort ? withClientCert : common,
+      rejectUnauthorized: verify || !sameHost,
+      timeout: connectTimeout,
+    };
+  };
+  return new Agent({
+    connect: { timeout: connectTimeout },
+    factory: (origin, opts) => new Pool(origin, { ...(opts as Pool.Options), connect: connectFor(new URL(String(origin))) }),
+  });
+}
+
+function effectivePort(url: URL): string {
+  return url.port !== '' ? url.port : url.protocol === 'http:' ? '80' : '443';
+}
+
+/** The system's CA bundle, which may hold CAs an administrator added (update-ca-certificates), beyond Node's own list. */
+function systemCertificates(explicit: string | undefined): string[] {
+  const candidates = explicit !== undefined ? [explicit] : [process.env['SSL_CERT_FILE'], process.env['NODE_EXTRA_CA_CERTS'], ...SYSTEM_BUNDLES];
+  const found: string[] = [];
+  for (const file of candidates) {
+    if (file === undefined || file === '' || !existsSync(file)) continue;
+    try {
+      found.push(...(readFileSync(file, 'utf8').match(PEM_CERTIFICATE) ?? []));
+    } catch {
+      // An unreadable system bundle leaves Node's own list, which is what Node uses anyway.
+    }
+    if (explicit === undefined && SYSTEM_BUNDLES.includes(file)) break;
+  }
+  return found;
+}
+
+/** The PEM certificates in a file, each checked to parse. */
+function certificatesIn(file: string, what: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
+    throw new PushError('TLS', `cannot read ${what} ${file}: ${reason}; give the PEM file of the CA that signed the registry's certificate`, { cause: error });
+  }
+  const pems = text.match(PEM_CERTIFICATE) ?? [];
+  if (pems.length === 0) throw new PushError('TLS', `${what} ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA certificate in PEM form`);
+  for (const pem of pems) {
+    try {
+      new X509Certificate(pem);
+    } catch (error) {
+      throw new PushError('TLS', `${what} ${file} holds a certificate that does not parse (${(error as Error).message}); give the CA certificate in PEM form`, { cause: error });
+    }
+  }
+  return pems;
+}
+
+interface CertDir {
+  readonly cas: string[];
+  readonly clientCerts: { cert: string; key: string }[];
+  readonly loaded: string[];
+}
+
+/**
+ * Docker's certs.d convention: `*.crt` are CAs; `NAME.cert` is a client certificate whose key is `NAME.key`.
+ * A missing directory is fine unless it was asked for explicitly.
+ */
+function readCertDir(dir: string, required: boolean): CertDir {
+  const result: CertDir = { cas: [], clientCerts: [], loaded: [] };
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!required && (code === 'ENOENT' || code === 'ENOTDIR')) return result;
+    const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
+    throw new PushError('TLS', `cannot read the certificate directory ${dir}: ${reason}; check --cert-dir`, { cause: error });
+  }
+  for (const name of names) {
+    const path = join(dir, name);
+    if (name.endsWith('.crt')) {
+      result.cas.push(...certificatesIn(path, 'CA file'));
+      result.loaded.push(name);
+    } else if (name.endsWith('.cert')) {
+      const keyName = `${name.slice(0, -'.cert'.length)}.key`;
+      if (!names.includes(keyName)) throw new PushError('TLS', `the client certificate ${path} has no key ${keyName} beside it; add the key or remove the certificate`);
+      result.clientCerts.push({ cert: readFileSync(path, 'utf8'), key: readFileSync(join(dir, keyName), 'utf8') });
+      result.loaded.push(name, keyName);
+    } else if (name.endsWith('.key')) {
+      const certName = `${name.slice(0, -'.key'.length)}.cert`;
+      if (!names.includes(certName)) throw new PushError('TLS', `the key ${path} has no client certificate ${certName} beside it; add the certificate or remove the key`);
+    }
+  }
+  return result;
+}
