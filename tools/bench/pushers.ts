@@ -1,0 +1,216 @@
+/**
+ * The tools the benchmark compares: each pushes an OCI layout fixture to a registry
+ * as `bench/x:latest`, measured by measureCommand.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+import { startDockerd, type RunningDockerd } from '../dockerd.ts';
+import type { FixtureImage } from '../fixtures.ts';
+import type { RunningRegistry } from '../registry.ts';
+import { measureCommand, peakRssMb, processCpuSeconds, resetPeakRss, type Measurement } from './measure-command.ts';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const RXPUSH = join(ROOT, 'packages', 'cli', 'bin', 'rxpush.js');
+// Debian's docker client, matching the daemon's API version (another `docker` may be first on PATH).
+const DOCKER = '/usr/bin/docker';
+export const REPOSITORY = 'bench/x';
+export const TAG = 'latest';
+
+/** One generated image: an OCI layout directory holding it under the tag `latest`. */
+export interface BenchImage {
+  name: string;
+  layoutDir: string;
+  fixture: FixtureImage;
+}
+
+export interface Pusher {
+  readonly name: string;
+  /** Prepares (e.g. starts dockerd and loads the images); resolves a reason when the tool cannot run here. */
+  setup(images: BenchImage[]): Promise<string | undefined>;
+  /** Drops what the tool remembers of earlier pushes (digest caches), so the next push is a first one. */
+  forget(): Promise<void>;
+  push(image: BenchImage, registry: RunningRegistry): Promise<Measurement>;
+  close(): Promise<void>;
+}
+
+export interface PusherOptions {
+  timeoutMs: number;
+  /** Write V8 CPU profiles of rxpush runs here (`node --cpu-prof`). */
+  profileDir?: string;
+}
+
+function destination(registry: RunningRegistry): string {
+  return `${registry.host}/${REPOSITORY}:${TAG}`;
+}
+
+/** `rxpush push` from the built CLI, with a digest cache of its own that forget() empties. */
+export function rxpushPusher(extraArgs: string[], options: PusherOptions): Pusher {
+  let cacheRoot: string | undefined;
+  let cacheDir: string | undefined;
+  let runs = 0;
+  return {
+    name: ['rxpush', ...extraArgs].join(' '),
+    async setup() {
+      if (!existsSync(join(ROOT, 'packages', 'cli', 'dist', 'main.js'))) {
+        return 'packages/cli/dist is missing: run "npm run build" first';
+      }
+      cacheRoot = await mkdtemp(join(tmpdir(), 'rxpush-bench-cache-'));
+      return undefined;
+    },
+    async forget() {
+      if (cacheRoot === undefined) throw new Error('rxpush pusher used before setup()');
+      if (cacheDir !== undefined) await rm(cacheDir, { recursive: true, force: true });
+      cacheDir = join(cacheRoot, String(runs++));
+    },
+    async push(image, registry) {
+      if (cacheDir === undefined) throw new Error('rxpush pusher: call forget() before the first push');
+      const profile = options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : [];
+      return measureCommand(
+        process.execPath,
+        [...profile, RXPUSH, 'push', `oci:${image.layoutDir}:${TAG}`, destination(registry), '--progress', 'plain', ...extraArgs],
+        { env: { ...process.env, RXPUSH_CACHE_DIR: cacheDir }, timeoutMs: options.timeoutMs },
+      );
+    },
+    async close() {
+      if (cacheRoot !== undefined) await rm(cacheRoot, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * `skopeo copy`. Its blob-info cache (/var/lib/containers/cache for root) is the system's and is left
+ * alone; it only offers mounts within the same registry, and every registry here is new.
+ */
+export function skopeoPusher(options: PusherOptions): Pusher {
+  return {
+    name: 'skopeo copy',
+    async setup() {
+      return existsSync('/usr/bin/skopeo') ? undefined : '/usr/bin/skopeo is missing: run "node tools/setup.mjs"';
+    },
+    async forget() {},
+    push(image, registry) {
+      return measureCommand(
+        'skopeo',
+        ['copy', '--dest-tls-verify=false', `oci:${image.layoutDir}:${TAG}`, `docker://${destination(registry)}`],
+        { timeoutMs: options.timeoutMs },
+      );
+    },
+    async close() {},
+  };
+}
+
+/**
+ * `docker push` from a private dockerd (vfs storage) that `docker load`ed each image. The work happens
+ * in dockerd, so its CPU (from /proc) is added to the client's, and its peak RSS is reported.
+ */
+export function dockerPusher(options: PusherOptions): Pusher {
+  let engine: RunningDockerd | undefined;
+  let daemonPid: number | undefined;
+  const localName = (image: BenchImage) => `bench/${image.name}:${TAG}`;
+  return {
+    name: 'docker push',
+    async setup(images) {
+      const started = await startDockerd();
+      if ('skipped' in started) return started.skipped;
+      engine = started;
+      daemonPid = Number(readFileSync(join(dirname(engine.dataRoot), 'dockerd.pid'), 'utf8').trim());
+      const dir = await mkdtemp(join(tmpdir(), 'rxpush-bench-docker-'));
+      try {
+        for (const image of images) {
+          const archive = join(dir, `${image.name}.tar`);
+          await measureCommand('skopeo', ['copy', '-q', `oci:${image.layoutDir}:${TAG}`, `docker-archive:${archive}:${localName(image)}`], {
+            timeoutMs: options.timeoutMs,
+          });
+          await engine.docker(['load', '-i', archive], { timeoutMs: options.timeoutMs });
+          await rm(archive, { force: true });
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      return undefined;
+    },
+    async forget() {
+      // dockerd's record of which compressed digests each layer was pushed as (v2 metadata): without
+      // it, as after a fresh `docker load`, it compresses and uploads every layer.
+      if (engine) await rm(join(engine.dataRoot, 'image', 'vfs', 'distribution'), { recursive: true, force: true });
+    },
+    async push(image, registry) {
+      if (!engine || daemonPid === undefined) throw new Error('docker pusher used before setup()');
+      const target = destination(registry);
+      await engine.docker(['tag', localName(image), target]);
+      const canResetPeak = await resetPeakRss(daemonPid);
+      const before = await processCpuSeconds(daemonPid);
+      const client = await measureCommand(DOCKER, ['push', target], {
+        env: { ...process.env, DOCKER_HOST: engine.host, DOCKER_CONFIG: engine.configDir },
+        timeoutMs: options.timeoutMs,
+      });
+      const daemonCpu = (await processCpuSeconds(daemonPid)) - before;
+      const daemonPeak = canResetPeak ? await peakRssMb(daemonPid) : undefined;
+      return { ...client, cpuS: client.cpuS + daemonCpu, peakRssMb: daemonPeak };
+    },
+    async close() {
+      await engine?.stop();
+    },
+  };
+}
+
+/**
+ * The floor: the least HTTP work a push needs, done by curl with no hashing, compression or
+ * parsing of its own: one HEAD per blob, then for the missing ones a POST each and
+ * `PUT Location&digest=` of the file straight from the layout (streamed, `--parallel-max` at once), then
+ * the manifest PUT. Four curl processes, each reusing its connections.
+ */
+export function curlPusher(options: PusherOptions & { parallel: number }): Pusher {
+  return {
+    name: 'curl floor',
+    async setup() {
+      return existsSync('/usr/bin/curl') ? undefined : '/usr/bin/curl is missing (Debian package curl)';
+    },
+    async forget() {},
+    async push(image, registry) {
+      const started = process.hrtime.bigint();
+      const base = `${registry.url}/v2/${REPOSITORY}`;
+      const digests = [image.fixture.configDigest, ...image.fixture.layerDigests];
+      const blobFile = (digest: string) => join(image.layoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+      const steps: Measurement[] = [];
+      const curl = async (args: string[]) => {
+        const m = await measureCommand('curl', ['-s', '--no-progress-meter', '-f', ...args], { timeoutMs: options.timeoutMs });
+        steps.push(m);
+        return m.stdout.trim().split('\n').filter(Boolean);
+      };
+
+      // -f is off for HEAD: a 404 is an answer here.
+      const heads = await measureCommand('curl', ['-s', '-I', '-w', '%{http_code}\\n', ...digests.flatMap((d) => ['-o', '/dev/null', `${base}/blobs/${d}`])], {
+        timeoutMs: options.timeoutMs,
+      });
+      steps.push(heads);
+      const codes = heads.stdout.trim().split('\n');
+      const missing = digests.filter((_, i) => codes[i] !== '200');
+      if (missing.length > 0) {
+        const locations = await curl(['-d', '', '-w', '%header{location}\\n', ...missing.flatMap(() => ['-o', '/dev/null', `${base}/blobs/uploads/`])]);
+        if (locations.length !== missing.length) throw new Error(`curl floor: ${missing.length} upload POSTs gave ${locations.length} Locations`);
+        const puts = missing.flatMap((digest, i) => {
+          const location = new URL(locations[i] ?? '', registry.url);
+          location.searchParams.set('digest', digest);
+          return ['-o', '/dev/null', '-T', blobFile(digest), location.href];
+        });
+        await curl(['-H', 'Expect:', '-H', 'Content-Type: application/octet-stream', '--parallel', '--parallel-max', String(options.parallel), ...puts]);
+      }
+      const manifest = join(image.layoutDir, 'blobs', 'sha256', image.fixture.manifestDigest.slice('sha256:'.length));
+      await curl(['-X', 'PUT', '-H', `Content-Type: ${image.fixture.manifestMediaType}`, '--data-binary', `@${manifest}`, '-o', '/dev/null', `${base}/manifests/${TAG}`]);
+
+      const rss = steps.map((s) => s.peakRssMb).filter((v): v is number => v !== undefined);
+      return {
+        wallS: Number(process.hrtime.bigint() - started) / 1e9,
+        cpuS: steps.reduce((sum, s) => sum + s.cpuS, 0),
+        peakRssMb: rss.length === steps.length ? Math.max(...rss) : undefined,
+        stdout: '',
+        stderr: '',
+      };
+    },
+    async close() {},
+  };
+}
