@@ -69,6 +69,7 @@ async function* chunks(entries: AsyncIterable<TarSplitEntry>, files: TarSplitFil
           const piece = buffer.subarray(0, bytesRead);
           crc.update(piece);
           left -= bytesRead;
+          if (batched + bytesRead > ONE_MIB) yield take();
           batch.push(piece);
           batched += bytesRead;
           if (batched >= BATCH_BYTES) yield take();
