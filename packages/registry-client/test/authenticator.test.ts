@@ -142,7 +142,7 @@ describe('createAuthenticator: Bearer tokens', () => {
     const { ask, on, seen } = setup(t, { credentials: alice });
     on('GET', AUTH, '/token', () => tokenAnswer({ expires_in: 300 }));
     const stale = await ask(['repository:app:pull'], { challenge: CHALLENGE });
-    assert.ok(stale);
+    if (stale === undefined) throw new Error('no token');
     const expired = `${CHALLENGE},error="invalid_token"`;
     const [a, b] = await Promise.all([
       ask(['repository:app:pull'], { challenge: expired, rejected: stale }),
@@ -159,6 +159,7 @@ describe('createAuthenticator: Bearer tokens', () => {
     const { ask, on, seen } = setup(t);
     on('GET', AUTH, '/token', () => ({ status: 200, body: JSON.stringify({ token: 'always-the-same' }) }));
     const first = await ask(['repository:app:pull'], { challenge: CHALLENGE });
+    assert.equal(first, 'Bearer always-the-same');
     assert.equal(await ask(['repository:app:pull'], { challenge: `${CHALLENGE},error="invalid_token"`, rejected: first }), undefined);
     assert.equal(seen.length, 2);
   });

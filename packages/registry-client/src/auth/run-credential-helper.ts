@@ -87,6 +87,10 @@ function run(program: string, input: string, options: CredentialHelperOptions): 
     const timer = setTimeout(() => {
       timedOut = true;
       child.kill('SIGKILL');
+      // A grandchild (the shell's sleep, gpg) may hold the pipes open; do not wait for it.
+      child.stdout.destroy();
+      child.stderr.destroy();
+      resolve({ kind: 'timeout' });
     }, options.timeoutMs ?? 60_000);
     child.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -95,7 +99,7 @@ function run(program: string, input: string, options: CredentialHelperOptions): 
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (timedOut) return resolve({ kind: 'timeout' });
+      if (timedOut) return;
       resolve({ kind: 'done', code: code ?? 1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
     });
     // A helper that exits without reading stdin is not a failure of ours.
