@@ -1,5 +1,5 @@
 import type { Logger, ManifestFormat } from '@rxpush/core';
-import type { RetryOptions } from '@rxpush/registry-client';
+import type { Authenticator, RetryOptions } from '@rxpush/registry-client';
 import type { Dispatcher } from 'undici';
 
 /** Options of `push()`: where from, where to, and how. */
@@ -26,8 +26,27 @@ export interface PushOptions {
   readonly dataRoot?: string;
   /** For `docker-root:`: the storage driver whose images to read, when the data root has images of several. */
   readonly storageDriver?: string;
-  /** The undici dispatcher for registry requests (TLS settings, proxies, MockAgent in tests). */
+  /** The undici dispatcher for registry requests (proxies, MockAgent in tests); replaces the TLS options below. */
   readonly dispatcher?: Dispatcher;
+  /**
+   * Credentials for the destination registry (`--creds`, `--username` + `--password-stdin`); `source` names
+   * them in messages. Without them: `authfile`, then Docker's config.json and credential helpers, then anonymous.
+   */
+  readonly credentials?: { readonly username: string; readonly password: string; readonly source?: string };
+  /** A config.json-format credentials file to look in before Docker's (`--authfile`). */
+  readonly authfile?: string;
+  /** The directory of Docker's config.json (default `$DOCKER_CONFIG`, else `~/.docker`). */
+  readonly dockerConfigDir?: string;
+  /** An authenticator of your own, instead of rxpush's token/Basic auth with the credentials above. */
+  readonly auth?: Authenticator;
+  /** Verify the registry's TLS certificate (default true). `false` (`--tls-verify=false`) logs a warning. */
+  readonly tlsVerify?: boolean;
+  /** A PEM file of more CAs to trust besides the system's (`--ca-file`). */
+  readonly caFile?: string;
+  /** A directory of `*.crt` CAs and `NAME.cert`/`NAME.key` client certificates for the registry (`--cert-dir`). */
+  readonly certDir?: string;
+  /** Docker's certs.d root, searched for `HOST:PORT/` when `certDir` is not given (default `/etc/docker/certs.d`). */
+  readonly certsRoot?: string;
   readonly logger?: Logger;
   /**
    * The digest cache directory (default `$RXPUSH_CACHE_DIR`, `$XDG_CACHE_HOME/rxpush` or `~/.cache/rxpush`);

@@ -1,10 +1,11 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { parseReference, silentLogger, UsageError, type ImageRecord, type PushEvent, type RetryingEvent, type SourceRecord } from '@rxpush/core';
+import { parseReference, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type RetryingEvent, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
-import { RegistryClient } from '@rxpush/registry-client';
+import { createAuthenticator, createDispatcher, RegistryClient, resolveCredentials, type Authenticator } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
+import type { Dispatcher } from 'undici';
 import { defer, finalize, identity, map, merge, Subject, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
@@ -33,6 +34,7 @@ export function push(options: PushOptions): Observable<PushEvent> {
     // Retries of single requests happen inside the client, outside the stream: a Subject brings them into it.
     const retries = new Subject<RetryingEvent>();
     const timeouts = options.timeouts ?? {};
+    const { dispatcher, auth, ownsDispatcher } = connection(options, destination.registry, logger);
     const client = new RegistryClient({
       registry: destination.registry,
       logger,
@@ -42,7 +44,8 @@ export function push(options: PushOptions): Observable<PushEvent> {
       ...(timeouts.headers !== undefined && { headersTimeout: timeouts.headers }),
       ...(timeouts.body !== undefined && { bodyTimeout: timeouts.body }),
       ...(options.plainHttp !== undefined && { plainHttp: options.plainHttp }),
-      ...(options.dispatcher !== undefined && { dispatcher: options.dispatcher }),
+      dispatcher,
+      auth,
     });
     const target = { client, repository: destination.repository, logger };
     const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir());
@@ -72,10 +75,52 @@ export function push(options: PushOptions): Observable<PushEvent> {
       finalize(() => {
         retries.complete();
         void client.close();
+        if (ownsDispatcher) void dispatcher.close();
       }),
     );
     return merge(retries, events);
   });
+}
+
+/**
+ * The dispatcher (TLS: system CAs, --ca-file, certs.d, --tls-verify) and authenticator (credentials looked
+ * up only when the registry asks) for the destination registry.
+ */
+function connection(options: PushOptions, registry: string, logger: Logger): { dispatcher: Dispatcher; auth: Authenticator; ownsDispatcher: boolean } {
+  const tls = [options.tlsVerify === false && 'tlsVerify', options.caFile !== undefined && 'caFile', options.certDir !== undefined && 'certDir'].filter(Boolean);
+  if (options.dispatcher !== undefined && tls.length > 0) {
+    throw new UsageError(`${tls.join(', ')} cannot be used with a dispatcher of your own: set the TLS options on that dispatcher instead`);
+  }
+  const dispatcher =
+    options.dispatcher ??
+    createDispatcher({
+      registry,
+      logger,
+      ...(options.tlsVerify !== undefined && { tlsVerify: options.tlsVerify }),
+      ...(options.caFile !== undefined && { caFile: options.caFile }),
+      ...(options.certDir !== undefined && { certDir: options.certDir }),
+      ...(options.certsRoot !== undefined && { certsRoot: options.certsRoot }),
+      ...(options.timeouts?.connect !== undefined && { connectTimeout: options.timeouts.connect }),
+    });
+  const explicit = options.credentials;
+  const auth =
+    options.auth ??
+    createAuthenticator({
+      registry,
+      dispatcher,
+      logger,
+      credentials: () =>
+        resolveCredentials({
+          registry,
+          logger,
+          ...(explicit !== undefined && {
+            explicit: { username: explicit.username, password: explicit.password, source: explicit.source ?? 'the credentials option' },
+          }),
+          ...(options.authfile !== undefined && { authfile: options.authfile }),
+          ...(options.dockerConfigDir !== undefined && { dockerConfigDir: options.dockerConfigDir }),
+        }),
+    });
+  return { dispatcher, auth, ownsDispatcher: options.dispatcher === undefined };
 }
 
 /** How image records get their destination tags: kept (all tags) or replaced by the ones asked for. */
