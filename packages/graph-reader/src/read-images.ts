@@ -2,6 +2,8 @@ import type { Logger, PushEvent, SourceRecord } from '@rxpush/core';
 import { SourceError, UnsupportedError, UsageError, isPushError, silentLogger } from '@rxpush/core';
 import { defer, mergeMap, type Observable } from 'rxjs';
 
+import { readDockerArchive } from './docker-archive.js';
+import { parseDockerArchiveReference } from './docker-archive-reference.js';
 import { readDockerRoot } from './docker-root/read-docker-root.js';
 import { readOciArchive } from './oci-archive.js';
 import { readOciLayout } from './oci-layout.js';
@@ -26,7 +28,7 @@ const SOURCE_FORMS = [
   'docker-root:NAME[:TAG]',
   'docker://REF',
 ];
-const LATER_TRANSPORTS = new Set(['docker-archive', 'docker-daemon']);
+const LATER_TRANSPORTS = new Set(['docker-daemon']);
 
 /**
  * Reads the images a source names, with skopeo's transport prefixes (`oci:PATH[:REF]`, …).
@@ -55,6 +57,7 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
   try {
     if (transport === 'oci') return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
     if (transport === 'oci-archive') return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
+    if (transport === 'docker-archive') return await readDockerArchive(parseDockerArchiveReference(source.slice(colon + 1)), { source, allTags, logger });
     if (transport === 'docker-root') {
       const { dataRoot = '/var/lib/docker', storageDriver } = options;
       return await readDockerRoot(source.slice(colon + 1), { source, allTags, logger, dataRoot, ...(storageDriver !== undefined && { storageDriver }) });
