@@ -109,6 +109,18 @@ describe('readImages from docker-root:', () => {
     assert.equal((await readOne('docker-root:127.0.0.1:5000/team/app:1.0', { dataRoot: root })).config.digest, made[1]!.imageId);
   });
 
+  it('selects an image by repository digest, to push without a tag of its own', async (t) => {
+    const { root, made } = await dataRoot(t);
+    const store = join(root, 'image', 'vfs', 'repositories.json');
+    const json = JSON.parse(await readFile(store, 'utf8')) as { Repositories: Record<string, Record<string, string>> };
+    const repoDigest = `sha256:${'d'.repeat(64)}`;
+    json.Repositories['fix/app']![`fix/app@${repoDigest}`] = made[0]!.imageId;
+    await writeFile(store, JSON.stringify(json));
+    const image = await readOne(`docker-root:fix/app@${repoDigest}`, { dataRoot: root });
+    assert.equal(image.config.digest, made[0]!.imageId);
+    assert.deepEqual(image.tags, []);
+  });
+
   it('reads reference stores keyed by fully qualified names too', async (t) => {
     const { root, made } = await dataRoot(t, [{ repository: 'docker.io/library/busybox', tags: ['1'], layers: [base] }]);
     assert.equal((await readOne('docker-root:busybox:1', { dataRoot: root })).config.digest, made[0]!.imageId);
