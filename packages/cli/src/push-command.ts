@@ -28,7 +28,18 @@ export interface PushCommand {
   readonly quiet: boolean;
   readonly logLevel: LogLevel;
   readonly digestfile?: string;
+  /** Who to log in as; the password is here (from --creds) or still to be read from stdin (--password-stdin). */
+  readonly credentials?: CommandCredentials;
+  readonly authfile?: string;
+  readonly tlsVerify: boolean;
+  readonly caFile?: string;
+  readonly certDir?: string;
 }
+
+/** Credentials from the command line. The password is never put in a message. */
+export type CommandCredentials =
+  | { readonly username: string; readonly password: string; readonly source: string }
+  | { readonly username: string; readonly passwordFromStdin: true; readonly source: string };
 
 /**
  * Checks and converts the values of `rxpush push`'s options, so nothing starts before the whole
@@ -60,6 +71,10 @@ export function pushCommand(args: RawArgs): PushCommand {
   const dataRoot = last(args['data-root']);
   const storageDriver = last(args['storage-driver']);
   if (dataRoot === '') throw new UsageError('--data-root needs a directory');
+  const credentials = commandCredentials(args);
+  const authfile = last(args['authfile']);
+  const caFile = last(args['ca-file']);
+  const certDir = last(args['cert-dir']);
 
   return {
     source,
@@ -77,7 +92,41 @@ export function pushCommand(args: RawArgs): PushCommand {
     quiet: args['quiet'] === true,
     logLevel: oneOf('log-level', last(args['log-level']), LOG_LEVELS) ?? 'warn',
     ...(digestfile !== undefined && { digestfile }),
+    ...(credentials !== undefined && { credentials }),
+    ...(authfile !== undefined && { authfile }),
+    tlsVerify: args['tls-verify'] !== false,
+    ...(caFile !== undefined && { caFile }),
+    ...(certDir !== undefined && { certDir }),
   };
+}
+
+/**
+ * `--creds USER[:PASSWORD]`, or `--username USER` with `--password-stdin` (also `--creds USER --password-stdin`).
+ * Messages name the options, never the value of --creds: it may hold the password.
+ */
+function commandCredentials(args: RawArgs): CommandCredentials | undefined {
+  const creds = last(args['creds']);
+  const username = last(args['username']);
+  const fromStdin = args['password-stdin'] === true;
+  if (creds !== undefined && username !== undefined) throw new UsageError('give either --creds or --username, not both');
+  if (creds !== undefined) {
+    const colon = creds.indexOf(':');
+    const user = colon < 0 ? creds : creds.slice(0, colon);
+    if (user === '') throw new UsageError('--creds needs a user name before the ":" (USER[:PASSWORD])');
+    if (colon >= 0) {
+      if (fromStdin) throw new UsageError('--creds USER:PASSWORD already has a password; drop --password-stdin, or give --creds USER');
+      return { username: user, password: creds.slice(colon + 1), source: '--creds' };
+    }
+    if (!fromStdin) throw new UsageError('--creds USER needs the password: give --creds USER:PASSWORD, or --password-stdin and the password on stdin');
+    return { username: user, passwordFromStdin: true, source: '--creds and --password-stdin' };
+  }
+  if (username !== undefined) {
+    if (username === '') throw new UsageError('--username needs a user name');
+    if (!fromStdin) throw new UsageError('--username needs --password-stdin, with the password on stdin');
+    return { username, passwordFromStdin: true, source: '--username and --password-stdin' };
+  }
+  if (fromStdin) throw new UsageError('--password-stdin needs --username USER (or --creds USER)');
+  return undefined;
 }
 
 /** Every value of a repeatable option. */

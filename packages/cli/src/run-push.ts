@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { inspect } from 'node:util';
 
 import { CancelledError, isPushError, parseReference, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
@@ -13,6 +14,7 @@ import { quietRenderer } from './progress/quiet-renderer.js';
 import type { ProgressRenderer, TextSink } from './progress/renderer.js';
 import { ttyRenderer } from './progress/tty-renderer.js';
 import { pushCommand, type LogLevel, type PushCommand } from './push-command.js';
+import { readPassword } from './read-password.js';
 
 /** The pipeline's `push()`. */
 export type PushFunction = (options: PushOptions) => Observable<PushEvent>;
@@ -30,6 +32,8 @@ export interface RunPushIO {
   readonly signal: AbortSignal;
   /** Stands in for the pipeline's `push()`, for tests of the command's own behaviour. */
   readonly push?: PushFunction;
+  /** Where `--password-stdin` reads the password (default process.stdin). */
+  readonly stdin?: Readable;
 }
 
 /** Never logged, whatever a package puts in a log line. */
@@ -45,8 +49,12 @@ const REDACT = ['authorization', '*.authorization', 'headers.authorization', 'pa
 export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
   const { stdout, stderr } = io;
   let command: PushCommand;
+  let credentials: PushOptions['credentials'];
   try {
     command = pushCommand(args);
+    // A password given with --creds is on the command line: the title replaces it there for `ps` and /proc.
+    if (command.credentials !== undefined && 'password' in command.credentials) process.title = 'rxpush push';
+    credentials = await commandCredentials(command, io.stdin ?? process.stdin);
   } catch (error) {
     return fail(error, stderr, 'warn');
   }
@@ -60,7 +68,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     const destination = parseReference(command.destination);
     const push = io.push ?? (await import('@rxpush/pipeline')).push;
     renderer.start(`${destination.registry}/${destination.repository}`);
-    const pushed = await run(push(pushOptions(command, logger)), renderer, io.signal);
+    const pushed = await run(push(pushOptions(command, logger, credentials)), renderer, io.signal);
     renderer.complete();
     const first = pushed[0];
     if (command.digestfile !== undefined && first !== undefined) await writeDigest(command.digestfile, first);
@@ -84,7 +92,15 @@ function chooseRenderer(command: PushCommand, stdout: Terminal): ProgressRendere
   }
 }
 
-function pushOptions(command: PushCommand, logger: Logger): PushOptions {
+/** The credentials of the command line, with the password read from stdin when --password-stdin asks. */
+async function commandCredentials(command: PushCommand, stdin: Readable): Promise<PushOptions['credentials']> {
+  const given = command.credentials;
+  if (given === undefined) return undefined;
+  const password = 'password' in given ? given.password : await readPassword(stdin);
+  return { username: given.username, password, source: given.source };
+}
+
+function pushOptions(command: PushCommand, logger: Logger, credentials: PushOptions['credentials']): PushOptions {
   return {
     source: command.source,
     destination: command.destination,
@@ -98,6 +114,11 @@ function pushOptions(command: PushCommand, logger: Logger): PushOptions {
     ...(command.plainHttp && { plainHttp: true }),
     ...(command.dataRoot !== undefined && { dataRoot: command.dataRoot }),
     ...(command.storageDriver !== undefined && { storageDriver: command.storageDriver }),
+    ...(credentials !== undefined && { credentials }),
+    ...(command.authfile !== undefined && { authfile: command.authfile }),
+    ...(!command.tlsVerify && { tlsVerify: false }),
+    ...(command.caFile !== undefined && { caFile: command.caFile }),
+    ...(command.certDir !== undefined && { certDir: command.certDir }),
   };
 }
 
