@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,54 +19,16 @@ import { readImages } from '@rxpush/graph-reader';
 import { push, type PushOptions } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 import { lastValueFrom, toArray } from 'rxjs';
-import tar from 'tar-stream';
 
-import { buildTar, TRICKY_LAYER, type TarEntrySpec } from '../packages/graph-reader/test/tar-splits.ts';
 import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
-import { makeOciLayout } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { FIXTURE_REFS, inspectImage, loadFixtures, type InspectedImage } from './helpers/docker-root-fixtures.ts';
 import { CLI_BIN, runCli, type CliResult } from './helpers/run-cli.ts';
-import { skopeoCopy, skopeoInspect, skopeoInspectRaw } from './helpers/skopeo.ts';
+import { skopeoInspect, skopeoInspectRaw } from './helpers/skopeo.ts';
 
 const run = promisify(execFile);
 const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
 const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
-const sha256 = (bytes: Buffer | string) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-
-/** What the tricky layer changes: a file it whites out and a directory it makes opaque. */
-const TRICKY_BASE: TarEntrySpec[] = [
-  { type: 'directory', name: 'data/' },
-  { type: 'file', name: 'data/gone.txt', content: 'whited out by the next layer\n' },
-  { type: 'directory', name: 'data/opaque/' },
-  { type: 'file', name: 'data/opaque/old.txt', content: 'hidden by the opaque marker\n' },
-];
-
-/** A `docker save` archive of one image with these layer tars, as `docker load` reads it. */
-async function dockerArchive(path: string, repoTag: string, layers: Buffer[]): Promise<void> {
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      config: { Cmd: ['/bin/sh'] },
-      rootfs: { type: 'layers', diff_ids: layers.map((layer) => sha256(layer)) },
-      history: layers.map(() => ({ created: '2020-01-01T00:00:00Z', created_by: 'rxpush docker-root test' })),
-    }),
-  );
-  const files: [string, Buffer][] = [
-    ...layers.map((layer, i): [string, Buffer] => [`layer-${i}/layer.tar`, layer]),
-    [`${sha256(config).slice(7)}.json`, config],
-  ];
-  const manifest = [{ Config: `${sha256(config).slice(7)}.json`, RepoTags: [repoTag], Layers: layers.map((_, i) => `layer-${i}/layer.tar`) }];
-  files.push(['manifest.json', Buffer.from(JSON.stringify(manifest))]);
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const ended = new Promise((ok) => pack.on('end', ok));
-  for (const [name, content] of files) pack.entry({ name }, content);
-  pack.finalize();
-  await ended;
-  await writeFile(path, Buffer.concat(chunks));
-}
 
 /** The layers of an image in a data root, base first, as rxpush reads them. */
 async function layersOf(dataRoot: string, source: string): Promise<BlobSource[]> {
@@ -97,7 +58,7 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
   /** A copy of the engine's data root (image/ and vfs/), with no daemon behind it. */
   let dataRoot: string;
   /** `docker image inspect` RootFS.Layers and Id of each loaded image, before it was removed. */
-  const loaded = new Map<string, { layers: string[]; id: string }>();
+  let loaded: Map<string, InspectedImage>;
   let copies = 0;
 
   /** A fresh copy of the data root, for a test to damage. */
@@ -107,16 +68,10 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
     return copy;
   }
 
-  async function inspect(ref: string): Promise<{ layers: string[]; id: string }> {
-    const { stdout } = await engine!.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
-    const [layers, id] = stdout.trim().split(' ');
-    return { layers: JSON.parse(layers!) as string[], id: id! };
-  }
-
   /** Pulls `ref` into the engine and checks the layers Docker computed are the original image's. */
   async function pullsBackAs(ref: string, original: string): Promise<void> {
     await engine!.docker(['pull', ref]);
-    const pulled = await inspect(ref);
+    const pulled = await inspectImage(engine!, ref);
     assert.deepEqual(pulled.layers, loaded.get(original)!.layers);
     assert.equal(pulled.id, loaded.get(original)!.id);
   }
@@ -137,29 +92,13 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
     registry = await startRegistry();
     client = new RegistryClient({ registry: registry.host });
 
-    const layout = await makeOciLayout(join(work, 'layout'), {
-      images: [
-        { tags: ['v1'], layers: [{ files: 2, fileSize: 50_000, seed: 'root-base' }, { files: 3, fileSize: 20_000, seed: 'root-app' }] },
-        { tags: ['v2'], layers: [{ files: 2, fileSize: 50_000, seed: 'root-base' }, { files: 1, fileSize: 10_000, seed: 'root-v2' }] },
-      ],
-    });
-    for (const tag of ['v1', 'v2']) {
-      const archive = join(work, `app-${tag}.tar`);
-      await skopeoCopy(`oci:${layout.dir}:${tag}`, `docker-archive:${archive}:fix/app:${tag}`);
-      await engine.docker(['load', '-i', archive]);
-    }
-    const tricky = join(work, 'tricky.tar');
-    await dockerArchive(tricky, 'fix/tricky:v1', [await buildTar(TRICKY_BASE), await buildTar(TRICKY_LAYER)]);
-    await engine.docker(['load', '-i', tricky]);
-    // A Docker Hub name, which Docker stores in its short form ("plain", "plain:latest").
-    await engine.docker(['tag', 'fix/app:v1', 'plain']);
-    for (const ref of ['fix/app:v1', 'fix/app:v2', 'fix/tricky:v1', 'plain:latest']) loaded.set(ref, await inspect(ref));
+    loaded = await loadFixtures(engine, work);
 
     dataRoot = join(work, 'data-root');
     await run('mkdir', [dataRoot]);
     await run('cp', ['-a', join(engine.dataRoot, 'image'), join(engine.dataRoot, 'vfs'), dataRoot]);
     // Gone from the daemon: what it pulls later is downloaded, not found locally.
-    await engine.docker(['rmi', ...loaded.keys()]);
+    await engine.docker(['rmi', ...FIXTURE_REFS]);
   });
 
   after(async () => {

@@ -77,7 +77,7 @@ function installExitHook(): void {
  * if ('skipped' in engine) return t.skip(engine.skipped);
  * try { await engine.docker(['pull', `${registry.host}/x:y`]); } finally { await engine.stop(); }
  */
-export async function startDockerd(options: { startTimeoutMs?: number } = {}): Promise<StartDockerdResult> {
+export async function startDockerd(options: { startTimeoutMs?: number; storageDriver?: 'vfs' | 'overlay2' } = {}): Promise<StartDockerdResult> {
   if (process.getuid?.() !== 0) return { skipped: 'dockerd needs root, and this process is not root' };
   for (const bin of [DOCKERD, DOCKER]) {
     if (!existsSync(bin)) return { skipped: `${bin} is missing: run "node tools/setup.mjs" (installs the Debian package docker.io)` };
@@ -85,14 +85,14 @@ export async function startDockerd(options: { startTimeoutMs?: number } = {}): P
   // Short paths: unix socket paths (containerd's lives under the exec root) are limited to 107 bytes.
   const dir = await mkdtemp(existsSync('/tmp') ? '/tmp/rxd-' : join(process.cwd(), '.rxd-'));
   try {
-    return await startIn(dir, options.startTimeoutMs ?? 60_000);
+    return await startIn(dir, options.startTimeoutMs ?? 60_000, options.storageDriver ?? 'vfs');
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
 }
 
-async function startIn(dir: string, timeoutMs: number): Promise<RunningDockerd> {
+async function startIn(dir: string, timeoutMs: number, storageDriver: 'vfs' | 'overlay2'): Promise<RunningDockerd> {
   const dataRoot = join(dir, 'data');
   const execRoot = join(dir, 'x');
   const socket = join(dir, 'docker.sock');
@@ -106,7 +106,8 @@ async function startIn(dir: string, timeoutMs: number): Promise<RunningDockerd> 
 
   const args = [
     '--config-file', daemonJson,
-    '--storage-driver', 'vfs',
+    // vfs works everywhere; overlay2 (for docker-root: tests) needs a kernel and file system that allow overlay mounts.
+    '--storage-driver', storageDriver,
     // Leave the host's firewall, forwarding sysctl and bridges alone.
     '--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none',
     // Docker already treats loopback registries as insecure; saying so keeps that explicit.
