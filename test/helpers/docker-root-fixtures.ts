@@ -86,8 +86,8 @@ async function dockerArchive(path: string, repoTag: string, layers: Buffer[]): P
   ];
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const ended = new Promise((ok) => pack.on('end', ok));
+  pack.on('data', (chunk) => void chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((ok) => pack.on('end', () => ok()));
   for (const [name, content] of files) pack.entry({ name }, content);
   pack.finalize();
   await ended;

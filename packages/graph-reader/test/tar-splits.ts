@@ -56,7 +56,7 @@ export const TRICKY_LAYER: readonly TarEntrySpec[] = [
 export async function buildTar(entries: readonly TarEntrySpec[]): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
-  pack.on('data', (chunk: Buffer) => chunks.push(chunk));
+  pack.on('data', (chunk) => void chunks.push(chunk as Buffer));
   const done = new Promise<void>((ok, fail) => {
     pack.on('end', () => ok());
     pack.on('error', fail);
