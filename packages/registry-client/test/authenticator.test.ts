@@ -164,6 +164,43 @@ describe('createAuthenticator: Bearer tokens', () => {
     assert.equal(seen.length, 2);
   });
 
+  it('says credentials are needed when an anonymous token for exactly these scopes is short (insufficient_scope)', async (t) => {
+    const { ask, on, seen } = setup(t);
+    on('GET', AUTH, '/token', () => tokenAnswer());
+    const anon = await ask(['repository:app:push,pull'], { challenge: CHALLENGE });
+    if (anon === undefined) throw new Error('no token');
+    await assert.rejects(ask(['repository:app:push,pull'], { challenge: `${CHALLENGE},error="insufficient_scope"`, rejected: anon }), (error: AuthError) => {
+      assert.equal(error.code, 'UNAUTHORIZED');
+      assert.equal(error.message, 'registry.example wants credentials for repository:app:pull,push: an anonymous token does not allow it; pass credentials with --creds USER:PASS, --authfile PATH or docker login');
+      return true;
+    });
+    assert.equal(seen.length, 1, 'the same grant is not asked for again');
+  });
+
+  it('says the account lacks the access when its token is short, naming the user but no secret', async (t) => {
+    const { ask, on } = setup(t, { credentials: alice });
+    on('GET', AUTH, '/token', () => tokenAnswer());
+    const token = await ask(['repository:app:push,pull'], { challenge: CHALLENGE });
+    if (token === undefined) throw new Error('no token');
+    await assert.rejects(ask(['repository:app:push,pull'], { challenge: `${CHALLENGE},error="insufficient_scope"`, rejected: token }), (error: AuthError) => {
+      assert.equal(error.code, 'DENIED');
+      assert.match(error.message, /^the token service https:\/\/auth\.example\/token did not grant repository:app:pull,push to alice \(from --creds\) \(insufficient_scope\); check that the account may do this/);
+      assert.doesNotMatch(error.message, /pa55w0rd/);
+      return true;
+    });
+  });
+
+  it('asks for a token of its own when a covering token was short', async (t) => {
+    const { ask, on, seen } = setup(t, { credentials: alice });
+    on('GET', AUTH, '/token', () => tokenAnswer({ expires_in: 300 }));
+    const wide = await ask(['repository:app:push,pull', 'repository:base:pull'], { challenge: CHALLENGE });
+    assert.equal(await ask(['repository:app:pull']), wide);
+    if (wide === undefined) throw new Error('no token');
+    const own = await ask(['repository:app:pull'], { challenge: `${CHALLENGE},error="insufficient_scope"`, rejected: wide });
+    assert.notEqual(own, wide);
+    assert.deepEqual(seen[1]?.url.searchParams.getAll('scope'), ['repository:app:pull']);
+  });
+
   it('shares one token request between concurrent callers', async (t) => {
     const { ask, on, seen } = setup(t);
     on('GET', AUTH, '/token', () => tokenAnswer());

@@ -3,7 +3,7 @@ import { getGlobalDispatcher, type Dispatcher } from 'undici';
 
 import type { Authenticator } from '../types.js';
 import { apiHost } from '../urls.js';
-import { AuthError } from './auth-error.js';
+import { AuthError, checkCredentialsHint } from './auth-error.js';
 import { hasPassword, type Credentials, type CredentialsLoader } from './credentials.js';
 import { fetchToken, shown, type Token } from './fetch-token.js';
 import { parseChallenges, type Challenge } from './parse-challenges.js';
@@ -74,6 +74,8 @@ class TokenAuthenticator implements Authenticator {
   #refreshToken: string | undefined;
   readonly #tokens = new Map<string, CachedToken>();
   readonly #pending = new Map<string, Promise<CachedToken>>();
+  /** Which scope set each recent token was issued for. */
+  readonly #issuedFor = new Map<string, string>();
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
@@ -87,7 +89,7 @@ class TokenAuthenticator implements Authenticator {
     if (request.challenge === undefined) {
       // Until the registry has said what it wants, ask for nothing: an open registry needs nothing.
       if (this.#scheme === undefined) return undefined;
-      return this.#answer(this.#scheme, scopes, origin, request.rejected, request.signal);
+      return this.#answer(this.#scheme, scopes, origin, request.rejected, undefined, request.signal);
     }
 
     const challenges = parseChallenges(request.challenge);
@@ -105,10 +107,17 @@ class TokenAuthenticator implements Authenticator {
     // The registry may name scopes it wants beyond ours (distribution names exactly the ones it checks).
     const hinted = chosen.params.get('scope')?.split(' ').filter(isScope) ?? [];
     if (hinted.length > 0) scopes = normalizeScopes([...scopes, ...hinted]);
-    return this.#answer(scheme, scopes, origin, request.rejected, request.signal);
+    return this.#answer(scheme, scopes, origin, request.rejected, chosen.params.get('error'), request.signal);
   }
 
-  async #answer(scheme: Scheme, scopes: readonly string[], origin: URL, rejected: string | undefined, signal: AbortSignal | undefined): Promise<string | undefined> {
+  async #answer(
+    scheme: Scheme,
+    scopes: readonly string[],
+    origin: URL,
+    rejected: string | undefined,
+    error: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<string | undefined> {
     const credentials = await this.#loadCredentials();
     if (scheme.kind === 'basic') {
       if (!hasPassword(credentials)) return undefined;
@@ -121,6 +130,11 @@ class TokenAuthenticator implements Authenticator {
       return value === rejected ? undefined : value;
     }
 
+    // A token the service issued for exactly these scopes that the registry finds short: asking again gets
+    // the same grant. Only an expired or revoked token (invalid_token) is worth replacing.
+    if (rejected !== undefined && error === 'insufficient_scope' && this.#issuedFor.get(rejected) === scopeKey(scopes)) {
+      throw insufficientScope(scheme, scopes, origin, credentials);
+    }
     const cached = this.#lookup(scopes);
     if (cached !== undefined && cached.header !== rejected) return cached.header;
     if (cached !== undefined) this.#tokens.delete(cached.key);
@@ -181,6 +195,9 @@ class TokenAuthenticator implements Authenticator {
     const renewAt = token.expiresAt - Math.min(EXPIRY_MARGIN_MS, Math.max(0, token.expiresAt - now) / 10);
     const entry: CachedToken = { key: scopeKey(scopes), scopes, header: `Bearer ${token.token}`, renewAt };
     this.#tokens.set(entry.key, entry);
+    this.#issuedFor.set(entry.header, entry.key);
+    // Only recent tokens can come back as rejected; keep the map small.
+    if (this.#issuedFor.size > 64) this.#issuedFor.delete(this.#issuedFor.keys().next().value ?? '');
     this.#logger.debug(
       { realm: shown(scheme.realm), service: scheme.service, scopes, expiresInS: Math.round((token.expiresAt - now) / 1000), credentials: effective?.source ?? 'anonymous' },
       'token fetched',
@@ -193,6 +210,19 @@ class TokenAuthenticator implements Authenticator {
     this.#credentials ??= typeof given === 'function' ? given() : Promise.resolve(given);
     return this.#credentials;
   }
+}
+
+/** The registry wants more than the token service granted: say whether credentials are missing or lack the access. */
+function insufficientScope(scheme: Scheme & { kind: 'bearer' }, scopes: readonly string[], origin: URL, credentials: Credentials | undefined): AuthError {
+  const wanted = scopes.join(' ');
+  if (!hasPassword(credentials) && credentials?.identityToken === undefined) {
+    return new AuthError('UNAUTHORIZED', `${origin.host} wants credentials for ${wanted}: an anonymous token does not allow it; ${checkCredentialsHint(undefined)}`);
+  }
+  const who = credentials.username !== undefined ? `${credentials.username} (from ${credentials.source})` : `the credentials from ${credentials.source}`;
+  return new AuthError(
+    'DENIED',
+    `the token service ${shown(scheme.realm)} did not grant ${wanted} to ${who} (insufficient_scope); check that the account may do this, and ${checkCredentialsHint(credentials.source)}`,
+  );
 }
 
 /** Bearer when offered (tokens are scoped), else Basic; other schemes rxpush does not speak. */
