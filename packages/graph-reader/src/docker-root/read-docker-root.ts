@@ -79,8 +79,10 @@ export async function readDockerRoot(text: string, options: ReadDockerRootOption
   }
   try {
     const driver = await findDriver(reference, options);
+    // Tags of one repository share layers: each is checked (its tar-split read through) once.
+    const layers = new Map<Digest, Promise<BlobSource>>();
     const records: ImageRecord[] = [];
-    for (const selection of select(driver, reference, options)) records.push(await readImage(driver, selection, options));
+    for (const selection of select(driver, reference, options)) records.push(await readImage(driver, selection, layers, options));
     options.logger.debug({ dataRoot: options.dataRoot, driver: driver.name, images: records.length }, 'Docker data root read');
     return records;
   } catch (err) {
@@ -211,7 +213,7 @@ function select(driver: Driver, reference: DockerRootReference, options: ReadDoc
   return [...byImage.values()];
 }
 
-async function readImage(driver: Driver, selection: Selection, options: ReadDockerRootOptions): Promise<ImageRecord> {
+async function readImage(driver: Driver, selection: Selection, layers: Map<Digest, Promise<BlobSource>>, options: ReadDockerRootOptions): Promise<ImageRecord> {
   const { imageId, tags, source } = selection;
   const configPath = join(driver.dir, 'imagedb', 'content', 'sha256', splitDigest(imageId).hex);
   const bytes = await readMetadataFile(configPath, `the config of ${source}`);
@@ -225,8 +227,12 @@ async function readImage(driver: Driver, selection: Selection, options: ReadDock
   let top: LayerLink | undefined;
   for (const layer of stored) {
     const parent = top;
-    const blob = await layerSource(driver, layer, options);
-    top = { id: layer.chainId, blob, parent: () => Promise.resolve(parent) };
+    let blob = layers.get(layer.chainId);
+    if (blob === undefined) {
+      blob = layerSource(driver, layer, options);
+      layers.set(layer.chainId, blob);
+    }
+    top = { id: layer.chainId, blob: await blob, parent: () => Promise.resolve(parent) };
   }
 
   const config: BlobSource = {
