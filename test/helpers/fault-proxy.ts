@@ -69,6 +69,8 @@ export interface FaultProxy {
   clearFaults(): void;
   /** Resolves once the proxy has seen a request matching `method`/`path` (to act mid-push). */
   waitFor(method: string, path: RegExp): Promise<RecordedRequest>;
+  /** Resolves once the exchange of a recorded request is over: answered, or its connection closed. */
+  settled(request: RecordedRequest): Promise<void>;
   /** Stops listening and destroys every connection, stalled ones included. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -88,6 +90,7 @@ export async function startFaultProxy(options: { target: string; faults?: readon
   const waiters: { method: string; path: RegExp; resolve: (r: RecordedRequest) => void }[] = [];
   const agent = new Agent({ keepAlive: true });
   const sockets = new Set<Socket>();
+  const settled = new WeakMap<RecordedRequest, Promise<void>>();
 
   const pick = (req: IncomingMessage): Fault | undefined => {
     let chosen: Fault | undefined;
@@ -114,9 +117,15 @@ export async function startFaultProxy(options: { target: string; faults?: readon
       bodyBytes: 0,
     };
     requests.push(record);
-    res.on('close', () => {
-      if (!res.writableFinished) record.aborted = true;
-    });
+    settled.set(
+      record,
+      new Promise<void>((resolve) =>
+        res.on('close', () => {
+          if (!res.writableFinished) record.aborted = true;
+          resolve();
+        }),
+      ),
+    );
     for (const waiter of [...waiters]) {
       if (waiter.method === record.method && waiter.path.test(record.url)) {
         waiters.splice(waiters.indexOf(waiter), 1);
@@ -234,6 +243,9 @@ export async function startFaultProxy(options: { target: string; faults?: readon
       const seen = requests.find((r) => r.method === method && path.test(r.url));
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise((resolve) => waiters.push({ method, path, resolve }));
+    },
+    settled(request) {
+      return settled.get(request) ?? Promise.resolve();
     },
     close() {
       closed ??= new Promise<void>((resolve) => {

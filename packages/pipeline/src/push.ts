@@ -74,8 +74,8 @@ export function push(options: PushOptions): Observable<PushEvent> {
       pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
       finalize(() => {
         retries.complete();
-        void client.close();
-        if (ownsDispatcher) void dispatcher.close();
+        // The client first lets the session cancels of an unsubscribed push go out; only then may the dispatcher close.
+        void client.close().then(() => (ownsDispatcher ? dispatcher.close() : undefined));
       }),
     );
     return merge(retries, events);

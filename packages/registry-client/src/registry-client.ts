@@ -6,7 +6,7 @@ import type { Digest, Logger, RawManifest } from '@rxpush/core';
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 
-import { retryPolicy, type RetryPolicy } from './retry.js';
+import { isRetryable, retryPolicy, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
 import { dump, header, readBody, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
@@ -19,6 +19,8 @@ const MANIFEST_LIMIT = 4 * 1024 * 1024;
 /** One page of a tag list. */
 const TAG_PAGE_LIMIT = 4 * 1024 * 1024;
 const MAX_TAG_PAGES = 10_000;
+/** A session cancel is sent at most this many times, without waiting in between. */
+const CANCEL_ATTEMPTS = 3;
 
 const DEFAULT_ACCEPT: readonly string[] = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList];
 
@@ -193,24 +195,37 @@ export class RegistryClient {
   }
 
   /**
-   * Abandons an upload session (DELETE), once, without retries. Never throws: the registry expires
-   * sessions anyway. `close()` waits for cancels in flight.
+   * Abandons an upload session (DELETE). Never throws: the registry expires sessions anyway. With `after`,
+   * the DELETE waits for that promise to settle (the aborted upload it cleans up after). `close()` waits
+   * for cancels in flight.
    */
-  cancelUpload(session: UploadSession, opts: RequestOptions = {}): Promise<void> {
+  cancelUpload(session: UploadSession, opts: RequestOptions & { after?: Promise<unknown> } = {}): Promise<void> {
     const repository = sessionRepository(session);
     const cancel = (async () => {
-      try {
-        const res = await this.#send({
-          method: 'DELETE',
-          url: session.location,
-          ...(repository !== undefined && { scopes: [push(repository)] }),
-          ok: [200, 202, 204, 404],
-          signal: opts.signal,
-          retries: 0,
-        });
-        await dump(res.body);
-      } catch (error) {
-        this.#logger.debug({ url: redactUrl(session.location), err: error }, 'cancelling the upload failed');
+      await opts.after?.then(
+        () => undefined,
+        () => undefined,
+      );
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const res = await this.#send({
+            method: 'DELETE',
+            url: session.location,
+            ...(repository !== undefined && { scopes: [push(repository)] }),
+            ok: [200, 202, 204, 404],
+            signal: opts.signal,
+            retries: 0,
+          });
+          await dump(res.body);
+          return;
+        } catch (error) {
+          // undici's Agent closes an origin's pool once its last connection is gone, as happens when every
+          // upload was just aborted; a DELETE caught in that fails without reaching the registry. Sent again at
+          // once, it gets a fresh pool. No backoff: this is cleanup, and a cancelled push should end promptly.
+          if (attempt < CANCEL_ATTEMPTS && opts.signal?.aborted !== true && isRetryable(error)) continue;
+          this.#logger.debug({ url: redactUrl(session.location), err: error }, 'cancelling the upload failed');
+          return;
+        }
       }
     })();
     this.#cancelling.add(cancel);

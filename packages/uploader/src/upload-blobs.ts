@@ -100,8 +100,10 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
     let session: UploadSession | undefined;
     /** The digests as pushed, once known: up front for stored blobs, after one full read when compressing. */
     let known: { digest: Digest; diffId?: Digest } | undefined = compress ? undefined : storedDigest(blob);
-    const drop = (): void => {
-      if (session !== undefined) void client.cancelUpload(session, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS) });
+    const drop = (after?: Promise<unknown>): void => {
+      if (session !== undefined) {
+        void client.cancelUpload(session, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS), ...(after !== undefined && { after }) });
+      }
       session = undefined;
     };
 
@@ -172,7 +174,10 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
      * reference registry cancels a session whose PATCH broke part-way, so there this ends in a fresh one.
      */
     const resumeOrDrop = async (): Promise<void> => {
-      if (!chunked || session === undefined) return drop();
+      if (!chunked || session === undefined) {
+        drop();
+        return;
+      }
       try {
         session = await client.uploadStatus(session, { signal });
         logger.debug({ key: blob.key, offset: session.offset }, 'resuming the upload');
@@ -182,7 +187,7 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
       }
     };
 
-    run().then(
+    const done = run().then(
       (result) => {
         logger.debug({ digest: result.digest, size: result.size }, 'blob pushed');
         subscriber.next({ type: 'pushed', ...progress, digest: result.digest, size: result.size });
@@ -199,8 +204,8 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
 
     return () => {
       controller.abort();
-      // A session left open holds registry storage until it expires: give it back.
-      drop();
+      // A session left open holds registry storage until it expires: give it back, once the aborted request is over.
+      drop(done);
     };
   });
 }
