@@ -190,7 +190,7 @@ describe('pushing through token auth to the reference registry', () => {
     }
   });
 
-  const garbage: [string, TokenServerOptions['respond'], RegExp][] = [
+  const garbage: [string, NonNullable<TokenServerOptions['respond']>, RegExp][] = [
     ['garbage', () => ({ status: 200, body: '<html>login here</html>', headers: { 'content-type': 'text/html' } }), /GET http:\/\/127\.0\.0\.1:\d+\/token → 200 with a body that is not a JSON token answer \(starts "<html>login here<\/html>"\); is the realm right\?$/],
     ['a huge body', () => ({ status: 200, body: Buffer.alloc(3 * 1024 * 1024, 0x7b) }), /→ 200 with a body (of 3145728 bytes|over 1 MiB), too large for a token answer.*; is the realm right\?$/],
     ['JSON without a token', () => ({ status: 200, body: '{"expires_in":60}' }), /→ 200 without a usable token .*; the token service is misconfigured$/],
