@@ -54,8 +54,8 @@ function oneLine(text: string): string {
 export function hintFor(status: number, registryCode: string | undefined, context: { authenticated: boolean }): string | undefined {
   if (status === 401) {
     return context.authenticated
-      ? 'the registry refused the credentials; check --creds or --authfile'
-      : 'the registry wants credentials; pass --creds USER:PASS or --authfile';
+      ? 'the registry refused the credentials; check them (--creds, --authfile or docker login)'
+      : 'the registry wants credentials; pass --creds USER:PASS, --authfile PATH or docker login';
   }
   if (status === 403) return 'the credentials are not allowed to do this; check the repository name and your access to it';
   if (registryCode === 'BLOB_UPLOAD_UNKNOWN' || registryCode === 'BLOB_UPLOAD_INVALID') return 'the upload session is gone or broken; start the upload again';
