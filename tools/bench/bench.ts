@@ -9,7 +9,7 @@
  */
 import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -58,6 +58,8 @@ const SCENARIOS: Scenario[] = [
       `The large image (${s}) again, to a registry that already has it: the same tool pushed it once, unmeasured, then each measured run pushes it again. Only HEADs and the manifest PUT are needed.`,
   },
 ];
+
+const loadAverages: number[] = [];
 
 const TOOL_KEYS = ['rxpush', 'rxpush-c2', 'skopeo', 'docker', 'curl'] as const;
 
@@ -195,6 +197,7 @@ async function main(argv: string[]): Promise<number> {
     date: new Date(),
     durationS: (Date.now() - started) / 1000,
     runs,
+    loadAverages,
     machine: await describeMachine(),
     method: measurementMethod(),
     scenarios: results,
@@ -214,6 +217,7 @@ async function main(argv: string[]): Promise<number> {
 async function measure(scenario: Scenario, pusher: Pusher, image: BenchImage, registry: RunningRegistry, result: ToolResult, run: number, runs: number): Promise<void> {
   const pid = registry.pid;
   if (pid === undefined) throw new Error('tools/registry.ts gave no registry pid; its CPU cannot be measured');
+  loadAverages.push(loadavg()[0] ?? NaN);
   const before = await processCpuSeconds(pid);
   const m = await pusher.push(image, registry);
   const registryCpuS = (await processCpuSeconds(pid)) - before;

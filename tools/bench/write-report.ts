@@ -33,6 +33,8 @@ export interface Report {
   date: Date;
   durationS: number;
   runs: number;
+  /** 1-minute load averages seen before each measured push: other work on the machine skews wall times. */
+  loadAverages: number[];
   machine: MachineFact[];
   method: string;
   scenarios: ScenarioResult[];
@@ -58,6 +60,7 @@ export function renderReport(report: Report): string {
     '',
     `Each cell is the median of ${report.runs} run${report.runs === 1 ? '' : 's'}${report.runs > 1 ? ' (wall: median, then min–max)' : ''}; every run pushes to a fresh registry.`,
     `Measurement: ${report.method}; registry CPU from /proc/PID/stat before and after.`,
+    loadLine(report.loadAverages),
     '',
     '| machine | |',
     '|---|---|',
@@ -100,6 +103,13 @@ export async function writeReport(path: string, generated: string, skeleton: str
   const start = text.indexOf(BEGIN) + BEGIN.length;
   const end = text.indexOf(END);
   await writeFile(path, `${text.slice(0, start)}\n${generated}\n${text.slice(end)}`);
+}
+
+function loadLine(loads: number[]): string {
+  if (loads.length === 0) return '';
+  const range = `${fixed(Math.min(...loads), 1)}–${fixed(Math.max(...loads), 1)}`;
+  return `The 1-minute load average before each push ranged ${range}` +
+    (Math.max(...loads) > 1.5 ? ': other work shared the machine, so wall times are noisier than CPU times.' : '.');
 }
 
 export function median(values: number[]): number {
