@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 
-import { shortId, type PushError, type PushEvent, type RegistryError } from '@rxpush/core';
+import { MediaType, shortId, type BlobSource, type Digest, type PushError, type PushEvent, type RegistryError } from '@rxpush/core';
 import { push, type PushOptions } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
-import { lastValueFrom, toArray } from 'rxjs';
+import { uploadBlobs } from '@rxpush/uploader';
+import { lastValueFrom, of, toArray } from 'rxjs';
 
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
@@ -169,6 +171,42 @@ describe('pushing through a faulty network to the reference registry', () => {
       },
     );
     assert.equal(seen('PUT', /faults\/stalled\/manifests\//).length, 0);
+  });
+
+  it('fails with a clear message when a source that cannot be read twice breaks mid-upload', async () => {
+    const layer = image().layerDigests[0]! as Digest;
+    let opened = 0;
+    const blob: BlobSource = {
+      key: layer,
+      role: 'layer',
+      mediaType: MediaType.ociLayerGzip,
+      digest: layer,
+      size: image().layerSizes[0]!,
+      form: 'stored',
+      origin: 'docker-save:layer.tar',
+      open: async () => {
+        opened += 1;
+        if (opened > 1) throw new Error('the docker save stream has moved past this layer');
+        return createReadStream(join(layout.dir, 'blobs', 'sha256', layer.slice('sha256:'.length)));
+      },
+    };
+    proxy.addFault({ method: 'PUT', path: /faults\/once\/blobs\/uploads\//, nth: 1, fault: { kind: 'reset', afterBytes: 50_000 } });
+    const client = new RegistryClient({ registry: proxy.host });
+    try {
+      const upload = of<PushEvent>({ type: 'blob', blob }).pipe(uploadBlobs({ client, repository: 'faults/once', retry: { baseDelayMs: 1 } }), toArray());
+      await assert.rejects(lastValueFrom(upload), (error: PushError) => {
+        assert.equal(error.code, 'INVALID_SOURCE');
+        assert.match(
+          error.message,
+          /^the upload of docker-save:layer\.tar broke \(cannot reach .*: the connection was closed before the registry answered; try again\) and its source cannot be read a second time to retry \(the docker save stream has moved past this layer\); push again$/,
+        );
+        return true;
+      });
+    } finally {
+      await client.close();
+    }
+    assert.equal(opened, 2);
+    assert.equal(await direct.hasBlob('faults/once', layer), undefined);
   });
 
   it('exits 1 with one line naming the request when the CLI meets a persistent 500, and pushes no manifest', async () => {

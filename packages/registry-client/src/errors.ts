@@ -166,6 +166,27 @@ function describe(error: unknown, url: string): { reason: string; code: 'REGISTR
 }
 
 /**
+ * Errors undici destroys a request's body stream with when the connection fails or the request is aborted:
+ * they say what happened to the request, not what is wrong with the body's source.
+ */
+const TRANSPORT_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_ABORTED',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+function inflictedByTransport(bodyError: unknown): boolean {
+  const code = errorCode(bodyError);
+  return (code !== undefined && TRANSPORT_CODES.has(code)) || (bodyError as Error | null)?.name === 'AbortError';
+}
+
+/**
  * The typed error for a request that failed without an HTTP answer. rxpush errors (say, a digest check
  * in the body stream) and the body stream's own failures pass through unchanged; an abort becomes CancelledError.
  */
@@ -180,7 +201,7 @@ export function transportError(
       cause: error,
     });
   }
-  if (request.bodyError !== undefined && request.bodyError !== null) {
+  if (request.bodyError !== undefined && request.bodyError !== null && !inflictedByTransport(request.bodyError)) {
     return isPushError(request.bodyError) || request.bodyError instanceof Error ? request.bodyError : new PushError('REGISTRY_ERROR', String(request.bodyError));
   }
   if (request.signal?.aborted === true || errorCode(error) === 'UND_ERR_ABORTED' || (error as Error | null)?.name === 'AbortError') {

@@ -65,4 +65,14 @@ describe('errors', () => {
     const fromBody = new Error('the layer file vanished');
     assert.equal(transportError(new Error('other'), { method: 'PUT', url, bodyError: fromBody }), fromBody);
   });
+
+  it('blames the connection, not the body, when undici destroyed the body because the connection broke', () => {
+    const url = 'https://r.example/v2/app/blobs/uploads/1';
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const error = transportError(reset, { method: 'PUT', url, bodyError: reset });
+    assert.equal((error as { code?: string }).code, 'REGISTRY_UNREACHABLE');
+    assert.equal(error.message, `cannot reach ${url}: the connection was closed before the registry answered; try again`);
+    const closed = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+    assert.match(transportError(closed, { method: 'PUT', url, bodyError: closed, attempts: 3 }).message, /try again \(gave up after 3 attempts\)$/);
+  });
 });
