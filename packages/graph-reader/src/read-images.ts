@@ -4,6 +4,7 @@ import { defer, mergeMap, type Observable } from 'rxjs';
 
 import { readDockerArchive } from './docker-archive.js';
 import { parseDockerArchiveReference } from './docker-archive-reference.js';
+import { readDockerDaemon } from './docker-daemon.js';
 import { readDockerRoot } from './docker-root/read-docker-root.js';
 import { readOciArchive } from './oci-archive.js';
 import { readOciLayout } from './oci-layout.js';
@@ -17,6 +18,8 @@ export interface ReadImagesOptions {
   readonly dataRoot?: string;
   /** For `docker-root:`: the storage driver whose images to read, when the data root has several (default: the one with the image). */
   readonly storageDriver?: string;
+  /** The Docker Engine for `docker-daemon:`, as DOCKER_HOST says it (default: DOCKER_HOST, else unix:///var/run/docker.sock). */
+  readonly dockerHost?: string;
   readonly logger?: Logger;
 }
 
@@ -28,7 +31,7 @@ const SOURCE_FORMS = [
   'docker-root:NAME[:TAG]',
   'docker://REF',
 ];
-const LATER_TRANSPORTS = new Set(['docker-daemon']);
+const LATER_TRANSPORTS = new Set<string>();
 
 /**
  * Reads the images a source names, with skopeo's transport prefixes (`oci:PATH[:REF]`, …).
@@ -58,6 +61,9 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
     if (transport === 'oci') return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
     if (transport === 'oci-archive') return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
     if (transport === 'docker-archive') return await readDockerArchive(parseDockerArchiveReference(source.slice(colon + 1)), { source, allTags, logger });
+    if (transport === 'docker-daemon') {
+      return await readDockerDaemon(source.slice(colon + 1), { source, allTags, logger, host: options.dockerHost ?? process.env.DOCKER_HOST });
+    }
     if (transport === 'docker-root') {
       const { dataRoot = '/var/lib/docker', storageDriver } = options;
       return await readDockerRoot(source.slice(colon + 1), { source, allTags, logger, dataRoot, ...(storageDriver !== undefined && { storageDriver }) });

@@ -93,13 +93,14 @@ export async function makeDockerSave(
     const configDigest = sha256(config);
     const layerIds: string[] = [];
     let parent: string | undefined;
+    let chainId: string | undefined;
     for (const [i, layer] of tars.entries()) {
-      // Stand-ins for Docker's v1 IDs: unique per chain position, like the real ones.
-      const id = hex(sha256(`${parent ?? ''} ${diffIds[i]} ${i === tars.length - 1 ? configDigest : ''}`));
+      chainId = chainId === undefined ? diffIds[i] : sha256(`${chainId} ${diffIds[i]}`);
+      const { id, json } = v1Layer(chainId ?? '', parent, i === tars.length - 1 ? { created: EPOCH.toISOString(), config: { Cmd: ['/bin/sh'] }, architecture: 'amd64' } : undefined);
       layerIds.push(id);
       entries.set(`${id}`, { name: `${id}`, type: 'directory' });
       entries.set(`${id}/VERSION`, { name: `${id}/VERSION`, data: '1.0' });
-      entries.set(`${id}/json`, { name: `${id}/json`, data: JSON.stringify({ id, ...(parent !== undefined && { parent }), created: '1970-01-01T00:00:00Z', os: 'linux' }) });
+      entries.set(`${id}/json`, { name: `${id}/json`, data: json });
       // Like docker save: a layer seen before becomes a link to its first copy.
       const first = layerPaths.get(diffIds[i] ?? '');
       if (first === `${id}/layer.tar`) {
@@ -123,6 +124,20 @@ export async function makeDockerSave(
   entries.set('repositories', { name: 'repositories', data: JSON.stringify(repositories) });
   await writeArchive(path, [...entries.values()], options.edit);
   return { path, images };
+}
+
+const EMPTY_CONTAINER_CONFIG = { Hostname: '', Env: null, Cmd: null, Image: '', Volumes: null, WorkingDir: '', Entrypoint: null, Labels: null };
+
+/**
+ * A layer directory's name and json as Docker 20.10's docker save writes them: the ID is the sha256 of
+ * the JSON (keys sorted) without `id`, with `layer_id` (the chain ID) and `parent` (sha256:…) added,
+ * and the saved JSON adds `os`, which only the top layer's ID covers.
+ */
+export function v1Layer(chainId: string, parent: string | undefined, top?: Record<string, unknown>): { id: string; json: string } {
+  const fields: Record<string, unknown> = { created: '1970-01-01T00:00:00Z', container_config: EMPTY_CONTAINER_CONFIG, ...top, ...(top !== undefined && { os: 'linux' }) };
+  const input: Record<string, unknown> = { ...fields, layer_id: chainId, ...(parent !== undefined && { parent: `sha256:${parent}` }) };
+  const id = hex(sha256(JSON.stringify(Object.fromEntries(Object.keys(input).sort().map((key) => [key, input[key]])))));
+  return { id, json: JSON.stringify({ id, ...(parent !== undefined && { parent }), ...fields, os: 'linux' }) };
 }
 
 export interface LegacyImageSpec extends SaveImageSpec {

@@ -1,0 +1,101 @@
+import type { BlobSource, Digest, ImageRecord, Logger } from '@rxpush/core';
+import { ReferenceFormatError, UsageError, isDigest, parseReference } from '@rxpush/core';
+
+import { dockerEngine } from './docker-daemon-engine.js';
+import { saveConfigSource, saveLayerSource } from './docker-save-image.js';
+import { SaveStreamReader } from './docker-save-stream.js';
+
+/** How to read an image from a Docker Engine; `source` is the whole source string as the user gave it. */
+export interface ReadDockerDaemonOptions {
+  readonly source: string;
+  readonly allTags: boolean;
+  readonly logger: Logger;
+  /** The engine, in DOCKER_HOST's syntax (`unix:///PATH`, `tcp://HOST:PORT`); default the system socket. */
+  readonly host?: string | undefined;
+  /** How long the save stream may wait for the push to open the layer it is at (default 30 s). */
+  readonly stallTimeoutMs?: number;
+}
+
+/**
+ * Reads `NAME:TAG` (or an image ID) from a Docker Engine over its API (`docker-daemon:NAME:TAG`).
+ *
+ * The record is made up front from `GET /images/NAME/json` (diff IDs, image ID = config digest, platform);
+ * the bytes come later from one `GET /images/NAME/get` stream (`docker save`), started when the uploader
+ * opens the first blob, read once and never written to disk: see SaveStreamReader. Each layer is an
+ * uncompressed tar the uploader compresses while checking it against its diff ID.
+ */
+export async function readDockerDaemon(reference: string, options: ReadDockerDaemonOptions): Promise<ImageRecord[]> {
+  const { source, logger } = options;
+  if (options.allTags) {
+    throw new UsageError(`source ${source}: --all-tags pushes every tag of an archive or layout; a docker-daemon: source names one image, push each NAME:TAG on its own`);
+  }
+  const { name, tag } = parseDaemonReference(reference, source);
+  const inspector = dockerEngine(options.host);
+  const image = await inspector.inspectImage(name).finally(() => inspector.close());
+  logger.debug({ engine: inspector.host, image: name, id: image.id, layers: image.diffIds.length }, 'Docker Engine image found');
+
+  const reader = new SaveStreamReader({
+    source,
+    imageId: image.id,
+    diffIds: image.diffIds,
+    logger,
+    ...(options.stallTimeoutMs !== undefined && { stallTimeoutMs: options.stallTimeoutMs }),
+    alternative: `save it first (docker save ${name} -o FILE) and push docker-archive:FILE`,
+    start: async (signal) => {
+      const engine = dockerEngine(options.host);
+      try {
+        return { stream: await engine.saveImage(name, signal), close: () => engine.close() };
+      } catch (err) {
+        await engine.close();
+        throw err;
+      }
+    },
+  });
+
+  // One blob per distinct layer: a layer repeated in the image is pushed (and read) once.
+  const blobs = new Map<Digest, BlobSource>();
+  const layers = image.diffIds.map((diffId, i) => {
+    let blob = blobs.get(diffId);
+    if (blob === undefined) {
+      blob = saveLayerSource({
+        diffId,
+        origin: `${source} layer ${i + 1} of ${image.diffIds.length} (${diffId})`,
+        open: (openOptions) => reader.open(diffId, openOptions),
+        release: () => reader.release(diffId),
+      });
+      blobs.set(diffId, blob);
+    }
+    return blob;
+  });
+  const config = saveConfigSource({
+    digest: image.id,
+    origin: `${source} config (${image.id})`,
+    open: (openOptions) => reader.open(image.id, openOptions),
+    release: () => reader.release(image.id),
+  });
+
+  return [
+    {
+      kind: 'image',
+      source,
+      tags: tag !== undefined ? [tag] : [],
+      config,
+      layers: { kind: 'list', layers },
+      ...(image.platform !== undefined && { platform: image.platform }),
+    },
+  ];
+}
+
+/** `NAME:TAG` as the engine's API takes it, or an image ID (`sha256:…`), which has no tag to push as. */
+function parseDaemonReference(reference: string, source: string): { name: string; tag?: string } {
+  if (isDigest(reference)) return { name: reference };
+  try {
+    const ref = parseReference(reference);
+    if (ref.digest !== undefined) throw new UsageError(`source ${source}: name the image as NAME:TAG or by its image ID (sha256:…), not by a registry digest`);
+    if (ref.tag === undefined) throw new UsageError(`source ${source} names ${reference} without a tag; use docker-daemon:NAME:TAG, e.g. docker-daemon:${reference}:latest`);
+    return { name: reference, tag: ref.tag };
+  } catch (err) {
+    if (err instanceof ReferenceFormatError) throw new UsageError(`source ${source}: ${err.message.replace(/; expected .*$/, '')}; use docker-daemon:NAME:TAG`);
+    throw err;
+  }
+}

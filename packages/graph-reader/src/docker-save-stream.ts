@@ -1,0 +1,328 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+
+import type { Digest, Logger, OpenOptions } from '@rxpush/core';
+import { CancelledError, DigestMismatchError, SourceError, UnsupportedError, isPushError, shortId } from '@rxpush/core';
+import tar, { type ExtractEvents } from 'tar-stream';
+
+import { chainIds, parseV1LayerJson, v1LayerIndex } from './docker-save-v1.js';
+import { MAX_DOCUMENT_SIZE } from './layout-files.js';
+
+/** Options of {@link SaveStreamReader}. */
+export interface SaveStreamOptions {
+  /** The source as the user named it, for messages. */
+  readonly source: string;
+  /** The image ID: the config's digest. */
+  readonly imageId: Digest;
+  /** The layers' diff IDs, base first (as the engine's API lists them). */
+  readonly diffIds: readonly Digest[];
+  /** Starts the `docker save` stream; `close` is called once it is no longer read. */
+  readonly start: (signal: AbortSignal) => Promise<{ stream: Readable; close(): Promise<void> }>;
+  /** How long the stream may wait for a layer to be opened while nothing happens (default 30 s). */
+  readonly stallTimeoutMs?: number;
+  /** What else the user can do when the stream cannot be served (e.g. save the image and push the archive). */
+  readonly alternative: string;
+  readonly logger: Logger;
+}
+
+type SlotState = 'pending' | 'opened' | 'streaming' | 'done' | 'released';
+
+/** One blob of the image and who, if anyone, is reading it. */
+interface Slot {
+  readonly key: Digest;
+  readonly role: 'layer' | 'config';
+  /** `layer 3 of 7 (abc123…)` or `config`. */
+  readonly what: string;
+  state: SlotState;
+  consumer?: PassThrough;
+  /** The config when it passed by before it was opened (it is small). */
+  bytes?: Buffer;
+}
+
+/** A member of the tar stream as tar-stream hands it over (a streamx readable). */
+type Entry = ExtractEvents['entry'][1];
+
+const ONE_MIB = 1024 * 1024;
+const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/**
+ * Serves the blobs of one image from a single `docker save` tar stream, read once, front to back.
+ *
+ * Each blob's `open()` gets a stream that this reader feeds when the blob's tar member comes by; members
+ * of released blobs (the registry has them) and everything else are skipped; while the member coming
+ * next belongs to a blob nobody has opened yet, reading pauses (backpressure) until the push opens or
+ * releases it. A layer is never held whole, in memory or on disk. The stream starts with the first
+ * `open()` (not at all when the registry has every blob) and stops once every blob is settled.
+ *
+ * Docker (20.10 as well as 25+) writes the members in name order: layer directories are named by
+ * their v1 ID (or `blobs/sha256/<diffID>`), so the stream's order is unrelated to the image's. Each
+ * `<v1 id>/json` tells which layer its directory holds (see v1LayerIndex) before its layer.tar arrives.
+ * When the push is not reading the layer the engine sends (every upload slot waits for a later layer),
+ * the order cannot be served without buffering; the reader then fails with what to do instead.
+ */
+export class SaveStreamReader {
+  readonly #options: SaveStreamOptions;
+  readonly #slots = new Map<Digest, Slot>();
+  readonly #chain: Digest[];
+  /** `<v1 id>` directory → the diff ID of the layer it holds (undefined: not recognised). */
+  readonly #dirs = new Map<string, Digest | undefined>();
+  readonly #controller = new AbortController();
+  #reading: Promise<void> | undefined;
+  /** Why a blob not yet read cannot be read any more (the stream failed or ended), once it cannot. */
+  #failure: ((slot: Slot) => Error) | undefined;
+  #waiters: ((changed: boolean) => void)[] = [];
+
+  constructor(options: SaveStreamOptions) {
+    this.#options = options;
+    this.#chain = chainIds(options.diffIds);
+    const unique = [...new Set(options.diffIds)];
+    for (const diffId of unique) {
+      const position = options.diffIds.indexOf(diffId) + 1;
+      this.#slots.set(diffId, { key: diffId, role: 'layer', what: `layer ${position} of ${options.diffIds.length} (${shortId(diffId)})`, state: 'pending' });
+    }
+    this.#slots.set(options.imageId, { key: options.imageId, role: 'config', what: 'config', state: 'pending' });
+  }
+
+  /** A stream of the blob's bytes, fed as the save stream reaches them. A blob can be read once. */
+  async open(key: Digest, options?: OpenOptions): Promise<Readable> {
+    options?.signal?.throwIfAborted();
+    const slot = this.#slot(key);
+    if (slot.state !== 'pending') {
+      throw new SourceError(
+        'INVALID_SOURCE',
+        this.#options.source,
+        `${this.#options.source}: the ${slot.what} was already ${slot.state === 'released' ? 'skipped' : 'read'} in the Docker Engine's save stream, which is read once; push again`,
+      );
+    }
+    if (slot.bytes !== undefined) {
+      const bytes = slot.bytes;
+      delete slot.bytes;
+      slot.state = 'done';
+      this.#notify();
+      return Readable.from([bytes]);
+    }
+    if (this.#failure !== undefined) throw this.#failure(slot);
+
+    const consumer = new PassThrough({ highWaterMark: ONE_MIB });
+    // The uploader listens for errors once it pipes the stream; until then an error must not go unhandled.
+    consumer.on('error', () => {});
+    slot.consumer = consumer;
+    slot.state = 'opened';
+    options?.signal?.addEventListener('abort', () => consumer.destroy(new CancelledError(`reading ${this.#options.source} was cancelled`)), { once: true });
+    // A reader that goes away before its blob is complete means the push is failing or cancelled:
+    // nothing else will read this stream either.
+    consumer.once('close', () => {
+      if (slot.state === 'opened' || slot.state === 'streaming') {
+        const reason = new CancelledError(`the push stopped reading ${this.#options.source} (${slot.what})`);
+        this.#stop(() => reason);
+      }
+    });
+    this.#notify();
+    this.#reading ??= this.#read().catch((err: unknown) => {
+      const reason = err instanceof Error ? err : new Error(String(err));
+      this.#stop(() => reason);
+    });
+    return consumer;
+  }
+
+  /** The push will not read this blob (the registry has it): its member is skipped. */
+  release(key: Digest): void {
+    const slot = this.#slot(key);
+    if (slot.state !== 'pending') return;
+    slot.state = 'released';
+    delete slot.bytes;
+    this.#notify();
+  }
+
+  #slot(key: Digest): Slot {
+    const slot = this.#slots.get(key);
+    if (slot === undefined) throw new Error(`${key} is not a blob of ${this.#options.source}`);
+    return slot;
+  }
+
+  async #read(): Promise<void> {
+    const { stream, close } = await this.#options.start(this.#controller.signal);
+    this.#controller.signal.addEventListener('abort', () => void close(), { once: true });
+    const extract = tar.extract();
+    // Errors of the HTTP body reach the loop below through the extractor.
+    stream.on('error', (err) => extract.destroy(err));
+    stream.pipe(extract);
+    try {
+      for await (const entry of extract) {
+        await this.#route(entry);
+        if (this.#settled()) break;
+      }
+    } catch (err) {
+      if (isPushError(err)) throw err;
+      throw new SourceError('INVALID_SOURCE', this.#options.source, `${this.#options.source}: the Docker Engine's save stream broke off or is not a tar (${(err as Error).message}); push again`, { cause: err });
+    }
+    const { source } = this.#options;
+    this.#stop(
+      (slot) =>
+        new SourceError('INVALID_SOURCE', source, `${source}: the Docker Engine's save stream has no ${slot.what}; the engine's image is incomplete or changed while it was read, push again`),
+    );
+  }
+
+  /** Whether every blob is read, skipped, or (the config) held: nothing more is needed from the stream. */
+  #settled(): boolean {
+    return [...this.#slots.values()].every((slot) => slot.state === 'done' || slot.state === 'released' || slot.bytes !== undefined);
+  }
+
+  async #route(entry: Entry): Promise<void> {
+    const name = entry.header.name
+      .split('/')
+      .filter((part: string) => part !== '' && part !== '.')
+      .join('/');
+    const { imageId, logger } = this.#options;
+    if (entry.header.type !== 'file' && entry.header.type !== 'contiguous-file') return drain(entry);
+
+    let match: RegExpExecArray | null;
+    if ((match = /^([a-f0-9]{64})\/json$/.exec(name)) !== null) {
+      this.#dirs.set(match[1] ?? '', this.#identify(await readSmall(entry, name, this.#options.source)));
+      return;
+    }
+    if ((match = /^([a-f0-9]{64})\/layer\.tar$/.exec(name)) !== null) {
+      const diffId = this.#dirs.get(match[1] ?? '');
+      if (diffId === undefined) {
+        throw new UnsupportedError(
+          `${this.#options.source}: cannot tell which layer ${name} of the Docker Engine's save stream is (its json ${this.#dirs.has(match[1] ?? '') ? 'matches no layer of the image' : 'did not come first'}); ${this.#options.alternative}`,
+        );
+      }
+      return this.#deliver(diffId, entry, name);
+    }
+    // Newer Docker names blobs by digest (a layer's is its diff ID); older names the config <imageID>.json.
+    match = /^blobs\/sha256\/([a-f0-9]{64})$/.exec(name) ?? /^([a-f0-9]{64})\.(?:tar|json)$/.exec(name);
+    const digest = match !== null ? (`sha256:${match[1] ?? ''}` as Digest) : undefined;
+    if (digest === imageId) return this.#config(entry, name);
+    if (digest !== undefined && this.#slots.get(digest)?.role === 'layer' && !name.endsWith('.json')) return this.#deliver(digest, entry, name);
+    logger.debug({ member: name }, 'save stream member skipped');
+    return drain(entry);
+  }
+
+  #identify(bytes: Buffer): Digest | undefined {
+    try {
+      const index = v1LayerIndex(parseV1LayerJson(bytes), this.#chain);
+      return index === undefined ? undefined : this.#options.diffIds[index];
+    } catch {
+      return undefined; // reported when its layer.tar arrives
+    }
+  }
+
+  async #deliver(key: Digest, entry: Entry, name: string): Promise<void> {
+    const slot = this.#slot(key);
+    if (slot.state === 'pending') await this.#waitFor(slot, name);
+    const { consumer } = slot;
+    if (slot.state !== 'opened' || consumer === undefined) {
+      this.#options.logger.debug({ member: name, key, state: slot.state }, 'save stream layer skipped');
+      return drain(entry);
+    }
+    this.#options.logger.debug({ member: name, key }, 'save stream layer read');
+    slot.state = 'streaming';
+    for await (const chunk of entry) {
+      if (consumer.destroyed) throw new CancelledError(`the push stopped reading ${this.#options.source} (${slot.what})`);
+      if (!consumer.write(chunk)) await drained(consumer);
+    }
+    slot.state = 'done';
+    consumer.end();
+    this.#notify();
+  }
+
+  async #config(entry: Entry, name: string): Promise<void> {
+    const { imageId, source } = this.#options;
+    const slot = this.#slot(imageId);
+    const bytes = await readSmall(entry, name, source);
+    const actual: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (actual !== imageId) throw new DigestMismatchError(imageId, actual, `${source} config (${name} in the Docker Engine's save stream)`);
+    if (slot.state === 'opened' && slot.consumer !== undefined) {
+      slot.state = 'done';
+      slot.consumer.end(bytes);
+      this.#notify();
+    } else if (slot.state === 'pending') {
+      slot.bytes = bytes;
+    }
+  }
+
+  /**
+   * Waits, with the stream paused, until the push opens or releases `slot`. Fails when nothing changes
+   * for the stall timeout: with blobs opened and waiting, the order of the stream cannot be served.
+   */
+  async #waitFor(slot: Slot, name: string): Promise<void> {
+    const timeout = this.#options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    while (slot.state === 'pending') {
+      if (await this.#changed(timeout)) continue;
+      const waiting = [...this.#slots.values()].filter((s) => s.state === 'opened');
+      if (waiting.length === 0) {
+        throw new CancelledError(`${this.#options.source}: nothing read the Docker Engine's save stream for ${timeout / 1000} s; it was closed`);
+      }
+      const layers = [...this.#slots.values()].filter((s) => s.role === 'layer').length;
+      throw new UnsupportedError(
+        `${this.#options.source}: the Docker Engine sends ${slot.what} (as ${name}) before ${waiting.map((s) => s.what).join(', ')}, which the push is waiting for; ` +
+          `rxpush never holds a whole layer in memory or on disk, so this order cannot be served: push with --concurrency ${layers} or more so every layer is read as it comes, or ${this.#options.alternative}`,
+      );
+    }
+  }
+
+  /** Resolves true on the next open or release, false after `timeout` ms without one. */
+  #changed(timeout: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== wake);
+        resolve(false);
+      }, timeout);
+      const wake = (changed: boolean): void => {
+        clearTimeout(timer);
+        resolve(changed);
+      };
+      this.#waiters.push(wake);
+    });
+  }
+
+  #notify(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const wake of waiters) wake(true);
+  }
+
+  /** Stops reading: readers still waiting get the error `reason` makes for their blob, as does any later `open()`. */
+  #stop(reason: (slot: Slot) => Error): void {
+    this.#failure ??= reason;
+    this.#controller.abort();
+    for (const slot of this.#slots.values()) {
+      if (slot.state === 'opened' || slot.state === 'streaming') {
+        slot.state = 'done';
+        slot.consumer?.destroy(reason(slot));
+      }
+    }
+    this.#notify();
+  }
+}
+
+async function drain(entry: Entry): Promise<void> {
+  for await (const chunk of entry) void chunk;
+}
+
+async function readSmall(entry: Entry, name: string, source: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of entry) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_DOCUMENT_SIZE) throw new SourceError('INVALID_SOURCE', source, `${source}: ${name} in the Docker Engine's save stream is more than ${MAX_DOCUMENT_SIZE} bytes, too big for a config or layer json`);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Resolves when `stream` wants more, rejects when it is gone. */
+function drained(stream: PassThrough): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = (): void => {
+      stream.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      stream.off('drain', onDrain);
+      reject(new CancelledError('the reader of a layer went away'));
+    };
+    stream.once('drain', onDrain).once('close', onClose);
+  });
+}

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { describe, it, type TestContext } from 'node:test';
+
+import type { ImageRecord, PushEvent } from '@rxpush/core';
+import { PushError } from '@rxpush/core';
+import { lastValueFrom, toArray } from 'rxjs';
+
+import { readImages, type ReadImagesOptions } from '../src/index.js';
+import { makeDockerSave, sha256 } from './docker-save-fixtures.js';
+
+async function tempDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'rxpush-daemon-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function fails(source: string, expected: { code: string; message: RegExp }, options?: ReadImagesOptions): Promise<void> {
+  await assert.rejects(lastValueFrom(readImages(source, options).pipe(toArray())), (err: unknown) => {
+    assert.ok(err instanceof PushError, `not a PushError: ${String(err)}`);
+    assert.equal(err.code, expected.code, err.message);
+    assert.match(err.message, expected.message);
+    assert.doesNotMatch(err.message, /\n/);
+    return true;
+  });
+}
+
+/**
+ * A stand-in for the Docker Engine's API on a unix socket, answering the two requests the source makes
+ * from a docker save archive; it records the paths asked for. (Pushing from a real engine is tested
+ * end to end in test/docker-daemon.test.ts.)
+ */
+async function fakeEngine(t: TestContext): Promise<{ host: string; paths: string[]; diffIds: string[]; configDigest: string; config: Buffer }> {
+  const dir = await tempDir(t);
+  const fixture = await makeDockerSave(join(dir, 'save.tar'), { images: [{ repoTags: ['app:1'], layers: [{ a: 'a' }, { b: 'b' }] }] });
+  const [image] = fixture.images;
+  assert.ok(image?.config && image.configDigest);
+  const archive = await readFile(fixture.path);
+  const paths: string[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    paths.push(req.url ?? '');
+    if (req.url === '/images/app:1/json') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ Id: image.configDigest, RepoTags: ['app:1'], Architecture: 'arm64', Os: 'linux', Variant: 'v8', RootFS: { Type: 'layers', Layers: image.diffIds } }));
+    } else if (req.url === '/images/app:1/get') {
+      res.setHeader('content-type', 'application/x-tar');
+      res.end(archive);
+    } else {
+      res.statusCode = 404;
+      res.end(JSON.stringify({ message: `No such image: ${req.url}` }));
+    }
+  });
+  const socket = join(dir, 'docker.sock');
+  await new Promise<void>((ok) => server.listen(socket, ok));
+  t.after(() => new Promise<void>((ok) => server.close(() => ok())));
+  return { host: `unix://${socket}`, paths, diffIds: image.diffIds, configDigest: image.configDigest, config: image.config };
+}
+
+describe('readImages from docker-daemon:', () => {
+  it('describes the image from the engine API, and streams its blobs from one save', async (t) => {
+    const engine = await fakeEngine(t);
+    const events: PushEvent[] = await lastValueFrom(readImages('docker-daemon:app:1', { dockerHost: engine.host }).pipe(toArray()));
+    assert.deepEqual(engine.paths, ['/images/app:1/json']);
+    const [event] = events;
+    assert.equal(event?.type, 'image');
+    const image = (event as { image: ImageRecord }).image;
+    assert.deepEqual(image.tags, ['1']);
+    assert.deepEqual(image.platform, { architecture: 'arm64', os: 'linux', variant: 'v8' });
+    assert.equal(image.config.digest, engine.configDigest);
+    assert.equal(image.config.form, 'stored');
+    const layers = image.layers.kind === 'list' ? image.layers.layers : [];
+    assert.deepEqual(layers.map((l) => l.diffId), engine.diffIds);
+    assert.ok(layers.every((l) => l.form === 'uncompressed' && l.size === undefined && typeof l.release === 'function'));
+    assert.equal(layers[1]?.origin, `docker-daemon:app:1 layer 2 of 2 (${engine.diffIds[1]})`);
+
+    const bytes = await Promise.all([...layers, image.config].map(async (blob) => buffer(await blob.open())));
+    assert.deepEqual(bytes.slice(0, 2).map(sha256), engine.diffIds);
+    assert.deepEqual(bytes[2], engine.config);
+    assert.deepEqual(engine.paths, ['/images/app:1/json', '/images/app:1/get']);
+  });
+
+  it('says an image the engine lacks is not there', async (t) => {
+    const engine = await fakeEngine(t);
+    await fails('docker-daemon:app:2', { code: 'SOURCE_NOT_FOUND', message: new RegExp(`^image app:2 not found in the Docker Engine at ${engine.host}; docker pull it or check the name$`) }, { dockerHost: engine.host });
+  });
+
+  it('says the engine cannot be reached, and what DOCKER_HOST is', async (t) => {
+    const socket = join(await tempDir(t), 'none.sock');
+    await fails('docker-daemon:app:1', { code: 'SOURCE_NOT_FOUND', message: new RegExp(`^cannot reach the Docker Engine at unix://${socket} \\(GET /images/app:1/json: .*\\): is dockerd running\\? \\(DOCKER_HOST=unix://${socket}\\)$`) }, { dockerHost: `unix://${socket}` });
+  });
+
+  it('says the engine cannot be reached over TCP', async () => {
+    await fails('docker-daemon:app:1', { code: 'SOURCE_NOT_FOUND', message: /^cannot reach the Docker Engine at tcp:\/\/127\.0\.0\.1:1 .*is dockerd running\? \(DOCKER_HOST=tcp:\/\/127\.0\.0\.1:1\)$/ }, { dockerHost: 'tcp://127.0.0.1:1' });
+  });
+
+  it('refuses a DOCKER_HOST it cannot talk to', async () => {
+    await fails('docker-daemon:app:1', { code: 'USAGE', message: /^DOCKER_HOST=ssh:\/\/me@host is not supported: rxpush talks to a Docker Engine at unix:\/\/\/PATH or tcp:\/\/HOST:PORT/ }, { dockerHost: 'ssh://me@host' });
+  });
+
+  it('asks for a tag', async () => {
+    await fails('docker-daemon:app', { code: 'USAGE', message: /names app without a tag; use docker-daemon:NAME:TAG/ });
+  });
+
+  it('refuses --all-tags', async () => {
+    await fails('docker-daemon:app:1', { code: 'USAGE', message: /a docker-daemon: source names one image/ }, { allTags: true });
+  });
+});
