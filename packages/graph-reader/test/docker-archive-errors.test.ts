@@ -75,7 +75,8 @@ describe('readImages from docker-archive: fails clearly', () => {
     it('when a tar header is corrupt', async (t) => {
       const fixture = await archive(t);
       const bytes = await readFile(fixture.path);
-      bytes[bytes.indexOf(Buffer.from('manifest.json')) + 3] ^= 0xff;
+      const at = bytes.indexOf(Buffer.from('manifest.json')) + 3;
+      bytes.writeUInt8(bytes.readUInt8(at) ^ 0xff, at);
       await writeFile(fixture.path, bytes);
       await fails(`docker-archive:${fixture.path}`, invalid(/image\.tar is corrupt: the tar header at byte \d+ has a bad checksum/));
     });

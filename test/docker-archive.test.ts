@@ -1,0 +1,191 @@
+/**
+ * docker-archive: end to end. Archives in both docker save forms are made by skopeo, by a private
+ * dockerd's own `docker save`, and (legacy) by the test; rxpush pushes them to the reference registry,
+ * and the same dockerd pulls them back: the layers and image ID it computes must be the originals.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+
+import type { PushEvent } from '@rxpush/core';
+import { push, type PushOptions } from '@rxpush/pipeline';
+import { RegistryClient } from '@rxpush/registry-client';
+import { lastValueFrom, toArray } from 'rxjs';
+
+import { entry, makeDockerSave, makeLegacyDockerSave } from '../packages/graph-reader/test/docker-save-fixtures.ts';
+import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
+import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
+import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { runCli, type CliResult } from './helpers/run-cli.ts';
+import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
+
+const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
+const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
+
+/** A failure is one line on stderr: what is wrong and what to do. */
+function assertOneLineError(result: CliResult, pattern: RegExp): void {
+  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0] ?? '', pattern);
+}
+
+describe('pushing docker save archives (docker-archive:)', () => {
+  let engine: RunningDockerd | undefined;
+  let skipped: string | undefined;
+  let registry: RunningRegistry;
+  let client: RegistryClient;
+  let work: string;
+  let layout: OciLayoutFixture;
+  /** What skopeo made of the layout: a docker-archive with the image as fixtures/app:v1. */
+  let skopeoArchive: string;
+
+  function requireEngine(t: TestContext): boolean {
+    if (skipped !== undefined) t.skip(`no Docker engine: ${skipped}`);
+    return skipped === undefined;
+  }
+
+  /** Empties the engine, so a pull downloads every layer instead of finding it. */
+  async function emptyEngine(): Promise<void> {
+    const { stdout } = await engine!.docker(['images', '-aq']);
+    const ids = [...new Set(stdout.split('\n').filter(Boolean))];
+    if (ids.length > 0) await engine!.docker(['rmi', '-f', ...ids]);
+  }
+
+  /** Pulls `ref` into an empty engine: the layers (RootFS) and image ID Docker computes. */
+  async function pullBack(ref: string): Promise<{ layers: string[]; id: string }> {
+    await emptyEngine();
+    await engine!.docker(['pull', ref]);
+    const { stdout } = await engine!.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
+    const [layers, id] = stdout.trim().split(' ');
+    return { layers: JSON.parse(layers ?? '[]'), id: id ?? '' };
+  }
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'rxpush-docker-archive-e2e-'));
+    registry = await startRegistry();
+    client = new RegistryClient({ registry: registry.host });
+    layout = await makeOciLayout(join(work, 'layout'), {
+      images: [{ tags: ['latest'], layers: [1, 2, 3].map((i) => ({ files: 2, fileSize: 150_000, seed: `archive-${i}` })) }],
+    });
+    skopeoArchive = join(work, 'skopeo.tar');
+    await skopeoCopy(`oci:${layout.dir}:latest`, `docker-archive:${skopeoArchive}:fixtures/app:v1`);
+    const started = await startDockerd();
+    if ('skipped' in started) skipped = started.skipped;
+    else engine = started;
+  });
+
+  after(async () => {
+    await client?.close();
+    await registry?.stop();
+    await engine?.stop();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  it('pushes an archive skopeo wrote as a Docker image, and docker pulls back its layers', async (t) => {
+    const events = await pushAll({ source: `docker-archive:${skopeoArchive}`, destination: `${registry.host}/archive/skopeo:v1` });
+    const [pushed] = ofType(events, 'manifest-pushed');
+    assert.equal(pushed?.tag, 'v1');
+    assert.equal(pushed?.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    // The layers went up gzipped on the fly; the config as stored.
+    const raw = await skopeoInspectRaw(`${registry.host}/archive/skopeo:v1`);
+    assert.deepEqual(raw.json.layers.map((l: { mediaType: string }) => l.mediaType), Array(3).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'));
+    if (!requireEngine(t)) return;
+    const pulled = await pullBack(`${registry.host}/archive/skopeo:v1`);
+    assert.deepEqual(pulled.layers, layout.images[0]?.diffIds);
+    assert.equal(pulled.id, raw.json.config.digest);
+  });
+
+  it("pushes what docker save wrote, with the CLI, and keeps the layers' diff IDs", async (t) => {
+    if (!requireEngine(t)) return;
+    await emptyEngine();
+    await engine!.docker(['load', '-i', skopeoArchive]);
+    const saved = join(work, 'saved.tar');
+    await engine!.docker(['save', '-o', saved, 'fixtures/app:v1']);
+    const { stdout: id } = await engine!.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/app:v1']);
+
+    const result = await runCli(['push', `docker-archive:${saved}:fixtures/app:v1`, `${registry.host}/archive/saved:v1`, '--progress', 'plain']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^v1: digest: sha256:[a-f0-9]{64} size: \d+$/m);
+    const pulled = await pullBack(`${registry.host}/archive/saved:v1`);
+    assert.deepEqual(pulled.layers, layout.images[0]?.diffIds);
+    assert.equal(pulled.id, id.trim());
+  });
+
+  it('pushes a legacy archive with the config docker load makes of it', async (t) => {
+    const legacy = await makeLegacyDockerSave(join(work, 'legacy.tar'), {
+      images: [{ repoTags: ['fixtures/legacy:v1'], layers: [{ 'etc/base': 'base\n'.repeat(1000) }, { 'usr/app': 'app\n' }, { 'etc/app.conf': 'conf\n' }] }],
+    });
+    const events = await pushAll({ source: `docker-archive:${legacy.path}:fixtures/legacy:v1`, destination: `${registry.host}/archive/legacy:v1` });
+    const configDigest = (await skopeoInspectRaw(`${registry.host}/archive/legacy:v1`)).json.config.digest;
+    assert.equal(ofType(events, 'manifest-pushed').length, 1);
+    if (!requireEngine(t)) return;
+    // Docker 20.10 still loads legacy archives: the image ID it computes is the config rxpush made.
+    await emptyEngine();
+    // A legacy load prints no "Loaded image" line; the tag is checked by the inspect below.
+    await engine!.docker(['load', '-i', legacy.path]);
+    const { stdout: id } = await engine!.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/legacy:v1']);
+    assert.equal(configDigest, id.trim());
+    const pulled = await pullBack(`${registry.host}/archive/legacy:v1`);
+    assert.deepEqual(pulled.layers, legacy.images[0]?.diffIds);
+    assert.equal(pulled.id, id.trim());
+  });
+
+  it('pushes every image of an archive with --all-tags, a shared layer once', async () => {
+    const path = join(work, 'two.tar');
+    await makeDockerSave(path, {
+      images: [
+        { repoTags: ['fixtures/a:1', 'fixtures/a:latest'], layers: [{ base: 'shared' }, { a: 'a' }] },
+        { repoTags: ['fixtures/b:2'], layers: [{ base: 'shared' }, { b: 'b' }] },
+      ],
+    });
+    const events = await pushAll({ source: `docker-archive:${path}`, destination: `${registry.host}/archive/all`, allTags: true });
+    assert.deepEqual(ofType(events, 'manifest-pushed').map((e) => e.tag).sort(), ['1', '2', 'latest']);
+    // base, a, b and two configs.
+    assert.equal(ofType(events, 'pushed').length, 5);
+    assert.deepEqual((await client.listTags('archive/all')).sort(), ['1', '2', 'latest']);
+  });
+
+  it('fails on a layer whose bytes are not its diff ID, naming it, and pushes no manifest', async () => {
+    const path = join(work, 'corrupt.tar');
+    await makeDockerSave(path, {
+      images: [{ repoTags: ['fixtures/corrupt:v1'], layers: [{ a: 'a'.repeat(5000) }, { b: 'b'.repeat(5000) }] }],
+      edit: (entries) => {
+        const manifest = JSON.parse(String(entry(entries, 'manifest.json').data));
+        const layer = entry(entries, manifest[0].Layers[1]);
+        const bytes = Buffer.from(layer.data as Buffer);
+        bytes[bytes.length - 2048] = 0x7a; // inside the file's content: still a tar, another hash
+        layer.data = bytes;
+      },
+    });
+    const result = await runCli(['push', `docker-archive:${path}`, `${registry.host}/archive/corrupt:v1`, '--progress', 'plain']);
+    assertOneLineError(result, /^rxpush: .*corrupt\.tar:[a-f0-9]{64}\/layer\.tar does not match its digest: expected sha256:[a-f0-9]{64}, read sha256:[a-f0-9]{64}/);
+    assert.equal(await client.hasManifest('archive/corrupt', 'v1'), undefined);
+  });
+
+  it('fails on a truncated archive with one line naming it, and pushes nothing', async () => {
+    const path = join(work, 'truncated.tar');
+    await makeDockerSave(path, { images: [{ repoTags: ['fixtures/cut:v1'], layers: [{ a: 'a'.repeat(20_000) }] }] });
+    await truncate(path, (await readFile(path)).length - 3000);
+    const result = await runCli(['push', `docker-archive:${path}`, `${registry.host}/archive/cut:v1`]);
+    assertOneLineError(result, /^rxpush: .*truncated\.tar is truncated: .*; copy or export the archive again$/);
+    assert.deepEqual(await client.listTags('archive/cut').catch(() => []), []);
+  });
+
+  it('fails on an archive whose manifest.json leads outside it', async () => {
+    const path = join(work, 'escape.tar');
+    await makeDockerSave(path, {
+      images: [{ repoTags: ['fixtures/escape:v1'], layers: [{ a: 'a' }] }],
+      edit: (entries) => {
+        const manifest = entry(entries, 'manifest.json');
+        const items = JSON.parse(String(manifest.data));
+        items[0].Layers[0] = '../../../../etc/passwd';
+        manifest.data = JSON.stringify(items);
+      },
+    });
+    const result = await runCli(['push', `docker-archive:${path}`, `${registry.host}/archive/escape:v1`]);
+    assertOneLineError(result, /^rxpush: .*escape\.tar:manifest\.json has entry 0 "Layers"\[0\] "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd", which leads outside the archive/);
+  });
+});

@@ -1,0 +1,214 @@
+/**
+ * docker-daemon: end to end. A private dockerd loads generated images; rxpush reads them over the
+ * engine's API (one `docker save` stream, never written to disk), pushes them to the reference
+ * registry, and the same dockerd pulls them back: the layers and image ID must be the originals.
+ */
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it, type TestContext } from 'node:test';
+
+import { silentLogger, type Logger, type PushEvent } from '@rxpush/core';
+import { checkBlobs } from '@rxpush/blob-checker';
+import { walkLayers } from '@rxpush/layer-walker';
+import { pushManifests } from '@rxpush/manifest-signer';
+import { push, type PushOptions } from '@rxpush/pipeline';
+import { RegistryClient } from '@rxpush/registry-client';
+import { uploadBlobs } from '@rxpush/uploader';
+import { from, lastValueFrom, mergeMap, toArray } from 'rxjs';
+import tar from 'tar-stream';
+
+import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon.ts';
+import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
+import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
+import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { runCli, type CliResult } from './helpers/run-cli.ts';
+import { skopeoCopy } from './helpers/skopeo.ts';
+
+const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
+
+function assertOneLineError(result: CliResult, pattern: RegExp): void {
+  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
+  const lines = result.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0] ?? '', pattern);
+}
+
+/** The members of a tar file, in order, and its manifest.json. */
+async function readSave(path: string): Promise<{ names: string[]; manifest: { Layers: string[] }[] }> {
+  const names: string[] = [];
+  let manifest = '[]';
+  const extract = tar.extract();
+  createReadStream(path).pipe(extract);
+  for await (const entry of extract) {
+    names.push(entry.header.name);
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry) if (entry.header.name === 'manifest.json') chunks.push(chunk as Buffer);
+    if (entry.header.name === 'manifest.json') manifest = Buffer.concat(chunks).toString();
+  }
+  return { names, manifest: JSON.parse(manifest) };
+}
+
+describe('pushing from a Docker Engine (docker-daemon:)', () => {
+  let engine: RunningDockerd | undefined;
+  let skipped: string | undefined;
+  let registry: RunningRegistry;
+  let client: RegistryClient;
+  let work: string;
+  /** Three layers: fewer than the uploader's default of 4 at once. */
+  let small: OciLayoutFixture;
+  /** Seven layers, the last repeating the first, whose save stream is not in base-to-top order. */
+  let seven: OciLayoutFixture;
+  const ids = new Map<string, string>();
+
+  function requireEngine(t: TestContext): boolean {
+    if (skipped !== undefined) t.skip(`no Docker engine: ${skipped}`);
+    return skipped === undefined;
+  }
+
+  const pushAll = (options: PushOptions): Promise<PushEvent[]> =>
+    lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
+
+  /**
+   * Pulls `ref` after removing the original image (`name`) from the engine, so every layer is downloaded;
+   * Docker's RootFS and ID for it. The pulled image is the original again: it is tagged back as `name`.
+   */
+  async function pullBack(ref: string, name: string): Promise<{ layers: string[]; id: string }> {
+    await engine!.docker(['rmi', '-f', ids.get(name) ?? name]);
+    await engine!.docker(['pull', ref]);
+    const inspected = await engine!.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
+    await engine!.docker(['tag', ref, name]);
+    const [layers, id] = inspected.stdout.trim().split(' ');
+    return { layers: JSON.parse(layers ?? '[]'), id: id ?? '' };
+  }
+
+  before(async () => {
+    const started = await startDockerd();
+    if ('skipped' in started) {
+      skipped = started.skipped;
+      return;
+    }
+    engine = started;
+    // push() and readImages take the engine from DOCKER_HOST, as the CLI does.
+    process.env.DOCKER_HOST = engine.host;
+    work = await mkdtemp(join(tmpdir(), 'rxpush-daemon-e2e-'));
+    registry = await startRegistry();
+    client = new RegistryClient({ registry: registry.host });
+    small = await makeOciLayout(join(work, 'small'), { images: [{ tags: ['latest'], layers: [1, 2, 3].map((i) => ({ files: 2, fileSize: 200_000, seed: `daemon-${i}` })) }] });
+    seven = await makeOciLayout(join(work, 'seven'), {
+      images: [{ tags: ['latest'], layers: [1, 2, 3, 4, 5, 6].map((i) => ({ files: 1, fileSize: 1000 * i, seed: `s${i}` })).concat([{ files: 1, fileSize: 1000, seed: 's1' }]) }],
+    });
+    for (const [fixture, name] of [
+      [small, 'fixtures/small:v1'],
+      [seven, 'fixtures/seven:v1'],
+    ] as const) {
+      const archive = join(work, `${name.replace(/\W/g, '-')}.tar`);
+      await skopeoCopy(`oci:${fixture.dir}:latest`, `docker-archive:${archive}:${name}`);
+      await engine.docker(['load', '-i', archive]);
+      ids.set(name, (await engine.docker(['image', 'inspect', '--format', '{{.Id}}', name])).stdout.trim());
+    }
+  });
+
+  after(async () => {
+    delete process.env.DOCKER_HOST;
+    await client?.close();
+    await registry?.stop();
+    await engine?.stop();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  it('pushes an image from the engine, and docker pulls back the same layers and ID', async (t) => {
+    if (!requireEngine(t)) return;
+    const events = await pushAll({ source: 'docker-daemon:fixtures/small:v1', destination: `${registry.host}/daemon/small` });
+    const [pushed] = ofType(events, 'manifest-pushed');
+    assert.equal(pushed?.tag, 'v1');
+    assert.equal(pushed?.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal(ofType(events, 'pushed').length, 4);
+    const pulled = await pullBack(`${registry.host}/daemon/small:v1`, 'fixtures/small:v1');
+    assert.deepEqual(pulled.layers, small.images[0]?.diffIds);
+    assert.equal(pulled.id, ids.get('fixtures/small:v1'));
+  });
+
+  it('says every blob exists on a second push, and reads nothing of the save stream', async (t) => {
+    if (!requireEngine(t)) return;
+    const destination = `${registry.host}/daemon/again:v1`;
+    await pushAll({ source: 'docker-daemon:fixtures/small:v1', destination });
+    // The layers are known by diff ID only; the digest cache maps them to what the registry holds.
+    const cacheDir = join(work, 'cache');
+    await lastValueFrom(push({ source: 'docker-daemon:fixtures/small:v1', destination, cacheDir }).pipe(toArray()));
+    const messages: string[] = [];
+    const logger: Logger = { debug: (_fields, message) => void messages.push(message ?? ''), info() {}, warn() {}, error() {}, child: () => logger };
+    const events = await lastValueFrom(push({ source: 'docker-daemon:fixtures/small:v1', destination, cacheDir, logger }).pipe(toArray()));
+    assert.equal(ofType(events, 'pushing').length, 0);
+    assert.ok(messages.includes('Docker Engine image found'));
+    assert.deepEqual(messages.filter((m) => m.startsWith('save stream')), []);
+    assert.equal(ofType(events, 'exists').length, 4);
+    assert.equal(ofType(events, 'manifest-pushed').length, 1);
+  });
+
+  it("reads docker save's members in name order, not base to top, and pushes them with enough uploads at once", async (t) => {
+    if (!requireEngine(t)) return;
+    const saved = join(work, 'seven-saved.tar');
+    await engine!.docker(['save', '-o', saved, 'fixtures/seven:v1']);
+    const { names, manifest } = await readSave(saved);
+    assert.deepEqual(names, [...names].sort(), 'docker save writes its export directory in name order');
+    // The layer directories are named by v1 IDs, so the stream does not have them base to top.
+    assert.notDeepEqual(
+      names.filter((name) => name.endsWith('/layer.tar')),
+      manifest[0]?.Layers,
+    );
+
+    const events = await pushAll({ source: 'docker-daemon:fixtures/seven:v1', destination: `${registry.host}/daemon/seven:v1`, concurrency: 7 });
+    assert.equal(ofType(events, 'manifest-pushed').length, 1);
+    const pulled = await pullBack(`${registry.host}/daemon/seven:v1`, 'fixtures/seven:v1');
+    assert.deepEqual(pulled.layers, seven.images[0]?.diffIds);
+    assert.equal(pulled.id, ids.get('fixtures/seven:v1'));
+  });
+
+  it('fails, saying what to do, when the engine sends a layer the push is not reading yet, and pushes no manifest', async (t) => {
+    if (!requireEngine(t)) return;
+    const repository = 'daemon/stuck';
+    const target = { client, repository, logger: silentLogger };
+    // One upload at a time reads layer 1 first; the engine's stream starts with another layer.
+    const read = readDockerDaemon('fixtures/seven:v1', { source: 'docker-daemon:fixtures/seven:v1', allTags: false, logger: silentLogger, host: engine!.host, stallTimeoutMs: 500 });
+    const pushed = from(read).pipe(
+      mergeMap((records) => records.map((image): PushEvent => ({ type: 'image', image }))),
+      walkLayers(),
+      checkBlobs(target),
+      uploadBlobs({ ...target, concurrency: 1 }),
+      pushManifests(target),
+    );
+    await assert.rejects(lastValueFrom(pushed), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'UNSUPPORTED', err.message);
+      assert.match(
+        err.message,
+        /^docker-daemon:fixtures\/seven:v1: the Docker Engine sends layer \d of 7 .* before layer 1 of 7 \([a-f0-9]{12}\), which the push is waiting for; .* push with --concurrency 6 or more .*, or save it first \(docker save fixtures\/seven:v1 -o FILE\) and push docker-archive:FILE$/,
+      );
+      return true;
+    });
+    assert.equal(await client.hasManifest(repository, 'v1'), undefined);
+  });
+
+  it('fails with one line when the engine does not have the image', async (t) => {
+    if (!requireEngine(t)) return;
+    const result = await runCli(['push', 'docker-daemon:fixtures/nope:v1', `${registry.host}/daemon/nope:v1`], { env: { DOCKER_HOST: engine!.host } });
+    assertOneLineError(result, new RegExp(`^rxpush: image fixtures/nope:v1 not found in the Docker Engine at ${engine!.host}; docker pull it or check the name$`));
+  });
+
+  it('fails with one line when no engine answers at DOCKER_HOST', async (t) => {
+    if (!requireEngine(t)) return;
+    const host = `unix://${join(work, 'no-daemon.sock')}`;
+    const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/down:v1`], { env: { DOCKER_HOST: host } });
+    assertOneLineError(result, /^rxpush: cannot reach the Docker Engine at unix:\/\/.*no-daemon\.sock \(.*\): is dockerd running\? \(DOCKER_HOST=unix:\/\/.*no-daemon\.sock\)$/);
+  });
+
+  it('pushes with the CLI, reading the engine from DOCKER_HOST', async (t) => {
+    if (!requireEngine(t)) return;
+    const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/cli:v1`, '--progress', 'plain'], { env: { DOCKER_HOST: engine!.host } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^v1: digest: sha256:[a-f0-9]{64} size: \d+$/m);
+    assert.ok(await client.hasManifest('daemon/cli', 'v1'));
+  });
+});
