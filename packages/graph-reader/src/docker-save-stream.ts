@@ -142,6 +142,12 @@ export class SaveStreamReader {
 
   async #read(): Promise<void> {
     const { stream, close } = await this.#options.start(this.#controller.signal);
+    if (this.#controller.signal.aborted) {
+      // Stopped while the engine was preparing the stream.
+      stream.destroy();
+      await close();
+      return;
+    }
     this.#controller.signal.addEventListener('abort', () => void close(), { once: true });
     const extract = tar.extract();
     // Errors of the HTTP body reach the loop below through the extractor.
