@@ -395,6 +395,19 @@ describe('createAuthenticator: credentials stay with the registry', () => {
     assert.equal(seen[1]?.headers['authorization'], undefined);
   });
 
+  it('answers nothing for a request to another registry, even with a challenge', async (t) => {
+    const { auth, seen } = setup(t, { credentials: alice });
+    const header = await auth.authorize({ registry: 'evil.example', origin: 'https://evil.example', scopes: ['repository:app:pull'], challenge: 'Basic realm="x"' });
+    assert.equal(header, undefined);
+    assert.equal(seen.length, 0);
+  });
+
+  it("treats Docker Hub's names as one registry", async (t) => {
+    const { auth } = setup(t, { registry: 'docker.io', credentials: alice });
+    const header = await auth.authorize({ registry: 'index.docker.io', origin: 'https://registry-1.docker.io', scopes: ['repository:library/app:pull'], challenge: 'Basic realm="hub"' });
+    assert.equal(header, basicAlice);
+  });
+
   it('logs no secret at any level', async (t) => {
     const { ask, on, lines } = setup(t, { credentials: alice });
     on('GET', AUTH, '/token', () => ({ status: 200, body: JSON.stringify({ token: 'SECRET-TOKEN-VALUE', refresh_token: 'SECRET-REFRESH' }) }));

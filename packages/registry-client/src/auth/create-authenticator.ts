@@ -7,6 +7,7 @@ import { AuthError, checkCredentialsHint } from './auth-error.js';
 import { hasPassword, type Credentials, type CredentialsLoader } from './credentials.js';
 import { fetchToken, shown, type Token } from './fetch-token.js';
 import { parseChallenges, type Challenge } from './parse-challenges.js';
+import { registryKey } from './resolve-credentials.js';
 import { coversScopes, isScope, normalizeScopes, scopeKey } from './scopes.js';
 
 export interface AuthenticatorOptions {
@@ -84,6 +85,11 @@ class TokenAuthenticator implements Authenticator {
   }
 
   async authorize(request: Parameters<Authenticator['authorize']>[0]): Promise<string | undefined> {
+    // One authenticator, one registry: a client of another registry sharing it by mistake gets nothing of ours.
+    if (registryKey(request.registry) !== registryKey(this.#options.registry)) {
+      this.#logger.debug({ registry: request.registry, for: this.#options.registry }, 'not authorizing a request to another registry');
+      return undefined;
+    }
     const origin = new URL(request.origin ?? `https://${apiHost(this.#options.registry)}`);
     let scopes = normalizeScopes(request.scopes);
     if (request.challenge === undefined) {
