@@ -63,7 +63,13 @@ function installExitHook(): void {
     for (const { child, dir, execRoot } of live) {
       killPid(child.pid, 'SIGKILL');
       killPid(containerdPid(execRoot), 'SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      // dockerd bind-mounts its data root, so a killed daemon can leave it busy (EBUSY); a throw here
+      // would skip every later 'exit' handler (e.g. the ones that stop registries).
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // Left behind; nothing more can be done synchronously at exit.
+      }
     }
   });
 }
