@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { makeOciLayout, type LayerSpec } from '../fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../registry.ts';
 import { describeMachine } from './describe-machine.ts';
-import { measurementMethod, processCpuSeconds } from './measure-command.ts';
+import { killRunningCommands, measurementMethod, processCpuSeconds } from './measure-command.ts';
 import { curlPusher, dockerPusher, REPOSITORY, rxpushPusher, skopeoPusher, TAG, type BenchImage, type Pusher } from './pushers.ts';
 import { BEGIN, END, renderReport, writeReport, type Sample, type ScenarioResult, type ToolResult } from './write-report.ts';
 
@@ -60,6 +60,10 @@ const SCENARIOS: Scenario[] = [
 ];
 
 const loadAverages: number[] = [];
+// What a Ctrl-C must stop, in order: running pushes, then registries, then the tools (dockerd).
+const liveRegistries = new Set<RunningRegistry>();
+const livePushers: Pusher[] = [];
+let stopping = false;
 
 const TOOL_KEYS = ['rxpush', 'rxpush-c2', 'skopeo', 'docker', 'curl'] as const;
 
@@ -137,6 +141,7 @@ async function main(argv: string[]): Promise<number> {
     curl: () => curlPusher({ ...pusherOptions, parallel: 4 }),
   };
   const pushers = TOOL_KEYS.filter((k) => toolKeys.includes(k)).map((k) => makers[k]());
+  livePushers.push(...pushers);
   const skipped = new Map<Pusher, string>();
   const results: ScenarioResult[] = [];
   try {
@@ -242,11 +247,14 @@ async function checkPushed(registry: RunningRegistry, tool: string): Promise<voi
 
 /** A fresh registry on its own storage for `fn`, always stopped afterwards. */
 async function withRegistry(fn: (registry: RunningRegistry) => Promise<void>): Promise<void> {
+  if (stopping) throw new Error('stopped');
   const registry = await startRegistry();
+  liveRegistries.add(registry);
   try {
     await fn(registry);
   } finally {
     await registry.stop();
+    liveRegistries.delete(registry);
   }
 }
 
@@ -284,12 +292,21 @@ ${BEGIN}
 ${END}
 `;
 
-// Ctrl-C or a kill: exit through process.exit, so the exit hooks of tools/registry.ts, tools/dockerd.ts
-// and measure-command stop every registry, dockerd and running push this run started.
+// Ctrl-C or a kill: stop what runs, in order and waiting for each (a SIGKILLed dockerd leaves its
+// data root mounted), then exit. A second signal, or 30 s, exits at once; the exit hooks of
+// tools/registry.ts, tools/dockerd.ts and measure-command then kill whatever is left.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping registries, dockerd and running pushes`);
-    process.exit(130);
+  process.on(signal, () => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    log(`${signal}: stopping running pushes, registries and dockerd`);
+    setTimeout(() => process.exit(130), 30_000).unref();
+    killRunningCommands();
+    void (async () => {
+      await Promise.allSettled([...liveRegistries].map((r) => r.stop()));
+      await Promise.allSettled(livePushers.map((p) => p.close()));
+      process.exit(130);
+    })();
   });
 }
 

@@ -94,6 +94,11 @@ function installExitHook(): void {
   });
 }
 
+/** Kills every command measureCommand is running now, with whatever they started (the bench is stopping). */
+export function killRunningCommands(): void {
+  for (const pid of running) killGroup(pid, 'SIGKILL');
+}
+
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pid, signal);
