@@ -45,6 +45,12 @@ export interface BlobSource {
   /** Opens the bytes as a stream; each call starts a fresh read. */
   open(options?: OpenOptions): Promise<Readable>;
   /**
+   * True when the bytes come from one stream the source shares among its blobs and reads in its own order
+   * (a `docker save` over the API): the uploader then opens all such blobs at once, since a blob queued
+   * behind a concurrency limit would stall the shared stream.
+   */
+  readonly sequential?: boolean;
+  /**
    * Tells the source that this push will not read the bytes (the registry has them), so a source that
    * reads one sequential stream (a `docker save` over the API) can skip past them instead of waiting.
    */

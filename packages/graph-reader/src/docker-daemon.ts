@@ -57,22 +57,28 @@ export async function readDockerDaemon(reference: string, options: ReadDockerDae
   const layers = image.diffIds.map((diffId, i) => {
     let blob = blobs.get(diffId);
     if (blob === undefined) {
-      blob = saveLayerSource({
-        diffId,
-        origin: `${source} layer ${i + 1} of ${image.diffIds.length} (${diffId})`,
-        open: (openOptions) => reader.open(diffId, openOptions),
-        release: () => reader.release(diffId),
-      });
+      blob = {
+        ...saveLayerSource({
+          diffId,
+          origin: `${source} layer ${i + 1} of ${image.diffIds.length} (${diffId})`,
+          open: (openOptions) => reader.open(diffId, openOptions),
+          release: () => reader.release(diffId),
+        }),
+        sequential: true,
+      };
       blobs.set(diffId, blob);
     }
     return blob;
   });
-  const config = saveConfigSource({
-    digest: image.id,
-    origin: `${source} config (${image.id})`,
-    open: (openOptions) => reader.open(image.id, openOptions),
-    release: () => reader.release(image.id),
-  });
+  const config: BlobSource = {
+    ...saveConfigSource({
+      digest: image.id,
+      origin: `${source} config (${image.id})`,
+      open: (openOptions) => reader.open(image.id, openOptions),
+      release: () => reader.release(image.id),
+    }),
+    sequential: true,
+  };
 
   return [
     {

@@ -263,7 +263,7 @@ export class SaveStreamReader {
       const layers = [...this.#slots.values()].filter((s) => s.role === 'layer').length;
       throw new UnsupportedError(
         `${this.#options.source}: the Docker Engine sends ${slot.what} (as ${name}) before ${waiting.map((s) => s.what).join(', ')}, which the push is waiting for; ` +
-          `rxpush never holds a whole layer in memory or on disk, so this order cannot be served: push with --concurrency ${layers} or more so every layer is read as it comes, or ${this.#options.alternative}`,
+          `rxpush never holds a whole layer in memory or on disk, so this order cannot be served: open every blob of this source at once (it is marked sequential; rxpush's uploader does), or ${this.#options.alternative}`,
       );
     }
   }

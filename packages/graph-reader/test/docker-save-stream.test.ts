@@ -129,7 +129,7 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
     await rejectsWith(
       buffer(waiting),
       'UNSUPPORTED',
-      /^docker-daemon:app:1: the Docker Engine sends layer \d of 4 \([a-f0-9]{12}\) \(as [a-f0-9]{64}\/layer\.tar\) before layer \d of 4 \([a-f0-9]{12}\), which the push is waiting for; rxpush never holds a whole layer in memory or on disk, .* push with --concurrency 4 or more .*, or save it first$/,
+      /^docker-daemon:app:1: the Docker Engine sends layer \d of 4 \([a-f0-9]{12}\) \(as [a-f0-9]{64}\/layer\.tar\) before layer \d of 4 \([a-f0-9]{12}\), which the push is waiting for; rxpush never holds a whole layer in memory or on disk, .* open every blob of this source at once .*, or save it first$/,
     );
     await sleep(10);
     assert.equal(closes(), 1);

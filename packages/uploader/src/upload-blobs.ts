@@ -75,8 +75,14 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     throw new UnsupportedError(`chunk size ${options.chunkSize} is not a whole number of bytes above 0`);
   }
   const policy = retryPolicy(options.retry);
+  const start = (event: PushEvent): Observable<PushEvent> => (event.type === 'blob' ? upload(event, options, policy, logger) : of(event));
   return (source) =>
-    source.pipe(mergeMap((event) => (event.type === 'blob' ? upload(event, options, policy, logger) : of(event)), concurrency));
+    source.pipe(
+      // Blobs of a sequential source all start at once: its shared stream serves them in its own order,
+      // and waits only on blobs that are open (the data flows one member at a time anyway).
+      mergeMap((event) => (event.type === 'blob' && event.blob.sequential === true ? start(event) : of(event))),
+      mergeMap(start, concurrency),
+    );
 }
 
 function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPolicy, logger: Logger): Observable<PushEvent> {
