@@ -1,0 +1,75 @@
+/**
+ * The digest cache end to end: an uncompressed source (a docker-archive skopeo wrote) pushed twice is
+ * HEADed by the compressed digests it became, not compressed again; pushed to a new repository of the
+ * same registry, its blobs are mounted from the first.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import type { PushEvent } from '@rxpush/core';
+import { push, type PushOptions } from '@rxpush/pipeline';
+import { lastValueFrom, toArray } from 'rxjs';
+
+import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
+import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { runCli } from './helpers/run-cli.ts';
+import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
+
+const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push(options).pipe(toArray()));
+const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
+
+describe('the digest cache with an uncompressed source', () => {
+  let registry: RunningRegistry;
+  let work: string;
+  let cacheDir: string;
+  let layout: OciLayoutFixture;
+  let archive: string;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'rxpush-cache-e2e-'));
+    cacheDir = join(work, 'cache');
+    registry = await startRegistry();
+    layout = await makeOciLayout(join(work, 'layout'), {
+      images: [{ tags: ['latest'], layers: [1, 2].map((i) => ({ files: 2, fileSize: 300_000, seed: `cache-${i}` })) }],
+    });
+    archive = join(work, 'image.tar');
+    await skopeoCopy(`oci:${layout.dir}:latest`, `docker-archive:${archive}:cache/app:v1`);
+  });
+  after(async () => {
+    await registry?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('compresses on the first push and, on the second, finds the layers by the digests they became', async () => {
+    const destination = `${registry.host}/cache/first:v1`;
+    const first = await pushAll({ source: `docker-archive:${archive}`, destination, cacheDir });
+    const layerDigests = ofType(first, 'pushed').filter((e) => e.role === 'layer').map((e) => e.digest);
+    assert.equal(layerDigests.length, 2);
+
+    const second = await pushAll({ source: `docker-archive:${archive}`, destination, cacheDir });
+    assert.equal(ofType(second, 'pushing').length, 0, 'nothing is read or compressed again');
+    assert.deepEqual(ofType(second, 'exists').filter((e) => e.role === 'layer').map((e) => e.digest).sort(), [...layerDigests].sort());
+    assert.equal(ofType(second, 'manifest-pushed')[0]?.digest, ofType(first, 'manifest-pushed')[0]?.digest);
+  });
+
+  it('compresses again without the cache', async () => {
+    const events = await pushAll({ source: `docker-archive:${archive}`, destination: `${registry.host}/cache/first:v1`, cacheDir: false });
+    assert.equal(ofType(events, 'exists').filter((e) => e.role === 'layer').length, 0);
+    assert.equal(ofType(events, 'pushed').filter((e) => e.role === 'layer').length, 2);
+  });
+
+  it('mounts every blob into a new repository from the one the cache knows, and says so', async () => {
+    const result = await runCli(['push', `docker-archive:${archive}`, `${registry.host}/cache/second:v1`, '--progress', 'plain'], {
+      env: { RXPUSH_CACHE_DIR: cacheDir },
+    });
+    assert.equal(result.code, 0, result.stderr);
+    const mounted = result.stdout.split('\n').filter((line) => line.endsWith(': Mounted from cache/first'));
+    assert.equal(mounted.length, 2, result.stdout);
+    assert.doesNotMatch(result.stdout, /Pushed/);
+    const raw = await skopeoInspectRaw(`${registry.host}/cache/second:v1`);
+    assert.equal(raw.json.layers.length, 2);
+  });
+});
