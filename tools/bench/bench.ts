@@ -32,7 +32,8 @@ const USAGE = `usage: npm run bench -- [options]   (after npm run build)
   --quick           --runs 1 --scale 0.2, and print the tables instead of writing docs/benchmarks.md
   --tools LIST      only these tools (comma-separated: rxpush, rxpush-c2, skopeo, docker, curl)
   --scenarios LIST  only these scenarios (comma-separated: small, large, many, second)
-  --out FILE        write the report here (default docs/benchmarks.md; "-" prints it)
+  --out FILE        write the report here (default docs/benchmarks.md, unless a push failed or
+                    --profile is on; "-" prints it)
   --timeout S       give up on one push after S seconds (default 300)
   --profile DIR     write V8 CPU profiles of the rxpush runs to DIR (node --cpu-prof; slows them)`;
 
@@ -114,7 +115,7 @@ async function main(argv: string[]): Promise<number> {
   const scenarioKeys = pick(values.scenarios, SCENARIOS.map((s) => s.key), '--scenarios');
   if (typeof toolKeys === 'string') return usage(toolKeys);
   if (typeof scenarioKeys === 'string') return usage(scenarioKeys);
-  const out = values.out ?? (values.quick ? '-' : join(ROOT, 'docs', 'benchmarks.md'));
+  let out = values.out ?? (values.quick ? '-' : join(ROOT, 'docs', 'benchmarks.md'));
 
   const started = Date.now();
   const work = await mkdtemp(join(tmpdir(), 'rxpush-bench-'));
@@ -207,6 +208,12 @@ async function main(argv: string[]): Promise<number> {
     method: measurementMethod(),
     scenarios: results,
   });
+  const failed = results.some((s) => s.tools.some((t) => t.failed));
+  if (values.out === undefined && out !== '-' && (failed || values.profile)) {
+    // Profiled or failed runs do not replace the committed numbers unless asked to with --out.
+    log(`not writing ${relative(process.cwd(), out)}: ${failed ? 'a push failed' : '--profile slows rxpush'}; printing the report`);
+    out = '-';
+  }
   if (out === '-') {
     console.log(report);
   } else {
