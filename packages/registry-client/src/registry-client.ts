@@ -401,9 +401,7 @@ export class RegistryClient {
     this.#context ??= resolveBaseUrl({
       ...this.#host,
       plainHttp: this.#options.plainHttp === true,
-      dispatcher: this.#dispatcher,
       logger: this.#logger,
-      userAgent: this.#userAgent,
       headersTimeout: this.#headersTimeout,
       signal,
     }).then(

@@ -1,17 +1,16 @@
+import { isIP } from 'node:net';
+import { connect } from 'node:tls';
+
 import type { Logger } from '@rxpush/core';
-import type { Dispatcher } from 'undici';
 
 import { isPlainHttpAnswer, transportError } from './errors.js';
-import { dump } from './send.js';
 import { apiHost, isLoopbackHost } from './urls.js';
 
 export interface SchemeOptions {
   readonly host: string;
   readonly hostname: string;
   readonly plainHttp: boolean;
-  readonly dispatcher: Dispatcher;
   readonly logger: Logger;
-  readonly userAgent: string;
   readonly headersTimeout: number;
   readonly signal?: AbortSignal | undefined;
 }
@@ -27,23 +26,41 @@ export async function resolveBaseUrl(options: SchemeOptions): Promise<URL> {
   const https = new URL(`https://${host}/`);
   if (!isLoopbackHost(options.hostname)) return https;
 
-  const probe = new URL('/v2/', https);
   try {
-    const res = await options.dispatcher.request({
-      origin: probe.origin,
-      path: probe.pathname,
-      method: 'GET',
-      headers: { 'user-agent': options.userAgent },
-      signal: options.signal ?? null,
-      headersTimeout: options.headersTimeout,
-    });
-    await dump(res.body);
-    return https;
+    if (await speaksTls(https, options)) return https;
   } catch (error) {
-    if (isPlainHttpAnswer(error)) {
-      options.logger.debug({ registry: options.host }, 'loopback registry answered TLS in plain HTTP; using http');
-      return new URL(`http://${host}/`);
-    }
-    throw transportError(error, { method: 'GET', url: probe.href, signal: options.signal });
+    throw transportError(error, { method: 'GET', url: new URL('/v2/', https).href, signal: options.signal });
   }
+  options.logger.debug({ registry: options.host }, 'loopback registry answered TLS in plain HTTP; using http');
+  return new URL(`http://${host}/`);
+}
+
+/**
+ * Whether the server completes a TLS handshake. Only the protocol is learnt here, nothing is sent and
+ * the certificate is not judged: the requests that follow verify it as usual. A bare handshake spares
+ * a plain-HTTP loopback registry the HTTP request, and the push the CA store, a probe would cost.
+ */
+function speaksTls(url: URL, options: SchemeOptions): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const hostname = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    const socket = connect({
+      host: hostname,
+      port: Number(url.port || 443),
+      ...(isIP(hostname) === 0 && { servername: hostname }),
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const done = (settle: () => void): void => {
+      options.signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      settle();
+    };
+    const onAbort = (): void => done(() => reject(options.signal?.reason));
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    socket.setTimeout(options.headersTimeout, () => {
+      done(() => reject(Object.assign(new Error(`no TLS handshake within ${options.headersTimeout} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
+    });
+    socket.once('secureConnect', () => done(() => resolve(true)));
+    socket.once('error', (error) => done(() => (isPlainHttpAnswer(error) ? resolve(false) : reject(error))));
+  });
 }

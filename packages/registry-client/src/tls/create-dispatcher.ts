@@ -56,17 +56,26 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   const dir = options.certDir ?? join(options.certsRoot ?? DEFAULT_CERTS_ROOT, options.registry);
   const certsD = readCertDir(dir, options.certDir !== undefined);
   extraCas.push(...certsD.cas);
-  const ca = [...rootCertificates, ...systemCertificates(options.systemCaFile), ...extraCas];
-
-  const common = createSecureContext({ ca });
-  let withClientCert = common;
-  if (certsD.clientCerts.length > 0) {
-    try {
-      withClientCert = createSecureContext({ ca, cert: certsD.clientCerts.map((c) => c.cert), key: certsD.clientCerts.map((c) => c.key) });
-    } catch (error) {
-      throw new PushError('TLS', `the client certificate in ${dir} cannot be used (${(error as Error).message}); check that each NAME.cert and NAME.key are a PEM pair`, { cause: error });
+  const clientCerts = certsD.clientCerts;
+  // Building a store of every CA costs ~0.1 CPU-s: only a TLS connection pays for it, a plain-HTTP one never.
+  let contexts: { common: SecureContext; withClientCert: SecureContext } | undefined;
+  const secureContexts = (): { common: SecureContext; withClientCert: SecureContext } => {
+    if (contexts !== undefined) return contexts;
+    const ca = [...rootCertificates, ...systemCertificates(options.systemCaFile), ...extraCas];
+    const common = createSecureContext({ ca });
+    let withClientCert = common;
+    if (clientCerts.length > 0) {
+      try {
+        withClientCert = createSecureContext({ ca, cert: clientCerts.map((c) => c.cert), key: clientCerts.map((c) => c.key) });
+      } catch (error) {
+        throw new PushError('TLS', `the client certificate in ${dir} cannot be used (${(error as Error).message}); check that each NAME.cert and NAME.key are a PEM pair`, { cause: error });
+      }
     }
-  }
+    contexts = { common, withClientCert };
+    return contexts;
+  };
+  // A bad client certificate pair is reported at once, not at the first connection.
+  if (clientCerts.length > 0) secureContexts();
   // Docker Hub's name is not the host its API answers on.
   const registry = new URL(`https://${apiHost(options.registry)}`);
   if (!verify) {
@@ -78,9 +87,11 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   if (certsD.loaded.length > 0) logger.debug({ registry: options.registry, dir, files: certsD.loaded }, 'certs.d files loaded');
 
   const connectTimeout = options.connectTimeout ?? 30_000;
-  const connectFor = (origin: URL): { secureContext: SecureContext; rejectUnauthorized: boolean; timeout: number } => {
+  const connectFor = (origin: URL): { secureContext?: SecureContext; rejectUnauthorized?: boolean; timeout: number } => {
+    if (origin.protocol !== 'https:') return { timeout: connectTimeout };
     const sameHost = origin.hostname === registry.hostname;
     const sameHostPort = sameHost && effectivePort(origin) === effectivePort(registry);
+    const { common, withClientCert } = secureContexts();
     return {
       secureContext: sameHostPort ? withClientCert : common,
       rejectUnauthorized: verify || !sameHost,
