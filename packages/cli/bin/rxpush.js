@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // A committed shim, so the bin link exists from install time on; the code is built into dist.
+import { readdirSync, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 
 // undici's HTTP parser is WebAssembly; V8 re-compiles it with TurboFan in the background and the
@@ -7,5 +8,28 @@ import { setFlagsFromString } from 'node:v8';
 // for parsing registry answers. Set before anything loads undici.
 setFlagsFromString('--liftoff-only');
 
-const { main } = await import('../dist/main.js');
+const bundle = new URL('../dist/rxpush.mjs', import.meta.url);
+const { main } = await import(isFresh(bundle) ? bundle.href : '../dist/main.js');
 process.exitCode = await main(process.argv.slice(2));
+
+/**
+ * The one-file bundle (tools/bundle-cli.mjs) loads much faster than the ~500 modules it holds, but it
+ * must not outlive their sources: it is used only while no package of the workspace was built after it.
+ */
+function isFresh(file) {
+  let made;
+  try {
+    made = statSync(file).mtimeMs;
+  } catch {
+    return false;
+  }
+  const packages = new URL('../../', import.meta.url);
+  for (const name of readdirSync(packages)) {
+    try {
+      if (statSync(new URL(`${name}/dist/.tsbuildinfo`, packages)).mtimeMs > made) return false;
+    } catch {
+      // Not a built package of the workspace.
+    }
+  }
+  return true;
+}
