@@ -16,6 +16,17 @@ const READ_CHUNK = 1024 * 1024;
  * was checked is what is read.
  */
 export function fileBlobSource(descriptor: Descriptor, role: 'config' | 'layer', path: string, diffId?: Digest): BlobSource {
+  return storedBlobSource(descriptor, role, path, (options) => openChecked(path, descriptor.digest, descriptor.size, role, options), diffId);
+}
+
+/** A blob pushed exactly as a layout's descriptor describes it, its bytes read by `open`. */
+export function storedBlobSource(
+  descriptor: Descriptor,
+  role: 'config' | 'layer',
+  origin: string,
+  open: (options?: OpenOptions) => Promise<Readable>,
+  diffId?: Digest,
+): BlobSource {
   const { mediaType, digest, size, urls, annotations } = descriptor;
   return {
     key: digest,
@@ -24,11 +35,11 @@ export function fileBlobSource(descriptor: Descriptor, role: 'config' | 'layer',
     digest,
     size,
     form: 'stored',
-    origin: path,
+    origin,
     ...(diffId !== undefined && { diffId }),
     ...(urls !== undefined && { urls }),
     ...(annotations !== undefined && { annotations }),
-    open: (options?: OpenOptions) => openChecked(path, digest, size, role, options),
+    open,
   };
 }
 

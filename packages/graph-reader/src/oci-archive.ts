@@ -5,6 +5,7 @@ import { BlobMissingError, SourceError, splitDigest } from '@rxpush/core';
 
 import { MAX_DOCUMENT_SIZE, isNotFound, type LayoutBlob, type LayoutFiles } from './layout-files.js';
 import { indexTar, memberPath, openTarMember, readTarMember, type TarIndex, type TarMember } from './oci-archive-index.js';
+import { storedBlobSource } from './file-blob-source.js';
 import { readLayout, type ReadOciLayoutOptions } from './oci-layout.js';
 import type { OciReference } from './oci-reference.js';
 
@@ -87,18 +88,5 @@ async function openOciArchive(path: string): Promise<LayoutFiles> {
 
 /** A stored blob whose bytes are a member of the archive, streamed from its offset on each `open()`. */
 function memberBlobSource(index: TarIndex, member: TarMember, origin: string, descriptor: Descriptor, role: 'config' | 'layer', diffId?: Digest): BlobSource {
-  const { mediaType, digest, size, urls, annotations } = descriptor;
-  return {
-    key: digest,
-    role,
-    mediaType,
-    digest,
-    size,
-    form: 'stored',
-    origin,
-    ...(diffId !== undefined && { diffId }),
-    ...(urls !== undefined && { urls }),
-    ...(annotations !== undefined && { annotations }),
-    open: (options?: OpenOptions) => openTarMember(index, member, options),
-  };
+  return storedBlobSource(descriptor, role, origin, (options?: OpenOptions) => openTarMember(index, member, options), diffId);
 }
