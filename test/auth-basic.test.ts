@@ -11,19 +11,12 @@ import { createAuthenticator, createDispatcher, RegistryClient } from '@rxpush/r
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
-import { CLI_BIN, runCli, type CliResult } from './helpers/run-cli.ts';
+import { CLI_BIN, runCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 
 const PASSWORD = 'basic-s3cret-pw';
 const b64 = (text: string) => Buffer.from(text).toString('base64');
-
-function assertOneLineError(result: CliResult, pattern: RegExp): void {
-  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0]!, /^rxpush: /);
-  assert.match(lines[0]!, pattern);
-}
 
 describe('credentials for a TLS registry with htpasswd (the CLI)', () => {
   let work: string;

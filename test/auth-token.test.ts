@@ -4,31 +4,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 
-import type { Logger, PushEvent } from '@rxpush/core';
-import { push, type PushOptions } from '@rxpush/pipeline';
+import type { Logger } from '@rxpush/core';
 import { createAuthenticator, RegistryClient } from '@rxpush/registry-client';
-import { lastValueFrom, toArray } from 'rxjs';
 
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { runCli, type CliResult } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
 import { startTokenServer, type RunningTokenServer, type TokenServerOptions } from './helpers/token-server.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
+import { pushAll } from './helpers/push-events.ts';
 
 const USERS = { alice: 'correct-horse-battery' };
-const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
 const alice = { username: 'alice', password: USERS.alice };
 
 /** A failure is one line on stderr naming what is wrong and what to do, and no password. */
-function assertOneLineError(result: CliResult, pattern: RegExp): void {
-  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0]!, /^rxpush: /);
-  assert.match(lines[0]!, pattern);
+/** One line on stderr, exit 1, and the password nowhere in the output. */
+function assertOneLineErrorWithoutPassword(result: CliResult, pattern: RegExp): void {
+  assertOneLineError(result, pattern);
   assert.ok(!result.stderr.includes(USERS.alice) && !result.stdout.includes(USERS.alice), 'the password was printed');
 }
-
 /** A token service and a registry that trusts it, both stopped after the test. */
 async function tokenRegistry(t: TestContext | undefined, options: TokenServerOptions & { registryTls?: boolean } = {}) {
   const { registryTls, ...tokenOptions } = options;
@@ -159,7 +154,7 @@ describe('pushing through token auth to the reference registry', () => {
     const { registry } = shared;
     const args = ['push', `oci:${layout.dir}:latest`, `${registry.host}/token/wrong:1`, '--creds', 'alice:not-her-password'];
     const result = await runCli(args, { env });
-    assertOneLineError(result, /GET http:\/\/127\.0\.0\.1:\d+\/token → 401 incorrect username or password; the token service refused the credentials; check the credentials \(from --creds\): --creds, --authfile or docker login$/);
+    assertOneLineErrorWithoutPassword(result, /GET http:\/\/127\.0\.0\.1:\d+\/token → 401 incorrect username or password; the token service refused the credentials; check the credentials \(from --creds\): --creds, --authfile or docker login$/);
     assert.ok(!result.stderr.includes('not-her-password'));
     assert.equal(await manifestOf(registry, 'token/wrong', '1'), undefined);
     // Every log line and the stack trace at trace level: still no password.
@@ -172,7 +167,7 @@ describe('pushing through token auth to the reference registry', () => {
   it('says credentials are needed when an anonymous token may only pull', async () => {
     const { registry } = shared;
     const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/token/anonymous:1`], { env });
-    assertOneLineError(result, /127\.0\.0\.1:\d+ wants credentials for repository:token\/anonymous:pull,push: an anonymous token does not allow it; pass credentials with --creds USER:PASS, --authfile PATH or docker login$/);
+    assertOneLineErrorWithoutPassword(result, /127\.0\.0\.1:\d+ wants credentials for repository:token\/anonymous:pull,push: an anonymous token does not allow it; pass credentials with --creds USER:PASS, --authfile PATH or docker login$/);
   });
 
   it('reads an identity token from config.json and trades it by OAuth2 POST', async (t) => {
@@ -199,7 +194,7 @@ describe('pushing through token auth to the reference registry', () => {
     it(`fails with one line when the realm answers ${what}`, async (t) => {
       const { registry } = await tokenRegistry(t, { respond });
       const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/token/garbage:1`, '--creds', `alice:${USERS.alice}`], { env });
-      assertOneLineError(result, message);
+      assertOneLineErrorWithoutPassword(result, message);
     });
   }
 });
@@ -228,7 +223,7 @@ describe('token auth with TLS, and credentials that must stay home', () => {
   it('refuses to send credentials to a plain-HTTP realm on another loopback address (127.0.0.2) of an HTTPS registry', async (t) => {
     const { tokens, registry } = await tokenRegistry(t, { host: '127.0.0.2', registryTls: true });
     const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/secure/leak:1`, '--creds', `alice:${USERS.alice}`, '--ca-file', registry.caFile ?? ''], { env });
-    assertOneLineError(
+    assertOneLineErrorWithoutPassword(
       result,
       /rxpush will not send credentials \(from --creds\) to the token realm http:\/\/127\.0\.0\.2:\d+\/token that 127\.0\.0\.1:\d+ names: it is plain HTTP while the registry uses HTTPS, so the credentials would cross the network unencrypted; fix the registry's token realm \(auth\.token\.realm\)$/,
     );
@@ -240,7 +235,7 @@ describe('token auth with TLS, and credentials that must stay home', () => {
     const caFile = join(work, 'cas-2.pem');
     await writeFile(caFile, `${await readFile(registry.caFile ?? '', 'utf8')}\n${await readFile(tokens.caFile ?? '', 'utf8')}`);
     const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/secure/internal:1`, '--creds', `alice:${USERS.alice}`, '--ca-file', caFile], { env });
-    assertOneLineError(result, /to the token realm https:\/\/127\.0\.0\.2:\d+\/token that 127\.0\.0\.1:\d+ names: it is an internal address \(127\.0\.0\.2\) on another host than the registry \(127\.0\.0\.1\)/);
+    assertOneLineErrorWithoutPassword(result, /to the token realm https:\/\/127\.0\.0\.2:\d+\/token that 127\.0\.0\.1:\d+ names: it is an internal address \(127\.0\.0\.2\) on another host than the registry \(127\.0\.0\.1\)/);
     assert.deepEqual(tokens.requests, []);
   });
 });

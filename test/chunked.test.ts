@@ -19,9 +19,9 @@ import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { startFaultProxy, type FaultProxy, type RecordedRequest } from './helpers/fault-proxy.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
+import { ofType } from './helpers/push-events.ts';
 
 const CHUNK = 256 * 1024;
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
 
 /** The upload session a request belongs to (its UUID in the path). */
 const sessionOf = (request: RecordedRequest): string | undefined => /\/blobs\/uploads\/([^/?]+)/.exec(request.url)?.[1];

@@ -9,17 +9,9 @@ import { RegistryClient } from '@rxpush/registry-client';
 
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { runCli, type CliResult } from './helpers/run-cli.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
+import { runCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
-
-/** A failure is one line on stderr: what is wrong and what to do. */
-function assertOneLineError(result: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(result.code, code, `exit status; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0]!, /^rxpush: /);
-  assert.match(lines[0]!, pattern);
-}
 
 const blobPath = (dir: string, digest: string): string => join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
 
@@ -93,30 +85,30 @@ describe('rxpush push (the CLI) against the reference registry', () => {
   describe('bad input gets one clear line and pushes nothing', () => {
     it('a missing directory', async () => {
       const result = await runCli(['push', `oci:${join(work, 'nowhere')}`, `${registry.host}/cli/bad:1`]);
-      assertOneLineError(result, 1, /nowhere/);
+      assertOneLineError(result, /nowhere/, 1);
     });
 
     it('a directory that is not an OCI layout', async () => {
       const empty = join(work, 'empty');
       await mkdir(empty, { recursive: true });
-      assertOneLineError(await runCli(['push', `oci:${empty}`, `${registry.host}/cli/bad:1`]), 1, /oci-layout|OCI (image )?layout/i);
+      assertOneLineError(await runCli(['push', `oci:${empty}`, `${registry.host}/cli/bad:1`]), /oci-layout|OCI (image )?layout/i, 1);
     });
 
     it('an unknown ref, listing the ones there are', async () => {
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}:nope`, `${registry.host}/cli/bad:1`]), 1, /nope.*(latest|edge)/);
+      assertOneLineError(await runCli(['push', `oci:${layout.dir}:nope`, `${registry.host}/cli/bad:1`]), /nope.*(latest|edge)/, 1);
     });
 
     it('a malformed index.json', async () => {
       const broken = await makeOciLayout(join(work, 'bad-index'));
       await writeFile(join(broken.dir, 'index.json'), '{"schemaVersion": 2, "manifests": [');
-      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/bad-index:1`]), 1, /index\.json/);
+      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/bad-index:1`]), /index\.json/, 1);
       assert.equal(await client.hasManifest('cli/bad-index', '1'), undefined);
     });
 
     it('a blob missing from the layout', async () => {
       const broken = await makeOciLayout(join(work, 'missing-blob'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1000, seed: 'gone' }] }] });
       await unlink(blobPath(broken.dir, broken.images[0]!.layerDigests[0]!));
-      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/missing:1`]), 1, /missing|not found|no such/i);
+      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/missing:1`]), /missing|not found|no such/i, 1);
       assert.equal(await client.hasManifest('cli/missing', '1'), undefined);
     });
 
@@ -126,21 +118,21 @@ describe('rxpush push (the CLI) against the reference registry', () => {
       const bytes = await readFile(path);
       bytes.writeUInt8(bytes.readUInt8(100) ^ 0x01, 100);
       await writeFile(path, bytes);
-      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/mismatch:1`]), 1, /does not match its digest/);
+      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/mismatch:1`]), /does not match its digest/, 1);
       assert.equal(await client.hasManifest('cli/mismatch', '1'), undefined);
     });
 
     it('a malformed destination', async () => {
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}`, `${registry.host}/Bad Name:1`]), 1, /invalid image reference/);
+      assertOneLineError(await runCli(['push', `oci:${layout.dir}`, `${registry.host}/Bad Name:1`]), /invalid image reference/, 1);
     });
 
     it('an unreachable registry', async () => {
       const port = await closedPort();
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}`, `127.0.0.1:${port}/cli/app:1`]), 1, /cannot reach/);
+      assertOneLineError(await runCli(['push', `oci:${layout.dir}`, `127.0.0.1:${port}/cli/app:1`]), /cannot reach/, 1);
     });
 
     it('a missing argument is a usage error', async () => {
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}`]), 2, /DEST|argument/i);
+      assertOneLineError(await runCli(['push', `oci:${layout.dir}`]), /DEST|argument/i, 2);
     });
   });
 });

@@ -9,17 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import type { PushEvent } from '@rxpush/core';
-import { push, type PushOptions } from '@rxpush/pipeline';
-import { lastValueFrom, toArray } from 'rxjs';
-
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
 
-const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push(options).pipe(toArray()));
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
 
 describe('the digest cache with an uncompressed source', () => {
   let registry: RunningRegistry;

@@ -9,28 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 
-import type { PushEvent } from '@rxpush/core';
-import { push, type PushOptions } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
-import { lastValueFrom, toArray } from 'rxjs';
 
 import { entry, makeDockerSave, makeLegacyDockerSave } from '../packages/graph-reader/test/docker-save-fixtures.ts';
 import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { runCli, type CliResult } from './helpers/run-cli.ts';
+import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 
-const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
-
-/** A failure is one line on stderr: what is wrong and what to do. */
-function assertOneLineError(result: CliResult, pattern: RegExp): void {
-  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0] ?? '', pattern);
-}
 
 describe('pushing docker save archives (docker-archive:)', () => {
   let engine: RunningDockerd | undefined;

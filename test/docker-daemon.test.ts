@@ -14,7 +14,7 @@ import { silentLogger, type Logger, type PushEvent } from '@rxpush/core';
 import { checkBlobs } from '@rxpush/blob-checker';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
-import { push, type PushOptions } from '@rxpush/pipeline';
+import { push } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
 import { from, lastValueFrom, map, mergeMap, toArray } from 'rxjs';
@@ -24,17 +24,11 @@ import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon.ts'
 import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { runCli, type CliResult } from './helpers/run-cli.ts';
+import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy } from './helpers/skopeo.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
-
-function assertOneLineError(result: CliResult, pattern: RegExp): void {
-  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0] ?? '', pattern);
-}
 
 /** The members of a tar file, in order, and its manifest.json. */
 async function readSave(path: string): Promise<{ names: string[]; manifest: { Layers: string[] }[] }> {
@@ -67,9 +61,6 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     if (skipped !== undefined) t.skip(`no Docker engine: ${skipped}`);
     return skipped === undefined;
   }
-
-  const pushAll = (options: PushOptions): Promise<PushEvent[]> =>
-    lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
 
   /**
    * Pulls `ref` after removing the original image (`name`) from the engine, so every layer is downloaded;

@@ -16,7 +16,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 
 import type { BlobSource, PushEvent } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
-import { push, type PushOptions } from '@rxpush/pipeline';
+import { push } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 import { lastValueFrom, toArray } from 'rxjs';
 
@@ -25,10 +25,10 @@ import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { FIXTURE_REFS, inspectImage, loadFixtures, type InspectedImage } from './helpers/docker-root-fixtures.ts';
 import { CLI_BIN, runCli, type CliResult } from './helpers/run-cli.ts';
 import { skopeoInspect, skopeoInspectRaw } from './helpers/skopeo.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 
 const run = promisify(execFile);
-const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
 
 /** The layers of an image in a data root, base first, as rxpush reads them. */
 async function layersOf(dataRoot: string, source: string): Promise<BlobSource[]> {
@@ -39,14 +39,6 @@ async function layersOf(dataRoot: string, source: string): Promise<BlobSource[]>
   assert.equal(list.kind, 'chain');
   for (let link = list.top; link !== undefined; link = await link.parent()) layers.unshift(link.blob);
   return layers;
-}
-
-/** A failure is one line on stderr: what is wrong and what to do. */
-function assertOneLineError(result: CliResult, pattern: RegExp): void {
-  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0]!, pattern);
 }
 
 describe('pushing from a Docker data root (docker-root:), no daemon needed', () => {

@@ -16,9 +16,8 @@ import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
+import { ofType } from './helpers/push-events.ts';
 
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
-const BLOB_UPLOADS = /\/blobs\/uploads\//;
 const MANIFESTS = /\/manifests\//;
 
 describe('pushing through a faulty network to the reference registry', () => {

@@ -7,19 +7,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
-import { splitDigest, type PushEvent } from '@rxpush/core';
-import { push, type PushOptions } from '@rxpush/pipeline';
+import { splitDigest } from '@rxpush/core';
 import { RegistryClient } from '@rxpush/registry-client';
-import { lastValueFrom, toArray } from 'rxjs';
 
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { runSkopeo, skopeoCopyToOci, skopeoInspectRaw } from './helpers/skopeo.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
 
 const run = promisify(execFile);
-const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push(options).pipe(toArray()));
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
 const blobPath = (dir: string, digest: string) => join(dir, 'blobs', 'sha256', splitDigest(digest as `sha256:${string}`).hex);
 
 describe('pushing an OCI archive to the reference registry', () => {

@@ -5,17 +5,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { splitDigest, type PushEvent } from '@rxpush/core';
-import { push, type PushOptions } from '@rxpush/pipeline';
+import { push } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
-import { lastValueFrom, toArray } from 'rxjs';
 
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { skopeoCopyToOci, skopeoInspectRaw } from './helpers/skopeo.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
 
 // No digest cache unless a test asks: each test sees exactly what its own push does.
-const pushAll = (options: PushOptions): Promise<PushEvent[]> => lastValueFrom(push({ cacheDir: false, ...options }).pipe(toArray()));
-const ofType = <T extends PushEvent['type']>(events: PushEvent[], type: T) => events.filter((e): e is Extract<PushEvent, { type: T }> => e.type === type);
 
 describe('pushing an OCI layout to the reference registry', () => {
   let registry: RunningRegistry;

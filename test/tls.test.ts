@@ -6,16 +6,8 @@ import { after, before, describe, it } from 'node:test';
 
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { runCli, type CliResult } from './helpers/run-cli.ts';
-
-/** A failure is one line on stderr: what is wrong and what to do. */
-function assertOneLineError(result: CliResult, pattern: RegExp): void {
-  assert.equal(result.code, 1, `exit status; stderr: ${result.stderr}`);
-  const lines = result.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0]!, /^rxpush: /);
-  assert.match(lines[0]!, pattern);
-}
+import { runCli } from './helpers/run-cli.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 
 describe('TLS to the registry', () => {
   let work: string;
