@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 
 import { MediaType, type BlobSource, type Digest, type PushEvent } from '@rxpush/core';
@@ -14,11 +13,10 @@ import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
 import { lastValueFrom, of, toArray } from 'rxjs';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { startFaultProxy, type FaultProxy, type RecordedRequest } from './helpers/fault-proxy.ts';
+import type { RecordedRequest } from './helpers/fault-proxy.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
+import { useProxiedRegistry } from './helpers/proxied-registry.ts';
 import { ofType } from './helpers/push-events.ts';
 
 const CHUNK = 256 * 1024;
@@ -27,33 +25,14 @@ const CHUNK = 256 * 1024;
 const sessionOf = (request: RecordedRequest): string | undefined => /\/blobs\/uploads\/([^/?]+)/.exec(request.url)?.[1];
 
 describe('chunked uploads to the reference registry', () => {
-  let registry: RunningRegistry;
-  let proxy: FaultProxy;
-  let direct: RegistryClient;
-  let work: string;
-  let layout: OciLayoutFixture;
-
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-chunked-'));
-    registry = await startRegistry();
-    proxy = await startFaultProxy({ target: registry.host });
-    direct = new RegistryClient({ registry: registry.host });
-    // One layer of ~1 MB of pseudo-random bytes: four chunks of 256 KiB and a bit.
-    layout = await makeOciLayout(join(work, 'layout'), { images: [{ tags: ['latest'], layers: [{ files: 5, fileSize: 200_000, seed: 'chunked' }] }] });
-  });
-  afterEach(() => proxy.clearFaults());
-  after(async () => {
-    await direct?.close();
-    await proxy?.close();
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
-  });
+  // One layer of ~1 MB of pseudo-random bytes: four chunks of 256 KiB and a bit.
+  const env = useProxiedRegistry('chunked', [{ tags: ['latest'], layers: [{ files: 5, fileSize: 200_000, seed: 'chunked' }] }]);
 
   const pushVia = (repository: string, options: Partial<PushOptions> = {}): Promise<PushEvent[]> =>
     lastValueFrom(
       push({
-        source: `oci:${layout.dir}:latest`,
-        destination: `${proxy.host}/${repository}:1.0`,
+        source: `oci:${env.layout.dir}:latest`,
+        destination: `${env.proxy.host}/${repository}:1.0`,
         cacheDir: false,
         chunkSize: CHUNK,
         concurrency: 1,
@@ -61,11 +40,11 @@ describe('chunked uploads to the reference registry', () => {
         ...options,
       }).pipe(toArray()),
     );
-  const layerSize = () => layout.images[0]!.layerSizes[0]!;
+  const layerSize = () => env.layout.images[0]!.layerSizes[0]!;
   /** The PATCHes of a repository, grouped by session, in order. */
   const patches = (repository: string): RecordedRequest[][] => {
     const bySession = new Map<string, RecordedRequest[]>();
-    for (const request of proxy.requests) {
+    for (const request of env.proxy.requests) {
       if (request.method !== 'PATCH' || !request.url.includes(`/v2/${repository}/`)) continue;
       const id = sessionOf(request)!;
       bySession.set(id, [...(bySession.get(id) ?? []), request]);
@@ -90,14 +69,14 @@ describe('chunked uploads to the reference registry', () => {
     }
     assert.equal(configPatches?.length, 1);
     // The commit carries no bytes: they are all in the chunks.
-    const commits = proxy.requests.filter((r) => r.method === 'PUT' && r.url.includes('/v2/chunked/plain/blobs/uploads/'));
+    const commits = env.proxy.requests.filter((r) => r.method === 'PUT' && r.url.includes('/v2/chunked/plain/blobs/uploads/'));
     assert.deepEqual(commits.map((r) => r.bodyBytes), [0, 0]);
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
-    await skopeoCopyToOci(`${registry.host}/chunked/plain:1.0`, join(work, 'plain-copy'));
+    await skopeoCopyToOci(`${env.registry.host}/chunked/plain:1.0`, join(env.work, 'plain-copy'));
   });
 
   it("raises the chunk size to the registry's OCI-Chunk-Min-Length", async () => {
-    proxy.addFault({ method: 'POST', path: /chunked\/min\/blobs\/uploads\//, fault: { kind: 'add-headers', headers: { 'oci-chunk-min-length': '400000' } } });
+    env.proxy.addFault({ method: 'POST', path: /chunked\/min\/blobs\/uploads\//, fault: { kind: 'add-headers', headers: { 'oci-chunk-min-length': '400000' } } });
     await pushVia('chunked/min', { chunkSize: 100_000 });
     const [layerPatches] = patches('chunked/min');
     assert.deepEqual(ranges(layerPatches!), expectedRanges(0, layerSize(), 400_000));
@@ -105,30 +84,30 @@ describe('chunked uploads to the reference registry', () => {
 
   it("resumes a broken chunk from the registry's Range instead of starting over", async () => {
     // The second chunk never reaches the registry: the session stays good, at one chunk.
-    proxy.addFault({ method: 'PATCH', path: /chunked\/resume\//, nth: 2, fault: { kind: 'reset' } });
+    env.proxy.addFault({ method: 'PATCH', path: /chunked\/resume\//, nth: 2, fault: { kind: 'reset' } });
     const events = await pushVia('chunked/resume');
     const [layerPatches] = patches('chunked/resume');
     // The first chunk, the broken second one, then the second one again and the rest.
     assert.deepEqual(ranges(layerPatches!), ['0-262143', '262144-524287', ...expectedRanges(CHUNK, layerSize(), CHUNK)]);
     assert.equal(layerPatches![1]!.fault, 'reset');
     // It asked the registry where it stood, and opened no second session for the layer.
-    const status = proxy.requests.filter((r) => r.method === 'GET' && r.url.includes('/v2/chunked/resume/blobs/uploads/'));
+    const status = env.proxy.requests.filter((r) => r.method === 'GET' && r.url.includes('/v2/chunked/resume/blobs/uploads/'));
     assert.equal(status.length, 1);
     assert.equal(status[0]!.status, 204);
-    assert.equal(proxy.requests.filter((r) => r.method === 'POST' && r.url.includes('/v2/chunked/resume/')).length, 2, 'one session per blob');
+    assert.equal(env.proxy.requests.filter((r) => r.method === 'POST' && r.url.includes('/v2/chunked/resume/')).length, 2, 'one session per blob');
     assert.equal(ofType(events, 'retrying').length, 1);
-    await skopeoCopyToOci(`${registry.host}/chunked/resume:1.0`, join(work, 'resume-copy'));
+    await skopeoCopyToOci(`${env.registry.host}/chunked/resume:1.0`, join(env.work, 'resume-copy'));
   });
 
   it('starts over in a fresh session when the reference registry cancelled a chunk broken mid-way', async () => {
-    proxy.addFault({ method: 'PATCH', path: /chunked\/restart\//, nth: 2, fault: { kind: 'reset', afterBytes: 100_000 } });
+    env.proxy.addFault({ method: 'PATCH', path: /chunked\/restart\//, nth: 2, fault: { kind: 'reset', afterBytes: 100_000 } });
     const events = await pushVia('chunked/restart');
     const [broken, fresh] = patches('chunked/restart');
     assert.equal(broken!.length, 2);
     assert.deepEqual(ranges(fresh!), expectedRanges(0, layerSize(), CHUNK));
-    assert.equal(proxy.requests.filter((r) => r.method === 'POST' && r.url.includes('/v2/chunked/restart/')).length, 3);
+    assert.equal(env.proxy.requests.filter((r) => r.method === 'POST' && r.url.includes('/v2/chunked/restart/')).length, 3);
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
-    await skopeoCopyToOci(`${registry.host}/chunked/restart:1.0`, join(work, 'restart-copy'));
+    await skopeoCopyToOci(`${env.registry.host}/chunked/restart:1.0`, join(env.work, 'restart-copy'));
   });
 
   it('chunks a layer compressed on the fly, holding one chunk at a time, and resumes it after a broken chunk', async () => {
@@ -149,8 +128,8 @@ describe('chunked uploads to the reference registry', () => {
         return Readable.from([tar.subarray(0, 300_000), tar.subarray(300_000)]);
       },
     };
-    proxy.addFault({ method: 'PATCH', path: /chunked\/gzip\//, nth: 2, fault: { kind: 'reset' } });
-    const client = new RegistryClient({ registry: proxy.host });
+    env.proxy.addFault({ method: 'PATCH', path: /chunked\/gzip\//, nth: 2, fault: { kind: 'reset' } });
+    const client = new RegistryClient({ registry: env.proxy.host });
     try {
       const events = await lastValueFrom(
         of<PushEvent>({ type: 'blob', blob }).pipe(
@@ -165,7 +144,7 @@ describe('chunked uploads to the reference registry', () => {
       const [layerPatches] = patches('chunked/gzip');
       const size = ready!.descriptor.size;
       assert.deepEqual(ranges(layerPatches!), ['0-262143', '262144-524287', ...expectedRanges(CHUNK, size, CHUNK)]);
-      const stored = await buffer(await direct.getBlob('chunked/gzip', ready!.descriptor.digest));
+      const stored = await buffer(await env.direct.getBlob('chunked/gzip', ready!.descriptor.digest));
       assert.equal(stored.length, size);
       assert.deepEqual(gunzipSync(stored), tar);
     } finally {
@@ -174,14 +153,14 @@ describe('chunked uploads to the reference registry', () => {
   });
 
   it('takes --chunk-size on the command line', async () => {
-    const cache = await mkdtemp(join(work, 'cache-'));
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${proxy.host}/chunked/cli:1.0`, '--chunk-size', '256KiB', '--progress', 'plain'], {
+    const cache = await mkdtemp(join(env.work, 'cache-'));
+    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/chunked/cli:1.0`, '--chunk-size', '256KiB', '--progress', 'plain'], {
       env: { RXPUSH_CACHE_DIR: cache },
     });
     assert.equal(result.code, 0, result.stderr);
     const all = patches('chunked/cli').flat();
     assert.ok(all.length >= 5, `chunked PATCHes, got ${all.length}`);
     assert.ok(all.every((r) => /^\d+-\d+$/.test(r.headers['content-range'] ?? '')));
-    await skopeoCopyToOci(`${registry.host}/chunked/cli:1.0`, join(work, 'cli-copy'));
+    await skopeoCopyToOci(`${env.registry.host}/chunked/cli:1.0`, join(env.work, 'cli-copy'));
   });
 });

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { MediaType, shortId, type BlobSource, type Digest, type PushError, type PushEvent, type RegistryError } from '@rxpush/core';
 import { push, type PushOptions } from '@rxpush/pipeline';
@@ -11,57 +10,34 @@ import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
 import { lastValueFrom, of, toArray } from 'rxjs';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
+import { useProxiedRegistry } from './helpers/proxied-registry.ts';
 import { ofType } from './helpers/push-events.ts';
 
 const MANIFESTS = /\/manifests\//;
 
 describe('pushing through a faulty network to the reference registry', () => {
-  let registry: RunningRegistry;
-  let proxy: FaultProxy;
-  let direct: RegistryClient;
-  let work: string;
-  let layout: OciLayoutFixture;
-
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-faults-'));
-    registry = await startRegistry();
-    proxy = await startFaultProxy({ target: registry.host });
-    direct = new RegistryClient({ registry: registry.host });
-    // Two layers of ~600 kB of pseudo-random bytes (gzip does not shrink them): big enough to break mid-body.
-    layout = await makeOciLayout(join(work, 'layout'), {
-      images: [{ tags: ['latest'], layers: [{ files: 3, fileSize: 200_000, seed: 'faults-base' }, { files: 1, fileSize: 50_000, seed: 'faults-app' }] }],
-    });
-  });
-  afterEach(() => proxy.clearFaults());
-  after(async () => {
-    await direct?.close();
-    await proxy?.close();
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
-  });
+  // Two layers of ~600 kB of pseudo-random bytes (gzip does not shrink them): big enough to break mid-body.
+  const env = useProxiedRegistry('faults', [{ tags: ['latest'], layers: [{ files: 3, fileSize: 200_000, seed: 'faults-base' }, { files: 1, fileSize: 50_000, seed: 'faults-app' }] }]);
 
   /** Pushes through the proxy with quick retries; no digest cache, so every blob is asked for. */
   const pushVia = (repository: string, options: Partial<PushOptions> = {}): Promise<PushEvent[]> =>
     lastValueFrom(
       push({
-        source: `oci:${layout.dir}:latest`,
-        destination: `${proxy.host}/${repository}:1.0`,
+        source: `oci:${env.layout.dir}:latest`,
+        destination: `${env.proxy.host}/${repository}:1.0`,
         cacheDir: false,
         retry: { baseDelayMs: 5, maxDelayMs: 20 },
         ...options,
       }).pipe(toArray()),
     );
-  const seen = (method: string, path: RegExp) => proxy.requests.filter((r) => r.method === method && path.test(r.url));
-  const image = () => layout.images[0]!;
+  const seen = (method: string, path: RegExp) => env.proxy.requests.filter((r) => r.method === method && path.test(r.url));
+  const image = () => env.layout.images[0]!;
 
   it('restarts an upload reset mid-body in a fresh session, and skopeo reads the image back whole', async () => {
     const layer = image().layerDigests[0]!;
-    proxy.addFault({ method: 'PUT', path: new RegExp(`digest=${layer}`), nth: 1, fault: { kind: 'reset', afterBytes: 100_000 } });
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`digest=${layer}`), nth: 1, fault: { kind: 'reset', afterBytes: 100_000 } });
     const events = await pushVia('faults/reset');
     const retries = ofType(events, 'retrying');
     assert.equal(retries.length, 1);
@@ -71,12 +47,12 @@ describe('pushing through a faulty network to the reference registry', () => {
     assert.equal(puts.length, 2, 'the broken PUT and its retry');
     assert.notEqual(puts[0]!.url.split('?')[0], puts[1]!.url.split('?')[0], 'the retry uses a fresh session');
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
-    await skopeoCopyToOci(`${registry.host}/faults/reset:1.0`, join(work, 'reset-copy'));
+    await skopeoCopyToOci(`${env.registry.host}/faults/reset:1.0`, join(env.work, 'reset-copy'));
   });
 
   it('retries a 503 answer to the manifest PUT and to a blob PUT, then pushes', async () => {
-    proxy.addFault({ method: 'PUT', path: MANIFESTS, nth: 1, fault: { kind: 'status', status: 503 } });
-    proxy.addFault({ method: 'PUT', path: new RegExp(`digest=${image().configDigest}`), nth: 1, fault: { kind: 'status', status: 503 } });
+    env.proxy.addFault({ method: 'PUT', path: MANIFESTS, nth: 1, fault: { kind: 'status', status: 503 } });
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`digest=${image().configDigest}`), nth: 1, fault: { kind: 'status', status: 503 } });
     const events = await pushVia('faults/unavailable');
     const retries = ofType(events, 'retrying');
     // The manifest's bytes are re-sent by the client (no blob id); the config's stream by the uploader (its id).
@@ -84,11 +60,11 @@ describe('pushing through a faulty network to the reference registry', () => {
     for (const retry of retries) assert.match(retry.reason, /503/);
     assert.equal(seen('PUT', /faults\/unavailable\/manifests\//).length, 2);
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
-    assert.ok(await direct.hasManifest('faults/unavailable', '1.0'));
+    assert.ok(await env.direct.hasManifest('faults/unavailable', '1.0'));
   });
 
   it('waits as long as a 429 Retry-After says', async () => {
-    proxy.addFault({ method: 'POST', path: /faults\/limited\/blobs\/uploads\//, nth: 1, fault: { kind: 'status', status: 429, headers: { 'retry-after': '1' } } });
+    env.proxy.addFault({ method: 'POST', path: /faults\/limited\/blobs\/uploads\//, nth: 1, fault: { kind: 'status', status: 429, headers: { 'retry-after': '1' } } });
     const events = await pushVia('faults/limited');
     const retries = ofType(events, 'retrying');
     assert.equal(retries.length, 1);
@@ -100,7 +76,7 @@ describe('pushing through a faulty network to the reference registry', () => {
 
   it('confirms a blob whose PUT answer was lost with a HEAD, and never sends it again', async () => {
     const layer = image().layerDigests[0]!;
-    proxy.addFault({ method: 'PUT', path: new RegExp(`digest=${layer}`), nth: 1, fault: { kind: 'lose-response' } });
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`digest=${layer}`), nth: 1, fault: { kind: 'lose-response' } });
     const events = await pushVia('faults/lost');
     assert.equal(seen('PUT', new RegExp(`faults/lost/blobs/uploads/.*digest=${layer}`)).length, 1, 'the blob went up once');
     const heads = seen('HEAD', new RegExp(`faults/lost/blobs/${layer}`));
@@ -109,11 +85,11 @@ describe('pushing through a faulty network to the reference registry', () => {
     const pushed = ofType(events, 'pushed').find((e) => e.digest === layer);
     assert.equal(pushed?.size, image().layerSizes[0]);
     assert.equal(ofType(events, 'retrying').filter((r) => r.id === shortId(layer)).length, 1);
-    await skopeoCopyToOci(`${registry.host}/faults/lost:1.0`, join(work, 'lost-copy'));
+    await skopeoCopyToOci(`${env.registry.host}/faults/lost:1.0`, join(env.work, 'lost-copy'));
   });
 
   it('gives up after the last attempt on a persistent 500 and pushes no manifest', async () => {
-    proxy.addFault({ method: 'PUT', path: /faults\/broken\/blobs\/uploads\//, fault: { kind: 'status', status: 500 } });
+    env.proxy.addFault({ method: 'PUT', path: /faults\/broken\/blobs\/uploads\//, fault: { kind: 'status', status: 500 } });
     await assert.rejects(pushVia('faults/broken', { retry: { retries: 2, baseDelayMs: 1, maxDelayMs: 2 }, concurrency: 1 }), (error: RegistryError) => {
       assert.equal(error.code, 'REGISTRY_ERROR');
       assert.equal(error.status, 500);
@@ -124,18 +100,18 @@ describe('pushing through a faulty network to the reference registry', () => {
     assert.equal(seen('PUT', /faults\/broken\/blobs\/uploads\//).length, 3);
     assert.equal(seen('POST', /faults\/broken\/blobs\/uploads\//).length, 3);
     assert.equal(seen('PUT', /faults\/broken\/manifests\//).length, 0);
-    assert.equal(await direct.hasManifest('faults/broken', '1.0'), undefined);
+    assert.equal(await env.direct.hasManifest('faults/broken', '1.0'), undefined);
   });
 
   it('says how many attempts a request made when a 500 never ends', async () => {
-    proxy.addFault({ method: 'PUT', path: /faults\/broken-manifest\/manifests\//, fault: { kind: 'status', status: 500, headers: { 'retry-after': '0' } } });
+    env.proxy.addFault({ method: 'PUT', path: /faults\/broken-manifest\/manifests\//, fault: { kind: 'status', status: 500, headers: { 'retry-after': '0' } } });
     await assert.rejects(pushVia('faults/broken-manifest', { retry: { retries: 2 } }), (error: RegistryError) => {
       assert.equal(error.status, 500);
       assert.match(error.message, /→ 500 UNAVAILABLE: injected 500; the registry failed; try again later or check its logs \(gave up after 3 attempts\)$/);
       return true;
     });
     assert.equal(seen('PUT', /faults\/broken-manifest\/manifests\//).length, 3);
-    assert.equal(await direct.hasManifest('faults/broken-manifest', '1.0'), undefined);
+    assert.equal(await env.direct.hasManifest('faults/broken-manifest', '1.0'), undefined);
   });
 
   it('fails at once, without retrying, when the registry says DENIED, NAME_INVALID or DIGEST_INVALID', async () => {
@@ -146,9 +122,9 @@ describe('pushing through a faulty network to the reference registry', () => {
     ];
     for (const answer of answers) {
       const body = JSON.stringify({ errors: [{ code: answer.code, message: 'injected' }] });
-      proxy.addFault({ method: answer.method, path: answer.path, fault: { kind: 'status', status: answer.status, body } });
+      env.proxy.addFault({ method: answer.method, path: answer.path, fault: { kind: 'status', status: answer.status, body } });
       await assert.rejects(
-        lastValueFrom(push({ source: `oci:${layout.dir}:latest`, destination: `${proxy.host}/${answer.repository}:1.0`, cacheDir: false, concurrency: 1 })),
+        lastValueFrom(push({ source: `oci:${env.layout.dir}:latest`, destination: `${env.proxy.host}/${answer.repository}:1.0`, cacheDir: false, concurrency: 1 })),
         (error: RegistryError) => {
           assert.equal(error.status, answer.status);
           assert.equal(error.registryCode, answer.code);
@@ -160,7 +136,7 @@ describe('pushing through a faulty network to the reference registry', () => {
   });
 
   it('times out on a registry that stops answering, with a message that says so', async () => {
-    proxy.addFault({ method: 'HEAD', path: /faults\/stalled\//, fault: { kind: 'stall' } });
+    env.proxy.addFault({ method: 'HEAD', path: /faults\/stalled\//, fault: { kind: 'stall' } });
     await assert.rejects(
       pushVia('faults/stalled', { timeouts: { headers: 300 }, retry: { retries: 1, baseDelayMs: 1 } }),
       (error: PushError) => {
@@ -186,11 +162,11 @@ describe('pushing through a faulty network to the reference registry', () => {
       open: async () => {
         opened += 1;
         if (opened > 1) throw new Error('the docker save stream has moved past this layer');
-        return createReadStream(join(layout.dir, 'blobs', 'sha256', layer.slice('sha256:'.length)));
+        return createReadStream(join(env.layout.dir, 'blobs', 'sha256', layer.slice('sha256:'.length)));
       },
     };
-    proxy.addFault({ method: 'PUT', path: /faults\/once\/blobs\/uploads\//, nth: 1, fault: { kind: 'reset', afterBytes: 50_000 } });
-    const client = new RegistryClient({ registry: proxy.host });
+    env.proxy.addFault({ method: 'PUT', path: /faults\/once\/blobs\/uploads\//, nth: 1, fault: { kind: 'reset', afterBytes: 50_000 } });
+    const client = new RegistryClient({ registry: env.proxy.host });
     try {
       const upload = of<PushEvent>({ type: 'blob', blob }).pipe(uploadBlobs({ client, repository: 'faults/once', retry: { baseDelayMs: 1 } }), toArray());
       await assert.rejects(lastValueFrom(upload), (error: PushError) => {
@@ -205,14 +181,14 @@ describe('pushing through a faulty network to the reference registry', () => {
       await client.close();
     }
     assert.equal(opened, 2);
-    assert.equal(await direct.hasBlob('faults/once', layer), undefined);
+    assert.equal(await env.direct.hasBlob('faults/once', layer), undefined);
   });
 
   it('exits 1 with one line naming the request when the CLI meets a persistent 500, and pushes no manifest', async () => {
-    const cache = await mkdtemp(join(work, 'cache-'));
+    const cache = await mkdtemp(join(env.work, 'cache-'));
     // Retry-After: 0 keeps the CLI's default backoff out of the test's time.
-    proxy.addFault({ method: 'PUT', path: /faults\/cli-broken\/manifests\//, fault: { kind: 'status', status: 500, headers: { 'retry-after': '0' } } });
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${proxy.host}/faults/cli-broken:1.0`, '--progress', 'plain'], {
+    env.proxy.addFault({ method: 'PUT', path: /faults\/cli-broken\/manifests\//, fault: { kind: 'status', status: 500, headers: { 'retry-after': '0' } } });
+    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/faults/cli-broken:1.0`, '--progress', 'plain'], {
       env: { RXPUSH_CACHE_DIR: cache },
     });
     assert.equal(result.code, 1, result.stderr);
@@ -221,19 +197,19 @@ describe('pushing through a faulty network to the reference registry', () => {
     assert.match(lines[0]!, /^rxpush: PUT http:\/\/127\.0\.0\.1:\d+\/v2\/faults\/cli-broken\/manifests\/1\.0 → 500 .*\(gave up after 5 attempts\)$/);
     assert.match(result.stdout, /Retrying in 0 seconds/);
     assert.equal(seen('PUT', /faults\/cli-broken\/manifests\//).length, 5);
-    assert.equal(await direct.hasManifest('faults/cli-broken', '1.0'), undefined);
+    assert.equal(await env.direct.hasManifest('faults/cli-broken', '1.0'), undefined);
   });
 
   it('shows "Retrying in N seconds" in the CLI and still pushes after a reset mid-upload', async () => {
-    const cache = await mkdtemp(join(work, 'cache-'));
+    const cache = await mkdtemp(join(env.work, 'cache-'));
     const layer = image().layerDigests[0]!;
-    proxy.addFault({ method: 'PUT', path: new RegExp(`faults/cli-reset/.*digest=${layer}`), nth: 1, fault: { kind: 'reset', afterBytes: 50_000 } });
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${proxy.host}/faults/cli-reset:1.0`, '--progress', 'plain'], {
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`faults/cli-reset/.*digest=${layer}`), nth: 1, fault: { kind: 'reset', afterBytes: 50_000 } });
+    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/faults/cli-reset:1.0`, '--progress', 'plain'], {
       env: { RXPUSH_CACHE_DIR: cache },
     });
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`${shortId(layer)}: Retrying in [01] seconds?`));
     assert.match(result.stdout, /1\.0: digest: sha256:[0-9a-f]{64} size: \d+/);
-    await skopeoCopyToOci(`${registry.host}/faults/cli-reset:1.0`, join(work, 'cli-reset-copy'));
+    await skopeoCopyToOci(`${env.registry.host}/faults/cli-reset:1.0`, join(env.work, 'cli-reset-copy'));
   });
 });
