@@ -66,7 +66,7 @@ function cli(argv: readonly string[]) {
           'Usage: rxpush push SOURCE DEST [options]\n\n' +
             'Push an image to a registry.\n\n' +
             'SOURCE is oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:NAME:TAG], ' +
-            'docker-daemon:NAME:TAG, docker-root:NAME:TAG or docker://REF.\n' +
+            'docker-daemon:NAME:TAG or docker-root:NAME[:TAG] (docker://REF is not supported yet).\n' +
             'DEST is [docker://]REGISTRY/REPO[:TAG].',
         )
         .example('rxpush push oci:./image:latest localhost:5000/app:1.0', '')
