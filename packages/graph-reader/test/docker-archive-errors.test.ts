@@ -1,4 +1,3 @@
-import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,11 +5,8 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
-import { PushError } from '@rxpush/core';
-import { lastValueFrom, toArray } from 'rxjs';
-
-import { readImages, type ReadImagesOptions } from '../src/index.js';
 import { entry, makeDockerSave, makeLegacyDockerSave, type DockerSaveFixture, type TarEntry } from './docker-save-fixtures.js';
+import { fails, invalid } from './read.js';
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-docker-archive-'));
@@ -18,19 +14,6 @@ async function tempDir(t: TestContext): Promise<string> {
   return dir;
 }
 
-/** Reads `source`, expecting a one-line PushError of `code` whose message matches `message`. */
-async function fails(source: string, expected: { code: string; message: RegExp; name?: string }, options?: ReadImagesOptions): Promise<void> {
-  await assert.rejects(lastValueFrom(readImages(source, options).pipe(toArray())), (err: unknown) => {
-    assert.ok(err instanceof PushError, `not a PushError: ${String(err)}`);
-    assert.equal(err.code, expected.code, err.message);
-    if (expected.name !== undefined) assert.equal(err.name, expected.name, err.message);
-    assert.match(err.message, expected.message);
-    assert.doesNotMatch(err.message, /\n/);
-    return true;
-  });
-}
-
-const invalid = (message: RegExp) => ({ code: 'INVALID_SOURCE', name: 'SourceError', message });
 const image = { repoTags: ['app:1'], layers: [{ a: 'a' }, { b: 'b' }] };
 
 async function archive(t: TestContext, edit?: (entries: TarEntry[], fixture: { layers: string[]; config: string }) => TarEntry[] | void): Promise<DockerSaveFixture> {

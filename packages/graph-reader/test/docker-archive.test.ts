@@ -7,12 +7,11 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 
-import type { BlobSource, ImageRecord, LayerLink, PushEvent, SourceRecord } from '@rxpush/core';
-import { lastValueFrom, toArray } from 'rxjs';
+import type { BlobSource, LayerLink, SourceRecord } from '@rxpush/core';
 
 import { makeOciLayout } from '../../../tools/fixtures.js';
-import { readImages, type ReadImagesOptions } from '../src/index.js';
 import { entry, makeDockerSave, makeLegacyDockerSave, sha256, type SaveImageSpec } from './docker-save-fixtures.js';
+import { readImageRecords, readOne } from './read.js';
 
 const run = promisify(execFile);
 const skopeo = await run('skopeo', ['--version']).then(
@@ -24,22 +23,6 @@ async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-docker-archive-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-async function read(source: string, options?: ReadImagesOptions): Promise<ImageRecord[]> {
-  const events: PushEvent[] = await lastValueFrom(readImages(source, options).pipe(toArray()));
-  return events.map((event) => {
-    assert.equal(event.type, 'image');
-    assert.equal(event.image.kind, 'image');
-    return event.image as ImageRecord;
-  });
-}
-
-async function readOne(source: string, options?: ReadImagesOptions): Promise<ImageRecord> {
-  const [record, ...rest] = await read(source, options);
-  assert.equal(rest.length, 0);
-  assert.ok(record);
-  return record;
 }
 
 /** The layers of a record, base first, walking a parent chain as the layer walker does. */
@@ -106,7 +89,7 @@ describe('readImages from docker-archive: (manifest.json)', () => {
 
   it('reads every image with allTags, each with its tags', async (t) => {
     const fixture = await makeDockerSave(join(await tempDir(t), 'two.tar'), { images: [app, tool] });
-    const records = await read(`docker-archive:${fixture.path}`, { allTags: true });
+    const records = await readImageRecords(`docker-archive:${fixture.path}`, { allTags: true });
     assert.deepEqual(
       records.map((r) => [r.tags, r.config.digest]),
       [
@@ -193,7 +176,7 @@ describe('readImages from docker-archive: (legacy, per-layer json)', () => {
   it('reads every tag with allTags, sharing the layers two images have in common', async (t) => {
     const second = { repoTags: ['old/app:2'], layers: [{ base: 'b' }, { mid: 'm' }, { other: 'o' }] };
     const fixture = await makeLegacyDockerSave(join(await tempDir(t), 'legacy.tar'), { images: [legacy, second] });
-    const records = await read(`docker-archive:${fixture.path}`, { allTags: true });
+    const records = await readImageRecords(`docker-archive:${fixture.path}`, { allTags: true });
     assert.deepEqual(records.map((r) => r.tags).sort(), [['1'], ['2']]);
     const [a, b] = await Promise.all(records.map(layersOf));
     assert.equal(a?.[1]?.key, b?.[1]?.key);

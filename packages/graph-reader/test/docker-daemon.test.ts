@@ -7,26 +7,16 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it, type TestContext } from 'node:test';
 
 import type { ImageRecord, PushEvent } from '@rxpush/core';
-import { PushError } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
-import { readImages, type ReadImagesOptions } from '../src/index.js';
+import { readImages } from '../src/index.js';
 import { makeDockerSave, sha256 } from './docker-save-fixtures.js';
+import { fails } from './read.js';
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-daemon-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-async function fails(source: string, expected: { code: string; message: RegExp }, options?: ReadImagesOptions): Promise<void> {
-  await assert.rejects(lastValueFrom(readImages(source, options).pipe(toArray())), (err: unknown) => {
-    assert.ok(err instanceof PushError, `not a PushError: ${String(err)}`);
-    assert.equal(err.code, expected.code, err.message);
-    assert.match(err.message, expected.message);
-    assert.doesNotMatch(err.message, /\n/);
-    return true;
-  });
 }
 
 /**

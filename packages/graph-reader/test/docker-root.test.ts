@@ -10,9 +10,10 @@ import type { BlobSource, ImageRecord, PushEvent } from '@rxpush/core';
 import { PushError } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
-import { readImages, type ReadImagesOptions } from '../src/index.js';
+import { readImages } from '../src/index.js';
 import { makeDataRoot, tempDir, writeV2Metadata, type DataRootImage, type Driver } from './data-roots.js';
 import type { TarEntrySpec } from './tar-splits.js';
+import { readImageRecords, readOne } from './read.js';
 
 const base: TarEntrySpec[] = [
   { type: 'directory', name: 'etc/' },
@@ -28,21 +29,6 @@ const app: TarEntrySpec[] = [
 const config: TarEntrySpec[] = [{ type: 'file', name: 'app/config.json', content: '{"debug":false}\n' }];
 
 const appImage: DataRootImage = { repository: 'fix/app', tags: ['v1', 'latest'], layers: [base, app, config] };
-
-async function read(source: string, options: ReadImagesOptions): Promise<ImageRecord[]> {
-  const events: PushEvent[] = await lastValueFrom(readImages(source, options).pipe(toArray()));
-  return events.map((event) => {
-    assert.equal(event.type, 'image');
-    assert.equal(event.image.kind, 'image');
-    return event.image;
-  });
-}
-
-async function readOne(source: string, options: ReadImagesOptions): Promise<ImageRecord> {
-  const [image, ...rest] = await read(source, options);
-  assert.equal(rest.length, 0);
-  return image!;
-}
 
 /** The layers of a record, following the parent chain from the top as the layer walker does. */
 async function walk(image: ImageRecord): Promise<BlobSource[]> {
@@ -128,7 +114,7 @@ describe('readImages from docker-root:', () => {
 
   it('reads every tag of a repository with allTags, one record per image', async (t) => {
     const { root, made } = await dataRoot(t, [appImage, { repository: 'fix/app', tags: ['v2'], layers: [base, config] }, { repository: 'other', tags: ['x'], layers: [base] }]);
-    const images = await read('docker-root:fix/app', { dataRoot: root, allTags: true });
+    const images = await readImageRecords('docker-root:fix/app', { dataRoot: root, allTags: true });
     assert.deepEqual(
       images.map((image) => [image.config.digest, image.tags]),
       [
@@ -136,12 +122,12 @@ describe('readImages from docker-root:', () => {
         [made[1]!.imageId, ['v2']],
       ],
     );
-    await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root, allTags: true }), failsWith('USAGE', /names one image but all tags were asked for/));
+    await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root, allTags: true }), failsWith('USAGE', /names one image but all tags were asked for/));
   });
 
   it('reads a layer that several tags share once, as one blob the walker pushes once', async (t) => {
     const { root } = await dataRoot(t, [appImage, { repository: 'fix/app', tags: ['v2'], layers: [base, config] }]);
-    const [one, two] = await read('docker-root:fix/app', { dataRoot: root, allTags: true });
+    const [one, two] = await readImageRecords('docker-root:fix/app', { dataRoot: root, allTags: true });
     const [sharedOne, , configOne] = await walk(one!);
     const [sharedTwo, configTwo] = await walk(two!);
     assert.equal(sharedOne, sharedTwo);
@@ -172,49 +158,49 @@ describe('readImages from docker-root:', () => {
   describe('bad input', () => {
     it('lists images the data root has when the one asked for is not there', async (t) => {
       const { root } = await dataRoot(t);
-      await assert.rejects(read('docker-root:fix/app:v9', { dataRoot: root }), failsWith('SOURCE_NOT_FOUND', /^no image fix\/app:v9 in .*repositories\.json; it has fix\/app:latest, fix\/app:v1$/));
-      await assert.rejects(read('docker-root:nothing', { dataRoot: root }), failsWith('SOURCE_NOT_FOUND', /^no image nothing:latest in /));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v9', { dataRoot: root }), failsWith('SOURCE_NOT_FOUND', /^no image fix\/app:v9 in .*repositories\.json; it has fix\/app:latest, fix\/app:v1$/));
+      await assert.rejects(readImageRecords('docker-root:nothing', { dataRoot: root }), failsWith('SOURCE_NOT_FOUND', /^no image nothing:latest in /));
     });
 
     it('says when the data root does not exist or is not one', async (t) => {
       const dir = await tempDir(t);
-      await assert.rejects(read('docker-root:a', { dataRoot: join(dir, 'missing') }), failsWith('SOURCE_NOT_FOUND', /Docker data root .*missing does not exist; give Docker's with --data-root DIR/));
-      await assert.rejects(read('docker-root:a', { dataRoot: dir }), failsWith('INVALID_SOURCE', /has no image\/ directory.*containerd image store.*docker-daemon:NAME:TAG/));
+      await assert.rejects(readImageRecords('docker-root:a', { dataRoot: join(dir, 'missing') }), failsWith('SOURCE_NOT_FOUND', /Docker data root .*missing does not exist; give Docker's with --data-root DIR/));
+      await assert.rejects(readImageRecords('docker-root:a', { dataRoot: dir }), failsWith('INVALID_SOURCE', /has no image\/ directory.*containerd image store.*docker-daemon:NAME:TAG/));
     });
 
     it('refuses a source that names no valid image', async () => {
-      await assert.rejects(read('docker-root:', {}), failsWith('USAGE', /names no image/));
-      await assert.rejects(read('docker-root:Bad Name', {}), failsWith('USAGE', /does not name an image/));
+      await assert.rejects(readImageRecords('docker-root:', {}), failsWith('USAGE', /names no image/));
+      await assert.rejects(readImageRecords('docker-root:Bad Name', {}), failsWith('USAGE', /does not name an image/));
     });
 
     it('asks which storage driver when several have the image, and reads the one given', async (t) => {
       const root = await tempDir(t);
       const [vfs] = await makeDataRoot(root, [appImage], 'vfs');
       const [overlay] = await makeDataRoot(root, [{ ...appImage, layers: [base, app] }], 'overlay2');
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('USAGE', /has fix\/app for several storage drivers \(overlay2, vfs\); choose .* --storage-driver/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('USAGE', /has fix\/app for several storage drivers \(overlay2, vfs\); choose .* --storage-driver/));
       assert.equal((await readOne('docker-root:fix/app:v1', { dataRoot: root, storageDriver: 'overlay2' })).config.digest, overlay!.imageId);
       assert.equal((await readOne('docker-root:fix/app:v1', { dataRoot: root, storageDriver: 'vfs' })).config.digest, vfs!.imageId);
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root, storageDriver: 'btrfs' }), failsWith('SOURCE_NOT_FOUND', /no images of storage driver btrfs \(it has: overlay2, vfs\)/));
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root, storageDriver: '../x' }), failsWith('USAGE', /not a driver name/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root, storageDriver: 'btrfs' }), failsWith('SOURCE_NOT_FOUND', /no images of storage driver btrfs \(it has: overlay2, vfs\)/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root, storageDriver: '../x' }), failsWith('USAGE', /not a driver name/));
     });
 
     it('refuses storage drivers whose files it cannot read', async (t) => {
       const { root } = await dataRoot(t);
       await rename(join(root, 'image', 'vfs'), join(root, 'image', 'zfs'));
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('UNSUPPORTED', /stored by the zfs storage driver; docker-root: reads vfs, overlay2, fuse-overlayfs; push docker-daemon:NAME:TAG instead/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('UNSUPPORTED', /stored by the zfs storage driver; docker-root: reads vfs, overlay2, fuse-overlayfs; push docker-daemon:NAME:TAG instead/));
     });
 
     it('refuses a config that does not match its image ID', async (t) => {
       const { root, made } = await dataRoot(t);
       const path = made[0]!.configPath;
       await writeFile(path, (await readFile(path, 'utf8')).replace('"amd64"', '"arm64"'));
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('DIGEST_MISMATCH', new RegExp(`^${path} does not match its digest`)));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('DIGEST_MISMATCH', new RegExp(`^${path} does not match its digest`)));
     });
 
     it('refuses a layer chain whose diffs are not the config diff IDs', async (t) => {
       const { root, made } = await dataRoot(t);
       await writeFile(join(made[0]!.layerDirs[1]!, 'diff'), made[0]!.diffIds[2]!);
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /lists 3 layers but the layer chain .* has 3, differing at layer 2/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /lists 3 layers but the layer chain .* has 3, differing at layer 2/));
     });
 
     it('refuses a parent chain that loops, naming the parent file', async (t) => {
@@ -222,7 +208,7 @@ describe('readImages from docker-root:', () => {
       const [image] = made;
       await writeFile(join(image!.layerDirs[0]!, 'parent'), image!.chainIds[2]!);
       await assert.rejects(
-        read('docker-root:fix/app:v1', { dataRoot: root }),
+        readImageRecords('docker-root:fix/app:v1', { dataRoot: root }),
         failsWith('INVALID_SOURCE', new RegExp(`^${join(image!.layerDirs[0]!, 'parent')} points back to layer ${image!.chainIds[2]}: the layer chain loops`)),
       );
     });
@@ -233,7 +219,7 @@ describe('readImages from docker-root:', () => {
       const missing = `sha256:${'0'.repeat(64)}`;
       await writeFile(join(image!.layerDirs[1]!, 'parent'), missing);
       await assert.rejects(
-        read('docker-root:fix/app:v1', { dataRoot: root }),
+        readImageRecords('docker-root:fix/app:v1', { dataRoot: root }),
         failsWith('INVALID_SOURCE', new RegExp(`${join(image!.layerDirs[1]!, 'parent')} names layer ${missing}, but .*${'0'.repeat(64)} does not exist`)),
       );
     });
@@ -241,13 +227,13 @@ describe('readImages from docker-root:', () => {
     it('refuses an image whose top layer is missing from the layer store', async (t) => {
       const { root, made } = await dataRoot(t);
       await rm(made[0]!.layerDirs[2]!, { recursive: true });
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /the top layer of the image .* is sha256:.*, but .* does not exist/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /the top layer of the image .* is sha256:.*, but .* does not exist/));
     });
 
     it('refuses a layer without tar-split metadata, pointing to the daemon', async (t) => {
       const { root, made } = await dataRoot(t);
       await rm(join(made[0]!.layerDirs[1]!, 'tar-split.json.gz'));
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /has no tar-split.json.gz, so its exact tar cannot be rebuilt .*docker-daemon:NAME:TAG/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /has no tar-split.json.gz, so its exact tar cannot be rebuilt .*docker-daemon:NAME:TAG/));
     });
 
     it('refuses a damaged tar-split before any image is emitted', async (t) => {
@@ -268,13 +254,13 @@ describe('readImages from docker-root:', () => {
       const { gzipSync } = await import('node:zlib');
       const tarSplit = join(made[0]!.layerDirs[0]!, 'tar-split.json.gz');
       await writeFile(tarSplit, gzipSync('{"type":1,"name":"../../../../etc/shadow","size":10,"payload":"AAAAAAAAAAA=","position":0}\n'));
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /names the file "..\/..\/..\/..\/etc\/shadow", which is outside layer/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /names the file "..\/..\/..\/..\/etc\/shadow", which is outside layer/));
     });
 
     it("refuses a layer whose storage driver files are gone", async (t) => {
       const { root, made } = await dataRoot(t);
       await rm(made[0]!.filesDirs[1]!, { recursive: true });
-      await assert.rejects(read('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /the files of layer .* \(vfs cache id [0-9a-f]{64}\) are missing/));
+      await assert.rejects(readImageRecords('docker-root:fix/app:v1', { dataRoot: root }), failsWith('INVALID_SOURCE', /the files of layer .* \(vfs cache id [0-9a-f]{64}\) are missing/));
     });
 
     it('fails the layer stream with DIGEST_MISMATCH naming the file when a layer file changed after reading', async (t) => {

@@ -4,26 +4,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
-import { PushError } from '@rxpush/core';
-import { lastValueFrom, toArray } from 'rxjs';
-
-import { readImages, type ReadImagesOptions } from '../src/index.js';
 import { tempDir, type Json } from './layouts.js';
 import { archive, blobMember, type ArchiveEntry } from './oci-archives.js';
+import { fails, invalid } from './read.js';
 
-/** Reads `source`, expecting a one-line PushError of `name` and `code` whose message matches `message`. */
-async function fails(source: string, expected: { name: string; code: string; message: RegExp }, options?: ReadImagesOptions): Promise<void> {
-  await assert.rejects(lastValueFrom(readImages(source, options).pipe(toArray())), (err: unknown) => {
-    assert.ok(err instanceof PushError, `not a PushError: ${String(err)}`);
-    assert.equal(err.name, expected.name, err.message);
-    assert.equal(err.code, expected.code, err.message);
-    assert.match(err.message, expected.message);
-    assert.doesNotMatch(err.message, /\n/);
-    return true;
-  });
-}
-
-const invalid = (message: RegExp) => ({ name: 'SourceError', code: 'INVALID_SOURCE', message });
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 function member(entries: ArchiveEntry[], name: string): ArchiveEntry {

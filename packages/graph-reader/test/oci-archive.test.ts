@@ -5,32 +5,16 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 
-import type { BlobSource, ImageRecord, IndexRecord, PushEvent, SourceRecord } from '@rxpush/core';
-import { lastValueFrom, toArray } from 'rxjs';
+import type { BlobSource, ImageRecord, IndexRecord, SourceRecord } from '@rxpush/core';
 
-import { readImages, type ReadImagesOptions } from '../src/index.js';
 import { addIndex, layout, tempDir } from './layouts.js';
 import { archive, blobMember, layoutEntries, readBlob, run, writeArchive } from './oci-archives.js';
+import { read, readOne } from './read.js';
 
 const skopeo = await run('skopeo', ['--version']).then(
   () => true,
   () => false,
 );
-
-async function read(source: string, options?: ReadImagesOptions): Promise<SourceRecord[]> {
-  const events: PushEvent[] = await lastValueFrom(readImages(source, options).pipe(toArray()));
-  return events.map((event) => {
-    assert.equal(event.type, 'image');
-    return event.image;
-  });
-}
-
-async function readOne(source: string, options?: ReadImagesOptions): Promise<ImageRecord> {
-  const [record, ...rest] = await read(source, options);
-  assert.equal(rest.length, 0);
-  assert.equal(record?.kind, 'image');
-  return record;
-}
 
 const layersOf = (image: ImageRecord): readonly BlobSource[] => (image.layers.kind === 'list' ? image.layers.layers : []);
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;

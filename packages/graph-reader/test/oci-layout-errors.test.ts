@@ -8,22 +8,9 @@ import { PushError } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
 import type { OciLayoutFixture } from '../../../tools/fixtures.js';
-import { readImages, type ReadImagesOptions } from '../src/index.js';
+import { readImages } from '../src/index.js';
 import { addIndex, blobPath, editIndex, editManifest, layout, readJson, tempDir } from './layouts.js';
-
-/** Reads `source`, expecting a one-line PushError of `name` and `code` whose message matches `message`. */
-async function fails(source: string, expected: { name: string; code: string; message: RegExp }, options?: ReadImagesOptions): Promise<void> {
-  await assert.rejects(lastValueFrom(readImages(source, options).pipe(toArray())), (err: unknown) => {
-    assert.ok(err instanceof PushError, `not a PushError: ${String(err)}`);
-    assert.equal(err.name, expected.name, err.message);
-    assert.equal(err.code, expected.code, err.message);
-    assert.match(err.message, expected.message);
-    assert.doesNotMatch(err.message, /\n/);
-    return true;
-  });
-}
-
-const invalid = (message: RegExp) => ({ name: 'SourceError', code: 'INVALID_SOURCE', message });
+import { fails, invalid } from './read.js';
 
 async function image(t: TestContext): Promise<{ fixture: OciLayoutFixture; manifest: string; config: string; layers: string[] }> {
   const fixture = await layout(t);

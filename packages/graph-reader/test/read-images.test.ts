@@ -7,34 +7,19 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
-import type { ImageRecord, IndexRecord, PushEvent, SourceRecord } from '@rxpush/core';
-import { PushError } from '@rxpush/core';
+import type { IndexRecord } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
 import { makeOciLayout } from '../../../tools/fixtures.js';
-import { readImages, type ReadImagesOptions } from '../src/index.js';
+import { readImages } from '../src/index.js';
 import { addIndex, blobPath, editIndex, layout, tempDir } from './layouts.js';
+import { read, readOne } from './read.js';
 
 const run = promisify(execFile);
 const skopeo = await run('skopeo', ['--version']).then(
   () => true,
   () => false,
 );
-
-async function read(source: string, options?: ReadImagesOptions): Promise<SourceRecord[]> {
-  const events: PushEvent[] = await lastValueFrom(readImages(source, options).pipe(toArray()));
-  return events.map((event) => {
-    assert.equal(event.type, 'image');
-    return event.image;
-  });
-}
-
-async function readOne(source: string, options?: ReadImagesOptions): Promise<ImageRecord> {
-  const [record, ...rest] = await read(source, options);
-  assert.equal(rest.length, 0);
-  assert.equal(record?.kind, 'image');
-  return record;
-}
 
 const twoImages = {
   images: [
