@@ -1,7 +1,7 @@
 import { pipeline as pipeStreams, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 
-import { isPushError, MediaType, PushError, SourceError, type BlobSource, type Digest } from '@rxpush/core';
+import { gzipLayerMediaType, isPushError, PushError, SourceError, type BlobSource, type Digest } from '@rxpush/core';
 import type { RegistryClient, UploadSession } from '@rxpush/registry-client';
 import { redactUrl } from '@rxpush/registry-client';
 
@@ -140,7 +140,7 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
 /** The media type a blob is pushed as: a compressed layer's becomes the gzip variant of its family. */
 export function mediaTypeFor(blob: BlobSource, compress: boolean): string {
   if (!compress || blob.role === 'config') return blob.mediaType;
-  return blob.mediaType.startsWith('application/vnd.docker.') ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip;
+  return gzipLayerMediaType(blob.mediaType);
 }
 
 /**
