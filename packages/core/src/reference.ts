@@ -17,6 +17,11 @@ const TAG = /^[\w][\w.-]{0,127}$/;
 const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:.]+\](?::[0-9]+)?$/;
 const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
 
+/** True when `repository` is a valid repository path (Docker's name grammar, without a registry). */
+export function isValidRepository(repository: string): boolean {
+  return NAME.test(repository);
+}
+
 /** True when `tag` is a valid Docker tag. */
 export function isValidTag(tag: string): boolean {
   return TAG.test(tag);

@@ -1,8 +1,4 @@
-import { isDigest, isValidTag, ReferenceFormatError, UsageError } from '@rxpush/core';
-
-// Docker's repository grammar (distribution/reference): lowercase components joined by separators.
-const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*';
-const REPOSITORY = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
+import { isDigest, isValidRepository, isValidTag, ReferenceFormatError, UsageError } from '@rxpush/core';
 
 /**
  * Query parameters whose values are safe to show. Everything else is redacted: `_state` carries the
@@ -33,7 +29,7 @@ function readable(value: string): string {
 
 /** Checks a repository name before it goes into a URL path. */
 export function checkRepository(repository: string): string {
-  if (!REPOSITORY.test(repository) || repository.length > 255) {
+  if (!isValidRepository(repository) || repository.length > 255) {
     throw new ReferenceFormatError(repository, 'the repository name must be lowercase letters, digits and separators (. _ - /), at most 255 characters');
   }
   return repository;
