@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { formatReference, isValidRepository, parseDigest, parseReference, shortId } from '@rxpush/core';
+
+const hex = 'a'.repeat(64);
+
+describe('parseReference', () => {
+  it('reads a registry with a port, a nested repository and a tag', () => {
+    assert.deepEqual(parseReference('localhost:5000/team/app:1.0'), { registry: 'localhost:5000', repository: 'team/app', tag: '1.0' });
+  });
+
+  it("normalises Docker Hub's names as Docker does", () => {
+    assert.deepEqual(parseReference('alpine'), { registry: 'docker.io', repository: 'library/alpine' });
+    assert.deepEqual(parseReference('index.docker.io/user/app:v2'), { registry: 'docker.io', repository: 'user/app', tag: 'v2' });
+    assert.deepEqual(parseReference('docker://registry-1.docker.io/busybox'), { registry: 'docker.io', repository: 'library/busybox' });
+  });
+
+  it('treats a first component as a registry only when it looks like a host', () => {
+    assert.equal(parseReference('user/app').registry, 'docker.io');
+    assert.equal(parseReference('registry.example/app').registry, 'registry.example');
+    assert.equal(parseReference('localhost/app').registry, 'localhost');
+    assert.equal(parseReference('[::1]:5000/app').registry, '[::1]:5000');
+  });
+
+  it('reads a digest, with or without a tag', () => {
+    assert.deepEqual(parseReference(`localhost:5000/app@sha256:${hex}`), { registry: 'localhost:5000', repository: 'app', digest: `sha256:${hex}` });
+    assert.equal(parseReference(`localhost:5000/app:1@sha256:${hex}`).tag, '1');
+  });
+
+  it('refuses what Docker refuses, saying why', () => {
+    assert.throws(() => parseReference(''), /is empty/);
+    assert.throws(() => parseReference('localhost:5000/App:1'), /must be lowercase/);
+    assert.throws(() => parseReference('localhost:5000/app:-bad'), /tag "-bad" is not valid/);
+    assert.throws(() => parseReference('localhost:5000/app@sha256:abc'), /is not a sha256 digest/);
+    assert.throws(() => parseReference('localhost:5000/'), /repository name is missing/);
+    assert.throws(() => parseReference('local host/app'), /white space/);
+    assert.throws(() => parseReference(`r.example/${'a'.repeat(260)}`), /longer than 255/);
+  });
+
+  it('writes a reference back in canonical form', () => {
+    assert.equal(formatReference(parseReference('alpine:3')), 'docker.io/library/alpine:3');
+  });
+});
+
+describe('digests and names', () => {
+  it('accepts sha256 with 64 lowercase hex digits and nothing else', () => {
+    assert.equal(parseDigest(`sha256:${hex}`), `sha256:${hex}`);
+    for (const bad of [`sha256:${hex.toUpperCase()}`, `sha256:${hex}0`, `md5:${hex}`, `sha256:../../${hex.slice(6)}`, 42]) {
+      assert.throws(() => parseDigest(bad), /expected sha256: followed by 64 lowercase hex digits/);
+    }
+  });
+
+  it("gives Docker's 12-character short id", () => {
+    assert.equal(shortId(`sha256:${'0123456789ab'}${'f'.repeat(52)}`), '0123456789ab');
+  });
+
+  it("checks repository paths with Docker's grammar", () => {
+    assert.ok(isValidRepository('team/app-1.x'));
+    assert.ok(!isValidRepository('team//app'));
+    assert.ok(!isValidRepository('../app'));
+    assert.ok(!isValidRepository('App'));
+  });
+});
