@@ -20,7 +20,7 @@ import { uploadBlobs } from '@rxpush/uploader';
 import { from, lastValueFrom, map, mergeMap, toArray } from 'rxjs';
 import tar from 'tar-stream';
 
-import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon.ts';
+import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon/read-docker-daemon.ts';
 import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';

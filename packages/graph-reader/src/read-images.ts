@@ -2,13 +2,13 @@ import type { Logger, PushEvent, SourceRecord } from '@rxpush/core';
 import { SourceError, UnsupportedError, UsageError, isPushError, silentLogger } from '@rxpush/core';
 import { defer, mergeMap, type Observable } from 'rxjs';
 
-import { readDockerArchive } from './docker-archive.js';
-import { parseDockerArchiveReference } from './docker-archive-reference.js';
-import { readDockerDaemon } from './docker-daemon.js';
+import { readDockerArchive } from './docker-archive/read-docker-archive.js';
+import { parseDockerArchiveReference } from './docker-archive/reference.js';
+import { readDockerDaemon } from './docker-daemon/read-docker-daemon.js';
 import { readDockerRoot } from './docker-root/read-docker-root.js';
-import { readOciArchive } from './oci-archive.js';
-import { readOciLayout } from './oci-layout.js';
-import { parseOciReference } from './oci-reference.js';
+import { readOciArchive } from './oci/read-oci-archive.js';
+import { readOciLayout } from './oci/read-oci-layout.js';
+import { parseOciReference } from './oci/reference.js';
 
 /** Options of {@link readImages}. */
 export interface ReadImagesOptions {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
-import { chainIds } from '../src/docker-root/layer-chain.js';
+import { chainIds } from '../src/shared/chain-ids.js';
 import { buildTar, splitTar, tarSplitFile, writeLayerFiles, type TarEntrySpec } from './tar-splits.js';
 
 export interface DataRootImage {

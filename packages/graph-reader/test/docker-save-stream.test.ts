@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Digest } from '@rxpush/core';
 import { PushError, silentLogger } from '@rxpush/core';
 
-import { SaveStreamReader, type SaveStreamOptions } from '../src/docker-save-stream.js';
+import { SaveStreamReader, type SaveStreamOptions } from '../src/docker-daemon/save-stream.js';
 import { makeDockerSave, sha256, type TarEntry } from './docker-save-fixtures.js';
 
 const layers = [{ a: 'first' }, { b: 'second'.repeat(5000) }, { c: 'third' }, { d: 'fourth'.repeat(300) }];

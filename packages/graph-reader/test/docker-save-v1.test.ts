@@ -4,8 +4,9 @@ import { describe, it } from 'node:test';
 
 import type { Digest } from '@rxpush/core';
 
-import { compactJson, goObject, goString, goTime, rawMembers, versionLessThan } from '../src/docker-save-json.js';
-import { chainIds, legacyConfig, parseV1LayerJson, v1LayerIndex } from '../src/docker-save-v1.js';
+import { compactJson, goObject, goString, goTime, rawMembers, versionLessThan } from '../src/docker-archive/go-json.js';
+import { chainIds } from '../src/shared/chain-ids.js';
+import { legacyConfig, parseV1LayerJson, v1LayerIndex } from '../src/docker-archive/save-v1.js';
 
 // Written by Debian's docker 20.10 `docker save` for a 7-layer image whose last layer repeats the first.
 const DIFF_IDS = [

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 
-import { indexTar, openTarMember, readTarMember } from '../src/oci-archive-index.js';
+import { indexTar, openTarMember, readTarMember } from '../src/oci/tar-index.js';
 import { tempDir } from './layouts.js';
 import { run, writeArchive } from './oci-archives.js';
 

@@ -8,9 +8,9 @@ import { gzipSync } from 'node:zlib';
 import { PushError } from '@rxpush/core';
 
 import { layerFiles, layerRelativePath } from '../src/docker-root/layer-files.js';
-import { assembleTarSplit } from '../src/tar-split-assembly.js';
-import { Crc64 } from '../src/tar-split-crc64.js';
-import { readTarSplitEntries, type TarSplitLimits } from '../src/tar-split-entries.js';
+import { assembleTarSplit } from '../src/tar-split/assembly.js';
+import { Crc64 } from '../src/tar-split/crc64.js';
+import { readTarSplitEntries, type TarSplitLimits } from '../src/tar-split/entries.js';
 import { tempDir } from './data-roots.js';
 import { TRICKY_LAYER, buildTar, splitTar, tarSplitFile, writeLayerFiles, type TarEntrySpec, type TarSplitLine } from './tar-splits.js';
 

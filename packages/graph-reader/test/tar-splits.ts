@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 
 import tar from 'tar-stream';
 
-import { Crc64 } from '../src/tar-split-crc64.js';
+import { Crc64 } from '../src/tar-split/crc64.js';
 
 export type TarEntrySpec =
   | { readonly type: 'file'; readonly name: string; readonly content: string | Buffer }

@@ -1,8 +1,9 @@
 import { join } from 'node:path';
 
 import type { BlobHint, Digest, Logger } from '@rxpush/core';
-import { isDigest, isPushError, parseReference, splitDigest } from '@rxpush/core';
+import { SourceError, isDigest, isPushError, parseReference, splitDigest } from '@rxpush/core';
 
+import { parseJson } from '../shared/json.js';
 import { readMetadataFile } from './metadata-file.js';
 
 /**
@@ -22,10 +23,10 @@ export async function readDistributionHints(driverDir: string, diffId: Digest, l
   try {
     const bytes = await readMetadataFile(path, 'distribution metadata', 1024 * 1024);
     if (bytes === undefined) return [];
-    entries = JSON.parse(bytes.toString('utf8'));
+    entries = parseJson(bytes, (problem) => new SourceError('INVALID_SOURCE', path, `${path} ${problem}`));
   } catch (err) {
     // Permission errors are the data root's, and reported by what reads the layer itself.
-    if (!isPushError(err) && !(err instanceof SyntaxError)) throw err;
+    if (!isPushError(err)) throw err;
     logger.warn({ path, err }, 'Docker distribution metadata unreadable; pushing without its hints');
     return [];
   }

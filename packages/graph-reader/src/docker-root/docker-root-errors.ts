@@ -1,14 +1,7 @@
 import { SourceError } from '@rxpush/core';
 
-/** True when `err` is a file system error with this code (ENOENT, EACCES, …). */
-export function isCode(err: unknown, code: string): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
-}
+import { isCode } from '../shared/files.js';
 
-/** True for "no such file" and "a path component is not a directory". */
-export function isNotFound(err: unknown): boolean {
-  return isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR');
-}
 
 /**
  * The error for a data root this process may not read, with what to do: Docker keeps it readable by

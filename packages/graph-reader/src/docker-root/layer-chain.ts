@@ -1,11 +1,11 @@
-import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Digest } from '@rxpush/core';
 import { SourceError, splitDigest } from '@rxpush/core';
 
-import { isNotFound } from './docker-root-errors.js';
+import { chainIds } from '../shared/chain-ids.js';
+import { isNotFound } from '../shared/files.js';
 import { damaged, readDigestFile, readMetadataFile } from './metadata-file.js';
 
 /** One layer of Docker's layer store (`image/<driver>/layerdb/sha256/<chain ID>/`), checked. */
@@ -21,21 +21,6 @@ export interface StoredLayer {
 
 // Docker's cache ids are 64 hex digits; anything that could be a path (/, ..) must never reach join().
 const CACHE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-/**
- * The chain IDs of a list of diff IDs, as Docker names its layer store's directories:
- * chainID(0) = diffID(0), chainID(n) = sha256(chainID(n-1) + " " + diffID(n)).
- *
- * @example chainIds([a, b]) // [a, sha256(`${a} ${b}`)]
- */
-export function chainIds(diffIds: readonly Digest[]): Digest[] {
-  const ids: Digest[] = [];
-  for (const diffId of diffIds) {
-    const parent = ids.at(-1);
-    ids.push(parent === undefined ? diffId : `sha256:${createHash('sha256').update(`${parent} ${diffId}`).digest('hex')}`);
-  }
-  return ids;
-}
 
 /**
  * Walks an image's layers in Docker's layer store from the top (the chain ID of its last diff ID)

@@ -4,8 +4,8 @@ import { posix } from 'node:path';
 
 import { SourceError } from '@rxpush/core';
 
-import type { TarSplitFiles } from '../tar-split-assembly.js';
-import { isCode, isNotFound } from './docker-root-errors.js';
+import type { TarSplitFiles } from '../tar-split/assembly.js';
+import { isCode, isNotFound } from '../shared/files.js';
 
 /**
  * The path of a tar entry's name inside the layer directory, or undefined when it would leave it.

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 import type { Digest } from '@rxpush/core';
-import { DigestMismatchError, SourceError, isDigest, splitDigest } from '@rxpush/core';
+import { SourceError, isDigest } from '@rxpush/core';
 
-import { isCode, isNotFound } from './docker-root-errors.js';
+import { isCode, isNotFound } from '../shared/files.js';
 
 /** Configs and layer metadata are small; a bigger file is not one and is not read into memory. */
 export const MAX_METADATA_SIZE = 8 * 1024 * 1024;
@@ -39,13 +38,6 @@ export async function readDigestFile(path: string, what: string): Promise<Digest
   if (text === undefined || text === '') return undefined;
   if (!isDigest(text)) throw damaged(path, `(${what}) holds "${text.slice(0, 80)}", not a sha256 digest`);
   return text;
-}
-
-/** Fails when `bytes` (read from `path`) do not hash to `digest`. */
-export function verifyDigest(bytes: Uint8Array, digest: Digest, path: string): void {
-  const { algorithm } = splitDigest(digest);
-  const actual: Digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}` as Digest;
-  if (actual !== digest) throw new DigestMismatchError(digest, actual, path);
 }
 
 /** A SourceError for a file of the data root that is not what Docker writes. */

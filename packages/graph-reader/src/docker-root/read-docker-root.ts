@@ -5,14 +5,16 @@ import { Readable } from 'node:stream';
 import type { BlobSource, Digest, ImageRecord, LayerLink, Logger } from '@rxpush/core';
 import { MediaType, SourceError, UnsupportedError, UsageError, isDigest, splitDigest } from '@rxpush/core';
 
-import { assembleTarSplit, type TarSplitFiles } from '../tar-split-assembly.js';
-import { readTarSplitEntries, type TarSplitEntry, type TarSplitLimits } from '../tar-split-entries.js';
+import { parseJson } from '../shared/json.js';
+import { assembleTarSplit, type TarSplitFiles } from '../tar-split/assembly.js';
+import { readTarSplitEntries, type TarSplitEntry, type TarSplitLimits } from '../tar-split/entries.js';
 import { readDistributionHints } from './distribution-hints.js';
-import { isNotFound, withPermissionHint } from './docker-root-errors.js';
+import { isNotFound, verifyDigest } from '../shared/files.js';
+import { withPermissionHint } from './docker-root-errors.js';
 import { parseDockerRootReference, type DockerRootReference } from './docker-root-reference.js';
 import { displayName, layerFiles, layerRelativePath } from './layer-files.js';
 import { readLayerChain, type StoredLayer } from './layer-chain.js';
-import { damaged, readMetadataFile, verifyDigest } from './metadata-file.js';
+import { damaged, readMetadataFile } from './metadata-file.js';
 
 /** Where the data root is and how to read it; `source` is the whole source string as the user gave it. */
 export interface ReadDockerRootOptions {
@@ -140,12 +142,7 @@ async function readRepositories(file: string): Promise<Repositories> {
   // The reference store lists every image of the daemon: larger than a config, still small.
   const bytes = await readMetadataFile(file, "Docker's reference store", 64 * 1024 * 1024);
   if (bytes === undefined) return {};
-  let json: unknown;
-  try {
-    json = JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    throw damaged(file, `is not JSON (${(err as Error).message})`);
-  }
+  const json = parseJson(bytes, (problem) => damaged(file, problem));
   const repositories = (json as { Repositories?: unknown } | null)?.Repositories ?? {};
   const isRefs = (refs: unknown) => typeof refs === 'object' && refs !== null && Object.values(refs).every((id) => typeof id === 'string');
   if (typeof repositories !== 'object' || repositories === null || !Object.values(repositories).every(isRefs)) {
@@ -253,12 +250,7 @@ async function readImage(driver: Driver, selection: Selection, layers: Map<Diges
 }
 
 function diffIdsOf(bytes: Buffer, configPath: string): Digest[] {
-  let config: unknown;
-  try {
-    config = JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    throw damaged(configPath, `is not JSON (${(err as Error).message})`);
-  }
+  const config = parseJson(bytes, (problem) => damaged(configPath, problem));
   const rootfs = (config as { rootfs?: { type?: unknown; diff_ids?: unknown } } | null)?.rootfs;
   if (rootfs?.type !== 'layers' || !Array.isArray(rootfs.diff_ids)) throw damaged(configPath, 'has no rootfs of type "layers" with a diff_ids list');
   return rootfs.diff_ids.map((id, i) => {

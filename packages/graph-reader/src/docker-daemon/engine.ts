@@ -4,6 +4,8 @@ import type { Digest, Platform } from '@rxpush/core';
 import { SourceError, UsageError, isPushError, parseDigest } from '@rxpush/core';
 import { Client } from 'undici';
 
+import { parseJsonObject } from '../shared/json.js';
+
 /** The Docker Engine's default socket, used when DOCKER_HOST is not set. */
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
@@ -107,7 +109,7 @@ function unreachable(host: string, setting: string, what: string, err: unknown):
 function engineError(host: string, path: string, status: number, body: string): SourceError {
   let message = body.trim();
   try {
-    const json = JSON.parse(body) as { message?: unknown };
+    const json = parseJsonObject(body, (problem) => new Error(problem));
     if (typeof json.message === 'string') message = json.message;
   } catch {
     // Not Docker's JSON error: show the text.
@@ -116,12 +118,7 @@ function engineError(host: string, path: string, status: number, body: string): 
 }
 
 function parseInspect(body: string, what: string): EngineImage {
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(body) as Record<string, unknown>;
-  } catch {
-    throw new SourceError('INVALID_SOURCE', what, `${what} answered with something that is not JSON; is DOCKER_HOST a Docker Engine?`);
-  }
+  const json = parseJsonObject(body, (problem) => new SourceError('INVALID_SOURCE', what, `${what} answered with something that ${problem}; is DOCKER_HOST a Docker Engine?`));
   const id = parseDigest(json.Id, `image ID in ${what}`);
   const rootFs = json.RootFS as { Type?: unknown; Layers?: unknown } | undefined;
   const layers = rootFs?.Layers ?? [];

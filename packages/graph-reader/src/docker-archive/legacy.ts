@@ -4,12 +4,12 @@ import { Readable } from 'node:stream';
 import type { Digest, ImageRecord, LayerLink, OpenOptions } from '@rxpush/core';
 import { SourceError, UsageError, sha256Digest } from '@rxpush/core';
 
-import type { ReadDockerArchiveOptions } from './docker-archive.js';
-import type { ArchiveFile, ArchiveFiles } from './docker-archive-files.js';
-import type { DockerArchiveReference } from './docker-archive-reference.js';
-import { saveConfigSource, saveLayerSource } from './docker-save-image.js';
-import { parseRepositories, selectImages } from './docker-save-manifest.js';
-import { legacyConfig, parseV1LayerJson, type V1LayerJson } from './docker-save-v1.js';
+import type { ArchiveFile, ArchiveFiles } from './archive-files.js';
+import type { ReadDockerArchiveOptions } from './options.js';
+import type { DockerArchiveReference } from './reference.js';
+import { saveConfigSource, saveLayerSource } from './save-image.js';
+import { parseRepositories, selectImages } from './save-manifest.js';
+import { legacyConfig, parseV1LayerJson, type V1LayerJson } from './save-v1.js';
 
 /** One layer directory of a legacy archive: `<id>/json` and `<id>/layer.tar`. */
 interface LegacyLayer {
@@ -127,7 +127,7 @@ async function legacyImage(files: ArchiveFiles, chain: readonly LegacyLayer[], t
     };
   }
 
-  const { architecture, os, variant } = JSON.parse(top.json.text) as Record<string, unknown>;
+  const { architecture, os, variant } = top.json.fields;
   return {
     kind: 'image',
     source,

@@ -1,6 +1,8 @@
 import type { Descriptor, Digest, Platform } from '@rxpush/core';
 import { MediaType, SourceError, parseDigest } from '@rxpush/core';
 
+import { isJsonObject as isObject, parseJsonObject as parseObject, type JsonObject as Json } from '../shared/json.js';
+
 /** The annotation an OCI layout names its images by. */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 
@@ -16,23 +18,14 @@ export interface ManifestDocument {
   readonly annotations?: Readonly<Record<string, string>>;
 }
 
-type Json = Record<string, unknown>;
-
 /** A SourceError for a document that does not say what it must; `file` names it. */
 export function invalidDocument(file: string, problem: string): SourceError {
   return new SourceError('INVALID_SOURCE', file, `${file} ${problem}; the layout is damaged or was not written as an OCI image layout, re-export the image`);
 }
 
-/** Parses `bytes` as a JSON object. */
+/** Parses `bytes` as a JSON object of an OCI layout; `file` names it in errors. */
 export function parseJsonObject(bytes: Uint8Array, file: string): Json {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (err) {
-    throw invalidDocument(file, `is not JSON (${err instanceof Error ? err.message : String(err)})`);
-  }
-  if (!isObject(value)) throw invalidDocument(file, 'is not a JSON object');
-  return value;
+  return parseObject(bytes, (problem) => invalidDocument(file, problem));
 }
 
 /**
@@ -109,8 +102,4 @@ function parsePlatform(value: unknown, file: string, where: string): Platform | 
     throw invalidDocument(file, `has ${where} without string "architecture" and "os"`);
   }
   return value as unknown as Platform;
-}
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -1,22 +1,16 @@
 import { stat } from 'node:fs/promises';
 
-import type { BlobSource, Descriptor, Digest, ImageRecord, Logger } from '@rxpush/core';
+import type { BlobSource, Descriptor, Digest, ImageRecord } from '@rxpush/core';
 import { DigestMismatchError, SourceError, UnsupportedError, sha256Digest } from '@rxpush/core';
 
-import { ArchiveFiles, type ArchiveFile } from './docker-archive-files.js';
-import { readLegacyArchive } from './docker-archive-legacy.js';
-import type { DockerArchiveReference } from './docker-archive-reference.js';
-import { checkLayerCount, digestInName, readConfigFacts, saveConfigSource, saveLayerSource } from './docker-save-image.js';
-import { parseSaveManifest, selectImages, type SaveManifestEntry } from './docker-save-manifest.js';
-import { isNotFound } from './layout-files.js';
-import { indexTar } from './oci-archive-index.js';
-
-/** How to read a `docker save` archive; `source` is the whole source string as the user gave it. */
-export interface ReadDockerArchiveOptions {
-  readonly source: string;
-  readonly allTags: boolean;
-  readonly logger: Logger;
-}
+import { ArchiveFiles, type ArchiveFile } from './archive-files.js';
+import { readLegacyArchive } from './legacy.js';
+import type { ReadDockerArchiveOptions } from './options.js';
+import type { DockerArchiveReference } from './reference.js';
+import { checkLayerCount, digestInName, readConfigFacts, saveConfigSource, saveLayerSource } from './save-image.js';
+import { parseSaveManifest, selectImages, type SaveManifestEntry } from './save-manifest.js';
+import { isNotFound } from '../shared/files.js';
+import { indexTar } from '../oci/tar-index.js';
 
 /**
  * Reads the images a reference selects from a `docker save` archive (`docker-archive:PATH[:NAME:TAG]`),

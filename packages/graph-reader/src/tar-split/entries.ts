@@ -4,6 +4,8 @@ import { createGunzip } from 'node:zlib';
 
 import { SourceError } from '@rxpush/core';
 
+import { parseJsonObject } from '../shared/json.js';
+
 /**
  * One entry of a tar-split file (github.com/vbatts/tar-split, `tar/storage`): either raw bytes of the
  * tar stream (headers, padding, the end-of-archive blocks), or a file whose content is to be read
@@ -97,14 +99,7 @@ export async function* readTarSplitEntries(path: string, limits: TarSplitLimits 
 }
 
 function parseEntry(line: Buffer, expectedPosition: number, path: string): TarSplitEntry {
-  let value: unknown;
-  try {
-    value = JSON.parse(line.toString('utf8'));
-  } catch (err) {
-    throw corrupt(path, `has entry ${expectedPosition} that is not JSON (${(err as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw corrupt(path, `has entry ${expectedPosition} that is not a JSON object`);
-  const entry = value as Record<string, unknown>;
+  const entry = parseJsonObject(line, (problem) => corrupt(path, `has entry ${expectedPosition} that ${problem}`));
   // Entries are written numbered from 0; a gap or repeat means lines were lost, spliced or reordered.
   if (entry.position !== expectedPosition) {
     throw corrupt(path, `has entry ${expectedPosition} at position ${JSON.stringify(entry.position) ?? 'missing'}`);

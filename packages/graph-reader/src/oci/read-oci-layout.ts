@@ -2,9 +2,11 @@ import type { Descriptor, Digest, ImageRecord, IndexRecord, Logger, SourceRecord
 import { MediaType, SourceError, UnsupportedError, UsageError, isDigest, isImageManifestType, isIndexType, parseDigest } from '@rxpush/core';
 
 import { openLayoutDirectory } from './layout-directory.js';
-import { checkSize, verifyDigest, type LayoutBlob, type LayoutFiles } from './layout-files.js';
-import { REF_NAME, parseIndex, parseJsonObject, parseManifest } from './oci-documents.js';
-import type { OciReference } from './oci-reference.js';
+import { verifyDigest } from '../shared/files.js';
+import { checkSize, type LayoutBlob, type LayoutFiles } from './layout-files.js';
+import { parseJson } from '../shared/json.js';
+import { REF_NAME, parseIndex, parseJsonObject, parseManifest } from './documents.js';
+import type { OciReference } from './reference.js';
 
 /** How to read a layout; `source` is the whole source string as the user gave it. */
 export interface ReadOciLayoutOptions {
@@ -171,11 +173,14 @@ async function readDocument(files: LayoutFiles, descriptor: Descriptor, what: st
 
 /** The config's diff IDs when it lists one per layer; a config rxpush cannot read just yields none. */
 function diffIdsOf(config: Uint8Array, layerCount: number): (Digest | undefined)[] {
+  let json: unknown;
   try {
-    const ids: unknown = JSON.parse(Buffer.from(config).toString('utf8'))?.rootfs?.diff_ids;
-    if (Array.isArray(ids) && ids.length === layerCount) return ids.map((id) => (isDigest(id) ? id : undefined));
+    json = parseJson(config, (problem) => new Error(problem));
   } catch {
     // Not JSON (an artifact's config): there are no diff IDs to carry.
+    return [];
   }
+  const ids: unknown = (json as { rootfs?: { diff_ids?: unknown } } | null)?.rootfs?.diff_ids;
+  if (Array.isArray(ids) && ids.length === layerCount) return ids.map((id) => (isDigest(id) ? id : undefined));
   return [];
 }

@@ -3,11 +3,12 @@ import { stat } from 'node:fs/promises';
 import type { BlobSource, Descriptor, Digest, OpenOptions, SourceRecord } from '@rxpush/core';
 import { BlobMissingError, SourceError, splitDigest } from '@rxpush/core';
 
-import { MAX_DOCUMENT_SIZE, isNotFound, type LayoutBlob, type LayoutFiles } from './layout-files.js';
-import { indexTar, memberPath, openTarMember, readTarMember, type TarIndex, type TarMember } from './oci-archive-index.js';
+import { isNotFound } from '../shared/files.js';
+import { MAX_DOCUMENT_SIZE, type LayoutBlob, type LayoutFiles } from './layout-files.js';
+import { indexTar, memberPath, openTarMember, readTarMember, type TarIndex, type TarMember } from './tar-index.js';
 import { storedBlobSource } from './file-blob-source.js';
-import { readLayout, type ReadOciLayoutOptions } from './oci-layout.js';
-import type { OciReference } from './oci-reference.js';
+import { readLayout, type ReadOciLayoutOptions } from './read-oci-layout.js';
+import type { OciReference } from './reference.js';
 
 /**
  * Reads the images a reference selects from a tarred OCI image layout (`oci-archive:PATH[:REF]`, as

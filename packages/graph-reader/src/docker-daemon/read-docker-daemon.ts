@@ -1,9 +1,9 @@
 import type { BlobSource, Digest, ImageRecord, Logger } from '@rxpush/core';
 import { ReferenceFormatError, UsageError, isDigest, parseReference } from '@rxpush/core';
 
-import { dockerEngine } from './docker-daemon-engine.js';
-import { saveConfigSource, saveLayerSource } from './docker-save-image.js';
-import { SaveStreamReader } from './docker-save-stream.js';
+import { dockerEngine } from './engine.js';
+import { saveConfigSource, saveLayerSource } from '../docker-archive/save-image.js';
+import { SaveStreamReader } from './save-stream.js';
 
 /** How to read an image from a Docker Engine; `source` is the whole source string as the user gave it. */
 export interface ReadDockerDaemonOptions {

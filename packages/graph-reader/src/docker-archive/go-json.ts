@@ -5,15 +5,17 @@
  * the raw text of each value (never re-serialising parsed values) reproduces those bytes exactly.
  */
 
+import { parseJsonObject } from '../shared/json.js';
+
 /** The members of a JSON object as [key, raw value text]; a repeated key keeps its last value, as Go's map does. */
 export function rawMembers(text: string): Map<string, string> {
-  // JSON.parse first, so the scanner below only ever sees valid JSON.
-  const parsed: unknown = JSON.parse(text);
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new SyntaxError('not a JSON object');
+  // Parsed first, so the scanner below only ever sees valid JSON.
+  parseJsonObject(text, (problem) => new SyntaxError(problem));
   const members = new Map<string, string>();
   let at = skipSpace(text, text.indexOf('{') + 1);
   while (text[at] !== '}') {
     const keyEnd = endOfString(text, at);
+    // A key's escapes decoded as JSON decodes a string literal.
     const key = JSON.parse(text.slice(at, keyEnd)) as string;
     const valueStart = skipSpace(text, skipSpace(text, keyEnd) + 1); // past ':'
     const valueEnd = endOfValue(text, valueStart);

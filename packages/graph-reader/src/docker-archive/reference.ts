@@ -1,6 +1,6 @@
 import { ReferenceFormatError, UsageError, parseReference } from '@rxpush/core';
 
-import type { SaveSelector } from './docker-save-manifest.js';
+import type { SaveSelector } from './save-manifest.js';
 
 /** What follows `docker-archive:`: the archive and, optionally, which of its images. */
 export interface DockerArchiveReference {

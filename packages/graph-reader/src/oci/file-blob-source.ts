@@ -5,7 +5,8 @@ import type { Readable } from 'node:stream';
 import type { BlobSource, Descriptor, Digest, OpenOptions } from '@rxpush/core';
 import { BlobMissingError, SourceError } from '@rxpush/core';
 
-import { checkSize, isNotFound } from './layout-files.js';
+import { isNotFound } from '../shared/files.js';
+import { checkSize } from './layout-files.js';
 
 // Big reads: layers stream straight to the network, and 1 MiB chunks keep syscalls few.
 const READ_CHUNK = 1024 * 1024;

@@ -3,6 +3,8 @@ import type { Readable } from 'node:stream';
 import type { BlobSource, Digest, OpenOptions, Platform } from '@rxpush/core';
 import { MediaType, SourceError, isDigest, parseDigest } from '@rxpush/core';
 
+import { parseJsonObject } from '../shared/json.js';
+
 /** What rxpush reads from an image config: the layers' diff IDs and the platform. */
 export interface ConfigFacts {
   readonly diffIds: Digest[];
@@ -11,14 +13,7 @@ export interface ConfigFacts {
 
 /** Reads the diff IDs (`rootfs.diff_ids`) and platform of a Docker image config; `file` names it in errors. */
 export function readConfigFacts(bytes: Uint8Array, file: string): ConfigFacts {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (err) {
-    throw invalidConfig(file, `is not JSON (${err instanceof Error ? err.message : String(err)})`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw invalidConfig(file, 'is not a JSON object');
-  const { rootfs, architecture, os, variant } = json as Record<string, unknown>;
+  const { rootfs, architecture, os, variant } = parseJsonObject(bytes, (problem) => invalidConfig(file, problem));
   const ids = (rootfs as { diff_ids?: unknown } | null | undefined)?.diff_ids ?? [];
   if (!Array.isArray(ids)) throw invalidConfig(file, 'has a "rootfs.diff_ids" that is not a list');
   const diffIds = ids.map((id, i) => parseDigest(id, `rootfs.diff_ids[${i}] of ${file}`));

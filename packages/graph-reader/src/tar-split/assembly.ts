@@ -3,8 +3,8 @@ import { addAbortSignal, Readable } from 'node:stream';
 
 import { DigestMismatchError, PushError } from '@rxpush/core';
 
-import { Crc64 } from './tar-split-crc64.js';
-import type { TarSplitEntry } from './tar-split-entries.js';
+import { Crc64 } from './crc64.js';
+import type { TarSplitEntry } from './entries.js';
 
 /** Opens the content of a file a tar-split names, wherever the layer's files are. */
 export interface TarSplitFiles {

@@ -1,8 +1,9 @@
 import type { Descriptor, Digest } from '@rxpush/core';
 import { SourceError, UsageError, isDigest, parseReference } from '@rxpush/core';
 
-import { V1_ID } from './docker-save-v1.js';
-import { parseDescriptor } from './oci-documents.js';
+import { V1_ID } from './save-v1.js';
+import { isJsonObject as isObject, parseJson } from '../shared/json.js';
+import { parseDescriptor } from '../oci/documents.js';
 
 /** One image of a `docker save` archive's manifest.json. */
 export interface SaveManifestEntry {
@@ -35,7 +36,7 @@ export interface SaveContext {
 
 /** Reads manifest.json: `[{Config, RepoTags, Layers, LayerSources?, Parent?}]`. */
 export function parseSaveManifest(bytes: Uint8Array, file: string): SaveManifestEntry[] {
-  const json = parseJson(bytes, file);
+  const json = parseJson(bytes, (problem) => invalid(file, problem));
   if (!Array.isArray(json)) throw invalid(file, 'is not a JSON array of images');
   return json.map((item: unknown, index): SaveManifestEntry => {
     const where = `entry ${index}`;
@@ -64,7 +65,7 @@ export function parseSaveManifest(bytes: Uint8Array, file: string): SaveManifest
 
 /** Reads the legacy `repositories` file: `{"NAME": {"TAG": "<top layer id>"}}`. */
 export function parseRepositories(bytes: Uint8Array, file: string): LegacyTag[] {
-  const json = parseJson(bytes, file);
+  const json = parseJson(bytes, (problem) => invalid(file, problem));
   if (!isObject(json)) throw invalid(file, 'is not a JSON object of repositories');
   const tags: LegacyTag[] = [];
   for (const [name, byTag] of Object.entries(json)) {
@@ -164,18 +165,6 @@ function familiar(repoTag: string): string {
   }
 }
 
-function parseJson(bytes: Uint8Array, file: string): unknown {
-  try {
-    return JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (err) {
-    throw invalid(file, `is not JSON (${err instanceof Error ? err.message : String(err)})`);
-  }
-}
-
 function invalid(file: string, problem: string): SourceError {
   return new SourceError('INVALID_SOURCE', file, `${file} ${problem}; the archive is damaged or was not written by docker save`);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -3,8 +3,8 @@ import type { Readable } from 'node:stream';
 import type { OpenOptions } from '@rxpush/core';
 import { SourceError, UnsupportedError } from '@rxpush/core';
 
-import { MAX_DOCUMENT_SIZE } from './layout-files.js';
-import { openTarMember, readTarMember, type TarIndex, type TarMember } from './oci-archive-index.js';
+import { MAX_DOCUMENT_SIZE } from '../oci/layout-files.js';
+import { openTarMember, readTarMember, type TarIndex, type TarMember } from '../oci/tar-index.js';
 
 /** A file of a `docker save` archive, found by the name the archive's metadata gives it. */
 export interface ArchiveFile {

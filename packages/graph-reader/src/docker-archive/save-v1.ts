@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
-
 import type { Digest } from '@rxpush/core';
+import { sha256Digest } from '@rxpush/core';
 
-import { goObject, goString, goTime, rawMembers, versionLessThan } from './docker-save-json.js';
+import { parseJsonObject, type JsonObject } from '../shared/json.js';
+import { goObject, goString, goTime, rawMembers, versionLessThan } from './go-json.js';
 
 /** A legacy (v1) layer ID: 64 lowercase hex, the name of a layer's directory in a `docker save` archive. */
 export const V1_ID = /^[a-f0-9]{64}$/;
@@ -11,6 +11,8 @@ export const V1_ID = /^[a-f0-9]{64}$/;
 export interface V1LayerJson {
   /** The raw text, for config synthesis and ID checks. */
   readonly text: string;
+  /** The same, parsed once. */
+  readonly fields: JsonObject;
   readonly id: string | undefined;
   readonly parent: string | undefined;
 }
@@ -21,30 +23,14 @@ export interface V1LayerJson {
  */
 export function parseV1LayerJson(bytes: Uint8Array): V1LayerJson {
   const text = Buffer.from(bytes).toString('utf8');
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`is not JSON (${err instanceof Error ? err.message : String(err)})`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error('is not a JSON object');
+  const json = parseJsonObject(text, (problem) => new Error(problem));
   const id = json.id;
   const parent = json.parent;
   if (id !== undefined && (typeof id !== 'string' || !V1_ID.test(id))) throw new Error(`has "id" ${JSON.stringify(id)}, not a layer ID of 64 hex digits`);
   if (parent !== undefined && parent !== '' && (typeof parent !== 'string' || !V1_ID.test(parent))) {
     throw new Error(`has "parent" ${JSON.stringify(parent)}, not a layer ID of 64 hex digits`);
   }
-  return { text, id, parent: parent === '' ? undefined : parent };
-}
-
-/** Docker's chain IDs: the first is the first diff ID, each next one `sha256(previous + " " + diffID)`. */
-export function chainIds(diffIds: readonly Digest[]): Digest[] {
-  const chain: Digest[] = [];
-  for (const diffId of diffIds) {
-    const previous = chain.at(-1);
-    chain.push(previous === undefined ? diffId : sha256(`${previous} ${diffId}`));
-  }
-  return chain;
+  return { text, fields: json, id, parent: parent === '' ? undefined : parent };
 }
 
 /**
@@ -66,7 +52,7 @@ export function v1LayerIndex(layer: V1LayerJson, chain: readonly Digest[]): numb
     if ((i === 0) !== (layer.parent === undefined)) continue;
     for (const variant of [withoutOs, members]) {
       const candidate = new Map(variant).set('layer_id', goString(chainId));
-      if (sha256(goObject(candidate)) === `sha256:${layer.id}`) return i;
+      if (sha256Digest(goObject(candidate)) === `sha256:${layer.id}`) return i;
     }
   }
   return undefined;
@@ -89,7 +75,7 @@ const NO_FALLBACK_MIN_VERSION = '1.8.3';
 export function legacyConfig(layers: readonly V1LayerJson[], diffIds: readonly Digest[]): Buffer {
   const top = layers.at(-1);
   if (top === undefined) throw new Error('the image has no layers');
-  const json = JSON.parse(top.text) as Record<string, unknown>;
+  const json = top.fields;
   const version = typeof json.docker_version === 'string' ? json.docker_version : '';
   let members = rawMembers(top.text);
   if (versionLessThan(version, NO_FALLBACK_MIN_VERSION)) {
@@ -104,7 +90,7 @@ export function legacyConfig(layers: readonly V1LayerJson[], diffIds: readonly D
 
 /** image/v1 HistoryFromConfig: created, author, the container's command, comment; empty strings left out. */
 function historyEntry(layer: V1LayerJson): string {
-  const json = JSON.parse(layer.text) as Record<string, unknown>;
+  const json = layer.fields;
   const containerConfig = json.container_config as { Cmd?: unknown } | null | undefined;
   const cmd = containerConfig?.Cmd;
   // Docker's strslice reads a command given as one string too.
@@ -126,6 +112,3 @@ function goTimeOrThrow(value: unknown, layer: V1LayerJson): string {
   return time;
 }
 
-function sha256(text: string): Digest {
-  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
-}

@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
 import type { BlobSource, Descriptor, Digest } from '@rxpush/core';
-import { BlobMissingError, DigestMismatchError, SourceError, splitDigest } from '@rxpush/core';
+import { BlobMissingError, SourceError, splitDigest } from '@rxpush/core';
+
+import { isCode, isNotFound } from '../shared/files.js';
 
 /** Manifests, indexes and configs are small; anything bigger is not one and is not read into memory. */
 export const MAX_DOCUMENT_SIZE = 4 * 1024 * 1024;
@@ -97,24 +98,9 @@ export async function readSmallFile(path: string, what: string, maxSize = MAX_DO
   }
 }
 
-/** Fails when `bytes` (read from `path`) do not hash to `digest`. */
-export function verifyDigest(bytes: Uint8Array, digest: Digest, path: string): void {
-  const { algorithm } = splitDigest(digest);
-  const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
-  if (actual !== digest) throw new DigestMismatchError(digest, actual, path);
-}
-
 /** Fails when a blob file's size is not the size its descriptor records. */
 export function checkSize(path: string, actual: number, expected: number, what: string): void {
   if (actual !== expected) {
     throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is ${actual} bytes but its descriptor says ${expected}; the blob is truncated or replaced, re-export the image`);
   }
-}
-
-export function isNotFound(err: unknown): boolean {
-  return isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR');
-}
-
-function isCode(err: unknown, code: string): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }

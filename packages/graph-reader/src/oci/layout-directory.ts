@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { SourceError } from '@rxpush/core';
 
 import { fileBlobSource } from './file-blob-source.js';
-import { findBlob, isNotFound, readSmallFile, type LayoutDir, type LayoutFiles } from './layout-files.js';
+import { isNotFound } from '../shared/files.js';
+import { findBlob, readSmallFile, type LayoutDir, type LayoutFiles } from './layout-files.js';
 
 /** The files of an OCI image layout directory (`oci:PATH`); fails when PATH is not a directory. */
 export async function openLayoutDirectory(dir: string): Promise<LayoutFiles> {

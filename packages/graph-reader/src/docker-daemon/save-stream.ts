@@ -5,8 +5,9 @@ import type { Digest, Logger, OpenOptions } from '@rxpush/core';
 import { CancelledError, DigestMismatchError, SourceError, UnsupportedError, isPushError, shortId } from '@rxpush/core';
 import tar, { type ExtractEvents } from 'tar-stream';
 
-import { chainIds, parseV1LayerJson, v1LayerIndex } from './docker-save-v1.js';
-import { MAX_DOCUMENT_SIZE } from './layout-files.js';
+import { parseV1LayerJson, v1LayerIndex } from '../docker-archive/save-v1.js';
+import { chainIds } from '../shared/chain-ids.js';
+import { MAX_DOCUMENT_SIZE } from '../oci/layout-files.js';
 
 /** Options of {@link SaveStreamReader}. */
 export interface SaveStreamOptions {

@@ -1,0 +1,21 @@
+import { createHash } from 'node:crypto';
+
+import type { Digest } from '@rxpush/core';
+import { DigestMismatchError, splitDigest } from '@rxpush/core';
+
+/** Whether `err` is a Node.js system error with this `code` (ENOENT, EACCES, ELOOP…). */
+export function isCode(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+/** Whether `err` says a path does not exist (or a part of it is not a directory). */
+export function isNotFound(err: unknown): boolean {
+  return isCode(err, 'ENOENT') || isCode(err, 'ENOTDIR');
+}
+
+/** Fails with a DigestMismatchError naming `path` when `bytes` (read from it) do not hash to `digest`. */
+export function verifyDigest(bytes: Uint8Array, digest: Digest, path: string): void {
+  const { algorithm } = splitDigest(digest);
+  const actual: Digest = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+  if (actual !== digest) throw new DigestMismatchError(digest, actual, path);
+}
