@@ -9,13 +9,14 @@ import { checkBlobs } from '@rxpush/blob-checker';
 import { isEvent, parseReference, type BlobSource } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
-import { RegistryClient } from '@rxpush/registry-client';
+import { createRegistryClient, type CreateRegistryClientOptions } from '@rxpush/registry-client';
 import { filter, finalize, lastValueFrom, map, toArray } from 'rxjs';
 
 /** The blobs of `source` that `destination`'s repository does not have yet. */
-export async function missingBlobs(source: string, destination: string): Promise<BlobSource[]> {
+export async function missingBlobs(source: string, destination: string, connection: Omit<CreateRegistryClientOptions, 'registry'> = {}): Promise<BlobSource[]> {
   const { registry, repository } = parseReference(destination);
-  const client = new RegistryClient({ registry });
+  // Credentials from Docker's config.json (docker login), TLS as `rxpush push` sets it up.
+  const client = createRegistryClient({ registry, ...connection });
   // checkBlobs passes on, as `blob` tasks, exactly the blobs an uploader would have to send.
   return lastValueFrom(
     readImages(source).pipe(

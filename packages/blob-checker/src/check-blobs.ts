@@ -1,9 +1,12 @@
 import type { BlobEvent, BlobProgress, BlobSource, Digest, Logger, PushEvent } from '@rxpush/core';
-import { blobDescriptor, fromAbortable, gzipLayerMediaType, shortId, silentLogger } from '@rxpush/core';
-import type { BlobInfo, RegistryClient } from '@rxpush/registry-client';
-import { defer, from, mergeMap, of, toArray, type Observable, type OperatorFunction } from 'rxjs';
+import { blobDescriptor, fromAbortable, gzipLayerMediaType, isEvent, shortId, silentLogger } from '@rxpush/core';
+import type { BlobInfo, RegistryClient, RequestOptions } from '@rxpush/registry-client';
+import { connect, defer, filter, from, merge, mergeMap, of, toArray, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { DigestCache } from './digest-cache.js';
+
+/** What each request of one blob's check carries: its signal, and where its retries are reported. */
+type Request = RequestOptions & { readonly signal: AbortSignal };
 
 /** Options of {@link checkBlobs}. */
 export interface CheckBlobsOptions {
@@ -56,10 +59,11 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
     defer(() => {
       // One answer per digest for the whole push, even when several images or tags name the blob.
       const answers = new Map<Digest, Promise<BlobInfo | undefined>>();
-      const hasBlob = (digest: Digest, signal: AbortSignal): Promise<BlobInfo | undefined> => {
+      const hasBlob = (digest: Digest, request: Request): Promise<BlobInfo | undefined> => {
         let answer = answers.get(digest);
         if (!answer) {
-          answer = options.client.hasBlob(options.repository, digest, { signal });
+          // Retries of a HEAD several blobs share are reported by the blob that asked first.
+          answer = options.client.hasBlob(options.repository, digest, request);
           answers.set(digest, answer);
         }
         return answer;
@@ -82,8 +86,17 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
         mergeMap(
           (event, index) =>
             (event.type === 'blob' ? check(event, options, hasBlob, logger) : of(event)).pipe(
-              toArray(),
-              mergeMap((events) => inOrder(index, events)),
+              // Retries are news now; only the answers wait their turn.
+              connect((events) =>
+                merge(
+                  events.pipe(filter(isEvent('retrying'))),
+                  events.pipe(
+                    filter((e) => e.type !== 'retrying'),
+                    toArray(),
+                    mergeMap((answers) => inOrder(index, answers)),
+                  ),
+                ),
+              ),
             ),
           concurrency,
         ),
@@ -94,7 +107,7 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
 function check(
   event: BlobEvent,
   options: CheckBlobsOptions,
-  hasBlob: (digest: Digest, signal: AbortSignal) => Promise<BlobInfo | undefined>,
+  hasBlob: (digest: Digest, request: Request) => Promise<BlobInfo | undefined>,
   logger: Logger,
 ): Observable<PushEvent> {
   const { blob } = event;
@@ -112,10 +125,11 @@ function check(
     return of(ready(blob.digest, blob.size, blob.mediaType));
   }
 
-  return fromAbortable(async (signal): Promise<PushEvent[]> => {
+  return fromAbortable(async (signal, emit): Promise<PushEvent[]> => {
+    const request: Request = { signal, onRetry: (retrying) => emit([{ ...retrying, id: progress.id }]) };
     const candidates = await candidatesOf(blob, options, logger);
     for (const candidate of candidates) {
-      const info = await hasBlob(candidate.digest, signal);
+      const info = await hasBlob(candidate.digest, request);
       // A size that disagrees means the stored blob is not ours: try the next, or upload ours.
       if (info && (candidate.size === undefined || info.size === candidate.size)) {
         logger.debug({ digest: candidate.digest, size: info.size }, 'blob exists');
@@ -125,7 +139,7 @@ function check(
     }
     for (const candidate of candidates) {
       for (const from of candidate.mountFrom.slice(0, MAX_MOUNT_TRIES)) {
-        const size = await mount(options, candidate, from, signal, logger);
+        const size = await mount(options, candidate, from, request, logger);
         if (size === undefined) continue;
         blob.release?.();
         return [{ type: 'mounted', ...progress, digest: candidate.digest, from }, ready(candidate.digest, size, candidate.mediaType)];
@@ -167,13 +181,13 @@ async function candidatesOf(blob: BlobSource, options: CheckBlobsOptions, logger
 }
 
 /** Asks the registry to mount a blob from another repository; the blob's size once verified by HEAD, else undefined. */
-async function mount(options: CheckBlobsOptions, candidate: Candidate, from: string, signal: AbortSignal, logger: Logger): Promise<number | undefined> {
+async function mount(options: CheckBlobsOptions, candidate: Candidate, from: string, request: Request, logger: Logger): Promise<number | undefined> {
   const { client, repository } = options;
   try {
-    const start = await client.startUpload(repository, { mount: { digest: candidate.digest, from }, signal });
+    const start = await client.startUpload(repository, { mount: { digest: candidate.digest, from }, ...request });
     if (start.kind === 'session') {
       // The registry would not mount (it does not have it there, or refuses): it opened an upload instead.
-      await client.cancelUpload(start, { signal });
+      await client.cancelUpload(start, { signal: request.signal });
       return undefined;
     }
   } catch (error) {
@@ -181,7 +195,7 @@ async function mount(options: CheckBlobsOptions, candidate: Candidate, from: str
     return undefined;
   }
   // A mount counts only once the registry shows the blob in the destination, with the size we expect.
-  const info = await client.hasBlob(repository, candidate.digest, { signal });
+  const info = await client.hasBlob(repository, candidate.digest, request);
   if (info === undefined || (candidate.size !== undefined && info.size !== candidate.size)) return undefined;
   logger.debug({ digest: candidate.digest, from }, 'blob mounted');
   return info.size;

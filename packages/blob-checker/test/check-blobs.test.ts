@@ -76,4 +76,19 @@ describe('checkBlobs', () => {
     const order = events.filter((e) => e.type === 'blob-ready' || e.type === 'blob').map((e) => (e.type === 'blob' ? e.blob.key : e.type === 'blob-ready' ? e.key : ''));
     assert.deepEqual(order, blobs.map((b) => b.key));
   });
+
+  it("puts the client's retries of a HEAD into its own stream, with the blob's id, in a pipeline built by hand", async (t) => {
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    t.after(() => agent.close());
+    const there = blob('there');
+    const pool = agent.get(ORIGIN);
+    pool.intercept({ method: 'HEAD', path: `/v2/app/blobs/${there.key}` }).reply(503, '');
+    pool.intercept({ method: 'HEAD', path: `/v2/app/blobs/${there.key}` }).reply(200, '', { headers: { 'content-length': '4' } });
+    const client = new RegistryClient({ registry: 'registry.example', dispatcher: agent, retry: { baseDelayMs: 0 } });
+    const events = await lastValueFrom(from<PushEvent[]>([{ type: 'blob', blob: there }]).pipe(checkBlobs({ client, repository: 'app' }), toArray()));
+    assert.deepEqual(events.map((e) => e.type), ['retrying', 'exists', 'blob-ready']);
+    assert.deepEqual(events[0], { type: 'retrying', id: there.key.slice(7, 19), attempt: 1, delayMs: 0, reason: events[0]?.type === 'retrying' ? events[0].reason : '' });
+    assert.match(events[0]?.type === 'retrying' ? events[0].reason : '', /^HEAD https:\/\/registry\.example\/v2\/app\/blobs\/sha256:[0-9a-f]{64} → 503/);
+  });
 });

@@ -4,15 +4,19 @@ import { Observable } from 'rxjs';
  * Turns one promise-returning piece of I/O into an Observable whose teardown aborts it:
  * where real I/O starts in an operator, this is the `new Observable` with the teardown that cancels it.
  *
- * Emits the resolved value once and completes; errors with the rejection.
+ * Emits what `run` hands to `emit` while it works (progress, such as a request's retries), then the
+ * resolved value, and completes; errors with the rejection. Emitting after unsubscription does nothing.
  *
  * @example
- * fromAbortable((signal) => client.hasBlob('app', digest, { signal }))
+ * fromAbortable<PushEvent[]>(async (signal, emit) => {
+ *   const info = await client.hasBlob('app', digest, { signal, onRetry: (retrying) => emit([retrying]) });
+ *   return info === undefined ? [] : [{ type: 'exists', id, key, role, digest }];
+ * })
  */
-export function fromAbortable<T>(run: (signal: AbortSignal) => Promise<T>): Observable<T> {
+export function fromAbortable<T>(run: (signal: AbortSignal, emit: (value: T) => void) => Promise<T>): Observable<T> {
   return new Observable<T>((subscriber) => {
     const controller = new AbortController();
-    run(controller.signal).then(
+    run(controller.signal, (value) => subscriber.next(value)).then(
       (value) => {
         subscriber.next(value);
         subscriber.complete();

@@ -8,9 +8,10 @@ import {
   type ManifestFormat,
   type PushEvent,
   type RawManifest,
+  type RetryingEvent,
   type SourceRecord,
 } from '@rxpush/core';
-import type { RegistryClient } from '@rxpush/registry-client';
+import type { RegistryClient, RequestOptions } from '@rxpush/registry-client';
 import { concatWith, defer, EMPTY, mergeMap, of, throwError, type Observable, type OperatorFunction } from 'rxjs';
 
 import { buildIndex, buildManifest } from './build-manifest.js';
@@ -93,22 +94,23 @@ function pushRecord(
   options: PushManifestsOptions,
   logger: Logger,
 ): Observable<PushEvent> {
-  return fromAbortable(async (signal) => {
+  return fromAbortable<PushEvent[]>(async (signal, emit) => {
     const events: PushEvent[] = [];
+    const request = { signal, onRetry: (retrying: RetryingEvent) => emit([retrying]) };
     let manifest: RawManifest;
     if (record.kind === 'index') {
       const children = new Map<string, RawManifest>();
       for (const child of record.manifests) {
         const built = buildManifest(child, descriptors, options.format);
         // Children go up by digest only, and quietly: the tags, and the final word, belong to the index.
-        await put(child, built, [], options, signal, events, logger, false);
+        await put(child, built, [], options, request, events, logger, false);
         if (child.manifest) children.set(child.manifest.digest, built);
       }
       manifest = buildIndex(record, children, options.format);
     } else {
       manifest = buildManifest(record, descriptors, options.format);
     }
-    await put(record, manifest, record.tags, options, signal, events, logger, true);
+    await put(record, manifest, record.tags, options, request, events, logger, true);
     return events;
   }).pipe(mergeMap((events) => events));
 }
@@ -118,7 +120,7 @@ async function put(
   manifest: RawManifest,
   tags: readonly string[],
   options: PushManifestsOptions,
-  signal: AbortSignal,
+  request: RequestOptions,
   events: PushEvent[],
   logger: Logger,
   announce: boolean,
@@ -126,7 +128,7 @@ async function put(
   const { client, repository } = options;
   events.push({ type: 'manifest', source: record.source, tags, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes });
   for (const reference of tags.length > 0 ? tags : [manifest.digest]) {
-    const answer = await client.putManifest(repository, reference, manifest, { signal });
+    const answer = await client.putManifest(repository, reference, manifest, request);
     if (answer.digest !== undefined && answer.digest !== manifest.digest) {
       throw new PushError(
         'REGISTRY_ERROR',

@@ -1,12 +1,11 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { parseReference, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type RetryingEvent, type SourceRecord } from '@rxpush/core';
+import { parseReference, silentLogger, UsageError, type ImageRecord, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
-import { createAuthenticator, createDispatcher, RegistryClient, resolveCredentials, type Authenticator } from '@rxpush/registry-client';
+import { createRegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
-import type { Dispatcher } from 'undici';
-import { defer, finalize, identity, map, merge, Subject, type Observable, type OperatorFunction } from 'rxjs';
+import { defer, finalize, identity, map, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
 
@@ -31,26 +30,15 @@ export function push(options: PushOptions): Observable<PushEvent> {
       throw new UsageError(`destination ${options.destination} has a digest; push to a tag (REGISTRY/REPO:TAG) instead`);
     }
     const logger = options.logger ?? silentLogger;
-    // Retries of single requests happen inside the client, outside the stream: a Subject brings them into it.
-    const retries = new Subject<RetryingEvent>();
-    const timeouts = options.timeouts ?? {};
-    const { dispatcher, auth, ownsDispatcher } = connection(options, destination.registry, logger);
-    const client = new RegistryClient({
+    const client = createRegistryClient({
       registry: destination.registry,
       logger,
-      onRetry: (event) => retries.next(event),
-      ...(options.retry !== undefined && { retry: options.retry }),
-      ...(timeouts.connect !== undefined && { connectTimeout: timeouts.connect }),
-      ...(timeouts.headers !== undefined && { headersTimeout: timeouts.headers }),
-      ...(timeouts.body !== undefined && { bodyTimeout: timeouts.body }),
-      ...(options.plainHttp !== undefined && { plainHttp: options.plainHttp }),
-      dispatcher,
-      auth,
+      ...pick(options, ['credentials', 'authfile', 'dockerConfigDir', 'caFile', 'certDir', 'certsRoot', 'tlsVerify', 'plainHttp', 'timeouts', 'retry', 'dispatcher', 'auth']),
     });
     const target = { client, repository: destination.repository, logger };
     const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir());
 
-    const events = readImages(options.source, {
+    return readImages(options.source, {
       ...(options.allTags !== undefined && { allTags: options.allTags }),
       ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
       ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
@@ -73,54 +61,16 @@ export function push(options: PushOptions): Observable<PushEvent> {
       cache ? rememberBlobs({ cache, registry: client.registry, repository: destination.repository, logger }) : identity,
       pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
       finalize(() => {
-        retries.complete();
-        // The client first lets the session cancels of an unsubscribed push go out; only then may the dispatcher close.
-        void client.close().then(() => (ownsDispatcher ? dispatcher.close() : undefined));
+        // The client lets the session cancels of an unsubscribed push go out before it closes its dispatcher.
+        void client.close();
       }),
     );
-    return merge(retries, events);
   });
 }
 
-/**
- * The dispatcher (TLS: system CAs, --ca-file, certs.d, --tls-verify) and authenticator (credentials looked
- * up only when the registry asks) for the destination registry.
- */
-function connection(options: PushOptions, registry: string, logger: Logger): { dispatcher: Dispatcher; auth: Authenticator; ownsDispatcher: boolean } {
-  const tls = [options.tlsVerify === false && 'tlsVerify', options.caFile !== undefined && 'caFile', options.certDir !== undefined && 'certDir'].filter(Boolean);
-  if (options.dispatcher !== undefined && tls.length > 0) {
-    throw new UsageError(`${tls.join(', ')} cannot be used with a dispatcher of your own: set the TLS options on that dispatcher instead`);
-  }
-  const dispatcher =
-    options.dispatcher ??
-    createDispatcher({
-      registry,
-      logger,
-      ...(options.tlsVerify !== undefined && { tlsVerify: options.tlsVerify }),
-      ...(options.caFile !== undefined && { caFile: options.caFile }),
-      ...(options.certDir !== undefined && { certDir: options.certDir }),
-      ...(options.certsRoot !== undefined && { certsRoot: options.certsRoot }),
-      ...(options.timeouts?.connect !== undefined && { connectTimeout: options.timeouts.connect }),
-    });
-  const explicit = options.credentials;
-  const auth =
-    options.auth ??
-    createAuthenticator({
-      registry,
-      dispatcher,
-      logger,
-      credentials: () =>
-        resolveCredentials({
-          registry,
-          logger,
-          ...(explicit !== undefined && {
-            explicit: { username: explicit.username, password: explicit.password, source: explicit.source ?? 'the credentials option' },
-          }),
-          ...(options.authfile !== undefined && { authfile: options.authfile }),
-          ...(options.dockerConfigDir !== undefined && { dockerConfigDir: options.dockerConfigDir }),
-        }),
-    });
-  return { dispatcher, auth, ownsDispatcher: options.dispatcher === undefined };
+/** The options of `options` named in `keys` that are set, for passing on under exactOptionalPropertyTypes. */
+function pick<T extends object, K extends keyof T>(options: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  return Object.fromEntries(keys.filter((key) => options[key] !== undefined).map((key) => [key, options[key]])) as Partial<Pick<T, K>>;
 }
 
 /** How image records get their destination tags: kept (all tags) or replaced by the ones asked for. */

@@ -62,7 +62,7 @@ export class RegistryClient {
     this.#host = parseRegistry(options.registry);
     this.registry = options.registry;
     this.#options = options;
-    this.#ownsDispatcher = options.dispatcher === undefined;
+    this.#ownsDispatcher = options.dispatcher === undefined || options.closeDispatcher === true;
     this.#dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: options.connectTimeout ?? 30_000 } });
     this.#logger = (options.logger ?? silentLogger).child({ pkg: 'registry-client' });
     this.#userAgent = options.userAgent ?? 'rxpush';
@@ -92,6 +92,7 @@ export class RegistryClient {
       ok: [200, 404],
       followRedirects: true,
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     await dump(res.body);
     if (res.status === 404) return undefined;
@@ -120,6 +121,7 @@ export class RegistryClient {
       scopes,
       ok: opts.mount !== undefined ? [201, 202] : [202],
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     await dump(res.body);
     if (res.status === 201 && opts.mount !== undefined) return { kind: 'mounted', digest: opts.mount.digest };
@@ -145,6 +147,7 @@ export class RegistryClient {
       ...(repository !== undefined && { scopes: [push(repository)] }),
       ok: [202],
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     await dump(res.body);
     const expected = length === undefined ? undefined : session.offset + length;
@@ -176,6 +179,7 @@ export class RegistryClient {
       ...(repository !== undefined && { scopes: [push(repository)] }),
       ok: [201],
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     await dump(res.body);
     const answered = header(res.headers, 'docker-content-digest');
@@ -214,6 +218,7 @@ export class RegistryClient {
             ...(repository !== undefined && { scopes: [push(repository)] }),
             ok: [200, 202, 204, 404],
             signal: opts.signal,
+            onRetry: opts.onRetry,
             retries: 0,
           });
           await dump(res.body);
@@ -242,6 +247,7 @@ export class RegistryClient {
       ...(repository !== undefined && { scopes: [push(repository)] }),
       ok: [200, 204],
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     await dump(res.body);
     const previous = { location: session.location, repository, minChunkLength: session.minChunkLength };
@@ -268,6 +274,7 @@ export class RegistryClient {
       scopes: [push(repo)],
       ok: [201],
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     await dump(res.body);
     const answered = header(res.headers, 'docker-content-digest');
@@ -296,6 +303,7 @@ export class RegistryClient {
       scopes: [pull(repo)],
       ok: [200],
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     const where = `GET ${redactUrl(res.url)}`;
     const declared = Number(header(res.headers, 'content-length'));
@@ -337,6 +345,7 @@ export class RegistryClient {
       scopes: [pull(repo)],
       ok: [200, 404],
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     await dump(res.body);
     if (res.status === 404) return undefined;
@@ -364,6 +373,7 @@ export class RegistryClient {
       ok: [200],
       followRedirects: true,
       signal: opts.signal,
+      onRetry: opts.onRetry,
     });
     return res.body;
   }
@@ -377,7 +387,7 @@ export class RegistryClient {
     const seen = new Set<string>();
     while (url !== undefined && !seen.has(url.href) && seen.size < MAX_TAG_PAGES) {
       seen.add(url.href);
-      const res: SendResponse = await this.#send({ method: 'GET', url, scopes: [pull(repo)], ok: [200], signal: opts.signal });
+      const res: SendResponse = await this.#send({ method: 'GET', url, scopes: [pull(repo)], ok: [200], signal: opts.signal, onRetry: opts.onRetry });
       const { bytes, complete } = await readBody(res.body, TAG_PAGE_LIMIT);
       const page = complete ? parseJson(bytes) : undefined;
       const list = (page as { tags?: unknown } | undefined)?.tags;
@@ -390,7 +400,7 @@ export class RegistryClient {
     return tags;
   }
 
-  /** Closes the connections of the dispatcher this client created; an injected dispatcher is left open. */
+  /** Closes the connections of the dispatcher this client created (or was told to close); an injected dispatcher is left open. */
   async close(): Promise<void> {
     await Promise.all(this.#cancelling);
     if (this.#ownsDispatcher) await this.#dispatcher.close();

@@ -57,6 +57,8 @@ export interface SendRequest {
   /** Follow redirects (blob GET/HEAD: registries redirect to storage). Credentials never leave the registry's origin. */
   readonly followRedirects?: boolean;
   readonly signal?: AbortSignal | undefined;
+  /** Told before each retry's wait, after the context's `onRetry`. */
+  readonly onRetry?: ((event: RetryingEvent) => void) | undefined;
   /** Overrides the policy's number of retries (0 for a best-effort request such as cancelling a session). */
   readonly retries?: number;
 }
@@ -137,7 +139,9 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
       const delayMs = retryDelay(attempt, policy, retryAfterMs);
       const reason = retryReason(failure);
       ctx.logger.debug({ method: req.method, url: redactUrl(url), attempt, delayMs, reason }, 'retrying');
-      ctx.onRetry?.({ type: 'retrying', attempt, delayMs, reason });
+      const event: RetryingEvent = { type: 'retrying', attempt, delayMs, reason };
+      ctx.onRetry?.(event);
+      req.onRetry?.(event);
       await sleep(delayMs, req.signal);
       // Tokens may have expired or been refreshed meanwhile; the authenticator answers from its cache.
       authorization = await authorize(ctx, req, undefined);

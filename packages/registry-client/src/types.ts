@@ -31,10 +31,12 @@ export interface RegistryClientOptions {
   readonly plainHttp?: boolean;
   /** The undici dispatcher to send requests with (TLS options, MockAgent in tests). */
   readonly dispatcher?: Dispatcher;
+  /** `close()` closes `dispatcher` too (default: only a dispatcher the client made itself is closed). */
+  readonly closeDispatcher?: boolean;
   readonly auth?: Authenticator;
   readonly logger?: Logger;
   readonly userAgent?: string;
-  /** Called before each retry, so pipelines can emit `retrying` progress. */
+  /** Called before each retry of any request (logging, metrics); operators pass a per-request `onRetry` instead. */
   readonly onRetry?: (event: RetryingEvent) => void;
   /** How long to wait for a response's headers once the request is sent, in ms (default 120 000). */
   readonly headersTimeout?: number;
@@ -49,6 +51,11 @@ export interface RegistryClientOptions {
 /** Options every request takes. */
 export interface RequestOptions {
   readonly signal?: AbortSignal;
+  /**
+   * Told before each retry of this request (besides the client's `onRetry`), so the operator that made the
+   * request can put a `retrying` event into its own stream: a hand-built pipeline sees retries too.
+   */
+  readonly onRetry?: (event: RetryingEvent) => void;
 }
 
 /** An open upload session: where to send the next request and how many bytes the registry holds. */

@@ -13,6 +13,7 @@ import {
   type Digest,
   type Logger,
   type PushEvent,
+  type RetryingEvent,
 } from '@rxpush/core';
 import { isRetryable, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep } from '@rxpush/registry-client';
 import type { RegistryClient, RetryOptions, RetryPolicy, UploadSession } from '@rxpush/registry-client';
@@ -92,6 +93,8 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
     const { blob } = event;
     const { client } = options;
     const progress: BlobProgress = { id: shortId(blob.key), key: blob.key, role: blob.role };
+    // Requests the client retries itself report their retries into this blob's stream.
+    const request = { signal, onRetry: (retrying: RetryingEvent) => subscriber.next({ ...retrying, id: progress.id }) };
     const interval = options.progressInterval ?? 100;
     let lastReport = 0;
     const onBytes = (current: number, total: number | undefined): void => {
@@ -133,7 +136,7 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
       for (let attempt = 1; ; attempt++) {
         if (attempt > 1 && known !== undefined) {
           // A commit whose answer was lost, or a blob another push just sent: never send it again.
-          const info = await client.hasBlob(options.repository, known.digest, { signal });
+          const info = await client.hasBlob(options.repository, known.digest, request);
           if (info !== undefined) {
             logger.debug({ digest: known.digest, attempt }, 'blob found in the registry after a broken upload');
             drop();
@@ -142,7 +145,7 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
         }
         try {
           if (session === undefined) {
-            const start = await client.startUpload(options.repository, { signal });
+            const start = await client.startUpload(options.repository, request);
             if (start.kind === 'mounted') throw new PushError('REGISTRY_ERROR', `the registry mounted ${blob.key} though no mount was asked for`);
             session = start;
           }
@@ -185,7 +188,7 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
         return;
       }
       try {
-        session = await client.uploadStatus(session, { signal });
+        session = await client.uploadStatus(session, request);
         logger.debug({ key: blob.key, offset: session.offset }, 'resuming the upload');
       } catch (error) {
         if (signal.aborted) throw error;
