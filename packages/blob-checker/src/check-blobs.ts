@@ -20,6 +20,11 @@ export interface CheckBlobsOptions {
   readonly cache?: DigestCache;
   /** How the uploader compresses uncompressed layers, so that only forms it would make count (default gzip). */
   readonly compression?: 'gzip' | 'zstd' | 'none';
+  /**
+   * Write nothing (`--dry-run`): instead of asking for a mount (a POST), HEAD the blob in the mount source
+   * and report it as `mounted` with `dryRun: true` when it is there.
+   */
+  readonly dryRun?: boolean;
   readonly logger?: Logger;
 }
 
@@ -43,7 +48,7 @@ const MAX_MOUNT_TRIES = 3;
  * A blob found becomes `exists` ("Layer already exists") or `mounted` ("Mounted from …"), then
  * `blob-ready`, and the source is told it will not be read (`release()`). Any other blob goes on as
  * `waiting` and its unchanged `blob` task, in the order the tasks came. Foreign (non-distributable)
- * layers are never checked or uploaded. Other events pass through.
+ * layers are never checked or uploaded. Other events pass through. With `dryRun` it sends HEADs only.
  *
  * Fails with the registry client's typed errors (unreachable, unauthorized, …); a cache that cannot
  * be read is ignored.
@@ -139,10 +144,13 @@ function check(
     }
     for (const candidate of candidates) {
       for (const from of candidate.mountFrom.slice(0, MAX_MOUNT_TRIES)) {
-        const size = await mount(options, candidate, from, request, logger);
+        const size = options.dryRun ? await mountable(options, candidate, from, request) : await mount(options, candidate, from, request, logger);
         if (size === undefined) continue;
         blob.release?.();
-        return [{ type: 'mounted', ...progress, digest: candidate.digest, from }, ready(candidate.digest, size, candidate.mediaType)];
+        return [
+          { type: 'mounted', ...progress, digest: candidate.digest, from, ...(options.dryRun && { dryRun: true as const }) },
+          ready(candidate.digest, size, candidate.mediaType),
+        ];
       }
     }
     return [{ type: 'waiting', ...progress }, event];
@@ -198,6 +206,13 @@ async function mount(options: CheckBlobsOptions, candidate: Candidate, from: str
   const info = await client.hasBlob(repository, candidate.digest, request);
   if (info === undefined || (candidate.size !== undefined && info.size !== candidate.size)) return undefined;
   logger.debug({ digest: candidate.digest, from }, 'blob mounted');
+  return info.size;
+}
+
+/** A dry run's stand-in for {@link mount}: the blob's size when the mount source holds it as expected. */
+async function mountable(options: CheckBlobsOptions, candidate: Candidate, from: string, request: Request): Promise<number | undefined> {
+  const info = await options.client.hasBlob(from, candidate.digest, request).catch(() => undefined);
+  if (info === undefined || (candidate.size !== undefined && info.size !== candidate.size)) return undefined;
   return info.size;
 }
 

@@ -91,4 +91,26 @@ describe('checkBlobs', () => {
     assert.deepEqual(events[0], { type: 'retrying', id: there.key.slice(7, 19), attempt: 1, delayMs: 0, reason: events[0]?.type === 'retrying' ? events[0].reason : '' });
     assert.match(events[0]?.type === 'retrying' ? events[0].reason : '', /^HEAD https:\/\/registry\.example\/v2\/app\/blobs\/sha256:[0-9a-f]{64} → 503/);
   });
+
+  it('in a dry run, HEADs the mount source instead of asking for a mount', async (t) => {
+    const layer = { ...blob('mountable'), hints: [{ digest: sha256Digest('mountable'), registry: 'registry.example', repository: 'base' }] };
+    const agent = new MockAgent();
+    agent.disableNetConnect();
+    t.after(() => agent.close());
+    const requests: string[] = [];
+    agent
+      .get(ORIGIN)
+      .intercept({ method: (m) => m !== '', path: () => true })
+      .reply((opts) => {
+        requests.push(`${opts.method} ${opts.path}`);
+        const there = opts.method === 'HEAD' && opts.path.startsWith('/v2/base/');
+        return { statusCode: there ? 200 : 404, data: '', responseOptions: { headers: there ? { 'content-length': '4', 'docker-content-digest': layer.key } : {} } };
+      })
+      .persist();
+    const client = new RegistryClient({ registry: 'registry.example', dispatcher: agent });
+    const events = await lastValueFrom(from<PushEvent[]>([{ type: 'blob', blob: layer }]).pipe(checkBlobs({ client, repository: 'app', dryRun: true }), toArray()));
+    assert.deepEqual(events[0], { type: 'mounted', id: layer.key.slice(7, 19), key: layer.key, role: 'layer', digest: layer.key, from: 'base', dryRun: true });
+    assert.equal(events[1]?.type, 'blob-ready');
+    assert.deepEqual(requests, [`HEAD /v2/app/blobs/${layer.key}`, `HEAD /v2/base/blobs/${layer.key}`]);
+  });
 });

@@ -76,6 +76,8 @@ export interface MountedEvent extends BlobProgress {
   readonly type: 'mounted';
   readonly digest: Digest;
   readonly from: string;
+  /** Set in a dry run: `from` holds the blob (HEAD), but no mount was asked for. */
+  readonly dryRun?: true;
 }
 /** Bytes sent so far (throttled). `total` is unknown while compressing on the fly. */
 export interface PushingEvent extends BlobProgress {
