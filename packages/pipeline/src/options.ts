@@ -14,6 +14,11 @@ export interface PushOptions {
   readonly allTags?: boolean;
   /** Rewrite manifests to this format; default: keep the source's format. */
   readonly format?: ManifestFormat;
+  /**
+   * Check everything, write nothing (`--dry-run`): blobs are HEADed (mount sources too) but never uploaded or
+   * mounted, no manifest is PUT and the digest cache is not written. See `push()` for what it emits then.
+   */
+  readonly dryRun?: boolean;
   /** Blobs uploaded at once (default 4). */
   readonly concurrency?: number;
   /** Upload in PATCH chunks of this many bytes instead of one monolithic PUT. */

@@ -1,11 +1,11 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { parseReference, silentLogger, UsageError, type ImageRecord, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { parseReference, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
-import { createRegistryClient } from '@rxpush/registry-client';
+import { createRegistryClient, type RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
-import { defer, finalize, identity, map, type Observable, type OperatorFunction } from 'rxjs';
+import { defer, finalize, identity, map, pipe, tap, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
 
@@ -19,6 +19,10 @@ import type { PushOptions } from './options.js';
  * Fails with core's typed errors: `UsageError` for bad options, `SourceError` and friends for a broken
  * source, `RegistryError`/`RegistryUnreachableError` for the registry. No manifest is PUT unless every
  * blob it names is verified in the registry.
+ *
+ * With `dryRun` nothing is written: a blob the registry has is `exists`, one it could mount is `mounted` with
+ * `dryRun: true`, and one that would be uploaded is `waiting` followed by its `blob` task, never opened; the
+ * `image` records carry the tags that would be pushed; no `manifest-pushed` is emitted.
  *
  * @example
  * push({ source: 'oci:./image:latest', destination: 'localhost:5000/app:1.0' }).subscribe(console.log)
@@ -50,21 +54,41 @@ export function push(options: PushOptions): Observable<PushEvent> {
         ...target,
         ...(cache !== undefined && { cache }),
         ...(options.compression !== undefined && { compression: options.compression }),
+        ...(options.dryRun === true && { dryRun: true }),
       }),
-      uploadBlobs({
-        ...target,
-        ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
-        ...(options.compression !== undefined && { compression: options.compression }),
-        ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
-        ...(options.retry !== undefined && { retry: options.retry }),
-      }),
-      cache ? rememberBlobs({ cache, registry: client.registry, repository: destination.repository, logger }) : identity,
-      pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
+      options.dryRun === true ? releaseBlobs() : write(options, target, cache),
       finalize(() => {
         // The client lets the session cancels of an unsubscribed push go out before it closes its dispatcher.
         void client.close();
       }),
     );
+  });
+}
+
+/** What a push writes: the blobs the registry lacks, the digest cache, the manifests. */
+function write(
+  options: PushOptions,
+  target: { client: RegistryClient; repository: string; logger: Logger },
+  cache: DigestCache | undefined,
+): OperatorFunction<PushEvent, PushEvent> {
+  const { client, repository, logger } = target;
+  return pipe(
+    uploadBlobs({
+      ...target,
+      ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+      ...(options.compression !== undefined && { compression: options.compression }),
+      ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
+      ...(options.retry !== undefined && { retry: options.retry }),
+    }),
+    cache ? rememberBlobs({ cache, registry: client.registry, repository, logger }) : identity,
+    pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
+  );
+}
+
+/** A dry run's end: blobs to upload are told they will not be read, and every event passes on. */
+function releaseBlobs(): OperatorFunction<PushEvent, PushEvent> {
+  return tap((event) => {
+    if (event.type === 'blob') event.blob.release?.();
   });
 }
 
