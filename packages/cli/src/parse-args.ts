@@ -16,6 +16,14 @@ export type ParsedArgs =
 
 export const PUSH_HELP = "see 'rxpush push --help'";
 const TOP_HELP = "see 'rxpush --help'";
+// By hand: yargs answers `completion --help` with the script itself.
+const COMPLETION_HELP = `Usage: rxpush completion
+
+Print a shell completion script for rxpush's commands and options: for bash, or for zsh when $SHELL is zsh.
+
+Examples:
+  rxpush completion >> ~/.bashrc                 complete rxpush in new bash shells
+  SHELL=zsh rxpush completion >> ~/.zshrc        the same for zsh`;
 
 /**
  * Parses rxpush's arguments (without the node and script paths) with yargs: commands, known options,
@@ -26,13 +34,19 @@ const TOP_HELP = "see 'rxpush --help'";
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const first = argv[0];
   if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
-  if (!first.startsWith('-') && first !== 'push') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
+  if (!first.startsWith('-') && first !== 'push' && first !== 'completion') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
   const help = first === 'push' ? PUSH_HELP : TOP_HELP;
+  if (first === 'completion') {
+    const rest = argv.slice(1);
+    if (rest.includes('--help') || rest.includes('-h')) return { kind: 'print', text: COMPLETION_HELP };
+    if (rest[0] !== undefined) return { kind: 'usage', message: `unexpected argument "${rest[0]}"; ${help}` };
+  }
 
   let parsed: { args: RawArgs; output: string } | undefined;
   let failure: unknown;
   try {
-    cli(argv).parse([...argv], {}, (error, args, output) => {
+    // yargs's strict mode takes its own `completion` command for an unknown argument.
+    cli(argv, first !== 'completion').parse([...argv], {}, (error, args, output) => {
       if (error) failure = error;
       else parsed = { args, output };
     });
@@ -41,17 +55,21 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   }
   if (failure !== undefined || parsed === undefined) return { kind: 'usage', message: `${usageMessage(failure, argv)}; ${help}` };
   if (parsed.args['help'] === true || parsed.args['version'] === true) return { kind: 'print', text: parsed.output };
+  // The completion script, or the words a shell asks it for (`--get-yargs-completions`).
+  if (first === 'completion' || parsed.args['get-yargs-completions'] !== undefined) return { kind: 'print', text: parsed.output.trimEnd() };
   const extra = (parsed.args['_'] as unknown[]).slice(1);
   if (extra.length > 0) return { kind: 'usage', message: `unexpected argument "${String(extra[0])}"; ${help}` };
   return { kind: 'push', args: parsed.args };
 }
 
-function cli(argv: readonly string[]) {
+function cli(argv: readonly string[], strict: boolean) {
   return yargs([...argv])
     .scriptName('rxpush')
     .usage('Usage: rxpush <command> [options]\n\nPush container images to Docker/OCI registries.')
+    .example('rxpush push oci:./image:latest localhost:5000/app:1.0', "push the image tagged latest in an OCI layout")
+    .example('rxpush completion >> ~/.bashrc', 'complete rxpush\'s commands and options in bash (zsh: >> ~/.zshrc)')
     .locale('en')
-    .strict()
+    .strict(strict)
     .exitProcess(false)
     .showHelpOnFail(false)
     .fail((message, error) => {
@@ -60,6 +78,7 @@ function cli(argv: readonly string[]) {
     .version(version())
     .help()
     .alias('h', 'help')
+    .completion('completion', 'print a shell completion script for bash, or zsh when $SHELL is zsh')
     .command('push <SOURCE> <DEST>', 'push an image (every tag with --all-tags)', (y) =>
       y
         .usage(
@@ -69,7 +88,9 @@ function cli(argv: readonly string[]) {
             'docker-daemon:NAME:TAG or docker-root:NAME[:TAG] (docker://REF is not supported yet).\n' +
             'DEST is [docker://]REGISTRY/REPO[:TAG].',
         )
-        .example('rxpush push oci:./image:latest localhost:5000/app:1.0', '')
+        .example('rxpush push oci:./image:latest localhost:5000/app:1.0', 'push an OCI layout\'s image tagged latest as app:1.0')
+        .example('rxpush push docker-daemon:app:1.0 registry.example/team/app:1.0 --username ci --password-stdin < pw', 'push from the Docker engine, logging in as ci')
+        .example('rxpush push oci-archive:./image.tar localhost:5000/app --all-tags --dry-run', 'show what pushing every tag would upload, and write nothing')
         .hide('version')
         .option('tag', { type: 'string', requiresArg: true, describe: 'also push as this tag (repeatable)' })
         .option('all-tags', { type: 'boolean', describe: 'push every tag the source has, each under its own name' })
@@ -91,7 +112,10 @@ function cli(argv: readonly string[]) {
         .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
         .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
         .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })
-        .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' }),
+        .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })
+        .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
+        .option('retries', { type: 'string', requiresArg: true, describe: 'retries of a failed request or upload (default 4; 0: none)' })
+        .option('timeout', { type: 'string', requiresArg: true, describe: 'longest wait on the registry (connecting, an answer, a pause in one): 30s, 2m, 1m30s' }),
     );
 }
 

@@ -1,6 +1,7 @@
 import { isValidTag, UsageError, type ManifestFormat } from '@rxpush/core';
 
 import type { RawArgs } from './parse-args.js';
+import { parseDuration } from './parse-duration.js';
 import { parseSize } from './parse-size.js';
 
 const FORMATS = ['oci', 'docker'] as const;
@@ -34,6 +35,12 @@ export interface PushCommand {
   readonly tlsVerify: boolean;
   readonly caFile?: string;
   readonly certDir?: string;
+  /** Check what would be pushed, write nothing (`--dry-run`). */
+  readonly dryRun: boolean;
+  /** Retries of a failed request (`--retries`). */
+  readonly retries?: number;
+  /** How long any one wait on the registry may last, in ms (`--timeout`). */
+  readonly timeoutMs?: number;
 }
 
 /** Credentials from the command line. The password is never put in a message. */
@@ -60,6 +67,11 @@ export function pushCommand(args: RawArgs): PushCommand {
   const allTags = args['all-tags'] === true;
   const digestfile = last(args['digestfile']);
   if (allTags && digestfile !== undefined) throw new UsageError('--digestfile names one manifest and cannot be used with --all-tags');
+  const dryRun = args['dry-run'] === true;
+  if (dryRun && digestfile !== undefined) throw new UsageError('--digestfile cannot be used with --dry-run: nothing is pushed, so there is no digest to write');
+  const retries = last(args['retries']);
+  if (retries !== undefined && !/^\d+$/.test(retries)) throw new UsageError(`--retries must be a whole number of 0 or more, not "${retries}"`);
+  const timeout = last(args['timeout']);
 
   const concurrency = last(args['concurrency']) ?? '4';
   if (!/^\d+$/.test(concurrency) || Number(concurrency) < 1) {
@@ -97,6 +109,9 @@ export function pushCommand(args: RawArgs): PushCommand {
     tlsVerify: args['tls-verify'] !== false,
     ...(caFile !== undefined && { caFile }),
     ...(certDir !== undefined && { certDir }),
+    dryRun,
+    ...(retries !== undefined && { retries: Number(retries) }),
+    ...(timeout !== undefined && { timeoutMs: parseDuration(timeout, '--timeout') }),
   };
 }
 

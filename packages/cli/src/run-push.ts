@@ -8,9 +8,11 @@ import { pino } from 'pino';
 import type { Observable } from 'rxjs';
 
 import { PUSH_HELP, type RawArgs } from './parse-args.js';
+import { dryRunRenderer } from './progress/dry-run-renderer.js';
 import { jsonRenderer } from './progress/json-renderer.js';
 import { plainRenderer } from './progress/plain-renderer.js';
 import { quietRenderer } from './progress/quiet-renderer.js';
+import { dryRunSummaryLine, pushTally, summaryLine, type PushTally } from './progress/push-summary.js';
 import type { ProgressRenderer, TextSink } from './progress/renderer.js';
 import { ttyRenderer } from './progress/tty-renderer.js';
 import { pushCommand, type LogLevel, type PushCommand } from './push-command.js';
@@ -64,14 +66,21 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     stderr === process.stderr ? pino.destination({ dest: 2, sync: true }) : stderr,
   );
   const renderer = chooseRenderer(command, stdout);
+  const tally = pushTally(command.dryRun);
   try {
     const destination = parseReference(command.destination);
     const push = io.push ?? (await import('@rxpush/pipeline')).push;
+    const started = performance.now();
     renderer.start(`${destination.registry}/${destination.repository}`);
-    const pushed = await run(push(pushOptions(command, logger, credentials)), renderer, io.signal);
+    const pushed = await run(push(pushOptions(command, logger, credentials)), renderer, tally, io.signal);
     renderer.complete();
     const first = pushed[0];
     if (command.digestfile !== undefined && first !== undefined) await writeDigest(command.digestfile, first);
+    // For people: scripts reading --quiet or --progress json get exactly what they asked for.
+    if (!command.quiet && command.progress !== 'json') {
+      const counts = tally.counts();
+      stderr.write(`${command.dryRun ? dryRunSummaryLine(counts) : summaryLine(counts, performance.now() - started)}\n`);
+    }
     return 0;
   } catch (error) {
     renderer.error(error instanceof Error ? error : new Error(String(error)));
@@ -80,6 +89,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
 }
 
 function chooseRenderer(command: PushCommand, stdout: Terminal): ProgressRenderer {
+  if (command.dryRun) return dryRunRenderer(stdout, command.quiet ? 'quiet' : command.progress === 'json' ? 'json' : 'text');
   if (command.quiet) return quietRenderer(stdout);
   const mode = command.progress === 'auto' ? (stdout.isTTY === true ? 'tty' : 'plain') : command.progress;
   switch (mode) {
@@ -119,16 +129,20 @@ function pushOptions(command: PushCommand, logger: Logger, credentials: PushOpti
     ...(!command.tlsVerify && { tlsVerify: false }),
     ...(command.caFile !== undefined && { caFile: command.caFile }),
     ...(command.certDir !== undefined && { certDir: command.certDir }),
+    ...(command.dryRun && { dryRun: true }),
+    ...(command.retries !== undefined && { retry: { retries: command.retries } }),
+    ...(command.timeoutMs !== undefined && { timeouts: { connect: command.timeoutMs, headers: command.timeoutMs, body: command.timeoutMs } }),
   };
 }
 
 /** Subscribes, feeding the renderer; unsubscribing on abort is what stops every request in flight. */
-function run(events: Observable<PushEvent>, renderer: ProgressRenderer, signal: AbortSignal): Promise<ManifestPushedEvent[]> {
+function run(events: Observable<PushEvent>, renderer: ProgressRenderer, tally: PushTally, signal: AbortSignal): Promise<ManifestPushedEvent[]> {
   return new Promise((resolve, reject) => {
     const pushed: ManifestPushedEvent[] = [];
     const subscription = events.subscribe({
       next(event) {
         renderer.next(event);
+        tally.next(event);
         if (event.type === 'manifest-pushed') pushed.push(event);
       },
       error: reject,

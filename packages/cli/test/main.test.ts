@@ -8,34 +8,9 @@ import { RegistryError, UsageError, type PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
 import { Observable, concat, of, throwError } from 'rxjs';
 
-import { main, type MainIO } from '../src/main.ts';
+import { main } from '../src/main.ts';
 import { A, MANIFEST_DIGEST, manifestPushed, preparing, pushed, pushing, sink } from './events.ts';
-
-/** Runs main with collected output and, unless told otherwise, a push that must not be called. */
-async function run(argv: string[], io: Partial<MainIO> = {}) {
-  const stdout = sink();
-  const stderr = sink();
-  const code = await main(argv, {
-    stdout,
-    stderr,
-    signal: new AbortController().signal,
-    push: () => assert.fail('push must not start'),
-    ...io,
-  });
-  return { code, stdout: stdout.text, stderr: stderr.text };
-}
-
-/** A push that emits `events` and records the options it was given. */
-function fakePush(events: Observable<PushEvent>) {
-  const calls: PushOptions[] = [];
-  return {
-    calls,
-    push: (options: PushOptions) => {
-      calls.push(options);
-      return events;
-    },
-  };
-}
+import { fakePush, run } from './run-main.ts';
 
 const SUCCESS: Observable<PushEvent> = of(preparing(A), pushing(A, 1_000_000, 2_000_000), pushed(A), manifestPushed('1.0'));
 
@@ -107,7 +82,8 @@ describe('rxpush push', () => {
       ),
       { push: fake.push },
     );
-    assert.deepEqual(result, {
+    const { stderr, ...output } = result;
+    assert.deepEqual(output, {
       code: 0,
       stdout:
         'The push refers to repository [localhost:5000/app]\n' +
@@ -115,8 +91,8 @@ describe('rxpush push', () => {
         'aaaaaaaaaaaa: Pushing\n' +
         'aaaaaaaaaaaa: Pushed\n' +
         `1.0: digest: ${MANIFEST_DIGEST} size: 528\n`,
-      stderr: '',
     });
+    assert.match(stderr, /^1 layer pushed, 0 mounted, 0 skipped: 2MB sent in \d+\.\ds \([\d.]+[kMG]?B\/s\)\n$/, 'only the summary line');
     const [options] = fake.calls;
     assert.ok(options?.logger, 'a logger is passed');
     const { logger, ...rest } = options;
@@ -230,10 +206,10 @@ describe('rxpush push', () => {
         options.logger?.debug({ headers: { authorization: 'Bearer secret-token' }, password: 'hunter2' }, 'token fetched');
         subscriber.complete();
       });
-    const quiet = await run(['push', 'oci:./image', 'localhost:5000/app:1.0'], { push: logging });
+    const quiet = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '-q'], { push: logging });
     assert.equal(quiet.stderr, '', 'debug lines are not logged at the default level, warn');
 
-    const debug = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--log-level', 'debug'], { push: logging });
+    const debug = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '-q', '--log-level', 'debug'], { push: logging });
     assert.equal(debug.code, 0);
     const entry = JSON.parse(debug.stderr) as Record<string, unknown>;
     assert.equal(entry['msg'], 'token fetched');
