@@ -12,7 +12,7 @@ import { dump, header, readBody, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
 import type { BlobInfo, Body, RegistryClientOptions, RequestOptions, UploadSession, UploadStart } from './types.js';
 import { nextSession, rangeOffset, sessionRepository } from './upload-session.js';
-import { checkManifestReference, checkRepository, parseRegistry, redactUrl, withQuery } from './urls.js';
+import { checkManifestReference, checkRepository, parseRegistry, redactUrl, resolveLocation, withQuery } from './urls.js';
 
 /** Manifests are small documents; anything larger is refused rather than buffered (the OCI spec suggests 4 MiB). */
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
@@ -395,7 +395,7 @@ export class RegistryClient {
         throw new PushError('REGISTRY_ERROR', `GET ${redactUrl(res.url)} → ${res.status} with a body that is not a tag list; is this a registry?`);
       }
       for (const tag of list ?? []) if (typeof tag === 'string') tags.push(tag);
-      url = nextLink(header(res.headers, 'link'), res.url);
+      url = nextLink(header(res.headers, 'link'), res);
     }
     return tags;
   }
@@ -487,11 +487,11 @@ function parseJson(bytes: Uint8Array): unknown {
 }
 
 /** The `rel="next"` target of a Link header, resolved against the page it came with. */
-function nextLink(link: string | undefined, base: URL): URL | undefined {
+function nextLink(link: string | undefined, res: SendResponse): URL | undefined {
   if (link === undefined) return undefined;
   for (const part of link.split(',')) {
     const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
-    if (match !== null && /(?:^|;)\s*rel="?next"?\s*(?:;|$)/i.test(match[2] ?? '')) return new URL(match[1] ?? '', base);
+    if (match !== null && /(?:^|;)\s*rel="?next"?\s*(?:;|$)/i.test(match[2] ?? '')) return resolveLocation(match[1] ?? '', res.url, { method: 'GET', status: res.status, header: 'Link' });
   }
   return undefined;
 }
