@@ -249,8 +249,11 @@ async function kill(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A throwaway CA and a server certificate for 127.0.0.1 and localhost (with SANs: Go ignores the CN). */
-async function makeCertificates(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string; ca: string }> {
+/**
+ * A throwaway CA and a server certificate for 127.0.0.1 and localhost (with SANs: Go ignores the CN), in `dir`.
+ * Tests use it for TLS servers of their own (the fault proxy in front of a plain-HTTP registry).
+ */
+export async function makeCertificates(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string; ca: string }> {
   const caFile = join(dir, 'ca.crt');
   const caKey = join(dir, 'ca.key');
   const certFile = join(dir, 'server.crt');

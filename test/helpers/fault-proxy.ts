@@ -12,7 +12,9 @@
  * proxy.addFault({ method: 'PUT', path: /\/blobs\/uploads\//, nth: 1, fault: { kind: 'status', status: 503 } });
  * // push to `${proxy.host}/app:1.0` …
  */
+import { readFile } from 'node:fs/promises';
 import { Agent, createServer, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 
 /** What to do to a request. */
@@ -31,7 +33,20 @@ export type Fault =
   /** Forward the request, let the registry answer in full, then drop the client's connection unanswered. */
   | { readonly kind: 'lose-response' }
   /** Forward, adding headers to the registry's answer (e.g. OCI-Chunk-Min-Length). */
-  | { readonly kind: 'add-headers'; readonly headers: Readonly<Record<string, string>> };
+  | { readonly kind: 'add-headers'; readonly headers: Readonly<Record<string, string>> }
+  /**
+   * Forward, then change the registry's answer on its way back: another status (a 201 turned into the 204
+   * or 200 other registries send), headers dropped (as proxies and CDNs drop Content-Length), the Location
+   * rewritten (an upload sent elsewhere). The registry has acted on the request as usual.
+   */
+  | {
+      readonly kind: 'rewrite';
+      readonly status?: number;
+      readonly dropHeaders?: readonly string[];
+      readonly location?: (location: string) => string;
+    }
+  /** Answer a redirect to `location` in the registry's place (the request is not forwarded). */
+  | { readonly kind: 'redirect'; readonly status?: number; readonly location: string };
 
 /** Which requests a fault hits: method, a regular expression on the URL (path and query), and which occurrences. */
 export interface FaultRule {
@@ -83,7 +98,15 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'tra
  *
  * @example const proxy = await startFaultProxy({ target: registry.host, faults: [{ method: 'PATCH', nth: 1, fault: { kind: 'reset', afterBytes: 65536 } }] })
  */
-export async function startFaultProxy(options: { target: string; faults?: readonly FaultRule[] }): Promise<FaultProxy> {
+export async function startFaultProxy(options: {
+  target: string;
+  faults?: readonly FaultRule[];
+  /**
+   * Serve HTTPS with this certificate (tools/registry.ts makeCertificates) in front of the plain-HTTP
+   * registry, telling it `X-Forwarded-Proto: https` so its Locations say https, as behind a TLS-terminating proxy.
+   */
+  tls?: { certFile: string; keyFile: string };
+}): Promise<FaultProxy> {
   const [targetHost, targetPort] = splitHost(options.target);
   const rules: { rule: FaultRule; seen: number }[] = [];
   const requests: RecordedRequest[] = [];
@@ -147,6 +170,14 @@ export async function startFaultProxy(options: { target: string; faults?: readon
       case 'stall':
         req.resume();
         return;
+      case 'redirect':
+        req.resume();
+        req.on('end', () => {
+          record.status = fault.status ?? 307;
+          res.writeHead(record.status, { location: fault.location, 'content-length': 0 });
+          res.end();
+        });
+        return;
       case 'reset':
         if ((fault.afterBytes ?? 0) === 0) {
           req.socket.resetAndDestroy();
@@ -165,7 +196,14 @@ export async function startFaultProxy(options: { target: string; faults?: readon
 
   const forward = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest, fault: Fault | undefined): void => {
     const upstream = httpRequest(
-      { host: targetHost, port: targetPort, method: req.method, path: req.url, headers: endToEnd(req.headers), agent },
+      {
+        host: targetHost,
+        port: targetPort,
+        method: req.method,
+        path: req.url,
+        headers: { ...endToEnd(req.headers), ...(options.tls !== undefined && { 'x-forwarded-proto': 'https' }) },
+        agent,
+      },
       (answer) => {
         if (fault?.kind === 'lose-response') {
           // The registry has acted and answered; the client never hears of it.
@@ -173,9 +211,27 @@ export async function startFaultProxy(options: { target: string; faults?: readon
           answer.on('end', () => req.socket.destroy());
           return;
         }
-        record.status = answer.statusCode ?? 502;
         const headers = { ...endToEnd(answer.headers), ...(fault?.kind === 'add-headers' ? fault.headers : {}) };
-        res.writeHead(answer.statusCode ?? 502, headers);
+        let status = answer.statusCode ?? 502;
+        if (fault?.kind === 'rewrite') {
+          status = fault.status ?? status;
+          for (const name of fault.dropHeaders ?? []) delete headers[name.toLowerCase()];
+          const location = headers['location'];
+          if (fault.location !== undefined && typeof location === 'string') headers['location'] = fault.location(location);
+        }
+        record.status = status;
+        if (fault?.kind === 'rewrite' && (status === 204 || (fault.dropHeaders ?? []).some((h) => h.toLowerCase() === 'content-length'))) {
+          // A 204 has no body, and an answer whose Content-Length was dropped is sent chunked (or, to HEAD, bare).
+          delete headers['content-length'];
+          res.writeHead(status, headers);
+          if (status === 204 || req.method === 'HEAD') {
+            answer.resume();
+            res.end();
+            return;
+          }
+        } else {
+          res.writeHead(status, headers);
+        }
         answer.pipe(res);
       },
     );
@@ -209,7 +265,10 @@ export async function startFaultProxy(options: { target: string; faults?: readon
     req.on('error', () => upstream.destroy());
   };
 
-  const server = createServer(handle);
+  const server =
+    options.tls === undefined
+      ? createServer(handle)
+      : createTlsServer({ cert: await readFile(options.tls.certFile), key: await readFile(options.tls.keyFile) }, handle);
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -226,12 +285,13 @@ export async function startFaultProxy(options: { target: string; faults?: readon
   });
   const { port } = server.address() as AddressInfo;
   const host = `127.0.0.1:${port}`;
+  const scheme = options.tls === undefined ? 'http' : 'https';
   for (const rule of options.faults ?? []) rules.push({ rule, seen: 0 });
 
   let closed: Promise<void> | undefined;
   return {
     host,
-    url: `http://${host}`,
+    url: `${scheme}://${host}`,
     requests,
     addFault(rule) {
       rules.push({ rule, seen: 0 });

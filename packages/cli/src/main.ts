@@ -1,3 +1,4 @@
+import { closableOutput } from './closable-output.js';
 import { parseArgs } from './parse-args.js';
 import type { TextSink } from './progress/renderer.js';
 import type { PushFunction, Terminal } from './run-push.js';
@@ -19,16 +20,19 @@ export interface MainIO {
  * @example process.exitCode = await main(process.argv.slice(2))
  */
 export async function main(argv: readonly string[], io: MainIO = {}): Promise<number> {
-  const stdout = io.stdout ?? process.stdout;
+  const stdout = io.stdout ?? closableOutput(process.stdout);
   const stderr = io.stderr ?? process.stderr;
   const parsed = parseArgs(argv);
   switch (parsed.kind) {
     case 'print':
       stdout.write(`${parsed.text}\n`);
       return 0;
-    case 'usage':
-      stderr.write(`rxpush: ${parsed.message}\n`);
+    case 'usage': {
+      // Usage errors quote the arguments; core is loaded only here, to keep --help fast.
+      const { printable } = await import('@rxpush/core');
+      stderr.write(`rxpush: ${printable(parsed.message)}\n`);
       return 2;
+    }
   }
 
   // Loaded only now, so `rxpush --help` does not pay for core's rxjs, pino and the pipeline.

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { inspect } from 'node:util';
 
-import { CancelledError, isPushError, parseReference, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
+import { CancelledError, isPushError, parseReference, printable, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
 import { pino } from 'pino';
 import type { Observable } from 'rxjs';
@@ -172,7 +172,8 @@ async function writeDigest(path: string, event: ManifestPushedEvent): Promise<vo
 function fail(error: unknown, stderr: TextSink, logLevel: LogLevel): number {
   let message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
   if (isPushError(error) && error.code === 'USAGE') message += `; ${PUSH_HELP}`;
-  stderr.write(`rxpush: ${message}\n`);
+  // Messages quote registries and local files (an index.json's ref names, an error body): never raw control characters.
+  stderr.write(`rxpush: ${printable(message)}\n`);
   if (logLevel === 'debug' || logLevel === 'trace') stderr.write(`${inspect(error)}\n`);
   if (!isPushError(error)) return 1;
   if (error.code === 'USAGE') return 2;

@@ -130,13 +130,16 @@ export class RegistryError extends PushError {
   }
 }
 
-/** No HTTP answer at all: connection refused, DNS, reset, or a timeout. */
+/** No HTTP answer at all: connection refused, DNS, reset, or a timeout. The message names the request: `GET https://r/v2/ failed: …`. */
 export class RegistryUnreachableError extends PushError {
   override readonly name = 'RegistryUnreachableError';
   readonly url: string;
-  constructor(url: string, reason: string, options?: { cause?: unknown; code?: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' }) {
-    super(options?.code ?? 'REGISTRY_UNREACHABLE', `cannot reach ${url}: ${reason}`, options);
+  /** The request's method, when known. */
+  readonly method: string | undefined;
+  constructor(url: string, reason: string, options?: { cause?: unknown; code?: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS'; method?: string }) {
+    super(options?.code ?? 'REGISTRY_UNREACHABLE', options?.method !== undefined ? `${options.method} ${url} failed: ${reason}` : `cannot reach ${url}: ${reason}`, options);
     this.url = url;
+    this.method = options?.method;
   }
 }
 

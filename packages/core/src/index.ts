@@ -45,3 +45,4 @@ export {
 } from './errors.js';
 export type { PushErrorCode } from './errors.js';
 export { fromAbortable } from './from-abortable.js';
+export { jsonSyntaxReason, printable } from './printable.js';

@@ -209,5 +209,5 @@ export function transportError(
   }
   const { reason, code } = describe(error, request.url);
   const tries = request.attempts !== undefined && request.attempts > 1 ? ` (gave up after ${request.attempts} attempts)` : '';
-  return new RegistryUnreachableError(request.url, `${reason}${tries}`, { cause: error, code });
+  return new RegistryUnreachableError(request.url, `${reason}${tries}`, { cause: error, code, method: request.method });
 }

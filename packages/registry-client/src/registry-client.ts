@@ -12,7 +12,7 @@ import { dump, header, readBody, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
 import type { BlobInfo, Body, RegistryClientOptions, RequestOptions, UploadSession, UploadStart } from './types.js';
 import { nextSession, rangeOffset, sessionRepository } from './upload-session.js';
-import { checkManifestReference, checkRepository, parseRegistry, redactUrl, withQuery } from './urls.js';
+import { checkManifestReference, checkRepository, parseRegistry, redactUrl, resolveLocation, withQuery } from './urls.js';
 
 /** Manifests are small documents; anything larger is refused rather than buffered (the OCI spec suggests 4 MiB). */
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
@@ -81,22 +81,53 @@ export class RegistryClient {
     await dump(res.body);
   }
 
-  /** The blob's digest and size when the repository has it, else undefined (HEAD, 404). */
+  /**
+   * The blob's digest and size when the repository has it, else undefined (HEAD, 404).
+   *
+   * Proxies and CDNs drop the Content-Length of HEAD answers: then the size is asked with a one-byte ranged
+   * GET (`Content-Range: bytes 0-0/SIZE`), and when that does not tell either, the blob counts as missing,
+   * so it is uploaded again rather than the push failing. An answer naming another digest counts as missing too.
+   */
   async hasBlob(repository: string, digest: Digest, opts: RequestOptions = {}): Promise<BlobInfo | undefined> {
     const repo = checkRepository(repository);
     const checked = parseDigest(digest);
+    const path = `/v2/${repo}/blobs/${checked}`;
+    const res = await this.#send({ method: 'HEAD', path, scopes: [pull(repo)], ok: [200, 404], followRedirects: true, signal: opts.signal, onRetry: opts.onRetry });
+    await dump(res.body);
+    if (res.status === 404) return undefined;
+    const answered = header(res.headers, 'docker-content-digest');
+    if (answered !== undefined && answered !== checked) {
+      this.#logger.debug({ digest: checked, answered }, 'the registry answered a blob HEAD with another digest; uploading it');
+      return undefined;
+    }
+    const size = contentLength(res) ?? (await this.#rangedSize(path, repo, opts));
+    if (size === undefined) {
+      this.#logger.debug({ digest: checked }, 'the registry has the blob but tells no size; uploading it');
+      return undefined;
+    }
+    return { digest: checked, size };
+  }
+
+  /** A blob's size from a one-byte ranged GET, for registries whose HEAD answers lost their Content-Length. */
+  async #rangedSize(path: string, repo: string, opts: RequestOptions): Promise<number | undefined> {
     const res = await this.#send({
-      method: 'HEAD',
-      path: `/v2/${repo}/blobs/${checked}`,
+      method: 'GET',
+      path,
+      headers: { range: 'bytes=0-0' },
       scopes: [pull(repo)],
-      ok: [200, 404],
+      ok: [200, 206, 404, 416],
       followRedirects: true,
       signal: opts.signal,
       onRetry: opts.onRetry,
     });
-    await dump(res.body);
-    if (res.status === 404) return undefined;
-    return { digest: checked, size: contentLength(res, 'HEAD') };
+    // A 200 is the whole blob: its length is all that is wanted, not its bytes.
+    res.body.destroy();
+    if (res.status === 206) {
+      const total = /\/(\d+)\s*$/.exec(header(res.headers, 'content-range') ?? '')?.[1];
+      const size = Number(total);
+      return total !== undefined && Number.isSafeInteger(size) ? size : undefined;
+    }
+    return res.status === 200 ? contentLength(res) : undefined;
   }
 
   /**
@@ -145,7 +176,8 @@ export class RegistryClient {
       headers,
       body,
       ...(repository !== undefined && { scopes: [push(repository)] }),
-      ok: [202],
+      // The spec says 202; AWS ECR answers 201, and some proxies 204.
+      ok: [201, 202, 204],
       signal: opts.signal,
       onRetry: opts.onRetry,
     });
@@ -177,7 +209,8 @@ export class RegistryClient {
       headers,
       ...(opts.body !== undefined && { body: opts.body }),
       ...(repository !== undefined && { scopes: [push(repository)] }),
-      ok: [201],
+      // The spec says 201; some registries and proxies answer 200 or 204, which is confirmed below.
+      ok: [200, 201, 204],
       signal: opts.signal,
       onRetry: opts.onRetry,
     });
@@ -189,11 +222,18 @@ export class RegistryClient {
         `PUT ${redactUrl(url)} → ${res.status} but the registry stored ${answered}, not ${checked}; the bytes changed on the way, push again`,
       );
     }
-    if (length !== undefined) return { digest: checked, size: session.offset + length };
-    // A stream of unknown length (compressed on the fly): ask the registry what it stored.
+    if (length !== undefined && res.status === 201) return { digest: checked, size: session.offset + length };
+    // A stream of unknown length (compressed on the fly), or a success other than 201: ask the registry what it stored.
     const stored = repository === undefined ? undefined : await this.hasBlob(repository, checked, opts);
     if (stored === undefined) {
+      if (length !== undefined && res.status !== 201 && repository === undefined) return { digest: checked, size: session.offset + length };
       throw new PushError('BLOB_NOT_VERIFIED', `PUT ${redactUrl(url)} → ${res.status} but the blob ${checked} cannot be found afterwards; push again`);
+    }
+    if (length !== undefined && stored.size !== session.offset + length) {
+      throw new PushError(
+        'BLOB_NOT_VERIFIED',
+        `PUT ${redactUrl(url)} → ${res.status} but the registry holds ${stored.size} bytes for ${checked}, not the ${session.offset + length} sent; push again`,
+      );
     }
     return stored;
   }
@@ -272,7 +312,8 @@ export class RegistryClient {
       headers: { 'content-type': manifest.mediaType },
       body: manifest.bytes,
       scopes: [push(repo)],
-      ok: [201],
+      // The spec says 201; registries also answer 200 (Artifactory, Quay), 202 or 204, as skopeo and ggcr accept.
+      ok: [200, 201, 202, 204],
       signal: opts.signal,
       onRetry: opts.onRetry,
     });
@@ -351,10 +392,11 @@ export class RegistryClient {
     if (res.status === 404) return undefined;
     const answered = header(res.headers, 'docker-content-digest');
     const contentType = header(res.headers, 'content-type');
-    if (isDigest(answered) && contentType !== undefined) {
-      return { digest: answered, mediaType: stripParameters(contentType), size: contentLength(res, 'HEAD') };
+    const size = contentLength(res);
+    if (isDigest(answered) && contentType !== undefined && size !== undefined) {
+      return { digest: answered, mediaType: stripParameters(contentType), size };
     }
-    // Some registries leave the digest (or type) off HEAD answers; the manifest itself is small.
+    // Some registries (or proxies) leave the digest, type or length off HEAD answers; the manifest itself is small.
     const manifest = await this.getManifest(repo, ref, opts);
     return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length };
   }
@@ -395,7 +437,7 @@ export class RegistryClient {
         throw new PushError('REGISTRY_ERROR', `GET ${redactUrl(res.url)} → ${res.status} with a body that is not a tag list; is this a registry?`);
       }
       for (const tag of list ?? []) if (typeof tag === 'string') tags.push(tag);
-      url = nextLink(header(res.headers, 'link'), res.url);
+      url = nextLink(header(res.headers, 'link'), res);
     }
     return tags;
   }
@@ -447,12 +489,11 @@ function bodyLength(body: Body): number | undefined {
   return body instanceof Uint8Array ? body.byteLength : body.length;
 }
 
-function contentLength(res: SendResponse, method: string): number {
-  const size = Number(header(res.headers, 'content-length'));
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new PushError('REGISTRY_ERROR', `${method} ${redactUrl(res.url)} → ${res.status} without a Content-Length; the registry (or a proxy) dropped it`);
-  }
-  return size;
+/** The Content-Length of an answer, undefined when it is missing or not a size (proxies and CDNs drop it). */
+function contentLength(res: SendResponse): number | undefined {
+  const value = header(res.headers, 'content-length');
+  const size = Number(value);
+  return value !== undefined && value.trim() !== '' && Number.isSafeInteger(size) && size >= 0 ? size : undefined;
 }
 
 function isSchema1(mediaType: string): boolean {
@@ -487,11 +528,11 @@ function parseJson(bytes: Uint8Array): unknown {
 }
 
 /** The `rel="next"` target of a Link header, resolved against the page it came with. */
-function nextLink(link: string | undefined, base: URL): URL | undefined {
+function nextLink(link: string | undefined, res: SendResponse): URL | undefined {
   if (link === undefined) return undefined;
   for (const part of link.split(',')) {
     const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
-    if (match !== null && /(?:^|;)\s*rel="?next"?\s*(?:;|$)/i.test(match[2] ?? '')) return new URL(match[1] ?? '', base);
+    if (match !== null && /(?:^|;)\s*rel="?next"?\s*(?:;|$)/i.test(match[2] ?? '')) return resolveLocation(match[1] ?? '', res.url, { method: 'GET', status: res.status, header: 'Link' });
   }
   return undefined;
 }

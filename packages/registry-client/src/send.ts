@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 
-import { RegistryUnreachableError } from '@rxpush/core';
+import { PushError, RegistryUnreachableError } from '@rxpush/core';
 import type { Logger, RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
@@ -19,7 +19,7 @@ import {
   type RetryPolicy,
 } from './retry.js';
 import type { Authenticator, Body } from './types.js';
-import { redactUrl, resolveLocation } from './urls.js';
+import { redactUrl, refuseDowngrade, resolveLocation } from './urls.js';
 
 /** What every request of one client shares. */
 export interface SendContext {
@@ -73,7 +73,8 @@ export interface SendResponse {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-const MAX_REDIRECTS = 5;
+/** As browsers and Go's net/http stop: enough for registry → CDN → storage, and a loop ends. */
+const MAX_REDIRECTS = 10;
 
 /**
  * Sends one registry request: adds auth (retrying once after a 401 when the body can be sent again),
@@ -94,18 +95,27 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
     authorization = await authorize(ctx, req, undefined);
     for (let attempt = 1; ; attempt++) {
       let url = req.url;
+      let from: URL | undefined;
       let redirects = 0;
       let failure: Error;
       let retryAfterMs: number | undefined;
       try {
         for (;;) {
+          refuseDowngrade(ctx.origin, { method: req.method, url, from });
           const res = await dispatch(ctx, req, url, authorization);
           if (ctx.state !== undefined) ctx.state.answered = true;
           const status = res.statusCode;
           const location = header(res.headers, 'location');
-          if (req.followRedirects === true && REDIRECTS.has(status) && location !== undefined && redirects < MAX_REDIRECTS) {
+          if (req.followRedirects === true && REDIRECTS.has(status) && location !== undefined) {
             await dump(res.body);
-            url = resolveLocation(location, url);
+            if (redirects >= MAX_REDIRECTS) {
+              throw new PushError(
+                'REGISTRY_ERROR',
+                `${req.method} ${redactUrl(req.url)}: stopped after ${MAX_REDIRECTS} redirects (the last from ${redactUrl(url)}); the registry or its storage redirects in a loop, check their configuration`,
+              );
+            }
+            from = url;
+            url = resolveLocation(location, url, { method: req.method, status });
             redirects += 1;
             continue;
           }

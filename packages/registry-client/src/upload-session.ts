@@ -28,7 +28,7 @@ export function nextSession(
 ): UploadSession {
   const location = header(res.headers, 'location');
   let url = previous.location;
-  if (location !== undefined) url = resolveLocation(location, res.url);
+  if (location !== undefined) url = resolveLocation(location, res.url, { method, status: res.status });
   if (url === undefined) {
     throw new PushError('REGISTRY_ERROR', `${method} ${redactUrl(res.url)} → ${res.status} without a Location header; the registry does not follow the distribution API`);
   }

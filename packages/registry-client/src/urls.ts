@@ -1,4 +1,4 @@
-import { isDigest, isValidRepository, isValidTag, ReferenceFormatError, UsageError } from '@rxpush/core';
+import { isDigest, isValidRepository, isValidTag, printable, PushError, ReferenceFormatError, UsageError } from '@rxpush/core';
 
 /**
  * Query parameters whose values are safe to show. Everything else is redacted: `_state` carries the
@@ -68,9 +68,44 @@ export function apiHost(host: string): string {
   return host === 'docker.io' || host === 'index.docker.io' ? 'registry-1.docker.io' : host;
 }
 
-/** A Location (or Link) value resolved against the URL of the request that returned it. */
-export function resolveLocation(location: string, requestUrl: URL): URL {
-  return new URL(location, requestUrl);
+/**
+ * A Location (or Link) value resolved against the URL of the request that returned it.
+ *
+ * @throws {PushError} `REGISTRY_ERROR` naming the answer (`answer`: its method and status) when the value is
+ *   not an http(s) URL; never the bare `Invalid URL` of the URL constructor.
+ */
+export function resolveLocation(location: string, requestUrl: URL, answer: { method: string; status: number; header?: string } = { method: 'GET', status: 0 }): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(location, requestUrl);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    const shown = printable(location.length > 100 ? `${location.slice(0, 100)}…` : location);
+    throw new PushError(
+      'REGISTRY_ERROR',
+      `${answer.method} ${redactUrl(requestUrl)} → ${answer.status} with a ${answer.header ?? 'Location'} that is not an http(s) URL ("${shown}"); the registry (or a proxy in front of it) is broken`,
+    );
+  }
+  return url;
+}
+
+/**
+ * Refuses a request that would take an HTTPS registry's traffic to plain HTTP: an upload Location or a
+ * redirect on `http:` would send the layer's bytes, the upload session (and, for the registry's own
+ * host, credentials) in the clear. Plain HTTP is used only where the user asked for it (`plainHttp`),
+ * or for a loopback registry that speaks nothing else; then the registry's origin is `http:` already.
+ *
+ * @throws {PushError} `TLS`, naming the request and where it was sent from.
+ */
+export function refuseDowngrade(registryOrigin: string, request: { method: string; url: URL; from?: URL | undefined }): void {
+  if (request.url.protocol !== 'http:' || !registryOrigin.startsWith('https:')) return;
+  const via = request.from !== undefined ? `a redirect from ${redactUrl(request.from)} points to` : `the registry (${registryOrigin}) handed out`;
+  throw new PushError(
+    'TLS',
+    `${request.method} ${redactUrl(request.url)} refused: ${via} plain HTTP, which would send the upload and its session in the clear; fix the registry's (or its proxy's) Location and redirects, or pass --plain-http if the registry is meant to serve plain HTTP`,
+  );
 }
 
 /**

@@ -121,7 +121,7 @@ describe('createDispatcher', () => {
     const client = new RegistryClient({ registry: `127.0.0.1:${port}`, dispatcher, retry: { retries: 0 } });
     await assert.rejects(client.ping(), (error: Error & { code: string }) => {
       assert.equal(error.code, 'TLS');
-      assert.match(error.message, /^cannot reach https:\/\/127\.0\.0\.1:\d+\/v2\/: the TLS certificate is not trusted .*pass --ca-file PATH/);
+      assert.match(error.message, /^GET https:\/\/127\.0\.0\.1:\d+\/v2\/ failed: the TLS certificate is not trusted .*pass --ca-file PATH/);
       return true;
     });
   });

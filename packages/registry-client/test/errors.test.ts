@@ -53,7 +53,7 @@ describe('errors', () => {
   it('turns transport failures into typed errors that say what to do', () => {
     const url = 'https://r.example/v2/';
     const refused = transportError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), { method: 'GET', url });
-    assert.equal(refused.message, 'cannot reach https://r.example/v2/: connection refused; is the registry running and the address right?');
+    assert.equal(refused.message, 'GET https://r.example/v2/ failed: connection refused; is the registry running and the address right?');
     const cert = transportError(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), { method: 'GET', url });
     assert.equal((cert as { code?: string }).code, 'TLS');
     assert.match(cert.message, /--ca-file PATH.*--tls-verify=false/);
@@ -71,7 +71,7 @@ describe('errors', () => {
     const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
     const error = transportError(reset, { method: 'PUT', url, bodyError: reset });
     assert.equal((error as { code?: string }).code, 'REGISTRY_UNREACHABLE');
-    assert.equal(error.message, `cannot reach ${url}: the connection was closed before the registry answered; try again`);
+    assert.equal(error.message, `PUT ${url} failed: the connection was closed before the registry answered; try again`);
     const closed = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
     assert.match(transportError(closed, { method: 'PUT', url, bodyError: closed, attempts: 3 }).message, /try again \(gave up after 3 attempts\)$/);
   });

@@ -291,3 +291,68 @@ describe('RegistryClient bodies', () => {
     });
   });
 });
+
+describe('RegistryClient against answers no registry should send', () => {
+  it('names the request when a Location is not a URL, never a bare "Invalid URL"', async (t) => {
+    const { client, on } = setup(t);
+    on('POST', '/v2/app/blobs/uploads/', () => ({ status: 202, headers: { location: 'http://[::1\u001b]:x/' } }));
+    await assert.rejects(client.startUpload('app'), {
+      code: 'REGISTRY_ERROR',
+      message: `POST ${ORIGIN}/v2/app/blobs/uploads/ → 202 with a Location that is not an http(s) URL ("http://[::1\\x1b]:x/"); the registry (or a proxy in front of it) is broken`,
+    });
+    on('POST', '/v2/app/blobs/uploads/', () => ({ status: 202, headers: { location: 'file:///etc/passwd' } }));
+    await assert.rejects(client.startUpload('app'), { message: /^POST \S+ → 202 with a Location that is not an http\(s\) URL \("file:\/\/\/etc\/passwd"\)/ });
+  });
+
+  it('names the request when a tag page links to something that is not a URL', async (t) => {
+    const { client, on } = setup(t);
+    on('GET', '/v2/app/tags/list', () => ({ status: 200, body: '{"tags":["a"]}', headers: { link: '<http://[oops>; rel="next"' } }));
+    await assert.rejects(client.listTags('app'), { message: /^GET https:\/\/registry\.example\/v2\/app\/tags\/list → 200 with a Link that is not an http\(s\) URL/ });
+  });
+
+  it('refuses an upload Location that moves an HTTPS registry to plain HTTP, before sending a byte', async (t) => {
+    const { client, on, seen } = setup(t);
+    on('POST', '/v2/app/blobs/uploads/', () => ({ status: 202, headers: { location: 'http://registry.example/v2/app/blobs/uploads/u1?_state=s' } }));
+    const start = await client.startUpload('app');
+    assert.equal(start.kind, 'session');
+    if (start.kind !== 'session') return;
+    await assert.rejects(client.finishUpload(start, digest, { body: Buffer.from('bytes') }), {
+      code: 'TLS',
+      message:
+        "PUT http://registry.example/v2/app/blobs/uploads/u1?_state=REDACTED&digest=" +
+        `${digest} refused: the registry (https://registry.example) handed out plain HTTP, which would send the upload and its session in the clear; ` +
+        "fix the registry's (or its proxy's) Location and redirects, or pass --plain-http if the registry is meant to serve plain HTTP",
+    });
+    assert.deepEqual(
+      seen.map((s) => s.method),
+      ['POST'],
+    );
+  });
+
+  it('refuses a redirect from HTTPS to plain HTTP', async (t) => {
+    const { client, on, seen } = setup(t);
+    on('GET', `/v2/app/blobs/${digest}`, () => ({ status: 307, headers: { location: 'http://storage.example/blob' } }));
+    await assert.rejects(client.getBlob('app', digest), { message: /^GET http:\/\/storage\.example\/blob refused: a redirect from https:\/\/registry\.example\/v2\/app\/blobs\/sha256:[0-9a-f]{64} points to plain HTTP/ });
+    assert.equal(seen.length, 1);
+  });
+
+  it('keeps to plain HTTP where it was asked for', async (t) => {
+    const { client, on } = setup(t, { plainHttp: true });
+    on('POST', '/v2/app/blobs/uploads/', () => ({ status: 202, headers: { location: '/v2/app/blobs/uploads/u1' } }), 'http://registry.example');
+    on('PUT', '/v2/app/blobs/uploads/u1*', () => ({ status: 201 }), 'http://registry.example');
+    const start = await client.startUpload('app');
+    if (start.kind !== 'session') return assert.fail('a session');
+    const body = Buffer.from('bytes');
+    assert.deepEqual(await client.finishUpload(start, sha256Digest(body), { body }), { digest: sha256Digest(body), size: 5 });
+  });
+
+  it('stops after 10 redirects and says so', async (t) => {
+    const { client, on, seen } = setup(t);
+    for (let i = 0; i < 11; i++) on('HEAD', i === 0 ? `/v2/app/blobs/${digest}` : `/loop/${i}`, () => ({ status: 302, headers: { location: `/loop/${i + 1}` } }));
+    await assert.rejects(client.hasBlob('app', digest), {
+      code: 'REGISTRY_ERROR',
+      message: `HEAD ${ORIGIN}/v2/app/blobs/${digest}: stopped after 10 redirects (the last from ${ORIGIN}/loop/10); the registry or its storage redirects in a loop, check their configuration`,
+    });
+    assert.equal(seen.length, 11);
+  });
+});

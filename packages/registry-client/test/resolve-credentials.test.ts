@@ -98,6 +98,20 @@ describe('resolveCredentials', () => {
     await assert.rejects(h.resolve('r.example'), /the "auth" for r\.example in .* is not base64 of USER:PASSWORD/);
   });
 
+  it('never quotes a config that is not JSON: the text around the error may be a password', async (t) => {
+    const h = await home(t);
+    for (const text of ['{"auths":{"r.example":{"password":"hunter2" "username":"me"}}}', '{"auths":{"r.example":{"password":hunter2}}}', '{"password":"hunter2"}}', '{"password":"hunter2\u0001"}']) {
+      await h.config(text);
+      await assert.rejects(h.resolve('r.example'), (error: AuthError) => {
+        assert.match(error.message, /config\.json is not valid JSON \((invalid JSON( at line 1, column \d+)?)\); fix it/);
+        assert.doesNotMatch(error.message, /hunter2/);
+        return true;
+      });
+    }
+    await h.config('{\n  "auths": {\n    "r.example": {"password": "hunter2",}\n  }\n}');
+    await assert.rejects(h.resolve('r.example'), /is not valid JSON \(invalid JSON at line 3, column \d+\)/);
+  });
+
   it('finds ~/.docker/config.json from HOME when DOCKER_CONFIG is not set', async (t) => {
     const h = await home(t);
     await mkdir(join(h.dir, '.docker'));

@@ -126,7 +126,7 @@ describe('RegistryClient retries', () => {
     for (let i = 0; i < 3; i++) pool.intercept({ method: 'GET', path: '/v2/' }).replyWithError(reset());
     await assert.rejects(client.ping(), (error: RegistryUnreachableError) => {
       assert.equal(error.code, 'REGISTRY_UNREACHABLE');
-      assert.equal(error.message, `cannot reach ${ORIGIN}/v2/: the connection was closed before the registry answered; try again (gave up after 3 attempts)`);
+      assert.equal(error.message, `GET ${ORIGIN}/v2/ failed: the connection was closed before the registry answered; try again (gave up after 3 attempts)`);
       return true;
     });
     assert.equal(retries.length, 2);

@@ -66,7 +66,7 @@ describe('scheme detection', () => {
     t.after(() => client.close());
     await assert.rejects(client.ping(), {
       code: 'REGISTRY_UNREACHABLE',
-      message: `cannot reach https://127.0.0.1:${port}/v2/: connection refused; is the registry running and the address right?`,
+      message: `GET https://127.0.0.1:${port}/v2/ failed: connection refused; is the registry running and the address right?`,
     });
 
     const again = plainRegistry();

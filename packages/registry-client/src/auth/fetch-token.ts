@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 
 import { transportError } from '../errors.js';
 import { dump, header, readBody } from '../send.js';
+import { resolveLocation } from '../urls.js';
 import { AuthError, checkCredentialsHint } from './auth-error.js';
 import { hasPassword, type Credentials } from './credentials.js';
 import { credentialRefusal } from './realm-policy.js';
@@ -91,7 +92,7 @@ async function get(req: TokenRequest, password: { username: string; password: st
     const location = header(res.headers, 'location');
     if (!isRedirect(res.statusCode) || location === undefined) return { method: 'GET', url, status: res.statusCode, headers: res.headers, body: res.body };
     await dump(res.body);
-    const next = new URL(location, url);
+    const next = resolveLocation(location, url, { method: 'GET', status: res.statusCode });
     if (redirects >= MAX_REDIRECTS) throw new AuthError('REGISTRY_ERROR', `GET ${shown(url)} redirected more than ${MAX_REDIRECTS} times; check the registry's token realm`);
     // The credentials were for the realm the registry named, not for wherever it sends us next.
     if (authorization !== undefined && next.origin !== new URL(req.realm).origin) {

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { silentLogger, type Logger } from '@rxpush/core';
+import { jsonSyntaxReason, silentLogger, type Logger } from '@rxpush/core';
 
 import { AuthError } from './auth-error.js';
 import type { Credentials } from './credentials.js';
@@ -91,7 +91,8 @@ async function readConfig(file: string, required: boolean): Promise<DockerConfig
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new AuthError('UNAUTHORIZED', `the credentials file ${file} is not valid JSON (${(error as Error).message}); fix it, or log in again with docker login`, {
+    // Never V8's message: it quotes the text around the error, which may be a password.
+    throw new AuthError('UNAUTHORIZED', `the credentials file ${file} is not valid JSON (${jsonSyntaxReason(error, text)}); fix it, or log in again with docker login`, {
       where: file,
     });
   }

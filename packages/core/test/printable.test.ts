@@ -1,0 +1,35 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { jsonSyntaxReason, printable } from '@rxpush/core';
+
+describe('printable', () => {
+  it('escapes what a terminal would act on: ESC, BEL, CR, DEL, C1 controls and bidi overrides', () => {
+    assert.equal(printable('a\u001b]0;title\u0007b'), 'a\\x1b]0;title\\x07b');
+    assert.equal(printable('over\rwrite\u007f\u009b2J'), 'over\\x0dwrite\\x7f\\x9b2J');
+    assert.equal(printable('admin\u202etxt.exe'), 'admin\\u202etxt.exe');
+  });
+
+  it('leaves printable text alone, other scripts included', () => {
+    assert.equal(printable('registry.example/app:1.0 → 404 «nicht gefunden» 見つからない'), 'registry.example/app:1.0 → 404 «nicht gefunden» 見つからない');
+  });
+});
+
+describe('jsonSyntaxReason', () => {
+  const reasonFor = (text: string): string => {
+    try {
+      JSON.parse(text);
+    } catch (error) {
+      return jsonSyntaxReason(error, text);
+    }
+    return assert.fail('the text must not parse');
+  };
+
+  it('gives a line and column, never the text around the error', () => {
+    assert.equal(reasonFor('{\n  "password": "hunter2" "user": 1\n}'), 'invalid JSON at line 2, column 25');
+    assert.equal(reasonFor('{"password":'), 'it ends in the middle of a value');
+    // V8 quotes the text in these messages, and names no position.
+    assert.equal(reasonFor('["hunter2",]'), 'invalid JSON');
+    assert.equal(reasonFor('{"password":hunter2}'), 'invalid JSON');
+  });
+});

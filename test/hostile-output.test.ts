@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { RegistryClient } from '@rxpush/registry-client';
+
+import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
+import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
+import { CLI_BIN, runCli } from './helpers/run-cli.ts';
+
+/** No raw control character (C0 but newline, DEL, C1) in what rxpush printed. */
+const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+describe('what reaches the terminal from hostile files and registries', () => {
+  let registry: RunningRegistry;
+  let client: RegistryClient;
+  let work: string;
+  let layout: OciLayoutFixture;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'rxpush-hostile-output-'));
+    registry = await startRegistry();
+    client = new RegistryClient({ registry: registry.host });
+    layout = await makeOciLayout(join(work, 'layout'), { images: [{ tags: ['latest'], layers: [{ files: 2, fileSize: 50_000, seed: 'hostile-output' }] }] });
+  });
+  after(async () => {
+    await client?.close();
+    await registry?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('escapes the control characters a crafted index.json puts in a ref name', async () => {
+    const indexFile = join(layout.dir, 'index.json');
+    const original = await readFile(indexFile, 'utf8');
+    const index = JSON.parse(original) as { manifests: { annotations?: Record<string, string> }[] };
+    index.manifests[0]!.annotations = { 'org.opencontainers.image.ref.name': '\u001b]0;pwned\u0007\u001b[2J\u009b31m' };
+    await writeFile(indexFile, JSON.stringify(index));
+    try {
+      const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/hostile/ref:1`]);
+      assertOneLineError(result, /no image named "latest"/, 1);
+      assert.doesNotMatch(result.stderr, RAW_CONTROL);
+      assert.ok(result.stderr.includes('\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m'), result.stderr);
+    } finally {
+      await writeFile(indexFile, original);
+    }
+  });
+
+  it('never quotes a credentials file that is not JSON', async (t) => {
+    const guarded = await startRegistry({ tls: true, htpasswd: { bob: 'hunter2' } });
+    t.after(() => guarded.stop());
+    const authfile = join(work, 'auth.json');
+    await writeFile(authfile, `{"auths":{"${guarded.host}":{"auth":"Ym9iOmh1bnRlcjI=" "password":"hunter2\u001b[0m"}}}`);
+    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${guarded.host}/hostile/authfile:1`, '--authfile', authfile, '--ca-file', guarded.caFile ?? '']);
+    assertOneLineError(result, /auth\.json is not valid JSON \(invalid JSON at line 1, column \d+\); fix it/, 1);
+    assert.doesNotMatch(result.stderr, /hunter2|Ym9iOmh1bnRlcjI/);
+  });
+
+  it('pushes on, without a stack trace, when its reader closes stdout (rxpush … | head -1)', async () => {
+    const result = await new Promise<{ code: number | null; stderr: string; firstLine: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI_BIN, 'push', `oci:${layout.dir}:latest`, `${registry.host}/hostile/head:1`, '--progress', 'plain'], {
+        env: { ...process.env, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let firstLine = '';
+      const stderr: Buffer[] = [];
+      // What head -1 does: read a line, then close the pipe while rxpush still has lines to write.
+      child.stdout.once('data', (chunk: Buffer) => {
+        firstLine = chunk.toString('utf8').split('\n')[0] ?? '';
+        child.stdout.destroy();
+      });
+      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stderr: Buffer.concat(stderr).toString('utf8'), firstLine });
+      });
+    });
+    assert.equal(result.firstLine, `The push refers to repository [${registry.host}/hostile/head]`);
+    assert.equal(result.stderr, '');
+    assert.equal(result.code, 0);
+    const pushed = await client.hasManifest('hostile/head', '1');
+    assert.equal(pushed?.digest, layout.images[0]!.manifestDigest);
+  });
+});

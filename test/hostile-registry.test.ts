@@ -1,0 +1,169 @@
+/**
+ * Registries that answer in ways the spec does not say, or should not: other success statuses, headers
+ * proxies dropped, Locations and redirects that go where they must not. A fault proxy rewrites the
+ * reference registry's real answers; every push must land whole, or fail with one line naming the request.
+ */
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import type { Digest, PushError, PushEvent } from '@rxpush/core';
+import type { PushOptions } from '@rxpush/pipeline';
+
+import { makeCertificates } from '../tools/registry.ts';
+import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
+import { useProxiedRegistry, type ProxiedRegistry } from './helpers/proxied-registry.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
+import { skopeoCopyToOci } from './helpers/skopeo.ts';
+
+const UPLOADS = /\/blobs\/uploads\//;
+
+/** The image is in `repository` under `tag` exactly as in the layout: same manifest, every blob at its size. */
+async function assertLanded(env: ProxiedRegistry, repository: string, tag = '1.0'): Promise<void> {
+  const image = env.layout.images[0]!;
+  assert.equal((await env.direct.hasManifest(repository, tag))?.digest, image.manifestDigest);
+  for (const [i, layer] of image.layerDigests.entries()) assert.equal((await env.direct.hasBlob(repository, layer as Digest))?.size, image.layerSizes[i]);
+  assert.ok(await env.direct.hasBlob(repository, image.configDigest as Digest));
+}
+
+describe('pushing to a registry whose answers are rewritten on the way', () => {
+  // A 300 kB and a 50 kB layer of pseudo-random bytes: the first takes several 64 KiB chunks.
+  const env = useProxiedRegistry('hostile', [{ tags: ['latest'], layers: [{ files: 3, fileSize: 100_000, seed: 'hostile-base' }, { files: 1, fileSize: 50_000, seed: 'hostile-app' }] }]);
+
+  const pushVia = (repository: string, options: Partial<PushOptions> = {}, proxy: FaultProxy = env.proxy): Promise<PushEvent[]> =>
+    pushAll({ source: `oci:${env.layout.dir}:latest`, destination: `${proxy.host}/${repository}:1.0`, retry: { baseDelayMs: 5, maxDelayMs: 20 }, ...options });
+  const seen = (method: string, path: RegExp) => env.proxy.requests.filter((r) => r.method === method && path.test(r.url));
+
+  for (const status of [201, 204]) {
+    it(`accepts chunk PATCHes answered ${status} (as AWS ECR and proxies answer)`, async () => {
+      const repository = `hostile/patch-${status}`;
+      env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), fault: { kind: 'rewrite', status } });
+      await pushVia(repository, { chunkSize: 64 * 1024 });
+      const patches = seen('PATCH', new RegExp(`${repository}/blobs/uploads/`));
+      assert.ok(patches.length > 4, 'the layers went up in chunks');
+      assert.ok(patches.every((p) => p.status === status));
+      await assertLanded(env, repository);
+    });
+  }
+
+  for (const status of [200, 204]) {
+    it(`accepts a blob commit answered ${status} once a HEAD confirms the blob`, async () => {
+      const repository = `hostile/commit-${status}`;
+      env.proxy.addFault({ method: 'PUT', path: new RegExp(`${repository}/blobs/uploads/`), fault: { kind: 'rewrite', status } });
+      await pushVia(repository);
+      const image = env.layout.images[0]!;
+      for (const layer of image.layerDigests) {
+        const commit = env.proxy.requests.findIndex((r) => r.method === 'PUT' && r.url.includes(`digest=${layer}`));
+        assert.ok(commit >= 0);
+        assert.ok(
+          env.proxy.requests.slice(commit + 1).some((r) => r.method === 'HEAD' && r.url.endsWith(`${repository}/blobs/${layer}`) && r.status === 200),
+          'a HEAD after the commit confirmed it',
+        );
+      }
+      await assertLanded(env, repository);
+      await skopeoCopyToOci(`${env.registry.host}/${repository}:1.0`, join(env.work, `commit-${status}`));
+    });
+  }
+
+  it('refuses a blob commit answered 204 when the blob is not there afterwards, and pushes no manifest', async () => {
+    const repository = 'hostile/commit-lost';
+    // The registry never sees the commit: the proxy answers 204 in its place.
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`${repository}/blobs/uploads/`), fault: { kind: 'status', status: 204, body: '' } });
+    await assert.rejects(pushVia(repository, { concurrency: 1 }), (error: PushError) => {
+      assert.equal(error.code, 'BLOB_NOT_VERIFIED');
+      assert.match(error.message, /^PUT http:\/\/127\.0\.0\.1:\d+\/v2\/hostile\/commit-lost\/blobs\/uploads\/\S+ → 204 but the blob sha256:[0-9a-f]{64} cannot be found afterwards; push again$/);
+      return true;
+    });
+    assert.equal(seen('PUT', /hostile\/commit-lost\/manifests\//).length, 0);
+    assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
+  });
+
+  it('accepts a manifest PUT answered 200', async () => {
+    const repository = 'hostile/manifest-200';
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`${repository}/manifests/`), fault: { kind: 'rewrite', status: 200 } });
+    const events = await pushVia(repository);
+    assert.equal(ofType(events, 'manifest-pushed')[0]?.digest, env.layout.images[0]!.manifestDigest);
+    await assertLanded(env, repository);
+  });
+
+  it('confirms a blob whose HEAD lost its Content-Length with a ranged GET, and does not send it again', async () => {
+    const repository = 'hostile/head-no-length';
+    await pushVia(repository);
+    const before = env.proxy.requests.length;
+    env.proxy.addFault({ method: 'HEAD', path: new RegExp(`${repository}/blobs/`), fault: { kind: 'rewrite', dropHeaders: ['content-length'] } });
+    const events = await pushVia(repository);
+    const second = env.proxy.requests.slice(before);
+    assert.equal(second.filter((r) => r.method === 'POST' || r.method === 'PATCH').length, 0, 'nothing uploaded again');
+    assert.ok(second.some((r) => r.method === 'GET' && r.headers.range === 'bytes=0-0' && r.status === 206));
+    assert.equal(ofType(events, 'exists').length, env.layout.images[0]!.layerDigests.length + 1, 'every layer and the config');
+    await assertLanded(env, repository);
+  });
+
+  it('uploads a blob again when neither HEAD nor a ranged GET tell its size, and the push lands', async () => {
+    const repository = 'hostile/no-size-at-all';
+    await pushVia(repository);
+    const before = env.proxy.requests.length;
+    env.proxy.addFault({ method: 'HEAD', path: new RegExp(`${repository}/blobs/`), fault: { kind: 'rewrite', dropHeaders: ['content-length'] } });
+    env.proxy.addFault({ method: 'GET', path: new RegExp(`${repository}/blobs/sha256`), fault: { kind: 'rewrite', status: 200, dropHeaders: ['content-length', 'content-range'] } });
+    await pushVia(repository);
+    assert.ok(env.proxy.requests.slice(before).some((r) => r.method === 'PUT' && UPLOADS.test(r.url)), 'the blobs were uploaded anyway');
+    await assertLanded(env, repository);
+  });
+
+  it('stops following a redirect loop after 10 and says so', async () => {
+    const repository = 'hostile/redirect-loop';
+    const layer = env.layout.images[0]!.layerDigests[0]!;
+    env.proxy.addFault({ method: 'HEAD', path: new RegExp(`${repository}/blobs/${layer}`), fault: { kind: 'redirect', location: `/v2/${repository}/blobs/${layer}` } });
+    await assert.rejects(pushVia(repository, { concurrency: 1 }), (error: PushError) => {
+      assert.equal(error.code, 'REGISTRY_ERROR');
+      assert.match(error.message, /^HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/hostile\/redirect-loop\/blobs\/sha256:[0-9a-f]{64}: stopped after 10 redirects \(the last from .*\); the registry or its storage redirects in a loop/);
+      return true;
+    });
+    assert.equal(seen('HEAD', new RegExp(`${repository}/blobs/${layer}`)).length, 11);
+    assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
+  });
+
+  describe('behind HTTPS', () => {
+    let tls: FaultProxy;
+    let caFile: string;
+    before(async () => {
+      const dir = join(env.work, 'certs');
+      await mkdir(dir, { recursive: true });
+      const certs = await makeCertificates(dir);
+      caFile = certs.caFile;
+      tls = await startFaultProxy({ target: env.registry.host, tls: { certFile: certs.certFile, keyFile: certs.keyFile } });
+    });
+    after(() => tls?.close());
+
+    it('pushes through the TLS proxy', async () => {
+      await pushVia('hostile/tls', { caFile }, tls);
+      await assertLanded(env, 'hostile/tls');
+    });
+
+    it('refuses an upload Location that turns HTTPS into plain HTTP, and sends no byte in the clear', async () => {
+      const repository = 'hostile/downgrade';
+      tls.addFault({ method: 'POST', path: UPLOADS, fault: { kind: 'rewrite', location: (location) => location.replace(/^https:/, 'http:') } });
+      await assert.rejects(pushVia(repository, { caFile, concurrency: 1 }, tls), (error: PushError) => {
+        assert.equal(error.code, 'TLS');
+        assert.match(error.message, /^PUT http:\/\/127\.0\.0\.1:\d+\/v2\/hostile\/downgrade\/blobs\/uploads\/\S+ refused: the registry \(https:\/\/127\.0\.0\.1:\d+\) handed out plain HTTP/);
+        return true;
+      });
+      assert.equal(tls.requests.filter((r) => (r.method === 'PUT' || r.method === 'PATCH') && r.url.includes(repository)).length, 0);
+      assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
+      tls.clearFaults();
+    });
+
+    it('refuses a redirect from HTTPS to plain HTTP', async () => {
+      const repository = 'hostile/downgrade-redirect';
+      tls.addFault({ method: 'HEAD', path: new RegExp(`${repository}/blobs/`), fault: { kind: 'redirect', location: `${env.proxy.url}/v2/${repository}/blobs/x` } });
+      await assert.rejects(pushVia(repository, { caFile, concurrency: 1 }, tls), (error: PushError) => {
+        assert.equal(error.code, 'TLS');
+        assert.match(error.message, /^HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/hostile\/downgrade-redirect\/blobs\/x refused: a redirect from https:\/\/\S+ points to plain HTTP/);
+        return true;
+      });
+      assert.equal(seen('HEAD', /hostile\/downgrade-redirect/).length, 0, 'nothing reached the plain-HTTP side');
+      tls.clearFaults();
+    });
+  });
+});
