@@ -1,6 +1,7 @@
 /**
- * Every failure rxpush reports has a stable `code`, so callers branch on codes, not messages.
- * Messages name what failed and say what to do; the CLI prints them as one line.
+ * Every failure rxpush reports has a stable `code`, fixed by its class (as undici's `UND_ERR_*`), so callers
+ * branch on codes or classes, not messages. Messages name what failed and say what to do; the CLI prints
+ * them as one line.
  */
 export type PushErrorCode =
   | 'USAGE'
@@ -13,26 +14,52 @@ export type PushErrorCode =
   | 'UNSUPPORTED'
   | 'REGISTRY_UNREACHABLE'
   | 'REGISTRY_ERROR'
+  | 'INVALID_RESPONSE'
   | 'UNAUTHORIZED'
   | 'DENIED'
   | 'TLS'
+  | 'TLS_CONFIG'
   | 'TIMEOUT'
   | 'BLOB_NOT_VERIFIED'
   | 'CANCELLED';
 
-/** The base of all rxpush errors. */
-export class PushError extends Error {
+const BRAND_PREFIX = 'rxpush.error';
+
+/** The registry-wide symbol an error of `brand` carries: the same in every installed copy of core. */
+function brandSymbol(brand: string): symbol {
+  return Symbol.for(brand === '' ? BRAND_PREFIX : `${BRAND_PREFIX}.${brand}`);
+}
+
+/**
+ * The base of all rxpush errors. Every instance carries `Symbol.for('rxpush.error')`, `Symbol.for('rxpush.error.CODE')`
+ * and the brand of each class it descends from, and `instanceof` checks those brands (`Symbol.hasInstance`):
+ * an error made by one installed copy of core is an instance of the other copy's classes too.
+ */
+export abstract class PushError extends Error {
+  /** The brand instances of this class carry, and `instanceof` checks: its code, or its family's name. */
+  static readonly brand: string = '';
   override readonly name: string = 'PushError';
   readonly code: PushErrorCode;
 
-  constructor(code: PushErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  protected constructor(code: PushErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.code = code;
+    const brands = new Set(['', code]);
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) {
+      const brand = (c as { brand?: unknown }).brand;
+      if (typeof brand === 'string') brands.add(brand);
+    }
+    for (const brand of brands) Object.defineProperty(this, brandSymbol(brand), { value: true });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brandSymbol(this.brand)] === true;
   }
 }
 
 /** Bad command-line or option input; the CLI exits 2. */
 export class UsageError extends PushError {
+  static override readonly brand = 'USAGE';
   override readonly name = 'UsageError';
   constructor(message: string) {
     super('USAGE', message);
@@ -41,6 +68,7 @@ export class UsageError extends PushError {
 
 /** An image reference (destination or docker:// source) that does not parse. */
 export class ReferenceFormatError extends PushError {
+  static override readonly brand = 'INVALID_REFERENCE';
   override readonly name = 'ReferenceFormatError';
   readonly reference: string;
   constructor(reference: string, reason: string) {
@@ -51,6 +79,7 @@ export class ReferenceFormatError extends PushError {
 
 /** A digest that is not `sha256:` + 64 hex (checked before any use in a path or URL). */
 export class DigestFormatError extends PushError {
+  static override readonly brand = 'INVALID_DIGEST';
   override readonly name = 'DigestFormatError';
   readonly value: unknown;
   constructor(value: unknown, what = 'digest') {
@@ -60,9 +89,14 @@ export class DigestFormatError extends PushError {
   }
 }
 
-/** The source does not exist, or is not what its transport says it is. */
+/**
+ * The source does not exist (`SOURCE_NOT_FOUND`), or is not what its transport says it is (`INVALID_SOURCE`).
+ * A family: `new SourceError('SOURCE_NOT_FOUND', …)` is a {@link SourceNotFoundError}, and the other code an
+ * {@link InvalidSourceError}, for `instanceof` as for `code`.
+ */
 export class SourceError extends PushError {
-  override readonly name = 'SourceError';
+  static override readonly brand: string = 'SOURCE';
+  override readonly name: string = 'SourceError';
   /** The file, directory or image the problem is in. */
   readonly path: string;
   constructor(code: 'SOURCE_NOT_FOUND' | 'INVALID_SOURCE', path: string, message: string, options?: { cause?: unknown }) {
@@ -71,8 +105,27 @@ export class SourceError extends PushError {
   }
 }
 
+/** The source (file, directory, image in a daemon) does not exist. */
+export class SourceNotFoundError extends SourceError {
+  static override readonly brand = 'SOURCE_NOT_FOUND';
+  override readonly name = 'SourceNotFoundError';
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('SOURCE_NOT_FOUND', path, message, options);
+  }
+}
+
+/** The source is not what its transport says it is, or its bytes are not what it recorded (length, readability). */
+export class InvalidSourceError extends SourceError {
+  static override readonly brand = 'INVALID_SOURCE';
+  override readonly name = 'InvalidSourceError';
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('INVALID_SOURCE', path, message, options);
+  }
+}
+
 /** A blob the image names is not where the source should have it. */
 export class BlobMissingError extends PushError {
+  static override readonly brand = 'BLOB_MISSING';
   override readonly name = 'BlobMissingError';
   readonly digest: string;
   readonly path: string;
@@ -83,14 +136,25 @@ export class BlobMissingError extends PushError {
   }
 }
 
-/** Bytes read do not hash to the digest they are recorded under. */
+/**
+ * Bytes do not hash to the digest (or size) they are recorded under: in the source, or as the registry stored them.
+ * `message` replaces the default one (about a corrupt source) where the mismatch is elsewhere.
+ */
 export class DigestMismatchError extends PushError {
+  static override readonly brand = 'DIGEST_MISMATCH';
   override readonly name = 'DigestMismatchError';
+  /** The digest (or `N bytes`) the bytes should have had. */
   readonly expected: string;
+  /** What they had. */
   readonly actual: string;
+  /** Where the bytes are: a file, a layer, or the URL of the request that stored them. */
   readonly path: string;
-  constructor(expected: string, actual: string, path: string) {
-    super('DIGEST_MISMATCH', `${path} does not match its digest: expected ${expected}, read ${actual}; the source is corrupt, re-export the image`);
+  constructor(expected: string, actual: string, path: string, options?: { message?: string; cause?: unknown }) {
+    super(
+      'DIGEST_MISMATCH',
+      options?.message ?? `${path} does not match its digest: expected ${expected}, read ${actual}; the source is corrupt, re-export the image`,
+      options,
+    );
     this.expected = expected;
     this.actual = actual;
     this.path = path;
@@ -99,14 +163,38 @@ export class DigestMismatchError extends PushError {
 
 /** Something the image or options ask for that rxpush cannot do (e.g. zstd layers in a Docker manifest). */
 export class UnsupportedError extends PushError {
+  static override readonly brand = 'UNSUPPORTED';
   override readonly name = 'UnsupportedError';
   constructor(message: string) {
     super('UNSUPPORTED', message);
   }
 }
 
-/** The registry answered with an error status; the message names the request, like ky's HTTPError. */
+/** What a retry decision needs to know about a failed request, carried by the error itself. */
+export interface RetryFacts {
+  /** A caller may try the request again: the failure can pass (5xx, 429, a reset), and no retries were spent on it yet. */
+  readonly retryable?: boolean;
+  /** How long the registry asked to wait (Retry-After), in ms. */
+  readonly retryAfterMs?: number | undefined;
+  /** Attempts the request already made, retries included (1 when it was not retried). */
+  readonly attempts?: number;
+}
+
+interface RegistryAnswer extends RetryFacts {
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly registryCode?: string | undefined;
+  readonly detail?: string | undefined;
+  readonly hint?: string | undefined;
+}
+
+/**
+ * The registry answered with an error status; the message names the request, like ky's HTTPError:
+ * `METHOD URL → STATUS CODE: detail; what to do`. 401 answers are {@link UnauthorizedError}, 403 {@link DeniedError}.
+ */
 export class RegistryError extends PushError {
+  static override readonly brand: string = 'REGISTRY_ERROR';
   override readonly name: string = 'RegistryError';
   readonly method: string;
   /** The URL with any query values that may be secret removed. */
@@ -115,43 +203,138 @@ export class RegistryError extends PushError {
   /** The first error code of the registry's JSON body (e.g. `BLOB_UNKNOWN`), if it sent one. */
   readonly registryCode: string | undefined;
   readonly detail: string | undefined;
+  /** What the message advises (after `;`), if anything. */
+  readonly hint: string | undefined;
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+  readonly attempts: number;
 
-  constructor(
-    init: { method: string; url: string; status: number; registryCode?: string | undefined; detail?: string | undefined; hint?: string | undefined },
-    code: PushErrorCode = init.status === 401 ? 'UNAUTHORIZED' : init.status === 403 ? 'DENIED' : 'REGISTRY_ERROR',
-  ) {
-    const what = [init.registryCode, init.detail].filter(Boolean).join(': ');
-    super(code, `${init.method} ${init.url} → ${init.status}${what ? ` ${what}` : ''}${init.hint ? `; ${init.hint}` : ''}`);
+  constructor(init: RegistryAnswer) {
+    super(init.status === 401 ? 'UNAUTHORIZED' : init.status === 403 ? 'DENIED' : 'REGISTRY_ERROR', registryMessage(init));
     this.method = init.method;
     this.url = init.url;
     this.status = init.status;
     this.registryCode = init.registryCode;
     this.detail = init.detail;
+    this.hint = init.hint;
+    this.retryable = init.retryable ?? false;
+    this.retryAfterMs = init.retryAfterMs;
+    this.attempts = init.attempts ?? 1;
   }
 }
 
-/** No HTTP answer at all: connection refused, DNS, reset, or a timeout. The message names the request: `GET https://r/v2/ failed: …`. */
+function registryMessage(init: RegistryAnswer): string {
+  const what = [init.registryCode, init.detail].filter(Boolean).join(': ');
+  return `${init.method} ${init.url} → ${init.status}${what ? ` ${what}` : ''}${init.hint ? `; ${init.hint}` : ''}`;
+}
+
+/** The registry answered 401: it wants (other) credentials. */
+export class UnauthorizedError extends RegistryError {
+  static override readonly brand = 'UNAUTHORIZED';
+  override readonly name = 'UnauthorizedError';
+  constructor(init: Omit<RegistryAnswer, 'status'>) {
+    super({ ...init, status: 401 });
+  }
+}
+
+/** The registry answered 403: the credentials may not do this. */
+export class DeniedError extends RegistryError {
+  static override readonly brand = 'DENIED';
+  override readonly name = 'DeniedError';
+  constructor(init: Omit<RegistryAnswer, 'status'>) {
+    super({ ...init, status: 403 });
+  }
+}
+
+/**
+ * The registry answered with a status rxpush expected, but the answer is not what the distribution API says
+ * (no Location, no Content-Length, a body that is not a tag list, a Range that disagrees with what was sent).
+ */
+export class InvalidResponseError extends PushError {
+  static override readonly brand = 'INVALID_RESPONSE';
+  override readonly name = 'InvalidResponseError';
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  /** `problem` says what is wrong with the answer and what to do. */
+  constructor(init: { method: string; url: string; status: number; problem: string }) {
+    super('INVALID_RESPONSE', `${init.method} ${init.url} → ${init.status} ${init.problem}`);
+    this.method = init.method;
+    this.url = init.url;
+    this.status = init.status;
+  }
+}
+
+/**
+ * No HTTP answer at all: connection refused, DNS, reset. Timeouts are {@link TimeoutError}, TLS failures {@link TlsError}.
+ * The message names the request: `GET https://r/v2/ failed: …` (`cannot reach URL: …` when the method is not known).
+ */
 export class RegistryUnreachableError extends PushError {
-  override readonly name = 'RegistryUnreachableError';
+  static override readonly brand: string = 'REGISTRY_UNREACHABLE';
+  override readonly name: string = 'RegistryUnreachableError';
   readonly url: string;
   /** The request's method, when known. */
   readonly method: string | undefined;
-  constructor(url: string, reason: string, options?: { cause?: unknown; code?: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS'; method?: string }) {
-    super(options?.code ?? 'REGISTRY_UNREACHABLE', options?.method !== undefined ? `${options.method} ${url} failed: ${reason}` : `cannot reach ${url}: ${reason}`, options);
+  /** Why there was no answer, and what to do (the message after the request). */
+  readonly reason: string;
+  readonly retryable: boolean;
+  readonly attempts: number;
+  /** `refused`: rxpush refused to send the request (`METHOD URL refused: reason`), rather than it failing. */
+  constructor(url: string, reason: string, options?: { cause?: unknown; method?: string | undefined; refused?: boolean } & Omit<RetryFacts, 'retryAfterMs'>) {
+    const code = new.target.brand === 'TIMEOUT' ? 'TIMEOUT' : new.target.brand === 'TLS' ? 'TLS' : 'REGISTRY_UNREACHABLE';
+    const request = options?.method !== undefined ? `${options.method} ${url}` : undefined;
+    super(code, request === undefined ? `cannot reach ${url}: ${reason}` : `${request} ${options?.refused === true ? 'refused' : 'failed'}: ${reason}`, options);
     this.url = url;
     this.method = options?.method;
+    this.reason = reason;
+    this.retryable = options?.retryable ?? false;
+    this.attempts = options?.attempts ?? 1;
+  }
+}
+
+/** Connecting, or waiting for the registry's answer or the rest of its body, took longer than allowed. */
+export class TimeoutError extends RegistryUnreachableError {
+  static override readonly brand = 'TIMEOUT';
+  override readonly name = 'TimeoutError';
+}
+
+/** The TLS handshake with the registry failed: an untrusted certificate, or a server that does not speak TLS. Never retried. */
+export class TlsError extends RegistryUnreachableError {
+  static override readonly brand = 'TLS';
+  override readonly name = 'TlsError';
+}
+
+/** A local TLS file (`--ca-file`, a certs.d directory, a client certificate or key) cannot be used. */
+export class TlsConfigError extends PushError {
+  static override readonly brand = 'TLS_CONFIG';
+  override readonly name = 'TlsConfigError';
+  /** The file or directory at fault. */
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('TLS_CONFIG', message, options);
+    this.path = path;
+  }
+}
+
+/** A blob that should be in the registry cannot be found there, so no manifest naming it is pushed. */
+export class BlobNotVerifiedError extends PushError {
+  static override readonly brand = 'BLOB_NOT_VERIFIED';
+  override readonly name = 'BlobNotVerifiedError';
+  constructor(message: string) {
+    super('BLOB_NOT_VERIFIED', message);
   }
 }
 
 /** The push was cancelled (unsubscribed, or Ctrl-C). */
 export class CancelledError extends PushError {
+  static override readonly brand = 'CANCELLED';
   override readonly name = 'CancelledError';
   constructor(message = 'push cancelled') {
     super('CANCELLED', message);
   }
 }
 
-/** True for errors of rxpush; narrows to PushError. */
+/** True for errors of rxpush (of any installed copy of core); narrows to PushError. */
 export function isPushError(error: unknown): error is PushError {
   return error instanceof PushError;
 }

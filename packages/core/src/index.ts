@@ -35,14 +35,23 @@ export {
   ReferenceFormatError,
   DigestFormatError,
   SourceError,
+  SourceNotFoundError,
+  InvalidSourceError,
   BlobMissingError,
   DigestMismatchError,
   UnsupportedError,
   RegistryError,
+  UnauthorizedError,
+  DeniedError,
+  InvalidResponseError,
   RegistryUnreachableError,
+  TimeoutError,
+  TlsError,
+  TlsConfigError,
+  BlobNotVerifiedError,
   CancelledError,
   isPushError,
 } from './errors.js';
-export type { PushErrorCode } from './errors.js';
+export type { PushErrorCode, RetryFacts } from './errors.js';
 export { fromAbortable } from './from-abortable.js';
 export { jsonSyntaxReason, printable } from './printable.js';

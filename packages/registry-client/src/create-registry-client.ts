@@ -53,7 +53,7 @@ export interface CreateRegistryClientOptions {
  * `close()` the client when done: it closes the dispatcher it made (never one passed in).
  *
  * @throws {UsageError} when TLS options are combined with a dispatcher of your own.
- * @throws {PushError} code `TLS` when a CA file or certs.d directory cannot be read or holds no certificate.
+ * @throws {TlsConfigError} when a CA file or certs.d directory cannot be read or holds no certificate.
  * @example
  * const client = createRegistryClient({ registry: 'registry.local:5000', caFile: './ca.crt', credentials: { username, password } });
  * source$.pipe(walkLayers(), checkBlobs({ client, repository }), uploadBlobs({ client, repository }), pushManifests({ client, repository }))

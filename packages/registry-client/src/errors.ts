@@ -1,4 +1,16 @@
-import { CancelledError, isPushError, PushError, RegistryError, RegistryUnreachableError } from '@rxpush/core';
+import {
+  CancelledError,
+  DeniedError,
+  InvalidSourceError,
+  isPushError,
+  RegistryError,
+  RegistryUnreachableError,
+  TimeoutError,
+  TlsError,
+  UnauthorizedError,
+} from '@rxpush/core';
+
+import { isRetryableStatus } from './retry.js';
 
 /** What a registry's error body says: the first entry of `{"errors":[{"code","message","detail"}]}`. */
 export interface RegistryErrorBody {
@@ -66,23 +78,49 @@ export function hintFor(status: number, registryCode: string | undefined, contex
   return undefined;
 }
 
-/** A RegistryError for an error answer, its message naming the (redacted) request like ky's HTTPError. */
+/**
+ * The error for an error answer, its message naming the (redacted) request like ky's HTTPError: an
+ * UnauthorizedError (401), DeniedError (403) or RegistryError, retryable for 408/429/5xx with the Retry-After given.
+ */
 export function registryError(
   request: { method: string; url: string },
   status: number,
   body: RegistryErrorBody,
-  context: { authenticated: boolean },
-  attempts = 1,
+  context: { authenticated: boolean; retryAfterMs?: number | undefined },
 ): RegistryError {
-  const hint = hintFor(status, body.code, context);
-  return new RegistryError({
+  const init = {
     method: request.method,
     url: request.url,
-    status,
     registryCode: body.code,
     detail: body.message,
-    hint: attempts > 1 ? `${hint ?? 'the registry keeps failing'} (gave up after ${attempts} attempts)` : hint,
-  });
+    hint: hintFor(status, body.code, context),
+    retryable: isRetryableStatus(status),
+    retryAfterMs: context.retryAfterMs,
+  };
+  if (status === 401) return new UnauthorizedError(init);
+  if (status === 403) return new DeniedError(init);
+  return new RegistryError({ ...init, status });
+}
+
+/**
+ * The same failure once the client has spent its retries on it: no longer retryable, so a caller does not
+ * multiply the retries, and, after more than one attempt, saying how many were made.
+ */
+export function retriesSpent(error: Error, attempts: number): Error {
+  const gaveUp = (text: string | undefined, fallback: string): string | undefined =>
+    attempts > 1 ? `${text ?? fallback} (gave up after ${attempts} attempts)` : text;
+  if (error instanceof RegistryError) {
+    const { method, url, status, registryCode, detail, retryAfterMs } = error;
+    const init = { method, url, registryCode, detail, hint: gaveUp(error.hint, 'the registry keeps failing'), retryable: false, retryAfterMs, attempts };
+    if (status === 401) return new UnauthorizedError(init);
+    if (status === 403) return new DeniedError(init);
+    return new RegistryError({ ...init, status });
+  }
+  if (error instanceof RegistryUnreachableError) {
+    const Class = error instanceof TlsError ? TlsError : error instanceof TimeoutError ? TimeoutError : RegistryUnreachableError;
+    return new Class(error.url, gaveUp(error.reason, '') ?? error.reason, { cause: error.cause, retryable: false, attempts, method: error.method });
+  }
+  return error;
 }
 
 // Node's TLS verification failures (OpenSSL X509 codes and Node's own). None of these ever falls back to HTTP.
@@ -123,6 +161,23 @@ export function isPlainHttpAnswer(error: unknown): boolean {
   const message = error instanceof Error ? error.message : '';
   return /wrong version number|packet length too long/.test(message);
 }
+
+/**
+ * Transport failures where the request may not have been processed and trying again can work.
+ * Name resolution and TLS failures are left out: they do not heal in seconds, and a certificate error
+ * must never be "retried away".
+ */
+const RETRYABLE_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
 
 /** Why a request got no HTTP answer, in words a user can act on. */
 function describe(error: unknown, url: string): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
@@ -187,27 +242,33 @@ function inflictedByTransport(bodyError: unknown): boolean {
 }
 
 /**
- * The typed error for a request that failed without an HTTP answer. rxpush errors (say, a digest check
- * in the body stream) and the body stream's own failures pass through unchanged; an abort becomes CancelledError.
+ * The typed error for a request that failed without an HTTP answer: TlsError, TimeoutError or
+ * RegistryUnreachableError, retryable when the failure can pass (a reset, a timeout; a refused connection only
+ * when `refusedIsTransient`, i.e. the registry answered before and is restarting). rxpush errors (say, a digest
+ * check in the body stream) and the body stream's own failures pass through unchanged; an abort becomes CancelledError.
  */
 export function transportError(
   error: unknown,
-  request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown; attempts?: number },
+  request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown; refusedIsTransient?: boolean },
 ): Error {
   if (isPushError(error)) return error;
   // undici destroys the body stream with this error too, so it must be recognised before the body's own failures.
   if (errorCode(error) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH' || errorCode(request.bodyError) === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
-    return new PushError('INVALID_SOURCE', `${request.method} ${request.url}: the body was not as long as its announced length; the blob's recorded size is wrong`, {
+    return new InvalidSourceError(request.url, `${request.method} ${request.url}: the body was not as long as its announced length; the blob's recorded size is wrong`, {
       cause: error,
     });
   }
-  if (request.bodyError !== undefined && request.bodyError !== null && !inflictedByTransport(request.bodyError)) {
-    return isPushError(request.bodyError) || request.bodyError instanceof Error ? request.bodyError : new PushError('REGISTRY_ERROR', String(request.bodyError));
+  const { bodyError } = request;
+  if (bodyError !== undefined && bodyError !== null && !inflictedByTransport(bodyError)) {
+    if (bodyError instanceof Error) return bodyError;
+    return new InvalidSourceError(request.url, `${request.method} ${request.url}: the body failed (${String(bodyError)}); check the source`);
   }
   if (request.signal?.aborted === true || errorCode(error) === 'UND_ERR_ABORTED' || (error as Error | null)?.name === 'AbortError') {
     return new CancelledError(`${request.method} ${request.url} cancelled`);
   }
   const { reason, code } = describe(error, request.url);
-  const tries = request.attempts !== undefined && request.attempts > 1 ? ` (gave up after ${request.attempts} attempts)` : '';
-  return new RegistryUnreachableError(request.url, `${reason}${tries}`, { cause: error, code, method: request.method });
+  const cause = errorCode(error) ?? errorCode((error as { cause?: unknown } | null)?.cause);
+  const retryable = code !== 'TLS' && cause !== undefined && (RETRYABLE_CODES.has(cause) || (cause === 'ECONNREFUSED' && request.refusedIsTransient === true));
+  const Class = code === 'TLS' ? TlsError : code === 'TIMEOUT' ? TimeoutError : RegistryUnreachableError;
+  return new Class(request.url, reason, { cause: error, retryable, method: request.method });
 }

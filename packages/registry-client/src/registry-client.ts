@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 
-import { isDigest, MediaType, parseDigest, PushError, silentLogger, splitDigest } from '@rxpush/core';
+import { BlobNotVerifiedError, DigestMismatchError, InvalidResponseError, isDigest, MediaType, parseDigest, silentLogger, splitDigest, UnsupportedError } from '@rxpush/core';
 import type { Digest, Logger, RawManifest } from '@rxpush/core';
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -217,21 +217,19 @@ export class RegistryClient {
     await dump(res.body);
     const answered = header(res.headers, 'docker-content-digest');
     if (answered !== undefined && answered !== checked) {
-      throw new PushError(
-        'DIGEST_MISMATCH',
-        `PUT ${redactUrl(url)} → ${res.status} but the registry stored ${answered}, not ${checked}; the bytes changed on the way, push again`,
-      );
+      throw new DigestMismatchError(checked, answered, redactUrl(url), {
+        message: `PUT ${redactUrl(url)} → ${res.status} but the registry stored ${answered}, not ${checked}: the bytes changed on the way; push again`,
+      });
     }
     if (length !== undefined && res.status === 201) return { digest: checked, size: session.offset + length };
     // A stream of unknown length (compressed on the fly), or a success other than 201: ask the registry what it stored.
     const stored = repository === undefined ? undefined : await this.hasBlob(repository, checked, opts);
     if (stored === undefined) {
       if (length !== undefined && res.status !== 201 && repository === undefined) return { digest: checked, size: session.offset + length };
-      throw new PushError('BLOB_NOT_VERIFIED', `PUT ${redactUrl(url)} → ${res.status} but the blob ${checked} cannot be found afterwards; push again`);
+      throw new BlobNotVerifiedError(`PUT ${redactUrl(url)} → ${res.status} but the blob ${checked} cannot be found afterwards; push again`);
     }
     if (length !== undefined && stored.size !== session.offset + length) {
-      throw new PushError(
-        'BLOB_NOT_VERIFIED',
+      throw new BlobNotVerifiedError(
         `PUT ${redactUrl(url)} → ${res.status} but the registry holds ${stored.size} bytes for ${checked}, not the ${session.offset + length} sent; push again`,
       );
     }
@@ -296,12 +294,15 @@ export class RegistryClient {
 
   /**
    * Stores a manifest byte-exact under a tag or digest (PUT). Returns the digest the registry answers with;
-   * for non-schema1 manifests it must be the sha256 of the bytes.
+   * for non-schema1 manifests it must be the sha256 of the bytes, and it must be `manifest.digest` when that is
+   * given (for schema1, the digest of the payload without its signatures).
+   *
+   * @throws {DigestMismatchError} naming the request when the registry answers another digest.
    */
   async putManifest(
     repository: string,
     reference: string,
-    manifest: { bytes: Uint8Array; mediaType: string },
+    manifest: { bytes: Uint8Array; mediaType: string; digest?: Digest },
     opts: RequestOptions = {},
   ): Promise<{ digest: Digest | undefined }> {
     const repo = checkRepository(repository);
@@ -320,12 +321,12 @@ export class RegistryClient {
     await dump(res.body);
     const answered = header(res.headers, 'docker-content-digest');
     if (!isDigest(answered)) return { digest: undefined };
-    // Schema1 digests cover the payload without its signatures, so only other formats can be checked.
-    if (!isSchema1(manifest.mediaType) && answered !== hashOf(answered, manifest.bytes)) {
-      throw new PushError(
-        'DIGEST_MISMATCH',
-        `PUT ${redactUrl(res.url)} → ${res.status} but the registry reports ${answered} for the manifest, not ${hashOf(answered, manifest.bytes)}; push again`,
-      );
+    // Schema1 digests cover the payload without its signatures: only the caller's digest of it can be checked.
+    const sent = manifest.digest ?? (isSchema1(manifest.mediaType) ? undefined : hashOf(answered, manifest.bytes));
+    if (sent !== undefined && answered !== sent) {
+      throw new DigestMismatchError(sent, answered, redactUrl(res.url), {
+        message: `PUT ${redactUrl(res.url)} → ${res.status} but the registry stored the manifest as ${answered}, not ${sent}: the registry (or a proxy) rewrote it; push to another registry or report it`,
+      });
     }
     return { digest: answered };
   }
@@ -350,10 +351,10 @@ export class RegistryClient {
     const declared = Number(header(res.headers, 'content-length'));
     if (declared > MANIFEST_LIMIT) {
       await dump(res.body);
-      throw new PushError('UNSUPPORTED', `${where} → a manifest of ${declared} bytes; rxpush refuses manifests over 4 MiB`);
+      throw new UnsupportedError(`${where} → ${res.status} with a manifest of ${declared} bytes: rxpush refuses manifests over 4 MiB; ask for a smaller one (a platform's manifest, not the index)`);
     }
     const { bytes, complete } = await readBody(res.body, MANIFEST_LIMIT);
-    if (!complete) throw new PushError('UNSUPPORTED', `${where} → a manifest over 4 MiB; rxpush refuses manifests that large`);
+    if (!complete) throw new UnsupportedError(`${where} → ${res.status} with a manifest over 4 MiB: rxpush refuses manifests that large; ask for a smaller one (a platform's manifest, not the index)`);
 
     const mediaType = manifestMediaType(header(res.headers, 'content-type'), bytes);
     const answered = header(res.headers, 'docker-content-digest');
@@ -365,7 +366,9 @@ export class RegistryClient {
       const expected = isDigest(ref) ? ref : isDigest(answered) ? answered : undefined;
       digest = hashOf(expected ?? 'sha256:', bytes);
       if (expected !== undefined && expected !== digest) {
-        throw new PushError('DIGEST_MISMATCH', `${where} → a manifest whose bytes hash to ${digest}, not ${expected}; the registry or a proxy changed it`);
+        throw new DigestMismatchError(expected, digest, where.slice(where.indexOf(' ') + 1), {
+          message: `${where} → ${res.status} with a manifest whose bytes hash to ${digest}, not ${expected}: the registry or a proxy changed it; fetch it again or check the registry`,
+        });
       }
     }
     return { bytes, mediaType, digest };
@@ -434,7 +437,7 @@ export class RegistryClient {
       const page = complete ? parseJson(bytes) : undefined;
       const list = (page as { tags?: unknown } | undefined)?.tags;
       if (page === undefined || (list !== null && list !== undefined && !Array.isArray(list))) {
-        throw new PushError('REGISTRY_ERROR', `GET ${redactUrl(res.url)} → ${res.status} with a body that is not a tag list; is this a registry?`);
+        throw new InvalidResponseError({ method: 'GET', url: redactUrl(res.url), status: res.status, problem: 'with a body that is not a tag list; is this a registry?' });
       }
       for (const tag of list ?? []) if (typeof tag === 'string') tags.push(tag);
       url = nextLink(header(res.headers, 'link'), res);

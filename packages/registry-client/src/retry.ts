@@ -86,67 +86,20 @@ export function isRetryableStatus(status: number): boolean {
 }
 
 /**
- * Transport failures where the request may not have been processed and trying again can work.
- * Name resolution and TLS failures are left out: they do not heal in seconds, and a certificate error
- * must never be "retried away".
+ * True when a failed registry request is worth another go, as the error says itself (`retryable`): no
+ * answer for a reason that can pass (reset, closed socket, timeouts; a refused connection once the
+ * registry had answered before), or a 408/429/5xx answer whose retries were not spent already. Never for
+ * cancellation, refusals (401/403/400/404), TLS, or anything that is not a registry failure.
+ *
+ * @example isRetryable(new RegistryError({ method: 'GET', url, status: 503, retryable: true })) // true
  */
-const RETRYABLE_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ECONNABORTED',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
-
-function causeCode(error: unknown): string | undefined {
-  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
-  return typeof cause?.code === 'string' ? cause.code : undefined;
-}
-
-/** Errors whose retries were already spent at the request level; the uploader must not multiply them. */
-const spent = new WeakSet<object>();
-/** Retry-After (ms) of an error answer that could not be retried where it happened (a stream body). */
-const retryAfters = new WeakMap<object, number>();
-
-/** Marks an error as final: the request level already gave up on it after its retries. */
-export function markRetriesSpent<E extends Error>(error: E): E {
-  spent.add(error);
-  return error;
-}
-
-/** Remembers what Retry-After an error answer carried, for whoever retries it. */
-export function rememberRetryAfter<E extends Error>(error: E, retryAfterMs: number | undefined): E {
-  if (retryAfterMs !== undefined) retryAfters.set(error, retryAfterMs);
-  return error;
+export function isRetryable(error: unknown): boolean {
+  return (error instanceof RegistryError || error instanceof RegistryUnreachableError) && error.retryable;
 }
 
 /** The Retry-After (ms) the registry sent with the answer `error` stands for, if any. */
 export function retryAfterOf(error: unknown): number | undefined {
-  return typeof error === 'object' && error !== null ? retryAfters.get(error) : undefined;
-}
-
-/**
- * True when a failed registry request is worth another go: no answer for a reason that can pass
- * (reset, closed socket, timeouts; `ECONNREFUSED` only when `refusedIsTransient`, i.e. the registry
- * answered before), or a 408/429/5xx answer. Never for cancellation, refusals (401/403/400/404),
- * TLS, or errors whose retries were already spent lower down.
- *
- * @example isRetryable(new RegistryError({ method: 'GET', url, status: 503 })) // true
- */
-export function isRetryable(error: unknown, options: { refusedIsTransient?: boolean } = {}): boolean {
-  if (typeof error !== 'object' || error === null || spent.has(error) || error instanceof CancelledError) return false;
-  if (error instanceof RegistryError) return isRetryableStatus(error.status);
-  if (error instanceof RegistryUnreachableError) {
-    if (error.code === 'TLS') return false;
-    const code = causeCode(error);
-    if (code === 'ECONNREFUSED') return options.refusedIsTransient === true;
-    return code !== undefined && RETRYABLE_CODES.has(code);
-  }
-  return false;
+  return error instanceof RegistryError ? error.retryAfterMs : undefined;
 }
 
 /**

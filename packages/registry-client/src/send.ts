@@ -1,23 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 
-import { PushError, RegistryUnreachableError } from '@rxpush/core';
-import type { Logger, RetryingEvent } from '@rxpush/core';
+import { InvalidResponseError, type Logger, type RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
-import { ERROR_BODY_LIMIT, parseErrorBody, registryError, transportError } from './errors.js';
-import {
-  isRetryable,
-  isRetryableStatus,
-  markRetriesSpent,
-  parseRetryAfter,
-  rememberRetryAfter,
-  retryDelay,
-  retryPolicy,
-  retryReason,
-  sleep,
-  type RetryPolicy,
-} from './retry.js';
+import { ERROR_BODY_LIMIT, parseErrorBody, registryError, retriesSpent, transportError } from './errors.js';
+import { isRetryable, isRetryableStatus, parseRetryAfter, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep, type RetryPolicy } from './retry.js';
 import type { Authenticator, Body } from './types.js';
 import { redactUrl, refuseDowngrade, resolveLocation } from './urls.js';
 
@@ -98,7 +86,6 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
       let from: URL | undefined;
       let redirects = 0;
       let failure: Error;
-      let retryAfterMs: number | undefined;
       try {
         for (;;) {
           refuseDowngrade(ctx.origin, { method: req.method, url, from });
@@ -109,10 +96,12 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
           if (req.followRedirects === true && REDIRECTS.has(status) && location !== undefined) {
             await dump(res.body);
             if (redirects >= MAX_REDIRECTS) {
-              throw new PushError(
-                'REGISTRY_ERROR',
-                `${req.method} ${redactUrl(req.url)}: stopped after ${MAX_REDIRECTS} redirects (the last from ${redactUrl(url)}); the registry or its storage redirects in a loop, check their configuration`,
-              );
+              throw new InvalidResponseError({
+                method: req.method,
+                url: redactUrl(req.url),
+                status,
+                problem: `after ${MAX_REDIRECTS} redirects (the last from ${redactUrl(url)}): the registry or its storage redirects in a loop; check their configuration`,
+              });
             }
             from = url;
             url = resolveLocation(location, url, { method: req.method, status });
@@ -135,18 +124,18 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
               continue;
             }
           }
-          retryAfterMs = isRetryableStatus(status) ? parseRetryAfter(header(res.headers, 'retry-after'), policy.now()) : undefined;
-          failure = registryError(shown, status, errorBody, { authenticated: authorization !== undefined }, attempt);
+          const retryAfterMs = isRetryableStatus(status) ? parseRetryAfter(header(res.headers, 'retry-after'), policy.now()) : undefined;
+          failure = registryError(shown, status, errorBody, { authenticated: authorization !== undefined, retryAfterMs });
           break;
         }
       } catch (error) {
         failure = error instanceof Error ? error : new Error(String(error));
       }
-      const refusedIsTransient = ctx.state?.answered === true;
-      if (attempt > retries || req.signal?.aborted === true || !isRetryable(failure, { refusedIsTransient })) {
-        throw finalError(rememberRetryAfter(failure, retryAfterMs), attempt, req, refusedIsTransient);
+      if (attempt > retries || req.signal?.aborted === true || !isRetryable(failure)) {
+        // A stream body could not be retried here: its failure stays retryable, for the uploader that re-opens the source.
+        throw canResend(req.body) && isRetryable(failure) ? retriesSpent(failure, attempt) : failure;
       }
-      const delayMs = retryDelay(attempt, policy, retryAfterMs);
+      const delayMs = retryDelay(attempt, policy, retryAfterOf(failure));
       const reason = retryReason(failure);
       ctx.logger.debug({ method: req.method, url: redactUrl(url), attempt, delayMs, reason }, 'retrying');
       const event: RetryingEvent = { type: 'retrying', attempt, delayMs, reason };
@@ -164,22 +153,6 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
 }
 
 const NO_RETRY: RetryPolicy = retryPolicy({ retries: 0 });
-
-/**
- * The error a request ends with. After retries it says how many attempts were made and is marked so
- * callers higher up (the uploader) do not retry it again; an answer that could not be retried here
- * (a stream body) keeps its Retry-After for the caller that re-sends it.
- */
-function finalError(failure: Error, attempts: number, req: SendRequest, refusedIsTransient: boolean): Error {
-  if (!isRetryable(failure, { refusedIsTransient })) return failure;
-  if (!canResend(req.body)) return failure;
-  if (attempts === 1) return markRetriesSpent(failure);
-  const again =
-    failure instanceof RegistryUnreachableError
-      ? transportError(failure.cause, { method: req.method, url: failure.url, attempts })
-      : failure;
-  return markRetriesSpent(again);
-}
 
 async function authorize(ctx: SendContext, req: SendRequest, challenge: string | undefined, rejected?: string): Promise<string | undefined> {
   if (ctx.auth === undefined || req.scopes === undefined) return undefined;
@@ -220,7 +193,9 @@ async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorizat
     return res;
   } catch (error) {
     const bodyError = body !== undefined && !(body instanceof Uint8Array) ? body.errored : undefined;
-    const mapped = transportError(error, { method: req.method, url: shown, signal: req.signal, bodyError });
+    // Once the registry has answered anything, a refused connection is a registry restarting mid-push, not a wrong address.
+    const refusedIsTransient = ctx.state?.answered === true;
+    const mapped = transportError(error, { method: req.method, url: shown, signal: req.signal, bodyError, refusedIsTransient });
     ctx.logger.debug({ method: req.method, url: shown, err: mapped }, 'request failed');
     throw mapped;
   }

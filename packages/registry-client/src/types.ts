@@ -71,6 +71,8 @@ export interface UploadSession {
    * without it the client reads it from the `/v2/<name>/blobs/uploads/` path of `location`.
    */
   readonly repository?: string;
+  /** The request whose answer gave this session, and its status: what messages about the session's offset name. */
+  readonly answer?: { readonly method: string; readonly status: number };
 }
 
 /** What starting an upload gave: a mounted blob, or a session to send bytes to. */

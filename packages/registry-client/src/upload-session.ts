@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
-import { PushError } from '@rxpush/core';
+import { InvalidResponseError } from '@rxpush/core';
 
 import { header } from './send.js';
 import type { UploadSession } from './types.js';
@@ -30,13 +30,19 @@ export function nextSession(
   let url = previous.location;
   if (location !== undefined) url = resolveLocation(location, res.url, { method, status: res.status });
   if (url === undefined) {
-    throw new PushError('REGISTRY_ERROR', `${method} ${redactUrl(res.url)} → ${res.status} without a Location header; the registry does not follow the distribution API`);
+    throw new InvalidResponseError({
+      method,
+      url: redactUrl(res.url),
+      status: res.status,
+      problem: 'without a Location header: the registry does not follow the distribution API; check the registry address (a proxy?)',
+    });
   }
   const min = Number(header(res.headers, 'oci-chunk-min-length'));
   const minChunkLength = Number.isSafeInteger(min) && min > 0 ? min : previous.minChunkLength;
   return {
     location: url,
     offset,
+    answer: { method, status: res.status },
     ...(previous.repository !== undefined && { repository: previous.repository }),
     ...(minChunkLength !== undefined && { minChunkLength }),
   };

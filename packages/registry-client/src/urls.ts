@@ -1,4 +1,4 @@
-import { isDigest, isValidRepository, isValidTag, printable, PushError, ReferenceFormatError, UsageError } from '@rxpush/core';
+import { InvalidResponseError, isDigest, isValidRepository, isValidTag, printable, ReferenceFormatError, TlsError, UsageError } from '@rxpush/core';
 
 /**
  * Query parameters whose values are safe to show. Everything else is redacted: `_state` carries the
@@ -83,10 +83,12 @@ export function resolveLocation(location: string, requestUrl: URL, answer: { met
   }
   if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
     const shown = printable(location.length > 100 ? `${location.slice(0, 100)}…` : location);
-    throw new PushError(
-      'REGISTRY_ERROR',
-      `${answer.method} ${redactUrl(requestUrl)} → ${answer.status} with a ${answer.header ?? 'Location'} that is not an http(s) URL ("${shown}"); the registry (or a proxy in front of it) is broken`,
-    );
+    throw new InvalidResponseError({
+      method: answer.method,
+      url: redactUrl(requestUrl),
+      status: answer.status,
+      problem: `with a ${answer.header ?? 'Location'} that is not an http(s) URL ("${shown}"); the registry (or a proxy in front of it) is broken`,
+    });
   }
   return url;
 }
@@ -97,15 +99,15 @@ export function resolveLocation(location: string, requestUrl: URL, answer: { met
  * host, credentials) in the clear. Plain HTTP is used only where the user asked for it (`plainHttp`),
  * or for a loopback registry that speaks nothing else; then the registry's origin is `http:` already.
  *
- * @throws {PushError} `TLS`, naming the request and where it was sent from.
+ * @throws {TlsError} (code `TLS`), naming the request and where it was sent from.
  */
 export function refuseDowngrade(registryOrigin: string, request: { method: string; url: URL; from?: URL | undefined }): void {
   if (request.url.protocol !== 'http:' || !registryOrigin.startsWith('https:')) return;
   const via = request.from !== undefined ? `a redirect from ${redactUrl(request.from)} points to` : `the registry (${registryOrigin}) handed out`;
-  throw new PushError(
-    'TLS',
-    `${request.method} ${redactUrl(request.url)} refused: ${via} plain HTTP, which would send the upload and its session in the clear; fix the registry's (or its proxy's) Location and redirects, or pass --plain-http if the registry is meant to serve plain HTTP`,
-  );
+  throw new TlsError(redactUrl(request.url), `${via} plain HTTP, which would send the upload and its session in the clear; fix the registry's (or its proxy's) Location and redirects, or pass --plain-http if the registry is meant to serve plain HTTP`, {
+    method: request.method,
+    refused: true,
+  });
 }
 
 /**

@@ -127,10 +127,10 @@ describe('createDispatcher', () => {
   });
 
   it('fails clearly on a missing CA file, a file without certificates, and a client certificate without its key', async (t) => {
-    assert.throws(() => use(t, { caFile: join(work, 'missing.crt') }), /^PushError: cannot read --ca-file .*missing\.crt: it does not exist; give the PEM file of the CA/);
+    assert.throws(() => use(t, { caFile: join(work, 'missing.crt') }), /^TlsConfigError: cannot read --ca-file .*missing\.crt: it does not exist; give the PEM file of the CA/);
     const notPem = join(work, 'not.pem');
     await writeFile(notPem, 'hello');
-    assert.throws(() => use(t, { caFile: notPem }), { code: 'TLS', message: /holds no PEM certificate/ });
+    assert.throws(() => use(t, { caFile: notPem }), { code: 'TLS_CONFIG', name: 'TlsConfigError', message: /holds no PEM certificate/ });
     const lonely = join(work, 'lonely');
     await mkdir(lonely, { recursive: true });
     await copyFile(pki.clientCert, join(lonely, 'client.cert'));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { isCertificateError, isPlainHttpAnswer, parseErrorBody, registryError, transportError } from '../src/errors.ts';
+import { isCertificateError, isPlainHttpAnswer, parseErrorBody, registryError, retriesSpent, transportError } from '../src/errors.ts';
 
 const json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value));
 
@@ -73,6 +73,8 @@ describe('errors', () => {
     assert.equal((error as { code?: string }).code, 'REGISTRY_UNREACHABLE');
     assert.equal(error.message, `PUT ${url} failed: the connection was closed before the registry answered; try again`);
     const closed = Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
-    assert.match(transportError(closed, { method: 'PUT', url, bodyError: closed, attempts: 3 }).message, /try again \(gave up after 3 attempts\)$/);
+    const spent = retriesSpent(transportError(closed, { method: 'PUT', url, bodyError: closed }), 3);
+    assert.match(spent.message, /try again \(gave up after 3 attempts\)$/);
+    assert.deepEqual([(spent as { retryable?: boolean }).retryable, (spent as { attempts?: number }).attempts], [false, 3]);
   });
 });

@@ -4,6 +4,7 @@ import { describe, it, type TestContext } from 'node:test';
 
 import { CancelledError, RegistryError, RegistryUnreachableError, type RetryingEvent } from '@rxpush/core';
 import { MockAgent } from 'undici';
+import { registryError, retriesSpent, transportError } from '../src/errors.ts';
 
 import { backoffDelay, isRetryable, parseRetryAfter, retryAfterOf, retryDelay, retryPolicy, RegistryClient, sleep } from '../src/index.ts';
 import type { RegistryClientOptions } from '../src/index.ts';
@@ -60,9 +61,9 @@ describe('backoff', () => {
 });
 
 describe('what is worth retrying', () => {
-  const answer = (status: number) => new RegistryError({ method: 'PUT', url: `${ORIGIN}/v2/app/manifests/1`, status });
-  const noAnswer = (code: string, kind?: 'TLS') =>
-    new RegistryUnreachableError(ORIGIN, 'x', { cause: Object.assign(new Error(code), { code }), ...(kind !== undefined && { code: kind }) });
+  const answer = (status: number) => registryError({ method: 'PUT', url: `${ORIGIN}/v2/app/manifests/1` }, status, {}, { authenticated: false });
+  const noAnswer = (code: string, refusedIsTransient = false) =>
+    transportError(Object.assign(new Error(code), { code }), { method: 'PUT', url: ORIGIN, refusedIsTransient });
 
   it('retries 408, 429 and 5xx answers, and never refusals', () => {
     for (const status of [408, 429, 500, 502, 503, 504]) assert.equal(isRetryable(answer(status)), true, String(status));
@@ -74,9 +75,10 @@ describe('what is worth retrying', () => {
       assert.equal(isRetryable(noAnswer(code)), true, code);
     }
     assert.equal(isRetryable(noAnswer('ECONNREFUSED')), false);
-    assert.equal(isRetryable(noAnswer('ECONNREFUSED'), { refusedIsTransient: true }), true);
+    assert.equal(isRetryable(noAnswer('ECONNREFUSED', true)), true);
     assert.equal(isRetryable(noAnswer('ENOTFOUND')), false);
-    assert.equal(isRetryable(noAnswer('DEPTH_ZERO_SELF_SIGNED_CERT', 'TLS')), false);
+    assert.equal(isRetryable(noAnswer('DEPTH_ZERO_SELF_SIGNED_CERT')), false);
+    assert.equal(isRetryable(retriesSpent(answer(503), 5)), false, 'retries spent lower down are not multiplied');
     assert.equal(isRetryable(new CancelledError()), false);
     assert.equal(isRetryable(new Error('boom')), false);
   });

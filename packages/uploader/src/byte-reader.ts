@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 
-import { PushError } from '@rxpush/core';
+import { InvalidResponseError, InvalidSourceError } from '@rxpush/core';
 
 /** Pieces handed to a request body are at most this large, so a chunk never sits in memory whole. */
 const PIECE = 1024 * 1024;
@@ -35,16 +35,19 @@ export class ByteReader {
     return piece;
   }
 
-  /** Reads and drops `count` bytes (they pass through the hashing stages all the same). */
-  async skip(count: number): Promise<void> {
+  /**
+   * Reads and drops `count` bytes (they pass through the hashing stages all the same): the bytes the registry
+   * said it holds in its answer to `answer`.
+   */
+  async skip(count: number, answer: { method: string; url: string; status: number }): Promise<void> {
     let left = count;
     while (left > 0) {
       const piece = await this.read(left);
       if (piece === undefined) {
-        throw new PushError(
-          'REGISTRY_ERROR',
-          `the registry says it holds ${count} bytes of ${this.#origin}, which has only ${count - left}; push again`,
-        );
+        throw new InvalidResponseError({
+          ...answer,
+          problem: `with a Range of ${count} bytes of ${this.#origin}, which has only ${count - left}: the session holds other bytes; push again`,
+        });
       }
       left -= piece.length;
     }
@@ -56,7 +59,7 @@ export class ByteReader {
       let left = length;
       while (left > 0) {
         const piece = await reader.read(Math.min(left, PIECE));
-        if (piece === undefined) throw new PushError('INVALID_SOURCE', `${origin} ended ${left} bytes before its recorded size; re-export the image`);
+        if (piece === undefined) throw new InvalidSourceError(origin, `${origin} ended ${left} bytes before its recorded size; re-export the image`);
         left -= piece.length;
         yield piece;
       }
@@ -80,7 +83,7 @@ export class ByteReader {
   /** Reads to the end, failing if bytes remain: the end is where the hashing stages check the digest. */
   async end(): Promise<void> {
     for (let piece = await this.read(1); piece !== undefined; piece = await this.read(1)) {
-      if (piece.length > 0) throw new PushError('INVALID_SOURCE', `${this.#origin} is longer than its recorded size; re-export the image`);
+      if (piece.length > 0) throw new InvalidSourceError(this.#origin, `${this.#origin} is longer than its recorded size; re-export the image`);
     }
   }
 }

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 
-import { DigestMismatchError, PushError, type Digest } from '@rxpush/core';
+import { DigestMismatchError, type Digest } from '@rxpush/core';
 
 /** Options of {@link HashingStream}. */
 export interface HashingStreamOptions {
@@ -26,7 +26,7 @@ export class HashingStream extends Transform {
   #bytes = 0;
   #digest: Digest | undefined;
   /** The error the stream failed with, if it found a mismatch (kept, as request errors may wrap it). */
-  failure: PushError | undefined;
+  failure: DigestMismatchError | undefined;
 
   constructor(options: HashingStreamOptions) {
     super({ highWaterMark: 1024 * 1024 });
@@ -55,10 +55,9 @@ export class HashingStream extends Transform {
     this.#digest = digest;
     const { expected, expectedSize, origin } = this.#options;
     if (expectedSize !== undefined && this.#bytes !== expectedSize) {
-      this.failure = new PushError(
-        'DIGEST_MISMATCH',
-        `${origin} has ${this.#bytes} bytes, but the image says ${expectedSize}; the source is corrupt, re-export the image`,
-      );
+      this.failure = new DigestMismatchError(`${expectedSize} bytes`, `${this.#bytes} bytes`, origin, {
+        message: `${origin} has ${this.#bytes} bytes, but the image says ${expectedSize}; the source is corrupt, re-export the image`,
+      });
     } else if (expected !== undefined && digest !== expected) {
       this.failure = new DigestMismatchError(expected, digest, origin);
     }

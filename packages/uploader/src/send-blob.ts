@@ -1,7 +1,8 @@
+import assert from 'node:assert/strict';
 import { pipeline as pipeStreams, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 
-import { gzipLayerMediaType, isPushError, PushError, SourceError, type BlobSource, type Digest } from '@rxpush/core';
+import { gzipLayerMediaType, InvalidResponseError, InvalidSourceError, isPushError, type BlobSource, type Digest, type PushError } from '@rxpush/core';
 import type { RegistryClient, UploadSession } from '@rxpush/registry-client';
 import { redactUrl } from '@rxpush/registry-client';
 
@@ -75,7 +76,8 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
   const mediaType = mediaTypeFor(blob, attempt.compress);
   const learnt = (): { digest: Digest; diffId?: Digest } => {
     const { digest: sentDigest } = sent;
-    if (sentDigest === undefined) throw new PushError('REGISTRY_ERROR', `the stream of ${blob.origin} ended without a digest`);
+    // The hashing stage has flushed by now: every byte was read before the commit is sent.
+    assert(sentDigest !== undefined, `the stream of ${blob.origin} ended without a digest`);
     const digests = { digest: sentDigest, ...(read.digest !== undefined && { diffId: read.digest }) };
     attempt.onDigests(digests);
     return digests;
@@ -110,7 +112,7 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
   let session = attempt.session;
   const chunkSize = Math.max(asked, session.minChunkLength ?? 0);
   // Already with the registry (a resumed upload): read and hashed again, not sent again.
-  await reader.skip(session.offset);
+  await reader.skip(session.offset, { method: session.answer?.method ?? 'GET', url: redactUrl(session.location), status: session.answer?.status ?? 204 });
   for (;;) {
     const offset = session.offset;
     let body: { stream: Readable; length: number };
@@ -127,10 +129,12 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
     session = await attempt.client.uploadChunk(session, body, { contentRange: true, signal: attempt.signal });
     attempt.onSession(session);
     if (session.offset !== offset + body.length) {
-      throw new PushError(
-        'REGISTRY_ERROR',
-        `PATCH ${redactUrl(session.location)}: the registry holds ${session.offset} bytes after a chunk that should end at ${offset + body.length}; push again`,
-      );
+      throw new InvalidResponseError({
+        method: 'PATCH',
+        url: redactUrl(session.location),
+        status: session.answer?.status ?? 202,
+        problem: `with a Range of ${session.offset} bytes after a chunk that should end at ${offset + body.length}: the registry lost or kept other bytes; push again`,
+      });
     }
   }
   await reader.end();
@@ -160,7 +164,7 @@ function connect(input: Readable, stages: readonly NodeJS.ReadWriteStream[]): { 
       if (mismatch) return mismatch.failure;
       if (first === undefined || first.index === streams.length - 1 || first.error.name === 'AbortError') return undefined;
       if (isPushError(first.error)) return first.error;
-      return new SourceError('INVALID_SOURCE', blob.origin, `cannot read ${blob.origin}: ${first.error.message}`, { cause: first.error });
+      return new InvalidSourceError(blob.origin, `cannot read ${blob.origin}: ${first.error.message}`, { cause: first.error });
     },
   };
 }

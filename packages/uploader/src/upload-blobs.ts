@@ -1,12 +1,12 @@
+import assert from 'node:assert/strict';
 import type { Readable } from 'node:stream';
 
 import {
   blobDescriptor,
   CancelledError,
-  PushError,
   shortId,
   silentLogger,
-  SourceError,
+  InvalidSourceError,
   UnsupportedError,
   type BlobEvent,
   type BlobProgress,
@@ -60,7 +60,7 @@ const CANCEL_TIMEOUT_MS = 10_000;
  * requests in flight and cancels the open sessions.
  *
  * Fails with `DigestMismatchError` when a blob's bytes do not match its digest or diff ID (nothing is
- * committed), `SourceError` when a source that must be read again for a retry cannot be, and the
+ * committed), `InvalidSourceError` when a source that must be read again for a retry cannot be, and the
  * registry client's typed errors once the retries are spent or the registry refuses.
  *
  * @example
@@ -122,8 +122,7 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
       } catch (error) {
         if (attempt === 1 || signal.aborted) throw error;
         const why = error instanceof Error ? error.message : String(error);
-        throw new SourceError(
-          'INVALID_SOURCE',
+        throw new InvalidSourceError(
           blob.origin,
           `the upload of ${blob.origin} broke (${retryReason(previous)}) and its source cannot be read a second time to retry (${why}); push again`,
           { cause: error },
@@ -146,7 +145,8 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
         try {
           if (session === undefined) {
             const start = await client.startUpload(options.repository, request);
-            if (start.kind === 'mounted') throw new PushError('REGISTRY_ERROR', `the registry mounted ${blob.key} though no mount was asked for`);
+            // The client answers `mounted` only to a mount request, and none is made here.
+            assert(start.kind === 'session', `the registry mounted ${blob.key} though no mount was asked for`);
             session = start;
           }
           subscriber.next({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
@@ -166,7 +166,7 @@ function upload(event: BlobEvent, options: UploadBlobsOptions, policy: RetryPoli
           return sent;
         } catch (error) {
           if (signal.aborted) throw new CancelledError();
-          if (attempt > policy.retries || !isRetryable(error, { refusedIsTransient: true })) throw error;
+          if (attempt > policy.retries || !isRetryable(error)) throw error;
           previous = error;
           const delayMs = retryDelay(attempt, policy, retryAfterOf(error));
           const reason = retryReason(error);

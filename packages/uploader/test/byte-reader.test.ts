@@ -9,6 +9,8 @@ const bytes = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
 /** The bytes in pieces of 7, so chunk boundaries never line up with them. */
 const source = (): Readable => Readable.from(Array.from({ length: 15 }, (_, i) => bytes.subarray(i * 7, i * 7 + 7)));
 
+const ANSWER = { method: 'GET', url: 'https://r.example/v2/app/blobs/uploads/1', status: 204 };
+
 describe('ByteReader', () => {
   it('splits a stream into streams of exact lengths across piece boundaries', async () => {
     const reader = new ByteReader(source(), 'test.bin');
@@ -21,7 +23,7 @@ describe('ByteReader', () => {
 
   it('skips what the registry already holds, then goes on from there', async () => {
     const reader = new ByteReader(source(), 'test.bin');
-    await reader.skip(45);
+    await reader.skip(45, ANSWER);
     assert.deepEqual(await buffer(reader.take(55)), bytes.subarray(45));
     await reader.end();
   });
@@ -46,6 +48,6 @@ describe('ByteReader', () => {
 
   it('fails a skip past the end of the source', async () => {
     const reader = new ByteReader(source(), 'test.bin');
-    await assert.rejects(reader.skip(150), /holds 150 bytes of test\.bin, which has only 100/);
+    await assert.rejects(reader.skip(150, ANSWER), /^InvalidResponseError: GET https:\/\/r\.example\/v2\/app\/blobs\/uploads\/1 → 204 with a Range of 150 bytes of test\.bin, which has only 100/);
   });
 });

@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { addAbortSignal, Readable } from 'node:stream';
 
-import { DigestMismatchError, PushError } from '@rxpush/core';
+import { DigestMismatchError, type PushError } from '@rxpush/core';
 
 import { Crc64 } from './crc64.js';
 import type { TarSplitEntry } from './entries.js';
@@ -89,8 +89,7 @@ async function* chunks(entries: AsyncIterable<TarSplitEntry>, files: TarSplitFil
 
 /** A file whose size no longer matches: the rebuilt tar cannot hash to the diff ID, so it is a digest mismatch too. */
 function changed(path: string, origin: string, what: string): PushError {
-  return new PushError(
-    'DIGEST_MISMATCH',
-    `${path} (a file of layer ${origin}) ${what}: the layer's files changed after Docker stored it; pull or load the image into Docker again`,
-  );
+  return new DigestMismatchError('the size tar-split recorded', what, origin, {
+    message: `${path} (a file of layer ${origin}) ${what}: the layer's files changed after Docker stored it; pull or load the image into Docker again`,
+  });
 }

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 
-import { PushError, silentLogger, type Logger } from '@rxpush/core';
+import { silentLogger, TlsConfigError, type Logger } from '@rxpush/core';
 import { Agent, Pool, type Dispatcher } from 'undici';
 
 import { apiHost } from '../urls.js';
@@ -41,7 +41,7 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE
  *
  * The caller owns it: `close()` it when done. A certificate error never makes rxpush try plain HTTP.
  *
- * @throws {PushError} code `TLS`: a CA file or certs.d directory that cannot be read, has no PEM
+ * @throws {TlsConfigError} (code `TLS_CONFIG`): a CA file or certs.d directory that cannot be read, has no PEM
  *   certificate, or a client certificate without its key.
  * @example
  * const dispatcher = createDispatcher({ registry: 'registry.local:5000', caFile: './ca.crt' });
@@ -68,7 +68,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       try {
         withClientCert = createSecureContext({ ca, cert: clientCerts.map((c) => c.cert), key: clientCerts.map((c) => c.key) });
       } catch (error) {
-        throw new PushError('TLS', `the client certificate in ${dir} cannot be used (${(error as Error).message}); check that each NAME.cert and NAME.key are a PEM pair`, { cause: error });
+        throw new TlsConfigError(dir, `the client certificate in ${dir} cannot be used (${(error as Error).message}); check that each NAME.cert and NAME.key are a PEM pair`, { cause: error });
       }
     }
     contexts = { common, withClientCert };
@@ -132,15 +132,15 @@ function certificatesIn(file: string, what: string): string[] {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
-    throw new PushError('TLS', `cannot read ${what} ${file}: ${reason}; give the PEM file of the CA that signed the registry's certificate`, { cause: error });
+    throw new TlsConfigError(file, `cannot read ${what} ${file}: ${reason}; give the PEM file of the CA that signed the registry's certificate`, { cause: error });
   }
   const pems = text.match(PEM_CERTIFICATE) ?? [];
-  if (pems.length === 0) throw new PushError('TLS', `${what} ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA certificate in PEM form`);
+  if (pems.length === 0) throw new TlsConfigError(file, `${what} ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA certificate in PEM form`);
   for (const pem of pems) {
     try {
       new X509Certificate(pem);
     } catch (error) {
-      throw new PushError('TLS', `${what} ${file} holds a certificate that does not parse (${(error as Error).message}); give the CA certificate in PEM form`, { cause: error });
+      throw new TlsConfigError(file, `${what} ${file} holds a certificate that does not parse (${(error as Error).message}); give the CA certificate in PEM form`, { cause: error });
     }
   }
   return pems;
@@ -165,7 +165,7 @@ function readCertDir(dir: string, required: boolean): CertDir {
     const code = (error as NodeJS.ErrnoException).code;
     if (!required && (code === 'ENOENT' || code === 'ENOTDIR')) return result;
     const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
-    throw new PushError('TLS', `cannot read the certificate directory ${dir}: ${reason}; check --cert-dir`, { cause: error });
+    throw new TlsConfigError(dir, `cannot read the certificate directory ${dir}: ${reason}; check --cert-dir`, { cause: error });
   }
   for (const name of names) {
     const path = join(dir, name);
@@ -174,12 +174,12 @@ function readCertDir(dir: string, required: boolean): CertDir {
       result.loaded.push(name);
     } else if (name.endsWith('.cert')) {
       const keyName = `${name.slice(0, -'.cert'.length)}.key`;
-      if (!names.includes(keyName)) throw new PushError('TLS', `the client certificate ${path} has no key ${keyName} beside it; add the key or remove the certificate`);
+      if (!names.includes(keyName)) throw new TlsConfigError(path, `the client certificate ${path} has no key ${keyName} beside it; add the key or remove the certificate`);
       result.clientCerts.push({ cert: readFileSync(path, 'utf8'), key: readFileSync(join(dir, keyName), 'utf8') });
       result.loaded.push(name, keyName);
     } else if (name.endsWith('.key')) {
       const certName = `${name.slice(0, -'.key'.length)}.cert`;
-      if (!names.includes(certName)) throw new PushError('TLS', `the key ${path} has no client certificate ${certName} beside it; add the certificate or remove the key`);
+      if (!names.includes(certName)) throw new TlsConfigError(path, `the key ${path} has no client certificate ${certName} beside it; add the certificate or remove the key`);
     }
   }
   return result;
