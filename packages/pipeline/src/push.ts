@@ -78,7 +78,6 @@ function write(
       ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
       ...(options.compression !== undefined && { compression: options.compression }),
       ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
-      ...(options.retry !== undefined && { retry: options.retry }),
     }),
     cache ? rememberBlobs({ cache, registry: client.registry, repository, logger }) : identity,
     pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 
 import { BlobNotVerifiedError, DigestMismatchError, InvalidResponseError, isDigest, MediaType, parseDigest, silentLogger, splitDigest, UnsupportedError } from '@rxpush/core';
-import type { Digest, Logger, RawManifest } from '@rxpush/core';
+import type { Digest, Logger, RawManifest, RetryingEvent } from '@rxpush/core';
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 
-import { isRetryable, retryPolicy, type RetryPolicy } from './retry.js';
+import { isRetryable, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
 import { dump, header, readBody, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
@@ -443,6 +443,21 @@ export class RegistryClient {
       url = nextLink(header(res.headers, 'link'), res);
     }
     return tags;
+  }
+
+  /**
+   * Whether and when to try again after `error` ended attempt number `attempt` of something the caller retries
+   * itself (the uploader's blob uploads, whose stream bodies the client cannot re-send): the `retrying` event to
+   * report, with the client's policy applied (the registry's Retry-After, capped, else jittered backoff), or
+   * undefined when the failure is final: not retryable (a refusal, TLS, retries already spent on a request
+   * inside the client, cancellation) or past the policy's retries.
+   *
+   * @example
+   * source.pipe(catchError((error) => { const retrying = client.retryFor(error, attempt); … }))
+   */
+  retryFor(error: unknown, attempt: number): RetryingEvent | undefined {
+    if (attempt > this.#retry.retries || !isRetryable(error)) return undefined;
+    return { type: 'retrying', attempt, delayMs: retryDelay(attempt, this.#retry, retryAfterOf(error)), reason: retryReason(error) };
   }
 
   /** Closes the connections of the dispatcher this client created (or was told to close); an injected dispatcher is left open. */

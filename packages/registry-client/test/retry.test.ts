@@ -6,7 +6,8 @@ import { CancelledError, RegistryError, RegistryUnreachableError, type RetryingE
 import { MockAgent } from 'undici';
 import { registryError, retriesSpent, transportError } from '../src/errors.ts';
 
-import { backoffDelay, isRetryable, parseRetryAfter, retryAfterOf, retryDelay, retryPolicy, RegistryClient, sleep } from '../src/index.ts';
+import { RegistryClient } from '../src/index.ts';
+import { backoffDelay, isRetryable, parseRetryAfter, retryAfterOf, retryDelay, retryPolicy, sleep } from '../src/retry.ts';
 import type { RegistryClientOptions } from '../src/index.ts';
 
 const NOW = Date.parse('2025-01-01T00:00:00Z');

@@ -3,7 +3,7 @@ import { pipeline as pipeStreams, Readable } from 'node:stream';
 import { createGzip } from 'node:zlib';
 
 import { gzipLayerMediaType, InvalidResponseError, InvalidSourceError, isPushError, type BlobSource, type Digest, type PushError } from '@rxpush/core';
-import type { RegistryClient, UploadSession } from '@rxpush/registry-client';
+import type { RegistryClient, RequestOptions, UploadSession } from '@rxpush/registry-client';
 import { redactUrl } from '@rxpush/registry-client';
 
 import { ByteReader } from './byte-reader.js';
@@ -11,13 +11,28 @@ import { HashingStream } from './hashing-stream.js';
 
 const ONE_MIB = 1024 * 1024;
 
-/** One attempt at sending a blob's bytes into an open session. */
+/**
+ * What the uploader knows about one blob's upload, across its attempts: kept in the open, so each attempt
+ * starts from what the last one left (a session to resume or cancel, digests to confirm a lost commit by).
+ */
+export interface UploadState {
+  /** The open session: the one to cancel, or to resume from, should the next request break. Undefined once committed. */
+  session: UploadSession | undefined;
+  /** The digests as pushed, once known: up front for stored blobs, after one full read when compressing. */
+  digests: { digest: Digest; diffId?: Digest } | undefined;
+}
+
+/** The state of an upload whose session is open: what an attempt at sending starts from. */
+export type OpenUpload = UploadState & { session: UploadSession };
+
+/** One attempt at sending a blob's bytes into the open session `state.session`. */
 export interface Attempt {
   readonly blob: BlobSource;
   readonly client: RegistryClient;
-  /** The session to send to; its `offset` is where a resumed chunked upload goes on from. */
-  readonly session: UploadSession;
-  readonly signal: AbortSignal;
+  /** Updated as the registry answers: each new session, and the digests once the whole stream has been read. */
+  readonly state: OpenUpload;
+  /** Cancels the requests, and what the client retries inside (reported through `onRetry`). */
+  readonly request: RequestOptions & { readonly signal: AbortSignal };
   /** Gzip an `uncompressed` layer on the way. */
   readonly compress: boolean;
   /** PATCH chunks of this many bytes (raised to the registry's OCI-Chunk-Min-Length); undefined: monolithic. */
@@ -25,10 +40,6 @@ export interface Attempt {
   /** Opens the source (again, on a retry). */
   readonly open: () => Promise<Readable>;
   readonly onBytes: (current: number, total: number | undefined) => void;
-  /** Each session the registry hands back: the one to cancel, or to resume from, should the next request break. */
-  readonly onSession: (session: UploadSession) => void;
-  /** The digests, once the whole stream has been read: a commit whose answer is lost is confirmed by HEAD with them. */
-  readonly onDigests: (digests: { digest: Digest; diffId?: Digest }) => void;
 }
 
 /** What a blob became in the registry. */
@@ -79,28 +90,27 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
     // The hashing stage has flushed by now: every byte was read before the commit is sent.
     assert(sentDigest !== undefined, `the stream of ${blob.origin} ended without a digest`);
     const digests = { digest: sentDigest, ...(read.digest !== undefined && { diffId: read.digest }) };
-    attempt.onDigests(digests);
+    attempt.state.digests = digests;
     return digests;
   };
 
+  const { state, request } = attempt;
   try {
-    let session = attempt.session;
     if (attempt.chunkSize !== undefined) {
-      session = await sendChunks(attempt, new ByteReader(sent, blob.origin), total, attempt.chunkSize);
+      await sendChunks(attempt, new ByteReader(sent, blob.origin), total, attempt.chunkSize);
     } else if (digest !== undefined && total !== undefined) {
       // The fastest shape against the registry: POST, then one PUT carrying the whole stream.
-      const info = await attempt.client.finishUpload(session, digest, { body: { stream: sent, length: total }, signal: attempt.signal });
+      const info = await attempt.client.finishUpload(state.session, digest, { body: { stream: sent, length: total }, ...request });
       return { digest: info.digest, size: info.size, mediaType };
     } else {
       // The digest is known only at the end: PATCH streams, PUT commits.
-      session = await attempt.client.uploadChunk(session, { stream: sent }, { signal: attempt.signal });
-      attempt.onSession(session);
+      state.session = await attempt.client.uploadChunk(state.session, { stream: sent }, request);
     }
     // The bytes are all with the registry now; commit only if they were what the source claims.
     const failure = feed.failure(blob);
     if (failure) throw failure;
     const digests = learnt();
-    const info = await attempt.client.finishUpload(session, digests.digest, { signal: attempt.signal });
+    const info = await attempt.client.finishUpload(state.session, digests.digest, request);
     return { digest: info.digest, size: info.size, mediaType, ...(digests.diffId !== undefined && { diffId: digests.diffId }) };
   } catch (error) {
     sent.destroy();
@@ -108,8 +118,9 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
   }
 }
 
-async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | undefined, asked: number): Promise<UploadSession> {
-  let session = attempt.session;
+async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | undefined, asked: number): Promise<void> {
+  const { state } = attempt;
+  let session = state.session;
   const chunkSize = Math.max(asked, session.minChunkLength ?? 0);
   // Already with the registry (a resumed upload): read and hashed again, not sent again.
   await reader.skip(session.offset, { method: session.answer?.method ?? 'GET', url: redactUrl(session.location), status: session.answer?.status ?? 204 });
@@ -126,8 +137,8 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
       // A stream body, not bytes: a broken chunk is resumed from the registry's offset by the uploader, never re-sent blindly.
       body = { stream: Readable.from([bytes], { objectMode: false }), length: bytes.length };
     }
-    session = await attempt.client.uploadChunk(session, body, { contentRange: true, signal: attempt.signal });
-    attempt.onSession(session);
+    session = await attempt.client.uploadChunk(session, body, { contentRange: true, ...attempt.request });
+    state.session = session;
     if (session.offset !== offset + body.length) {
       throw new InvalidResponseError({
         method: 'PATCH',
@@ -138,7 +149,6 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
     }
   }
   await reader.end();
-  return session;
 }
 
 /** The media type a blob is pushed as: a compressed layer's becomes the gzip variant of its family. */

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import type { Readable } from 'node:stream';
+
+import {
+  blobDescriptor,
+  fromAbortable,
+  InvalidSourceError,
+  shortId,
+  type BlobProgress,
+  type BlobSource,
+  type Logger,
+  type PushEvent,
+  type RetryingEvent,
+} from '@rxpush/core';
+import type { RegistryClient } from '@rxpush/registry-client';
+import { catchError, concat, defer, finalize, ignoreElements, mergeMap, of, throwError, timer, type Observable, type SchedulerLike } from 'rxjs';
+
+import { mediaTypeFor, sendBlob, type OpenUpload, type Sent, type UploadState } from './send-blob.js';
+import { throttleProgress } from './throttle-progress.js';
+
+/** What every blob's upload shares: the operator's options, resolved. */
+export interface UploadContext {
+  readonly client: RegistryClient;
+  readonly repository: string;
+  readonly compression: 'gzip' | 'none';
+  readonly chunkSize: number | undefined;
+  readonly progressInterval: number;
+  readonly scheduler: SchedulerLike;
+  readonly logger: Logger;
+}
+
+/** A cancelled push gives its sessions back, but does not wait on a registry that stopped answering. */
+const CANCEL_TIMEOUT_MS = 10_000;
+
+/** The end of one attempt, in the attempt's own stream: the blob is in the registry. */
+type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
+
+/**
+ * Uploads one blob: `pushing` (throttled), `retrying`, then `pushed` and `blob-ready`.
+ *
+ * Each attempt is an Observable of its progress that ends with the blob committed; a retryable failure
+ * (the client's `retryFor` decides, with its policy) becomes a `retrying` event, a wait on the scheduler,
+ * and the next attempt: this is the only retry around a blob upload. The next attempt first resumes a
+ * chunked session from the registry's Range (or cancels the session), then asks with HEAD whether a commit
+ * whose answer was lost landed after all, and only then sends, re-opening the source. Unsubscribing aborts
+ * the request in flight and DELETEs the open session once that request is over.
+ */
+export function uploadBlob(blob: BlobSource, context: UploadContext): Observable<PushEvent> {
+  return defer(() => {
+    const { client, logger } = context;
+    const progress: BlobProgress = { id: shortId(blob.key), key: blob.key, role: blob.role };
+    const compress = blob.form === 'uncompressed' && context.compression !== 'none';
+    const state: UploadState = { session: undefined, digests: compress ? undefined : storedDigest(blob) };
+    /** The attempt's I/O in flight: a session is cancelled only once its aborted request is over. */
+    let inflight: Promise<unknown> = Promise.resolve();
+    /** Why the last attempt failed, for the message when the source cannot be opened again. */
+    let broken: RetryingEvent | undefined;
+
+    const drop = (after?: Promise<unknown>): void => {
+      if (state.session !== undefined) {
+        void client.cancelUpload(state.session, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS), ...(after !== undefined && { after }) });
+      }
+      state.session = undefined;
+    };
+
+    const open = (signal: AbortSignal) => async (): Promise<Readable> => {
+      try {
+        return await blob.open({ signal });
+      } catch (error) {
+        if (broken === undefined || signal.aborted) throw error;
+        const why = error instanceof Error ? error.message : String(error);
+        throw new InvalidSourceError(
+          blob.origin,
+          `the upload of ${blob.origin} broke (${broken.reason}) and its source cannot be read a second time to retry (${why}); push again`,
+          { cause: error },
+        );
+      }
+    };
+
+    const attempt = (number: number): Observable<Step> => {
+      const io = fromAbortable<Step>((signal, emit) => {
+        const request = { signal, onRetry: (retrying: RetryingEvent) => emit({ ...retrying, id: progress.id }) };
+        const run = async (): Promise<Step> => {
+          if (number > 1) {
+            if (context.chunkSize !== undefined && state.session !== undefined) {
+              // A chunked upload goes on where the registry says it is, if the session still answers. The reference
+              // registry cancels a session whose PATCH broke part-way, so there this ends in a fresh one.
+              state.session = await client.uploadStatus(state.session, request).catch((error: unknown) => {
+                if (signal.aborted) throw error;
+                drop();
+                return undefined;
+              });
+              if (state.session !== undefined) logger.debug({ key: blob.key, offset: state.session.offset }, 'resuming the upload');
+            } else {
+              drop();
+            }
+            if (state.digests !== undefined) {
+              // A commit whose answer was lost, or a blob another push just sent: never send it again.
+              const info = await client.hasBlob(context.repository, state.digests.digest, request);
+              if (info !== undefined) {
+                logger.debug({ digest: info.digest, attempt: number }, 'blob found in the registry after a broken upload');
+                drop();
+                const { diffId } = state.digests;
+                return { type: 'sent', sent: { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, compress), ...(diffId !== undefined && { diffId }) } };
+              }
+            }
+          }
+          if (state.session === undefined) {
+            const start = await client.startUpload(context.repository, request);
+            // The client answers `mounted` only to a mount request, and none is made here.
+            assert(start.kind === 'session', `the registry mounted ${blob.key} though no mount was asked for`);
+            state.session = start;
+          }
+          emit({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
+          const sent = await sendBlob({
+            blob,
+            client,
+            state: state as OpenUpload,
+            request,
+            compress,
+            chunkSize: context.chunkSize,
+            open: open(signal),
+            onBytes: (current, total) => emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) }),
+          });
+          state.session = undefined;
+          return { type: 'sent', sent };
+        };
+        const running = run();
+        inflight = running;
+        return running;
+      });
+      return io.pipe(
+        throttleProgress(context.progressInterval, context.scheduler),
+        catchError((error: unknown) => {
+          const retrying = client.retryFor(error, number);
+          if (retrying === undefined) return throwError(() => error);
+          broken = retrying;
+          logger.debug({ key: blob.key, attempt: number, delayMs: retrying.delayMs, reason: retrying.reason }, 'upload broke; retrying');
+          return concat(
+            of({ ...retrying, id: progress.id }),
+            timer(retrying.delayMs, context.scheduler).pipe(ignoreElements()),
+            defer(() => attempt(number + 1)),
+          );
+        }),
+      );
+    };
+
+    return attempt(1).pipe(
+      mergeMap((step): PushEvent[] => {
+        if (step.type !== 'sent') return [step];
+        const { sent } = step;
+        logger.debug({ digest: sent.digest, size: sent.size }, 'blob pushed');
+        return [
+          { type: 'pushed', ...progress, digest: sent.digest, size: sent.size },
+          {
+            type: 'blob-ready',
+            key: blob.key,
+            descriptor: blobDescriptor(blob, sent.digest, sent.size, sent.mediaType),
+            ...(sent.diffId !== undefined && { diffId: sent.diffId }),
+          },
+        ];
+      }),
+      // A session left open holds registry storage until it expires: give it back, once the aborted request is over.
+      finalize(() => drop(inflight)),
+    );
+  });
+}
+
+/** The digest a stored blob is pushed under, when the source knows it. */
+function storedDigest(blob: BlobSource): { digest: NonNullable<BlobSource['digest']> } | undefined {
+  const digest = blob.digest ?? blob.diffId;
+  return digest === undefined ? undefined : { digest };
+}
