@@ -129,11 +129,11 @@ describe('chunked uploads to the reference registry', () => {
       },
     };
     env.proxy.addFault({ method: 'PATCH', path: /chunked\/gzip\//, nth: 2, fault: { kind: 'reset' } });
-    const client = new RegistryClient({ registry: env.proxy.host });
+    const client = new RegistryClient({ registry: env.proxy.host, retry: { baseDelayMs: 1 } });
     try {
       const events = await lastValueFrom(
         of<PushEvent>({ type: 'blob', blob }).pipe(
-          uploadBlobs({ client, repository: 'chunked/gzip', chunkSize: CHUNK, retry: { baseDelayMs: 1 } }),
+          uploadBlobs({ client, repository: 'chunked/gzip', chunkSize: CHUNK }),
           toArray(),
         ),
       );

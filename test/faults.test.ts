@@ -166,9 +166,9 @@ describe('pushing through a faulty network to the reference registry', () => {
       },
     };
     env.proxy.addFault({ method: 'PUT', path: /faults\/once\/blobs\/uploads\//, nth: 1, fault: { kind: 'reset', afterBytes: 50_000 } });
-    const client = new RegistryClient({ registry: env.proxy.host });
+    const client = new RegistryClient({ registry: env.proxy.host, retry: { baseDelayMs: 1 } });
     try {
-      const upload = of<PushEvent>({ type: 'blob', blob }).pipe(uploadBlobs({ client, repository: 'faults/once', retry: { baseDelayMs: 1 } }), toArray());
+      const upload = of<PushEvent>({ type: 'blob', blob }).pipe(uploadBlobs({ client, repository: 'faults/once' }), toArray());
       await assert.rejects(lastValueFrom(upload), (error: PushError) => {
         assert.equal(error.code, 'INVALID_SOURCE');
         assert.match(

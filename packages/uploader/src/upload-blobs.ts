@@ -1,6 +1,6 @@
-import { silentLogger, UnsupportedError, type Logger, type PushEvent } from '@rxpush/core';
+import { isEvent, silentLogger, UnsupportedError, type BlobEvent, type Logger, type PushEvent } from '@rxpush/core';
 import type { RegistryClient } from '@rxpush/registry-client';
-import { asyncScheduler, mergeMap, of, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, connect, filter, merge, mergeMap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 
 import { uploadBlob, type UploadContext } from './upload-blob.js';
 
@@ -64,12 +64,23 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     scheduler: options.scheduler ?? asyncScheduler,
     logger,
   };
-  const start = (event: PushEvent): Observable<PushEvent> => (event.type === 'blob' ? uploadBlob(event.blob, context) : of(event));
-  return (source) =>
-    source.pipe(
+  const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context);
+  return connect((events) =>
+    merge(
+      // Everything else passes at once, never queued behind busy upload slots.
+      events.pipe(filter((event) => event.type !== 'blob')),
       // Blobs of a sequential source all start at once: its shared stream serves them in its own order,
       // and waits only on blobs that are open (the data flows one member at a time anyway).
-      mergeMap((event) => (event.type === 'blob' && event.blob.sequential === true ? start(event) : of(event))),
-      mergeMap(start, concurrency),
-    );
+      events.pipe(
+        filter(isEvent('blob')),
+        filter((event) => event.blob.sequential === true),
+        mergeMap(upload),
+      ),
+      events.pipe(
+        filter(isEvent('blob')),
+        filter((event) => event.blob.sequential !== true),
+        mergeMap(upload, concurrency),
+      ),
+    ),
+  );
 }

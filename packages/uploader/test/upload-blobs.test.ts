@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { setTimeout as delay } from 'node:timers/promises';
+import { describe, it, type TestContext } from 'node:test';
+
+import { MediaType, sha256Digest, shortId, type BlobSource, type PushEvent } from '@rxpush/core';
+import { RegistryClient } from '@rxpush/registry-client';
+import { lastValueFrom, Subject, toArray } from 'rxjs';
+import { MockAgent } from 'undici';
+
+import { uploadBlobs, type UploadBlobsOptions } from '../src/index.ts';
+
+const ORIGIN = 'https://registry.example';
+const UPLOADS = '/v2/app/blobs/uploads/';
+
+interface Seen {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  body: Buffer;
+}
+
+type Answer = { status: number; headers?: Record<string, string>; delayMs?: number } | Error;
+
+/**
+ * A registry made of MockAgent answers, each used once, in the order given; every request answered is recorded
+ * with its body (those answered with a connection error are not: they never reached the registry whole).
+ */
+function registry(t: TestContext) {
+  const agent = new MockAgent();
+  agent.disableNetConnect();
+  t.after(() => agent.close());
+  const seen: Seen[] = [];
+  const on = (method: string, path: string, answer: Answer) => {
+    const scope = agent.get(ORIGIN).intercept({ method, path: (raw) => { const p = decodeURIComponent(raw); return path.endsWith("*") ? p.startsWith(path.slice(0, -1)) : p === path; } });
+    if (answer instanceof Error) {
+      scope.replyWithError(answer);
+      return;
+    }
+    const reply = scope.reply((opts) => {
+      const req: Seen = { method: opts.method, path: decodeURIComponent(opts.path), headers: { ...(opts.headers as Record<string, string>) }, body: Buffer.alloc(0) };
+      seen.push(req);
+      // The registry reads the whole body before it answers, as a real one does.
+      const read = opts.body instanceof Readable ? buffer(opts.body) : Promise.resolve(Buffer.from((opts.body as string | Buffer | null | undefined) ?? ''));
+      return { statusCode: answer.status, data: read.then((bytes) => void (req.body = bytes)).then(() => ''), responseOptions: { headers: answer.headers ?? {} } };
+    });
+    if (answer.delayMs !== undefined) reply.delay(answer.delayMs);
+  };
+  const client = new RegistryClient({ registry: 'registry.example', dispatcher: agent, retry: { baseDelayMs: 0 } });
+  return { client, on, seen, requests: () => seen.map((s) => `${s.method} ${s.path}`) };
+}
+
+/** A stored layer whose every open() is recorded (with the signal it was opened with). */
+function layer(bytes: Buffer, overrides: Partial<BlobSource> = {}) {
+  const opened: AbortSignal[] = [];
+  const digest = sha256Digest(bytes);
+  const blob: BlobSource = {
+    key: digest,
+    role: 'layer',
+    mediaType: MediaType.ociLayerGzip,
+    digest,
+    size: bytes.length,
+    form: 'stored',
+    origin: 'layer.tar.gz',
+    open: async (options) => {
+      if (options?.signal !== undefined) opened.push(options.signal);
+      return Readable.from([bytes]);
+    },
+    ...overrides,
+  };
+  return { blob, digest, opened };
+}
+
+/** What a socket closed mid-request looks like to undici: a failure a retry can get past. */
+const reset = () => Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' });
+
+function run(client: RegistryClient, blobs: BlobSource[], options: Partial<UploadBlobsOptions> = {}): Promise<PushEvent[]> {
+  const source = new Subject<PushEvent>();
+  const done = lastValueFrom(source.pipe(uploadBlobs({ client, repository: 'app', ...options }), toArray()));
+  for (const blob of blobs) source.next({ type: 'blob', blob });
+  source.complete();
+  return done;
+}
+
+const types = (events: PushEvent[]) => events.filter((e) => e.type !== 'pushing').map((e) => e.type);
+
+describe('uploadBlobs', () => {
+  it('lets other events pass while every upload slot is busy', async (t) => {
+    const { client, on } = registry(t);
+    const { blob, digest } = layer(Buffer.from('slow layer'));
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, { status: 201, delayMs: 300 });
+    const source = new Subject<PushEvent>();
+    const events: PushEvent[] = [];
+    const done = new Promise<void>((resolve, reject) =>
+      source.pipe(uploadBlobs({ client, repository: 'app', concurrency: 1 })).subscribe({ next: (e) => events.push(e), error: reject, complete: resolve }),
+    );
+    source.next({ type: 'blob', blob });
+    source.next({ type: 'blob', blob: layer(Buffer.from('queued layer')).blob });
+    const news = { type: 'retrying', attempt: 1, delayMs: 0, reason: 'elsewhere' } as const;
+    source.next(news);
+    await delay(50);
+    assert.ok(events.includes(news), 'the event passed while the only slot was busy');
+    assert.equal(events.filter((e) => e.type === 'pushed').length, 0);
+    // The queued blob cannot go up (no answers for it); end with the first alone.
+    source.error(new Error('enough'));
+    await assert.rejects(done, /enough/);
+  });
+
+  it('restarts a broken upload in a fresh session, re-opening the source, and cancels the broken session', async (t) => {
+    const { client, on, requests } = registry(t);
+    const bytes = Buffer.from('a layer that breaks once');
+    const { blob, digest, opened } = layer(bytes);
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, reset());
+    on('DELETE', `${UPLOADS}u1`, { status: 204 });
+    on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u2` } });
+    on('PUT', `${UPLOADS}u2?digest=${digest}`, { status: 201 });
+    const events = await run(client, [blob]);
+    assert.deepEqual(types(events), ['retrying', 'pushed', 'blob-ready']);
+    const retrying = events.find((e) => e.type === 'retrying');
+    assert.equal(retrying?.type === 'retrying' && retrying.id, shortId(digest));
+    assert.match(retrying?.type === 'retrying' ? retrying.reason : '', /^PUT https:\/\/registry\.example\/v2\/app\/blobs\/uploads\/u1\?digest=sha256:[0-9a-f]{64} failed: the connection was closed/);
+    assert.equal(opened.length, 2, 'the source was opened again for the second attempt');
+    await client.close();
+    // The cancel of the broken session is not waited for: it may reach the registry after the HEAD.
+    assert.deepEqual(requests().sort(), [`DELETE ${UPLOADS}u1`, `HEAD /v2/app/blobs/${digest}`, `POST ${UPLOADS}`, `POST ${UPLOADS}`, `PUT ${UPLOADS}u2?digest=${digest}`].sort());
+    assert.equal(requests().at(-1), `PUT ${UPLOADS}u2?digest=${digest}`);
+  });
+
+  it('confirms a commit whose answer was lost with a HEAD, and never sends it again', async (t) => {
+    const { client, on, requests } = registry(t);
+    const bytes = Buffer.from('committed, answer lost');
+    const { blob, digest, opened } = layer(bytes);
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, reset());
+    on('DELETE', `${UPLOADS}u1`, { status: 404 });
+    on('HEAD', `/v2/app/blobs/${digest}`, { status: 200, headers: { 'content-length': String(bytes.length), 'docker-content-digest': digest } });
+    const events = await run(client, [blob]);
+    assert.deepEqual(types(events), ['retrying', 'pushed', 'blob-ready']);
+    const pushed = events.find((e) => e.type === 'pushed');
+    assert.deepEqual(pushed?.type === 'pushed' && [pushed.digest, pushed.size], [digest, bytes.length]);
+    assert.equal(opened.length, 1, 'the source was not read again');
+    await client.close();
+    assert.deepEqual(requests().sort(), [`DELETE ${UPLOADS}u1`, `HEAD /v2/app/blobs/${digest}`, `POST ${UPLOADS}`].sort());
+  });
+
+  it("resumes a broken chunked upload from the registry's Range, sending only what it lacks", async (t) => {
+    const { client, on, seen } = registry(t);
+    const bytes = Buffer.from('0123456789');
+    const { blob, digest, opened } = layer(bytes);
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-0' } });
+    on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
+    on('PATCH', `${UPLOADS}u1`, reset());
+    on('GET', `${UPLOADS}u1`, { status: 204, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
+    on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
+    on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-7' } });
+    on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-9' } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, { status: 201 });
+    const events = await run(client, [blob], { chunkSize: 4 });
+    assert.deepEqual(types(events), ['retrying', 'pushed', 'blob-ready']);
+    const patches = seen.filter((s) => s.method === 'PATCH');
+    assert.deepEqual(
+      patches.map((p) => [p.headers['content-range'], p.body.toString()]),
+      [
+        ['0-3', '0123'],
+        ['4-7', '4567'],
+        ['8-9', '89'],
+      ],
+    );
+    assert.equal(seen.filter((s) => s.method === 'POST').length, 1, 'the same session went on');
+    assert.equal(opened.length, 2, 'the source was read again from its start, its first bytes skipped');
+  });
+
+  it('aborts the request in flight and DELETEs the session when unsubscribed', async (t) => {
+    const { client, on, requests } = registry(t);
+    const { blob, digest, opened } = layer(Buffer.from('never answered'));
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, { status: 201, delayMs: 60_000 });
+    on('DELETE', `${UPLOADS}u1`, { status: 204 });
+    const source = new Subject<PushEvent>();
+    const events: PushEvent[] = [];
+    const subscription = source.pipe(uploadBlobs({ client, repository: 'app' })).subscribe((e) => events.push(e));
+    source.next({ type: 'blob', blob });
+    while (opened.length === 0) await delay(5);
+    await delay(20);
+    subscription.unsubscribe();
+    assert.equal(opened[0]?.aborted, true, 'the upload was aborted');
+    await client.close();
+    assert.deepEqual(requests(), [`POST ${UPLOADS}`, `PUT ${UPLOADS}u1?digest=${digest}`, `DELETE ${UPLOADS}u1`], 'the DELETE follows the aborted PUT');
+    assert.equal(events.filter((e) => e.type === 'pushed' || e.type === 'retrying').length, 0);
+  });
+
+  it('fails at once, without a second attempt, when the registry refuses the upload', async (t) => {
+    const { client, on, requests } = registry(t);
+    const { blob, digest, opened } = layer(Buffer.from('refused'));
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, { status: 400, headers: { 'content-type': 'application/json' } });
+    on('DELETE', `${UPLOADS}u1`, { status: 204 });
+    await assert.rejects(run(client, [blob]), { name: 'RegistryError', status: 400 });
+    assert.equal(opened.length, 1);
+    await client.close();
+    assert.deepEqual(requests(), [`POST ${UPLOADS}`, `PUT ${UPLOADS}u1?digest=${digest}`, `DELETE ${UPLOADS}u1`]);
+  });
+});
