@@ -54,10 +54,10 @@ describe('rxpush push --dry-run', () => {
       code: 0,
       stdout:
         'The push refers to repository [localhost:5000/app]\n' +
-        '1.0: would push the manifest (dry run)\n' +
         'aaaaaaaaaaaa: Would push (2MB)\n' +
         'bbbbbbbbbbbb: Would mount from team/base\n' +
-        'eeeeeeeeeeee: Layer already exists\n',
+        'eeeeeeeeeeee: Layer already exists\n' +
+        '1.0: would push the manifest (dry run)\n',
       stderr: 'dry run: 1 layer to push, 1 to mount, 1 skipped; nothing was written\n',
     });
   });
@@ -71,7 +71,8 @@ describe('rxpush push --dry-run', () => {
     const json = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--dry-run', '--progress', 'json'], { push: fakePush(DRY_RUN).push });
     assert.equal(json.stderr, '');
     const lines = json.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.deepEqual(lines[2], { status: 'Would push (2MB)', progressDetail: {}, id: A });
+    assert.deepEqual(lines[1], { status: 'Would push (2MB)', progressDetail: {}, id: A });
+    assert.deepEqual(lines.at(-1), { status: '1.0: would push the manifest (dry run)' });
     assert.equal(lines.length, 5);
   });
 
@@ -157,10 +158,15 @@ describe('rxpush completion and help', () => {
   });
 
   it('shows examples in every command\'s help', async () => {
-    for (const argv of [['--help'], ['push', '--help'], ['completion', '--help']]) {
-      const help = await run(argv);
-      assert.equal(help.code, 0);
-      assert.match(help.stdout, /^Examples:\n {2}rxpush /m, argv.join(' '));
+    const top = await run(['--help']);
+    assert.match(top.stdout, /^Examples:\n {2}rxpush /m, 'rxpush --help');
+    // Every command the top-level help lists, including those added later.
+    const commands = [...(top.stdout.split('Commands:\n')[1] ?? '').matchAll(/^ {2}rxpush (\w+)/gm)].map((match) => match[1] ?? '');
+    assert.ok(commands.includes('push') && commands.includes('completion'), top.stdout);
+    for (const command of commands) {
+      const help = await run([command, '--help']);
+      assert.equal(help.code, 0, command);
+      assert.match(help.stdout, /^Examples:\n {2}(\S+=\S+ )?rxpush /m, `rxpush ${command} --help`);
     }
     assert.deepEqual(await run(['completion', 'bash']), { code: 2, stdout: '', stderr: `rxpush: unexpected argument "bash"; see 'rxpush --help'\n` });
   });

@@ -31,12 +31,7 @@ export function dryRunRenderer(out: TextSink, style: DryRunStyle = 'text'): Prog
       if (event.type === 'blob') {
         if (event.blob.role === 'layer') write(shortId(event.blob.key), `Would push${sizeText(event.blob)}`);
       } else if (event.type === 'image') {
-        for (const tag of event.image.tags) {
-          if (tags.has(tag)) continue;
-          tags.add(tag);
-          if (style === 'quiet') out.write(`${repository}:${tag}\n`);
-          else write('', `${tag}: would push the manifest (dry run)`);
-        }
+        for (const tag of event.image.tags) tags.add(tag);
       } else if (event.type === 'mounted') {
         if (event.role === 'layer') write(event.id, `Would mount from ${event.from}`);
       } else if ((event.type === 'exists' && event.role === 'layer') || event.type === 'retrying') {
@@ -46,7 +41,13 @@ export function dryRunRenderer(out: TextSink, style: DryRunStyle = 'text'): Prog
     error(error) {
       if (style === 'json') out.write(`${JSON.stringify({ errorDetail: { message: error.message }, error: error.message })}\n`);
     },
-    complete() {},
+    // Tags last, as a push ends with its manifests.
+    complete() {
+      for (const tag of tags) {
+        if (style === 'quiet') out.write(`${repository}:${tag}\n`);
+        else write('', `${tag}: would push the manifest (dry run)`);
+      }
+    },
   };
 }
 

@@ -1,0 +1,73 @@
+/**
+ * docs/guide.md's troubleshooting quotes rxpush's real messages: this test makes each failure happen (against
+ * the reference registry, plain and TLS + htpasswd) and finds the line the CLI printed in the guide, with
+ * hosts, ports and digests written as the guide abbreviates them.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { makeOciLayout } from '../tools/fixtures.ts';
+import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { runCli } from './helpers/run-cli.ts';
+
+const guidePath = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'guide.md');
+
+/** Hosts, ports and digests as placeholders, so a message from this run compares with the guide's. */
+function normalized(text: string): string {
+  return text
+    .replace(/(?:127\.0\.0\.1|localhost):\d+/g, 'HOST')
+    .replace(/sha256:(?:[0-9a-f]{64}|[0-9a-f]{4}…[0-9a-f]{4})/g, 'sha256:…');
+}
+
+describe('the troubleshooting section of docs/guide.md', () => {
+  let plain: RunningRegistry;
+  let tls: RunningRegistry;
+  let work: string;
+  let guide: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'rxpush-guide-'));
+    env = { HOME: work, DOCKER_CONFIG: join(work, 'docker'), RXPUSH_CACHE_DIR: join(work, 'cache') };
+    [plain, tls] = await Promise.all([startRegistry(), startRegistry({ tls: true, htpasswd: { bob: 's3cret' } })]);
+    await makeOciLayout(join(work, 'image'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1_000, seed: 'guide' }] }] });
+    guide = normalized(await readFile(guidePath, 'utf8'));
+  });
+  after(async () => {
+    await Promise.all([plain?.stop(), tls?.stop()]);
+    await rm(work, { recursive: true, force: true });
+  });
+
+  /** Runs rxpush in the work directory and checks that the guide quotes its error line. */
+  async function quoted(args: string[], code = 1): Promise<void> {
+    const result = await runCli(args, { cwd: work, env });
+    assert.equal(result.code, code, result.stderr);
+    const line = normalized(result.stderr.trimEnd());
+    assert.ok(guide.includes(line), `docs/guide.md quotes\n  ${line}`);
+  }
+
+  it('quotes the registry and TLS failures', async () => {
+    await quoted(['push', 'oci:./image:latest', '127.0.0.1:1/app:1.0', '-q']);
+    await quoted(['push', 'oci:./image:latest', `${tls.host}/guide/app:1.0`, '-q']);
+    await quoted(['push', 'oci:./image:latest', `${tls.host}/guide/app:1.0`, '--ca-file', tls.caFile ?? '', '-q']);
+    await quoted(['push', 'oci:./image:latest', `${tls.host}/guide/app:1.0`, '--ca-file', tls.caFile ?? '', '--creds', 'bob:wrong', '-q']);
+  });
+
+  it('quotes the source and destination failures', async () => {
+    await quoted(['push', 'oci:./nope:latest', `${plain.host}/guide/app:1.0`, '-q']);
+    await quoted(['push', 'oci:./image:v9', `${plain.host}/guide/app:1.0`, '-q']);
+    await quoted(['push', 'docker-archive:./missing.tar', `${plain.host}/guide/app`, '-q']);
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/Guide/App`, '-q']);
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app@sha256:${'0'.repeat(64)}`, '-q'], 2);
+  });
+
+  it('quotes the usage errors', async () => {
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app`, '--format', 'schema1'], 2);
+    await quoted(['push', 'oci:./image:latest', '--concurrency', '0', `${plain.host}/a`], 2);
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/a`, '--timeout', '30'], 2);
+  });
+});
