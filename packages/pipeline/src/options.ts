@@ -1,6 +1,5 @@
 import type { Logger, ManifestFormat } from '@rxpush/core';
-import type { Authenticator, RetryOptions } from '@rxpush/registry-client';
-import type { Dispatcher } from 'undici';
+import type { Authenticator, CreateRegistryClientOptions, RetryOptions } from '@rxpush/registry-client';
 
 /** Options of `push()`: where from, where to, and how. */
 export interface PushOptions {
@@ -32,7 +31,7 @@ export interface PushOptions {
   /** For `docker-root:`: the storage driver whose images to read, when the data root has images of several. */
   readonly storageDriver?: string;
   /** The undici dispatcher for registry requests (proxies, MockAgent in tests); replaces the TLS options below. */
-  readonly dispatcher?: Dispatcher;
+  readonly dispatcher?: NonNullable<CreateRegistryClientOptions['dispatcher']>;
   /**
    * Credentials for the destination registry (`--creds`, `--username` + `--password-stdin`); `source` names
    * them in messages. Without them: `authfile`, then Docker's config.json and credential helpers, then anonymous.

@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+
+import { DigestMismatchError, isDigest, MediaType, splitDigest, UnsupportedError, type Digest, type RawManifest } from '@rxpush/core';
+
+import { contentLength, pull, push, type Requester } from './requester.js';
+import { dump, header, readBody } from './send.js';
+import type { RequestOptions } from './types.js';
+import { checkManifestReference, checkRepository, redactUrl } from './urls.js';
+
+/** Manifests are small documents; anything larger is refused rather than buffered (the OCI spec suggests 4 MiB). */
+const MANIFEST_LIMIT = 4 * 1024 * 1024;
+const DEFAULT_ACCEPT: readonly string[] = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList];
+
+/** {@link RegistryClient.putManifest}, over the client's requester. */
+export async function putManifest(
+  r: Requester,
+  repository: string,
+  reference: string,
+  manifest: { bytes: Uint8Array; mediaType: string; digest?: Digest },
+  opts: RequestOptions = {},
+): Promise<{ digest: Digest | undefined }> {
+  const repo = checkRepository(repository);
+  const ref = checkManifestReference(repo, reference);
+  const res = await r.send({
+    method: 'PUT',
+    path: `/v2/${repo}/manifests/${ref}`,
+    headers: { 'content-type': manifest.mediaType },
+    body: manifest.bytes,
+    scopes: [push(repo)],
+    // The spec says 201; registries also answer 200 (Artifactory, Quay), 202 or 204, as skopeo and ggcr accept.
+    ok: [200, 201, 202, 204],
+    signal: opts.signal,
+    onRetry: opts.onRetry,
+  });
+  await dump(res.body);
+  const answered = header(res.headers, 'docker-content-digest');
+  if (!isDigest(answered)) return { digest: undefined };
+  // Schema1 digests cover the payload without its signatures: only the caller's digest of it can be checked.
+  const sent = manifest.digest ?? (isSchema1(manifest.mediaType) ? undefined : hashOf(answered, manifest.bytes));
+  if (sent !== undefined && answered !== sent) {
+    throw new DigestMismatchError(sent, answered, redactUrl(res.url), {
+      message: `PUT ${redactUrl(res.url)} → ${res.status} but the registry stored the manifest as ${answered}, not ${sent}: the registry (or a proxy) rewrote it; push to another registry or report it`,
+    });
+  }
+  return { digest: answered };
+}
+/** {@link RegistryClient.getManifest}, over the client's requester. */
+export async function getManifest(r: Requester, repository: string, reference: string, opts: RequestOptions & { accept?: readonly string[] } = {}): Promise<RawManifest> {
+  const repo = checkRepository(repository);
+  const ref = checkManifestReference(repo, reference);
+  const res = await r.send({
+    method: 'GET',
+    path: `/v2/${repo}/manifests/${ref}`,
+    headers: { accept: (opts.accept ?? DEFAULT_ACCEPT).join(', ') },
+    scopes: [pull(repo)],
+    ok: [200],
+    signal: opts.signal,
+    onRetry: opts.onRetry,
+  });
+  const where = `GET ${redactUrl(res.url)}`;
+  const declared = Number(header(res.headers, 'content-length'));
+  if (declared > MANIFEST_LIMIT) {
+    await dump(res.body);
+    throw new UnsupportedError(`${where} → ${res.status} with a manifest of ${declared} bytes: rxpush refuses manifests over 4 MiB; ask for a smaller one (a platform's manifest, not the index)`);
+  }
+  const { bytes, complete } = await readBody(res.body, MANIFEST_LIMIT);
+  if (!complete) throw new UnsupportedError(`${where} → ${res.status} with a manifest over 4 MiB: rxpush refuses manifests that large; ask for a smaller one (a platform's manifest, not the index)`);
+
+  const mediaType = manifestMediaType(header(res.headers, 'content-type'), bytes);
+  const answered = header(res.headers, 'docker-content-digest');
+  let digest: Digest;
+  if (isSchema1(mediaType)) {
+    // The registry's digest of a signed schema1 manifest is over its payload; trust it, or the reference.
+    digest = isDigest(ref) ? ref : isDigest(answered) ? answered : hashOf('sha256:', bytes);
+  } else {
+    const expected = isDigest(ref) ? ref : isDigest(answered) ? answered : undefined;
+    digest = hashOf(expected ?? 'sha256:', bytes);
+    if (expected !== undefined && expected !== digest) {
+      throw new DigestMismatchError(expected, digest, where.slice(where.indexOf(' ') + 1), {
+        message: `${where} → ${res.status} with a manifest whose bytes hash to ${digest}, not ${expected}: the registry or a proxy changed it; fetch it again or check the registry`,
+      });
+    }
+  }
+  return { bytes, mediaType, digest };
+}
+/** {@link RegistryClient.hasManifest}, over the client's requester. */
+export async function hasManifest(
+  r: Requester,
+  repository: string,
+  reference: string,
+  opts: RequestOptions & { accept?: readonly string[] } = {},
+): Promise<{ digest: Digest; mediaType: string; size: number } | undefined> {
+  const repo = checkRepository(repository);
+  const ref = checkManifestReference(repo, reference);
+  const res = await r.send({
+    method: 'HEAD',
+    path: `/v2/${repo}/manifests/${ref}`,
+    headers: { accept: (opts.accept ?? DEFAULT_ACCEPT).join(', ') },
+    scopes: [pull(repo)],
+    ok: [200, 404],
+    signal: opts.signal,
+    onRetry: opts.onRetry,
+  });
+  await dump(res.body);
+  if (res.status === 404) return undefined;
+  const answered = header(res.headers, 'docker-content-digest');
+  const contentType = header(res.headers, 'content-type');
+  const size = contentLength(res);
+  if (isDigest(answered) && contentType !== undefined && size !== undefined) {
+    return { digest: answered, mediaType: stripParameters(contentType), size };
+  }
+  // Some registries (or proxies) leave the digest, type or length off HEAD answers; the manifest itself is small.
+  const manifest = await getManifest(r, repo, ref, opts);
+  return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length };
+}
+function isSchema1(mediaType: string): boolean {
+  return mediaType === MediaType.dockerSchema1Signed || mediaType === MediaType.dockerSchema1;
+}
+
+/** The digest of `bytes` with the algorithm of `like`. */
+function hashOf(like: Digest | 'sha256:', bytes: Uint8Array): Digest {
+  const algorithm = like === 'sha256:' ? 'sha256' : splitDigest(like).algorithm;
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+}
+
+function stripParameters(contentType: string): string {
+  return contentType.split(';')[0]?.trim() ?? contentType;
+}
+
+/** The media type of a fetched manifest: Content-Type, unless it is generic and the document names its own. */
+function manifestMediaType(contentType: string | undefined, bytes: Uint8Array): string {
+  const declared = contentType === undefined ? '' : stripParameters(contentType);
+  if (declared !== '' && declared !== 'application/json' && declared !== 'text/plain' && declared !== 'application/octet-stream') return declared;
+  const inline = (parseJson(bytes) as { mediaType?: unknown } | undefined)?.mediaType;
+  if (typeof inline === 'string') return inline;
+  return declared !== '' ? declared : 'application/json';
+}
+
+/** JSON bytes parsed, or undefined when they are not JSON. */
+export function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
