@@ -40,7 +40,8 @@ type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
  *
  * Each attempt is an Observable of its progress that ends with the blob committed; a retryable failure
  * (the client's `retryFor` decides, with its policy) becomes a `retrying` event, a wait on the scheduler,
- * and the next attempt: this is the only retry around a blob upload. The next attempt first resumes a
+ * and the next attempt: this is the only retry around a blob upload. A blob of a sequential source is
+ * never attempted twice (its stream is read once): it fails with the failure itself. The next attempt first resumes a
  * chunked session from the registry's Range (or cancels the session), then asks with HEAD whether a commit
  * whose answer was lost landed after all, and only then sends, re-opening the source. Unsubscribing aborts
  * the request in flight and DELETEs the open session once that request is over.
@@ -132,7 +133,9 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       return io.pipe(
         throttleProgress(context.progressInterval, context.scheduler),
         catchError((error: unknown) => {
-          const retrying = client.retryFor(error, number);
+          // A sequential source (a `docker save` stream, read once) cannot be opened again: its broken upload
+          // fails with the registry's own error, rather than a retry that closes the stream for every blob.
+          const retrying = blob.sequential === true ? undefined : client.retryFor(error, number);
           if (retrying === undefined) return throwError(() => error);
           broken = retrying;
           logger.debug({ key: blob.key, attempt: number, delayMs: retrying.delayMs, reason: retrying.reason }, 'upload broke; retrying');

@@ -204,4 +204,14 @@ describe('uploadBlobs', () => {
     await client.close();
     assert.deepEqual(requests(), [`POST ${UPLOADS}`, `PUT ${UPLOADS}u1?digest=${digest}`, `DELETE ${UPLOADS}u1`]);
   });
+
+  it('fails a broken upload of a sequential source with the registry error itself, never re-opening it', async (t) => {
+    const { client, on } = registry(t);
+    const { blob, digest, opened } = layer(Buffer.from('one pass of a docker save stream'), { sequential: true });
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, reset());
+    on('DELETE', `${UPLOADS}u1`, { status: 204 });
+    await assert.rejects(run(client, [blob]), { name: 'RegistryUnreachableError', code: 'REGISTRY_UNREACHABLE', message: /^PUT https:\/\/registry\.example\/\S+ failed: the connection was closed/ });
+    assert.equal(opened.length, 1);
+  });
 });
