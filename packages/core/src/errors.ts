@@ -31,20 +31,28 @@ function brandSymbol(brand: string): symbol {
 }
 
 /**
- * The base of all rxpush errors. Every instance carries `Symbol.for('rxpush.error')`, `Symbol.for('rxpush.error.CODE')`
- * and the brand of each class it descends from, and `instanceof` checks those brands (`Symbol.hasInstance`):
- * an error made by one installed copy of core is an instance of the other copy's classes too.
+ * The base of all rxpush errors. Every instance carries `Symbol.for('rxpush.error')` and the brand of each class
+ * it descends from (a concrete class's brand is its code: `Symbol.for('rxpush.error.CODE')`), and `instanceof`
+ * checks those brands (`Symbol.hasInstance`): an error made by one installed copy of core is an instance of the
+ * other copy's classes too.
  */
 export abstract class PushError extends Error {
   /** The brand instances of this class carry, and `instanceof` checks: its code, or its family's name. */
   static readonly brand: string = '';
+  /**
+   * A family whose codes all have a class among its subclasses (with no fields of their own) sets this:
+   * its instances then carry their code's brand too, so `new SourceError('SOURCE_NOT_FOUND', …)` is a
+   * SourceNotFoundError. A class that only borrows codes (AuthError) must not, or it would pass for a RegistryError.
+   */
+  static readonly brandsItsCode: boolean = false;
   override readonly name: string = 'PushError';
   readonly code: PushErrorCode;
 
   protected constructor(code: PushErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.code = code;
-    const brands = new Set(['', code]);
+    const brands = new Set(['']);
+    if ((new.target as unknown as typeof PushError).brandsItsCode) brands.add(code);
     for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) {
       const brand = (c as { brand?: unknown }).brand;
       if (typeof brand === 'string') brands.add(brand);
@@ -53,6 +61,8 @@ export abstract class PushError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // A subclass without a brand of its own (one a user wrote) is checked the ordinary way, by prototype.
+    if (!Object.hasOwn(this, 'brand')) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brandSymbol(this.brand)] === true;
   }
 }
@@ -96,6 +106,7 @@ export class DigestFormatError extends PushError {
  */
 export class SourceError extends PushError {
   static override readonly brand: string = 'SOURCE';
+  static override readonly brandsItsCode = true;
   override readonly name: string = 'SourceError';
   /** The file, directory or image the problem is in. */
   readonly path: string;
@@ -195,6 +206,7 @@ interface RegistryAnswer extends RetryFacts {
  */
 export class RegistryError extends PushError {
   static override readonly brand: string = 'REGISTRY_ERROR';
+  static override readonly brandsItsCode = true;
   override readonly name: string = 'RegistryError';
   readonly method: string;
   /** The URL with any query values that may be secret removed. */

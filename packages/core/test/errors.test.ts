@@ -59,6 +59,21 @@ describe('error classes', () => {
     assert.ok(!(new Error('x') instanceof PushError));
     assert.ok(!((null as unknown as object) instanceof PushError));
     assert.ok(core.isPushError(new TlsConfigError('p', 'x')));
+    // A RegistryError made for a 401 is what registryError() would have made: an UnauthorizedError.
+    assert.ok(new RegistryError({ method: 'GET', url, status: 401 }) instanceof UnauthorizedError);
+  });
+
+  it('do not make a class that borrows a code pass for the class of that code', () => {
+    class Borrowing extends PushError {
+      constructor() {
+        super('UNAUTHORIZED', 'the token service refused');
+      }
+    }
+    const error = new Borrowing();
+    assert.equal(error.code, 'UNAUTHORIZED');
+    assert.ok(error instanceof PushError && error instanceof Borrowing);
+    assert.ok(!(error instanceof UnauthorizedError) && !(error instanceof RegistryError), 'it has no status, method or URL');
+    assert.ok(!(new UsageError('x') instanceof Borrowing), 'a class without a brand of its own is checked by prototype');
   });
 
   it('are recognised by instanceof across two installed copies of core', async () => {

@@ -6,6 +6,8 @@ import { PushError, type PushErrorCode } from '@rxpush/core';
  * The message names the request or file and says what to do.
  */
 export class AuthError extends PushError {
+  /** Its own brand, so instanceof works across installed copies; its codes are borrowed, so it never passes for a RegistryError. */
+  static override readonly brand = 'AUTH';
   override readonly name = 'AuthError';
   /** The token realm or file the problem is with (URLs redacted), when there is one. */
   readonly where: string | undefined;

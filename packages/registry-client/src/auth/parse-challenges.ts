@@ -12,6 +12,8 @@ export interface Challenge {
 
 /** A WWW-Authenticate header rxpush cannot read; the registry (or a proxy) sent something broken. */
 export class ChallengeParseError extends PushError {
+  /** Its own brand, so instanceof works across installed copies; the code is borrowed, so it is not a RegistryError. */
+  static override readonly brand = 'CHALLENGE_PARSE';
   override readonly name = 'ChallengeParseError';
   /** The header as received (capped), for logs. */
   readonly header: string;
