@@ -173,6 +173,8 @@ function connect(input: Readable, stages: readonly NodeJS.ReadWriteStream[]): { 
       const mismatch = stages.find((stage): stage is HashingStream => stage instanceof HashingStream && stage.failure !== undefined);
       if (mismatch) return mismatch.failure;
       if (first === undefined || first.index === streams.length - 1 || first.error.name === 'AbortError') return undefined;
+      // A stage torn down from downstream (the request ended before its body did: an early answer) is no fault of the source.
+      if ((first.error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return undefined;
       if (isPushError(first.error)) return first.error;
       return new InvalidSourceError(blob.origin, `cannot read ${blob.origin}: ${first.error.message}`, { cause: first.error });
     },
