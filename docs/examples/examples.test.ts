@@ -10,6 +10,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 
 import { makeOciLayout, type OciLayoutFixture } from '../../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../../tools/registry.ts';
+import { startFaultProxy } from '../../test/helpers/fault-proxy.ts';
 import { missingBlobs } from './check-blobs-alone.ts';
 import { nightlyPush, type Connection } from './custom-pipeline.ts';
 
@@ -65,6 +66,23 @@ describe('the docs examples', () => {
       assert.match(error.message, /^HEAD https:\/\/127\.0\.0\.1:\d+\/v2\/examples\/anonymous\/blobs\/sha256:[0-9a-f]{64} → 401/);
       return true;
     });
+  });
+
+  it("puts the client's retries into the hand-built pipeline's stream, with the blob's id where there is one", async () => {
+    const proxy = await startFaultProxy({ target: plain.host });
+    try {
+      const config = layout.images[0]!.configDigest;
+      proxy.addFault({ method: 'HEAD', path: new RegExp(`/blobs/${config}`), nth: 1, fault: { kind: 'status', status: 503 } });
+      proxy.addFault({ method: 'PUT', path: /\/manifests\//, nth: 1, fault: { kind: 'status', status: 503 } });
+      const lines: string[] = [];
+      const retried = { retry: { baseDelayMs: 1, maxDelayMs: 2 }, dockerConfigDir: join(work, 'docker') };
+      await lastValueFrom(nightlyPush(`oci:${layout.dir}`, `${proxy.host}/examples/retried`, (line) => lines.push(line), retried).pipe(toArray()));
+      const retries = lines.filter((line) => line.includes(' retrying in '));
+      assert.ok(retries.some((line) => line.startsWith(`${config.slice(7, 19)} retrying in `) && / → 503/.test(line)), lines.join('\n'));
+      assert.ok(retries.some((line) => line.startsWith(`${proxy.host} retrying in `) && /^\S+ retrying in \d+ ms: PUT \S+\/manifests\/1\.0-nightly → 503/.test(line)), lines.join('\n'));
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('runs both examples as scripts', async () => {
