@@ -12,6 +12,8 @@ export interface UploadBlobsOptions {
   readonly concurrency?: number;
   /** How to compress `uncompressed` layers (default gzip). */
   readonly compression?: 'gzip' | 'zstd' | 'none';
+  /** The gzip level, 0–9 (default 2: see gzipLayer's DEFAULT_COMPRESSION_LEVEL). */
+  readonly compressionLevel?: number;
   /**
    * Send blobs in PATCH chunks of this many bytes (with Content-Range) instead of monolithically, for
    * proxies that cap request bodies. Raised to the registry's OCI-Chunk-Min-Length when it sets one.
@@ -52,6 +54,10 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
   if (options.compression === 'zstd') {
     throw new UnsupportedError('zstd compression is not available on this Node.js; use --compression gzip or none');
   }
+  const level = options.compressionLevel;
+  if (level !== undefined && (!Number.isInteger(level) || level < 0 || level > 9)) {
+    throw new UnsupportedError(`compression level ${level} is not a whole number from 0 to 9`);
+  }
   if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) {
     throw new UnsupportedError(`chunk size ${options.chunkSize} is not a whole number of bytes above 0`);
   }
@@ -59,6 +65,7 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     client: options.client,
     repository: options.repository,
     compression: options.compression ?? 'gzip',
+    compressionLevel: options.compressionLevel,
     chunkSize: options.chunkSize,
     progressInterval: options.progressInterval ?? 100,
     scheduler: options.scheduler ?? asyncScheduler,
