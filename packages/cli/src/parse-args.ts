@@ -159,6 +159,7 @@ function pushOptions<T>(y: Argv<T>) {
     .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs uploaded at once' })
     .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
     .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
+    .option('compression-level', { type: 'string', requiresArg: true, describe: 'gzip level of compressed layers, 0 (store) to 9 (smallest); default 2' })
     .option('plain-http', { type: 'boolean', describe: 'use plain HTTP for the registry' })
     .option('creds', { type: 'string', requiresArg: true, describe: 'USER[:PASSWORD] for the registry (prefer --password-stdin: arguments are visible to other users)' })
     .option('username', { type: 'string', requiresArg: true, describe: 'user name for the registry; the password comes from --password-stdin' })

@@ -121,6 +121,7 @@ function pushOptions(command: PushCommand, logger: Logger, credentials: PushOpti
     ...(command.format !== undefined && { format: command.format }),
     ...(command.chunkSize !== undefined && { chunkSize: command.chunkSize }),
     ...(command.compression !== undefined && { compression: command.compression }),
+    ...(command.compressionLevel !== undefined && { compressionLevel: command.compressionLevel }),
     ...(command.plainHttp && { plainHttp: true }),
     ...(command.dataRoot !== undefined && { dataRoot: command.dataRoot }),
     ...(command.storageDriver !== undefined && { storageDriver: command.storageDriver }),

@@ -25,6 +25,8 @@ export interface PushOptions {
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */
   readonly compression?: 'gzip' | 'zstd' | 'none';
+  /** The gzip level of compressed layers, 0–9 (default 2: fast, and within a few per cent of skopeo's size). */
+  readonly compressionLevel?: number;
   /** Use plain HTTP for the destination registry. */
   readonly plainHttp?: boolean;
   /** Docker's data root, for `docker-root:` sources (default /var/lib/docker). */

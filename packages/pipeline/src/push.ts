@@ -77,6 +77,7 @@ function write(
       ...target,
       ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
       ...(options.compression !== undefined && { compression: options.compression }),
+      ...(options.compressionLevel !== undefined && { compressionLevel: options.compressionLevel }),
       ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
     }),
     cache ? rememberBlobs({ cache, registry: client.registry, repository }) : identity,
