@@ -1,5 +1,6 @@
 import type { Logger, ManifestFormat } from '@rxpush/core';
 import type { Authenticator, RetryOptions } from '@rxpush/registry-client';
+import type { UploadLimiter } from '@rxpush/uploader';
 import type { Dispatcher } from 'undici';
 
 /** Options of `push()`: where from, where to, and how. */
@@ -21,6 +22,11 @@ export interface PushOptions {
   readonly dryRun?: boolean;
   /** Blobs uploaded at once (default 4). */
   readonly concurrency?: number;
+  /**
+   * The upload limit this push shares with others in the process (default the uploader's
+   * `sharedUploadLimiter`: 8 uploads at once for all pushes together, so many pushes at once keep memory flat).
+   */
+  readonly uploadLimiter?: UploadLimiter;
   /** Upload in PATCH chunks of this many bytes instead of one monolithic PUT. */
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */

@@ -76,6 +76,7 @@ function write(
     uploadBlobs({
       ...target,
       ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+      ...(options.uploadLimiter !== undefined && { limiter: options.uploadLimiter }),
       ...(options.compression !== undefined && { compression: options.compression }),
       ...(options.compressionLevel !== undefined && { compressionLevel: options.compressionLevel }),
       ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),

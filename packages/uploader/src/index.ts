@@ -1,4 +1,5 @@
 export { uploadBlobs } from './upload-blobs.js';
+export { DEFAULT_UPLOAD_SLOTS, sharedUploadLimiter, UploadLimiter } from './upload-limiter.js';
 export type { UploadBlobsOptions } from './upload-blobs.js';
 export { HashingStream } from './hashing-stream.js';
 export type { HashingStreamOptions } from './hashing-stream.js';

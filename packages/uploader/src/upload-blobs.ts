@@ -3,6 +3,7 @@ import type { RegistryClient } from '@rxpush/registry-client';
 import { asyncScheduler, connect, filter, merge, mergeMap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 
 import { uploadBlob, type UploadContext } from './upload-blob.js';
+import { sharedUploadLimiter, type UploadLimiter } from './upload-limiter.js';
 
 /** Options of {@link uploadBlobs}. */
 export interface UploadBlobsOptions {
@@ -10,6 +11,11 @@ export interface UploadBlobsOptions {
   readonly repository: string;
   /** Blobs uploaded at once (default 4: the registry's hashing, not the network, is the bound). */
   readonly concurrency?: number;
+  /**
+   * The limit shared with other uploads of this process (default `sharedUploadLimiter`, 8 slots for all
+   * pushes together): an upload needs a slot of it as well as one of `concurrency`.
+   */
+  readonly limiter?: UploadLimiter;
   /** How to compress `uncompressed` layers (default gzip). */
   readonly compression?: 'gzip' | 'zstd' | 'none';
   /** The gzip level, 0–9 (default 2: see gzipLayer's DEFAULT_COMPRESSION_LEVEL). */
@@ -71,7 +77,8 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     scheduler: options.scheduler ?? asyncScheduler,
     logger,
   };
-  const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context);
+  const limiter = options.limiter ?? sharedUploadLimiter;
+  const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context).pipe(limiter.limit());
   return connect((events) =>
     merge(
       // Everything else passes at once, never queued behind busy upload slots.
