@@ -4,7 +4,8 @@
  * same registry, its blobs are mounted from the first.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -67,4 +68,32 @@ describe('the digest cache with an uncompressed source', () => {
     const raw = await skopeoInspectRaw(`${registry.host}/cache/second:v1`);
     assert.equal(raw.json.layers.length, 2);
   });
+
+  // Issue 11: the cache reads only regular files of bounded size, gives up within a second, warns once.
+  const cases: Array<[string, (dir: string) => Promise<string>]> = [
+    ['a directory that cannot be created', async (dir) => {
+      await writeFile(join(dir, 'file'), 'in the way');
+      return join(dir, 'file', 'cache');
+    }],
+    ['a FIFO as its file', async (dir) => {
+      execFileSync('mkfifo', [join(dir, 'digests.json')]);
+      return dir;
+    }],
+    ['a symlink to a device as its file', async (dir) => {
+      await symlink('/dev/zero', join(dir, 'digests.json'));
+      return dir;
+    }],
+  ];
+  for (const [what, prepare] of cases) {
+    it(`pushes all the same with ${what}`, async () => {
+      const dir = await mkdtemp(join(work, 'hostile-'));
+      const cacheDir = await prepare(dir);
+      const result = await runCli(['push', `docker-archive:${archive}`, `${registry.host}/hostile/app:v1`, '--progress', 'plain'], {
+        env: { RXPUSH_CACHE_DIR: cacheDir },
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /latest|v1: digest: sha256:/);
+      assert.ok(result.stderr.split('\n').filter((line) => line.includes('digest cache')).length <= 1, result.stderr);
+    });
+  }
 });

@@ -4,9 +4,11 @@
  * and the same dockerd pulls them back: the layers and image ID it computes must be the originals.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it, type TestContext } from 'node:test';
 
 import { RegistryClient } from '@rxpush/registry-client';
@@ -176,5 +178,54 @@ describe('pushing docker save archives (docker-archive:)', () => {
     });
     const result = await runCli(['push', `docker-archive:${path}`, `${registry.host}/archive/escape:v1`]);
     assertOneLineError(result, /^rxpush: .*escape\.tar:manifest\.json has entry 0 "Layers"\[0\] "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd", which leads outside the archive/);
+  });
+
+  it('compresses big layers block by block into gzip that docker pull and skopeo read back to the same diff IDs', async (t) => {
+    // Several 1 MiB blocks of each kind: text that deflates, random data that is stored once it is seen not to
+    // compress, and the switches between them.
+    const line = (i: number): string => `${i}: compressible text for the layer, which deflates well ${i % 13}\n`;
+    const text = (from: number, bytes: number): string => {
+      let out = '';
+      for (let i = from; out.length < bytes; i++) out += line(i);
+      return out;
+    };
+    const hash = createHash('sha512');
+    let noise = '';
+    for (let i = 0; noise.length < 3 * 1024 * 1024; i++) noise += hash.copy().update(String(i)).digest('base64');
+    const textual = join(work, 'blocks.tar');
+    const saved = await makeDockerSave(textual, {
+      images: [{ repoTags: ['fixtures/blocks:v1'], layers: [{ 'a.txt': text(0, 3_500_000) }, { 'noise.b64': noise, 'b.txt': text(10, 2_500_000) }] }],
+    });
+    const randomLayout = await makeOciLayout(join(work, 'random-layout'), {
+      images: [{ tags: ['latest'], layers: [{ files: 3, fileSize: 3 * 1024 * 1024, seed: 'blocks-random' }] }],
+    });
+    const random = join(work, 'random.tar');
+    await skopeoCopy(`oci:${randomLayout.dir}:latest`, `docker-archive:${random}:fixtures/random:v1`);
+
+    for (const [archive, diffIdsOf] of [
+      [textual, saved.images[0]?.diffIds],
+      [random, randomLayout.images[0]?.diffIds],
+    ] as const) {
+      const destination = `${registry.host}/archive/blocks-${archive === random ? 'random' : 'text'}:v1`;
+      const result = await runCli(['push', `docker-archive:${archive}`, destination, '--progress', 'plain']);
+      assert.equal(result.code, 0, result.stderr);
+
+      // skopeo, as the reader: the pushed layers gunzip to the bytes their config's diff IDs name.
+      const copy = await mkdtemp(join(work, 'blocks-copy-'));
+      await skopeoCopy(destination, `dir:${copy}`);
+      const manifest = JSON.parse(await readFile(join(copy, 'manifest.json'), 'utf8'));
+      const config = JSON.parse(await readFile(join(copy, manifest.config.digest.slice(7)), 'utf8'));
+      const diffIds: string[] = [];
+      for (const layer of manifest.layers as { digest: string }[]) {
+        const bytes = gunzipSync(await readFile(join(copy, layer.digest.slice(7))));
+        diffIds.push(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+      }
+      assert.deepEqual(diffIds, diffIdsOf);
+      assert.deepEqual(config.rootfs.diff_ids, diffIdsOf);
+
+      if (!requireEngine(t)) continue;
+      const pulled = await pullBack(destination);
+      assert.deepEqual(pulled.layers, diffIdsOf);
+    }
   });
 });

@@ -19,15 +19,26 @@ const DOCKER = '/usr/bin/docker';
 export const REPOSITORY = 'bench/x';
 export const TAG = 'latest';
 
-/** One generated image: an OCI layout directory holding it under the tag `latest`. */
+/** One generated image: an OCI layout holding it under the tag `latest`, or a docker-save archive. */
 export interface BenchImage {
   name: string;
-  layoutDir: string;
-  fixture: FixtureImage;
+  /** The source as rxpush and skopeo name it: `oci:DIR:latest` or `docker-archive:PATH`. */
+  source: string;
+  /** The OCI layout, for OCI images: the curl floor and docker push read its blobs. */
+  layoutDir?: string;
+  fixture?: FixtureImage;
+  /** The diff IDs the pushed config must list, and every pushed layer must gunzip to. */
+  diffIds: string[];
+  /** The layer digests a push must produce, where they are fixed (stored layers, pushed as they are). */
+  layerDigests?: string[];
+  /** The image's bytes as the source holds them (layers and config). */
+  bytes: number;
 }
 
 export interface Pusher {
   readonly name: string;
+  /** Whether a push leaves `bench/x:latest` in the registry to be checked (not so for `node -e 0` or `--help`). */
+  readonly pushes?: boolean;
   /** Prepares (e.g. starts dockerd and loads the images); resolves a reason when the tool cannot run here. */
   setup(images: BenchImage[]): Promise<string | undefined>;
   /** Drops what the tool remembers of earlier pushes (digest caches), so the next push is a first one. */
@@ -70,7 +81,7 @@ export function rxpushPusher(extraArgs: string[], options: PusherOptions): Pushe
       const profile = options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : [];
       return measureCommand(
         process.execPath,
-        [...profile, RXPUSH, 'push', `oci:${image.layoutDir}:${TAG}`, destination(registry), '--progress', 'plain', ...extraArgs],
+        [...profile, RXPUSH, 'push', image.source, destination(registry), '--progress', 'plain', ...extraArgs],
         { env: { ...process.env, RXPUSH_CACHE_DIR: cacheDir }, timeoutMs: options.timeoutMs },
       );
     },
@@ -94,7 +105,7 @@ export function skopeoPusher(options: PusherOptions): Pusher {
     push(image, registry) {
       return measureCommand(
         'skopeo',
-        ['copy', '--dest-tls-verify=false', `oci:${image.layoutDir}:${TAG}`, `docker://${destination(registry)}`],
+        ['copy', '--dest-tls-verify=false', image.source, `docker://${destination(registry)}`],
         { timeoutMs: options.timeoutMs },
       );
     },
@@ -135,6 +146,7 @@ export function dockerPusher(options: PusherOptions): Pusher {
       const dir = await mkdtemp(join(tmpdir(), 'rxpush-bench-docker-'));
       try {
         for (const image of images) {
+          if (image.layoutDir === undefined) continue;
           const archive = join(dir, `${image.name}.tar`);
           await measureCommand('skopeo', ['copy', '-q', `oci:${image.layoutDir}:${TAG}`, `docker-archive:${archive}:${localName(image)}`], {
             timeoutMs: options.timeoutMs,
@@ -186,10 +198,12 @@ export function curlPusher(options: PusherOptions & { parallel: number }): Pushe
     },
     async forget() {},
     async push(image, registry) {
+      const { fixture, layoutDir } = image;
+      if (fixture === undefined || layoutDir === undefined) throw new Error(`curl floor: image "${image.name}" is no OCI layout`);
       const started = process.hrtime.bigint();
       const base = `${registry.url}/v2/${REPOSITORY}`;
-      const digests = [image.fixture.configDigest, ...image.fixture.layerDigests];
-      const blobFile = (digest: string) => join(image.layoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length));
+      const digests = [fixture.configDigest, ...fixture.layerDigests];
+      const blobFile = (digest: string) => join(layoutDir, 'blobs', 'sha256', digest.slice('sha256:'.length));
       const steps: Measurement[] = [];
       const curl = async (args: string[]) => {
         const m = await measureCommand('curl', ['-s', '--no-progress-meter', '-f', ...args], { timeoutMs: options.timeoutMs });
@@ -214,8 +228,8 @@ export function curlPusher(options: PusherOptions & { parallel: number }): Pushe
         });
         await curl(['-H', 'Expect:', '-H', 'Content-Type: application/octet-stream', '--parallel', '--parallel-max', String(options.parallel), ...puts]);
       }
-      const manifest = join(image.layoutDir, 'blobs', 'sha256', image.fixture.manifestDigest.slice('sha256:'.length));
-      await curl(['-X', 'PUT', '-H', `Content-Type: ${image.fixture.manifestMediaType}`, '--data-binary', `@${manifest}`, '-o', '/dev/null', `${base}/manifests/${TAG}`]);
+      const manifest = join(layoutDir, 'blobs', 'sha256', fixture.manifestDigest.slice('sha256:'.length));
+      await curl(['-X', 'PUT', '-H', `Content-Type: ${fixture.manifestMediaType}`, '--data-binary', `@${manifest}`, '-o', '/dev/null', `${base}/manifests/${TAG}`]);
 
       const rss = steps.map((s) => s.peakRssMb).filter((v): v is number => v !== undefined);
       return {
@@ -229,3 +243,56 @@ export function curlPusher(options: PusherOptions & { parallel: number }): Pushe
     async close() {},
   };
 }
+
+/** A command that pushes nothing, timed like the pushers: `node -e 0` (Node's own start), `rxpush --help`. */
+export function commandPusher(name: string, command: string, args: string[], options: PusherOptions): Pusher {
+  return {
+    name,
+    pushes: false,
+    async setup() {
+      return undefined;
+    },
+    async forget() {},
+    push() {
+      return measureCommand(command, args, { timeoutMs: options.timeoutMs });
+    },
+    async close() {},
+  };
+}
+
+/** `rxpush --help` from the built CLI. */
+export function rxpushHelpPusher(options: PusherOptions): Pusher {
+  return commandPusher('rxpush --help', process.execPath, [RXPUSH, '--help'], options);
+}
+
+/**
+ * Case (h): `count` pushes of the image at once in one process through the library's push()
+ * (tools/bench/library-pushes.mjs), each to its own repository `bench/x-N`; `check` then looks at each.
+ */
+export function libraryPusher(count: number, options: PusherOptions): Pusher & { readonly repositories: string[] } {
+  let cacheRoot: string | undefined;
+  const repositories = Array.from({ length: count }, (_, i) => `${REPOSITORY}-${i}`);
+  return {
+    name: `rxpush push() ×${count}, one process`,
+    repositories,
+    async setup() {
+      cacheRoot = await mkdtemp(join(tmpdir(), 'rxpush-bench-library-'));
+      return existsSync(join(ROOT, 'packages', 'pipeline', 'dist', 'index.js')) ? undefined : 'packages/pipeline/dist is missing: run "npm run build" first';
+    },
+    async forget() {
+      if (cacheRoot !== undefined) await rm(join(cacheRoot, 'cache'), { recursive: true, force: true });
+    },
+    push(image, registry) {
+      if (image.layoutDir === undefined || cacheRoot === undefined) throw new Error('library pusher: needs an OCI layout, after setup()');
+      return measureCommand(
+        process.execPath,
+        [join(ROOT, 'tools', 'bench', 'library-pushes.mjs'), image.layoutDir, registry.host, REPOSITORY, TAG, String(count), join(cacheRoot, 'cache')],
+        { timeoutMs: options.timeoutMs },
+      );
+    },
+    async close() {
+      if (cacheRoot !== undefined) await rm(cacheRoot, { recursive: true, force: true });
+    },
+  };
+}
+

@@ -1,5 +1,5 @@
-import { silentLogger, type Logger, type PushEvent } from '@rxpush/core';
-import { concatMap, from, of, type OperatorFunction } from 'rxjs';
+import type { PushEvent } from '@rxpush/core';
+import { Observable, type OperatorFunction } from 'rxjs';
 
 import type { DigestCache } from './digest-cache.js';
 
@@ -9,35 +9,47 @@ export interface RememberBlobsOptions {
   /** host[:port] of the destination registry, as the client names it. */
   readonly registry: string;
   readonly repository: string;
-  readonly logger?: Logger;
 }
 
 /**
- * Writes what a push learnt into the digest cache: for every `blob-ready`, that the destination
- * repository holds the blob and, for a layer compressed on the way, which compressed digest its diff ID
- * became. Place it after the uploader. Every event passes through unchanged, after its write.
+ * Records what a push learnt in the digest cache: for every `blob-ready`, that the destination repository
+ * holds the blob and, for a layer compressed on the way, which compressed digest its diff ID became.
+ * Place it after the uploader. Every event passes through at once, unchanged; the cache is written in one
+ * batch when the stream ends (completes, fails or is unsubscribed), and completion waits for that write,
+ * which the cache bounds (about a second at most).
  *
- * Never fails: a cache that cannot be written is logged at warn and skipped.
+ * Never fails: a cache that cannot be written is given up on by the cache itself, with one warning.
  *
  * @example
  * source$.pipe(checkBlobs(dest), uploadBlobs(dest), rememberBlobs({ cache, registry: 'localhost:5000', repository: 'app' }))
  */
 export function rememberBlobs(options: RememberBlobsOptions): OperatorFunction<PushEvent, PushEvent> {
   const { cache, registry, repository } = options;
-  const logger = (options.logger ?? silentLogger).child({ pkg: 'blob-checker' });
-  return concatMap((event) => {
-    if (event.type !== 'blob-ready') return of(event);
-    const { digest, size, mediaType } = event.descriptor;
-    const writes = [cache.addLocation(digest, { registry, repository })];
-    if (event.diffId !== undefined && event.diffId !== digest) writes.push(cache.addCompressedForm(event.diffId, { digest, size, mediaType }));
-    return from(
-      Promise.all(writes).then(
-        () => event,
-        (error: unknown) => {
-          logger.warn({ err: error, dir: cache.dir }, 'digest cache not written');
-          return event;
+  return (source) =>
+    new Observable<PushEvent>((subscriber) => {
+      let ended = false;
+      const subscription = source.subscribe({
+        next(event) {
+          if (event.type === 'blob-ready') {
+            const { digest, size, mediaType } = event.descriptor;
+            cache.addLocation(digest, { registry, repository });
+            if (event.diffId !== undefined && event.diffId !== digest) cache.addCompressedForm(event.diffId, { digest, size, mediaType });
+          }
+          subscriber.next(event);
         },
-      ),
-    );
-  });
+        error(error: unknown) {
+          ended = true;
+          void cache.flush().then(() => subscriber.error(error));
+        },
+        complete() {
+          ended = true;
+          void cache.flush().then(() => subscriber.complete());
+        },
+      });
+      return () => {
+        subscription.unsubscribe();
+        // Unsubscribed early (cancelled): what was learnt is still true.
+        if (!ended) void cache.flush();
+      };
+    });
 }

@@ -8,12 +8,12 @@ import { setFlagsFromString } from 'node:v8';
 // for parsing registry answers. Set before anything loads undici.
 setFlagsFromString('--liftoff-only');
 
-const bundle = new URL('../dist/rxpush.mjs', import.meta.url);
+const bundle = new URL('../bundle/rxpush.mjs', import.meta.url);
 const { main } = await import(isFresh(bundle) ? bundle.href : '../dist/main.js');
 process.exitCode = await main(process.argv.slice(2));
 
 /**
- * The one-file bundle (tools/bundle-cli.mjs) loads much faster than the ~500 modules it holds, but it
+ * The bundle (tools/bundle-cli.mjs) loads much faster than the ~500 modules it holds, but it
  * must not outlive their sources: it is used only while no package of the workspace was built after it.
  */
 function isFresh(file) {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 
-import yargs from 'yargs';
+import yargs, { type Argv } from 'yargs';
 
 /** Options as yargs parsed them, before rxpush checks their values (see `pushCommand`). */
 export type RawArgs = Readonly<Record<string, unknown>>;
@@ -29,12 +29,21 @@ Examples:
  * Parses rxpush's arguments (without the node and script paths) with yargs: commands, known options,
  * positionals. It loads nothing but yargs, so `rxpush --help` stays fast.
  *
+ * A push that asks for no help is parsed with the push options alone, outside yargs's command: after
+ * running a command, yargs renders that command's whole help text through cliui to keep it for later
+ * (~20 ms of a second push's ~100 ms). Anything the short path does not accept goes through the
+ * full parser again, so help, version and every usage error read exactly as yargs words them.
+ *
  * @example parseArgs(['push', 'oci:./image:latest', 'localhost:5000/app:1.0']) // { kind: 'push', args: { SOURCE: …, DEST: …, … } }
  */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const first = argv[0];
   if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
   if (!first.startsWith('-') && first !== 'push' && first !== 'completion') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
+  if (first === 'push' && !asksForText(argv)) {
+    const args = parsePush(argv.slice(1));
+    if (args !== undefined) return { kind: 'push', args };
+  }
   const help = first === 'push' ? PUSH_HELP : TOP_HELP;
   if (first === 'completion') {
     const rest = argv.slice(1);
@@ -62,6 +71,49 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return { kind: 'push', args: parsed.args };
 }
 
+/** Whether an argument (before `--`) may ask for help, the version or completions: those need the full parser. */
+function asksForText(argv: readonly string[]): boolean {
+  for (const arg of argv) {
+    if (arg === '--') return false;
+    if (arg.startsWith('--help') || arg.startsWith('--version') || arg.startsWith('--get-yargs-completions') || (/^-[^-]/.test(arg) && arg.includes('h'))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * `push`'s options (the arguments after `push`) parsed without the command, or undefined if they are not
+ * a good push (the full parser then says why). Exported for its tests; the package does not export it.
+ */
+export function parsePush(rest: readonly string[]): RawArgs | undefined {
+  let parsed: RawArgs | undefined;
+  try {
+    pushOptions(yargs([...rest]))
+      .locale('en')
+      // Unknown options only: the positionals are counted below.
+      .strictOptions()
+      .exitProcess(false)
+      .showHelpOnFail(false)
+      .help(false)
+      .version(false)
+      // The command's positionals are strings: "1e3" stays "1e3".
+      .parserConfiguration({ 'parse-positional-numbers': false })
+      .fail((message, error) => {
+        throw error ?? new Error(message);
+      })
+      .parse([...rest], {}, (error, args) => {
+        if (!error) parsed = args;
+      });
+  } catch {
+    return undefined;
+  }
+  const positionals = parsed?.['_'];
+  if (parsed === undefined || !Array.isArray(positionals) || positionals.length !== 2) return undefined;
+  const [source, destination] = positionals as unknown[];
+  return { ...parsed, _: ['push'], SOURCE: String(source), DEST: String(destination) };
+}
+
 function cli(argv: readonly string[], strict: boolean) {
   return yargs([...argv])
     .scriptName('rxpush')
@@ -80,43 +132,51 @@ function cli(argv: readonly string[], strict: boolean) {
     .alias('h', 'help')
     .completion('completion', 'print a shell completion script for bash, or zsh when $SHELL is zsh')
     .command('push <SOURCE> <DEST>', 'push an image (every tag with --all-tags)', (y) =>
-      y
-        .usage(
-          'Usage: rxpush push SOURCE DEST [options]\n\n' +
-            'Push an image to a registry.\n\n' +
-            'SOURCE is oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:NAME:TAG], ' +
-            'docker-daemon:NAME:TAG or docker-root:NAME[:TAG] (docker://REF is not supported yet).\n' +
-            'DEST is [docker://]REGISTRY/REPO[:TAG].',
-        )
-        .example('rxpush push oci:./image:latest localhost:5000/app:1.0', 'push an OCI layout\'s image tagged latest as app:1.0')
-        .example('rxpush push docker-daemon:app:1.0 registry.example/team/app:1.0 --username ci --password-stdin < pw', 'push from the Docker engine, logging in as ci')
-        .example('rxpush push oci-archive:./image.tar localhost:5000/app --all-tags --dry-run', 'show what pushing every tag would upload, and write nothing')
-        .hide('version')
-        .option('tag', { type: 'string', requiresArg: true, describe: 'also push as this tag (repeatable)' })
-        .option('all-tags', { type: 'boolean', describe: 'push every tag the source has, each under its own name' })
-        .option('format', { type: 'string', requiresArg: true, describe: "manifest format to write: oci or docker (default: the source's)" })
-        // Values are strings so that rxpush, not yargs, says what is wrong with "abc" or "0".
-        .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs uploaded at once' })
-        .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
-        .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
-        .option('plain-http', { type: 'boolean', describe: 'use plain HTTP for the registry' })
-        .option('creds', { type: 'string', requiresArg: true, describe: 'USER[:PASSWORD] for the registry (prefer --password-stdin: arguments are visible to other users)' })
-        .option('username', { type: 'string', requiresArg: true, describe: 'user name for the registry; the password comes from --password-stdin' })
-        .option('password-stdin', { type: 'boolean', describe: 'read the password from stdin' })
-        .option('authfile', { type: 'string', requiresArg: true, describe: "credentials file in Docker's config.json format, looked in before ~/.docker/config.json" })
-        .option('tls-verify', { type: 'boolean', default: true, describe: "verify the registry's TLS certificate (--tls-verify=false: don't, and warn)" })
-        .option('ca-file', { type: 'string', requiresArg: true, describe: 'PEM file of a CA to trust besides the system CAs' })
-        .option('cert-dir', { type: 'string', requiresArg: true, describe: 'directory of *.crt CAs and NAME.cert/NAME.key client certificates (default /etc/docker/certs.d/HOST:PORT)' })
-        .option('data-root', { type: 'string', requiresArg: true, describe: "Docker's data root, for docker-root: sources (default /var/lib/docker)" })
-        .option('storage-driver', { type: 'string', requiresArg: true, describe: 'for docker-root: sources: the storage driver whose images to read, when the data root has several' })
-        .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
-        .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
-        .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })
-        .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })
-        .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
-        .option('retries', { type: 'string', requiresArg: true, describe: 'retries of a failed request or upload (default 4; 0: none)' })
-        .option('timeout', { type: 'string', requiresArg: true, describe: 'longest wait on the registry (connecting, an answer, a pause in one): 30s, 2m, 1m30s' }),
+      pushOptions(
+        y
+          .usage(
+            'Usage: rxpush push SOURCE DEST [options]\n\n' +
+              'Push an image to a registry.\n\n' +
+              'SOURCE is oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:NAME:TAG], ' +
+              'docker-daemon:NAME:TAG or docker-root:NAME[:TAG] (docker://REF is not supported yet).\n' +
+              'DEST is [docker://]REGISTRY/REPO[:TAG].',
+          )
+          .example('rxpush push oci:./image:latest localhost:5000/app:1.0', 'push an OCI layout\'s image tagged latest as app:1.0')
+          .example('rxpush push docker-daemon:app:1.0 registry.example/team/app:1.0 --username ci --password-stdin < pw', 'push from the Docker engine, logging in as ci')
+          .example('rxpush push oci-archive:./image.tar localhost:5000/app --all-tags --dry-run', 'show what pushing every tag would upload, and write nothing')
+          .hide('version'),
+      ),
     );
+}
+
+/** The options of `rxpush push`, for the command and for the short path of a push without help. */
+function pushOptions<T>(y: Argv<T>) {
+  return y
+    .option('tag', { type: 'string', requiresArg: true, describe: 'also push as this tag (repeatable)' })
+    .option('all-tags', { type: 'boolean', describe: 'push every tag the source has, each under its own name' })
+    .option('format', { type: 'string', requiresArg: true, describe: "manifest format to write: oci or docker (default: the source's)" })
+    // Values are strings so that rxpush, not yargs, says what is wrong with "abc" or "0".
+    .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs uploaded at once' })
+    .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
+    .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
+    .option('compression-level', { type: 'string', requiresArg: true, describe: 'gzip level of compressed layers, 0 (store) to 9 (smallest); default 2' })
+    .option('plain-http', { type: 'boolean', describe: 'use plain HTTP for the registry' })
+    .option('creds', { type: 'string', requiresArg: true, describe: 'USER[:PASSWORD] for the registry (prefer --password-stdin: arguments are visible to other users)' })
+    .option('username', { type: 'string', requiresArg: true, describe: 'user name for the registry; the password comes from --password-stdin' })
+    .option('password-stdin', { type: 'boolean', describe: 'read the password from stdin' })
+    .option('authfile', { type: 'string', requiresArg: true, describe: "credentials file in Docker's config.json format, looked in before ~/.docker/config.json" })
+    .option('tls-verify', { type: 'boolean', default: true, describe: "verify the registry's TLS certificate (--tls-verify=false: don't, and warn)" })
+    .option('ca-file', { type: 'string', requiresArg: true, describe: 'PEM file of a CA to trust besides the system CAs' })
+    .option('cert-dir', { type: 'string', requiresArg: true, describe: 'directory of *.crt CAs and NAME.cert/NAME.key client certificates (default /etc/docker/certs.d/HOST:PORT)' })
+    .option('data-root', { type: 'string', requiresArg: true, describe: "Docker's data root, for docker-root: sources (default /var/lib/docker)" })
+    .option('storage-driver', { type: 'string', requiresArg: true, describe: 'for docker-root: sources: the storage driver whose images to read, when the data root has several' })
+    .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
+    .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })
+    .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })
+    .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
+    .option('retries', { type: 'string', requiresArg: true, describe: 'retries of a failed request or upload (default 4; 0: none)' })
+    .option('timeout', { type: 'string', requiresArg: true, describe: 'longest wait on the registry (connecting, an answer, a pause in one): 30s, 2m, 1m30s' });
 }
 
 function version(): string {

@@ -22,6 +22,7 @@ export interface PushCommand {
   readonly concurrency: number;
   readonly chunkSize?: number;
   readonly compression?: (typeof COMPRESSIONS)[number];
+  readonly compressionLevel?: number;
   readonly plainHttp: boolean;
   readonly dataRoot?: string;
   readonly storageDriver?: string;
@@ -80,6 +81,13 @@ export function pushCommand(args: RawArgs): PushCommand {
   const chunkSize = last(args['chunk-size']);
   const format = oneOf('format', last(args['format']), FORMATS);
   const compression = oneOf('compression', last(args['compression']), COMPRESSIONS);
+  const compressionLevel = last(args['compression-level']);
+  if (compressionLevel !== undefined && !/^\d$/.test(compressionLevel)) {
+    throw new UsageError(`--compression-level must be a whole number from 0 to 9, not "${compressionLevel}"`);
+  }
+  if (compressionLevel !== undefined && (compression === 'none' || compression === 'zstd')) {
+    throw new UsageError(`--compression-level is a gzip level and cannot be used with --compression ${compression}`);
+  }
   const dataRoot = last(args['data-root']);
   const storageDriver = last(args['storage-driver']);
   if (dataRoot === '') throw new UsageError('--data-root needs a directory');
@@ -97,6 +105,7 @@ export function pushCommand(args: RawArgs): PushCommand {
     concurrency: Number(concurrency),
     ...(chunkSize !== undefined && { chunkSize: parseSize(chunkSize, '--chunk-size') }),
     ...(compression !== undefined && { compression }),
+    ...(compressionLevel !== undefined && { compressionLevel: Number(compressionLevel) }),
     plainHttp: args['plain-http'] === true,
     ...(dataRoot !== undefined && { dataRoot }),
     ...(storageDriver !== undefined && { storageDriver }),

@@ -69,10 +69,16 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
   const tally = pushTally(command.dryRun);
   try {
     const destination = parseReference(command.destination);
-    const push = io.push ?? (await import('@rxpush/pipeline')).push;
+    const pipeline = io.push === undefined ? await import('@rxpush/pipeline') : undefined;
+    const push = io.push ?? (pipeline as typeof import('@rxpush/pipeline')).push;
+    let options = pushOptions(command, logger, credentials);
+    // The process runs this one push: a --concurrency above the shared upload limit's slots gets a limit of its own.
+    if (pipeline !== undefined && command.concurrency > pipeline.sharedUploadLimiter.slots) {
+      options = { ...options, uploadLimiter: new pipeline.UploadLimiter(command.concurrency) };
+    }
     const started = performance.now();
     renderer.start(`${destination.registry}/${destination.repository}`);
-    const pushed = await run(push(pushOptions(command, logger, credentials)), renderer, tally, io.signal);
+    const pushed = await run(push(options), renderer, tally, io.signal);
     renderer.complete();
     const first = pushed[0];
     if (command.digestfile !== undefined && first !== undefined) await writeDigest(command.digestfile, first);
@@ -121,6 +127,7 @@ function pushOptions(command: PushCommand, logger: Logger, credentials: PushOpti
     ...(command.format !== undefined && { format: command.format }),
     ...(command.chunkSize !== undefined && { chunkSize: command.chunkSize }),
     ...(command.compression !== undefined && { compression: command.compression }),
+    ...(command.compressionLevel !== undefined && { compressionLevel: command.compressionLevel }),
     ...(command.plainHttp && { plainHttp: true }),
     ...(command.dataRoot !== undefined && { dataRoot: command.dataRoot }),
     ...(command.storageDriver !== undefined && { storageDriver: command.storageDriver }),

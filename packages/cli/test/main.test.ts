@@ -44,6 +44,9 @@ describe('rxpush arguments', () => {
     const cases: [string[], string][] = [
       [['--format', 'schema3'], '--format must be one of oci, docker, not "schema3"'],
       [['--compression', 'lz4'], '--compression must be one of gzip, zstd, none, not "lz4"'],
+      [['--compression-level', '10'], '--compression-level must be a whole number from 0 to 9, not "10"'],
+      [['--compression-level', 'fast'], '--compression-level must be a whole number from 0 to 9, not "fast"'],
+      [['--compression-level', '1', '--compression', 'none'], '--compression-level is a gzip level and cannot be used with --compression none'],
       [['--progress', 'fancy'], '--progress must be one of auto, tty, plain, json, not "fancy"'],
       [['--log-level', 'loud'], '--log-level must be one of trace, debug, info, warn, error, silent, not "loud"'],
       [['--chunk-size', '5XB'], '--chunk-size "5XB" is not a size: write bytes or a number with a unit, e.g. 5MB or 512KiB'],
@@ -106,6 +109,12 @@ describe('rxpush push', () => {
       compression: 'zstd',
       plainHttp: true,
     });
+  });
+
+  it('passes --compression-level on as a number', async () => {
+    const fake = fakePush(SUCCESS);
+    await run(['push', 'docker-archive:./image.tar', 'localhost:5000/app', '--compression-level', '6'], { push: fake.push });
+    assert.equal(fake.calls[0]?.compressionLevel, 6);
   });
 
   it('passes only what was asked, with a concurrency of 4 by default', async () => {

@@ -1,5 +1,6 @@
 import type { Logger, ManifestFormat } from '@rxpush/core';
 import type { Authenticator, CreateRegistryClientOptions, RetryOptions } from '@rxpush/registry-client';
+import type { UploadLimiter } from '@rxpush/uploader';
 
 /** Options of `push()`: where from, where to, and how. */
 export interface PushOptions {
@@ -20,10 +21,17 @@ export interface PushOptions {
   readonly dryRun?: boolean;
   /** Blobs uploaded at once (default 4). */
   readonly concurrency?: number;
+  /**
+   * The upload limit this push shares with others in the process (default the uploader's
+   * `sharedUploadLimiter`: 8 uploads at once for all pushes together, so many pushes at once keep memory flat).
+   */
+  readonly uploadLimiter?: UploadLimiter;
   /** Upload in PATCH chunks of this many bytes instead of one monolithic PUT. */
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */
   readonly compression?: 'gzip' | 'zstd' | 'none';
+  /** The gzip level of compressed layers, 0–9 (default 2: fast, and within a few per cent of skopeo's size). */
+  readonly compressionLevel?: number;
   /** Use plain HTTP for the destination registry. */
   readonly plainHttp?: boolean;
   /** Docker's data root, for `docker-root:` sources (default /var/lib/docker). */

@@ -40,7 +40,7 @@ export function push(options: PushOptions): Observable<PushEvent> {
       ...pick(options, ['credentials', 'authfile', 'dockerConfigDir', 'caFile', 'certDir', 'certsRoot', 'tlsVerify', 'plainHttp', 'timeouts', 'retry', 'dispatcher', 'auth']),
     });
     const target = { client, repository: destination.repository, logger };
-    const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir());
+    const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir(), { logger });
 
     return readImages(options.source, {
       ...(options.allTags !== undefined && { allTags: options.allTags }),
@@ -71,15 +71,17 @@ function write(
   target: { client: RegistryClient; repository: string; logger: Logger },
   cache: DigestCache | undefined,
 ): OperatorFunction<PushEvent, PushEvent> {
-  const { client, repository, logger } = target;
+  const { client, repository } = target;
   return pipe(
     uploadBlobs({
       ...target,
       ...(options.concurrency !== undefined && { concurrency: options.concurrency }),
+      ...(options.uploadLimiter !== undefined && { limiter: options.uploadLimiter }),
       ...(options.compression !== undefined && { compression: options.compression }),
+      ...(options.compressionLevel !== undefined && { compressionLevel: options.compressionLevel }),
       ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
     }),
-    cache ? rememberBlobs({ cache, registry: client.registry, repository, logger }) : identity,
+    cache ? rememberBlobs({ cache, registry: client.registry, repository }) : identity,
     pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
   );
 }

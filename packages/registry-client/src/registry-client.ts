@@ -44,7 +44,7 @@ export class RegistryClient {
   readonly #bodyTimeout: number;
   readonly #retry: RetryPolicy;
   /** Shared by every request, see SendContext.state. */
-  readonly #state = { answered: false };
+  readonly #state: { answered: boolean; headsClose?: boolean } = { answered: false };
   /** Session cancels still in flight: close() lets them finish, so a cancelled push gives its sessions back. */
   readonly #cancelling = new Set<Promise<void>>();
   #context: Promise<SendContext> | undefined;

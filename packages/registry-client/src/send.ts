@@ -28,8 +28,9 @@ export interface SendContext {
   /**
    * Shared by the client's requests: `answered` turns true once the registry has answered anything, after
    * which a refused connection is a registry restarting mid-push (retried), not a wrong address (reported at once).
+   * `headsClose` turns true once an answer could not be parsed: HEADs close their connection from then on.
    */
-  readonly state?: { answered: boolean };
+  readonly state?: { answered: boolean; headsClose?: boolean };
 }
 
 export interface SendRequest {
@@ -188,17 +189,29 @@ async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorizat
       signal: req.signal ?? null,
       headersTimeout: ctx.headersTimeout,
       bodyTimeout: ctx.bodyTimeout,
+      // undici closes the connection after every HEAD (and asks the server to, with Connection: close), in
+      // case a broken server sends a body anyway; a push HEADs every blob, so that is a new connection (a TLS
+      // handshake, remotely) per blob. Registries do not send one: keep the connection, unless this registry
+      // has sent an answer that did not parse, which is what such a body would look like.
+      ...(req.method === 'HEAD' && ctx.state?.headsClose !== true && { reset: false }),
     });
     ctx.logger.debug({ method: req.method, url: shown, status: res.statusCode, ms: Date.now() - started }, 'request');
     return res;
   } catch (error) {
     const bodyError = body !== undefined && !(body instanceof Uint8Array) ? body.errored : undefined;
+    if (ctx.state !== undefined && isParserError(error)) ctx.state.headsClose = true;
     // Once the registry has answered anything, a refused connection is a registry restarting mid-push, not a wrong address.
     const refusedIsTransient = ctx.state?.answered === true;
     const mapped = transportError(error, { method: req.method, url: shown, signal: req.signal, bodyError, refusedIsTransient });
     ctx.logger.debug({ method: req.method, url: shown, err: mapped }, 'request failed');
     throw mapped;
   }
+}
+
+/** undici's HTTPParserError: the bytes on the connection were not an HTTP answer. */
+function isParserError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('HPE_');
 }
 
 function canResend(body: Body | undefined): boolean {

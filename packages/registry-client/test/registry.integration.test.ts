@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
@@ -172,5 +173,44 @@ describe('RegistryClient against a real registry', () => {
     const trusting = new RegistryClient({ registry: registry.host, dispatcher: agent });
     await trusting.ping();
     await assert.rejects(trusting.listTags('app'), { status: 404, registryCode: 'NAME_UNKNOWN' });
+  });
+
+  it('keeps its connection across HEADs', async (t) => {
+    const registry = await startRegistry();
+    t.after(() => registry.stop());
+    const agent = new Agent();
+    t.after(() => agent.close());
+    let connections = 0;
+    agent.on('connect', () => void (connections += 1));
+    const client = new RegistryClient({ registry: registry.host, plainHttp: true, dispatcher: agent });
+    await client.ping();
+    const before = connections;
+    for (let i = 0; i < 10; i++) assert.equal(await client.hasBlob('app', digestOf(Buffer.from(`absent ${i}`))), undefined);
+    // undici's pool may open a second connection while the first is being put back; never one per HEAD.
+    assert.ok(connections - before <= 2, `${connections - before} connections for 10 HEADs`);
+  });
+
+  it('reads every HEAD answer right when a server sends a body after one', async (t) => {
+    // A broken server that answers HEAD with a body: the next answer on the connection does not parse.
+    let connections = 0;
+    const server = createServer((socket: Socket) => {
+      connections += 1;
+      socket.on('error', () => {});
+      socket.on('data', (data) => {
+        const head = data.toString('latin1');
+        if (head.startsWith('HEAD ')) socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found');
+        else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const agent = new Agent();
+    t.after(() => agent.destroy());
+    const client = new RegistryClient({ registry: `127.0.0.1:${address.port}`, plainHttp: true, dispatcher: agent, retry: { retries: 2, baseDelayMs: 1 } });
+    for (let i = 0; i < 6; i++) assert.equal(await client.hasBlob('app', digestOf(Buffer.from(`absent ${i}`))), undefined);
+    // The stray body spoils the connection it came on: it is dropped, never read as the next answer.
+    assert.ok(connections >= 6, `${connections} connections`);
   });
 });

@@ -1,15 +1,13 @@
 import assert from 'node:assert/strict';
 import { pipeline as pipeStreams, Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
 
 import { gzipLayerMediaType, InvalidResponseError, InvalidSourceError, isPushError, type BlobSource, type Digest, type PushError } from '@rxpush/core';
 import type { RegistryClient, RequestOptions, UploadSession } from '@rxpush/registry-client';
 import { redactUrl } from '@rxpush/registry-client';
 
 import { ByteReader } from './byte-reader.js';
+import { gzipLayer } from './compress/gzip-layer.js';
 import { HashingStream } from './hashing-stream.js';
-
-const ONE_MIB = 1024 * 1024;
 
 /**
  * What the uploader knows about one blob's upload, across its attempts: kept in the open, so each attempt
@@ -35,6 +33,8 @@ export interface Attempt {
   readonly request: RequestOptions & { readonly signal: AbortSignal };
   /** Gzip an `uncompressed` layer on the way. */
   readonly compress: boolean;
+  /** The gzip level (default gzipLayer's). */
+  readonly compressionLevel?: number | undefined;
   /** PATCH chunks of this many bytes (raised to the registry's OCI-Chunk-Min-Length); undefined: monolithic. */
   readonly chunkSize: number | undefined;
   /** Opens the source (again, on a retry). */
@@ -83,7 +83,8 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
   });
   const sent = attempt.compress ? new HashingStream({ origin: blob.origin }) : read;
   const input = await attempt.open();
-  const feed = connect(input, attempt.compress ? [read, createGzip({ chunkSize: ONE_MIB }), sent] : [read]);
+  const gzip = (): NodeJS.ReadWriteStream => gzipLayer(attempt.compressionLevel === undefined ? {} : { level: attempt.compressionLevel });
+  const feed = connect(input, attempt.compress ? [read, gzip(), sent] : [read]);
   const mediaType = mediaTypeFor(blob, attempt.compress);
   const learnt = (): { digest: Digest; diffId?: Digest } => {
     const { digest: sentDigest } = sent;

@@ -23,6 +23,7 @@ export interface UploadContext {
   readonly client: RegistryClient;
   readonly repository: string;
   readonly compression: 'gzip' | 'none';
+  readonly compressionLevel?: number | undefined;
   readonly chunkSize: number | undefined;
   readonly progressInterval: number;
   readonly scheduler: SchedulerLike;
@@ -119,6 +120,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
             state: state as OpenUpload,
             request,
             compress,
+            compressionLevel: context.compressionLevel,
             chunkSize: context.chunkSize,
             open: open(signal),
             onBytes: (current, total) => emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) }),

@@ -3,6 +3,7 @@ import type { RegistryClient } from '@rxpush/registry-client';
 import { asyncScheduler, connect, filter, merge, mergeMap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 
 import { uploadBlob, type UploadContext } from './upload-blob.js';
+import { sharedUploadLimiter, type UploadLimiter } from './upload-limiter.js';
 
 /** Options of {@link uploadBlobs}. */
 export interface UploadBlobsOptions {
@@ -10,8 +11,15 @@ export interface UploadBlobsOptions {
   readonly repository: string;
   /** Blobs uploaded at once (default 4: the registry's hashing, not the network, is the bound). */
   readonly concurrency?: number;
+  /**
+   * The limit shared with other uploads of this process (default `sharedUploadLimiter`, 8 slots for all
+   * pushes together): an upload needs a slot of it as well as one of `concurrency`.
+   */
+  readonly limiter?: UploadLimiter;
   /** How to compress `uncompressed` layers (default gzip). */
   readonly compression?: 'gzip' | 'zstd' | 'none';
+  /** The gzip level, 0–9 (default 2: see gzipLayer's DEFAULT_COMPRESSION_LEVEL). */
+  readonly compressionLevel?: number;
   /**
    * Send blobs in PATCH chunks of this many bytes (with Content-Range) instead of monolithically, for
    * proxies that cap request bodies. Raised to the registry's OCI-Chunk-Min-Length when it sets one.
@@ -52,6 +60,10 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
   if (options.compression === 'zstd') {
     throw new UnsupportedError('zstd compression is not available on this Node.js; use --compression gzip or none');
   }
+  const level = options.compressionLevel;
+  if (level !== undefined && (!Number.isInteger(level) || level < 0 || level > 9)) {
+    throw new UnsupportedError(`compression level ${level} is not a whole number from 0 to 9`);
+  }
   if (options.chunkSize !== undefined && (!Number.isSafeInteger(options.chunkSize) || options.chunkSize < 1)) {
     throw new UnsupportedError(`chunk size ${options.chunkSize} is not a whole number of bytes above 0`);
   }
@@ -59,12 +71,14 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     client: options.client,
     repository: options.repository,
     compression: options.compression ?? 'gzip',
+    compressionLevel: options.compressionLevel,
     chunkSize: options.chunkSize,
     progressInterval: options.progressInterval ?? 100,
     scheduler: options.scheduler ?? asyncScheduler,
     logger,
   };
-  const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context);
+  const limiter = options.limiter ?? sharedUploadLimiter;
+  const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context).pipe(limiter.limit());
   return connect((events) =>
     merge(
       // Everything else passes at once, never queued behind busy upload slots.

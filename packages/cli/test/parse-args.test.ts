@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { parseArgs, parsePush, type ParsedArgs } from '../src/parse-args.ts';
+
+/** The same command line through yargs's full command parser: `--help=false` asks for no help but takes the long way. */
+function fullParse(argv: string[]): ParsedArgs {
+  const parsed = parseArgs([...argv, '--help=false']);
+  if (parsed.kind !== 'push') return parsed;
+  // yargs also names the command's positionals in kebab case ('S-o-u-r-c-e'); nothing reads those.
+  const { help: _help, h: _h, $0: _zero, 'S-o-u-r-c-e': _source, 'D-e-s-t': _dest, ...args } = parsed.args;
+  return { kind: 'push', args };
+}
+
+function shortParse(argv: string[]): ParsedArgs | undefined {
+  const parsed = parsePush(argv.slice(1));
+  if (parsed === undefined) return undefined;
+  const { $0: _zero, ...args } = parsed;
+  return { kind: 'push', args };
+}
+
+const PUSHES: string[][] = [
+  ['push', 'oci:./image:latest', 'localhost:5000/app:1.0'],
+  ['push', 'docker-archive:a.tar:x:1', 'localhost:5000/app', '--tag', 'a', '--tag', 'b', '--all-tags', '-q', '--concurrency', '8'],
+  ['push', '--chunk-size=5MB', 'oci:1e3', '127.0.0.1:5000/123', '--tls-verify=false', '--no-plain-http', '--log-level', 'debug'],
+  ['push', 'oci:x', 'localhost:5000/app', '--creds', 'alice:-h', '--progress', 'json', '--digestfile', 'd.txt'],
+];
+
+describe('parseArgs', () => {
+  it('parses a push without help as the full command parser does', () => {
+    for (const argv of PUSHES) {
+      const short = shortParse(argv);
+      assert.equal(short?.kind, 'push', argv.join(' '));
+      assert.deepEqual(short, fullParse(argv), argv.join(' '));
+    }
+  });
+
+  it('leaves what is not a good push to the full parser', () => {
+    for (const rest of [[], ['oci:x'], ['oci:x', 'r/a', 'more'], ['oci:x', 'r/a', '--bogus'], ['oci:x', 'r/a', '--tag']]) {
+      assert.equal(parsePush(rest), undefined, rest.join(' '));
+    }
+  });
+
+  it('words usage errors of a push as yargs does', () => {
+    assert.deepEqual(parseArgs(['push']), { kind: 'usage', message: "missing SOURCE and DEST; see 'rxpush push --help'" });
+    assert.deepEqual(parseArgs(['push', 'oci:x']), { kind: 'usage', message: "missing DEST; see 'rxpush push --help'" });
+    assert.deepEqual(parseArgs(['push', 'oci:x', 'r/a', 'more']), { kind: 'usage', message: `unexpected argument "more"; see 'rxpush push --help'` });
+    assert.deepEqual(parseArgs(['push', 'oci:x', 'r/a', '--bogus']), { kind: 'usage', message: "unknown option --bogus; see 'rxpush push --help'" });
+    assert.deepEqual(parseArgs(['push', 'oci:x', 'r/a', '--tag']), { kind: 'usage', message: "--tag needs a value; see 'rxpush push --help'" });
+  });
+
+  it('prints help and the version when asked, also among other options', () => {
+    for (const argv of [['push', 'oci:x', 'r/a', '--help'], ['push', '-qh'], ['--help'], ['--version']]) {
+      const parsed = parseArgs(argv);
+      assert.equal(parsed.kind, 'print', argv.join(' '));
+    }
+    const help = parseArgs(['push', '-h']);
+    assert.ok(help.kind === 'print' && help.text.includes('--compression'));
+  });
+});
