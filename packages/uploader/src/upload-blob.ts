@@ -41,11 +41,11 @@ type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
  *
  * Each attempt is an Observable of its progress that ends with the blob committed; a retryable failure
  * (the client's `retryFor` decides, with its policy) becomes a `retrying` event, a wait on the scheduler,
- * and the next attempt: this is the only retry around a blob upload. A blob of a sequential source is
- * never attempted twice (its stream is read once): it fails with the failure itself. The next attempt first resumes a
+ * and the next attempt: this is the only retry around a blob upload. The next attempt first resumes a
  * chunked session from the registry's Range (or cancels the session), then asks with HEAD whether a commit
- * whose answer was lost landed after all, and only then sends, re-opening the source. Unsubscribing aborts
- * the request in flight and DELETEs the open session once that request is over.
+ * whose answer was lost landed after all, and only then sends, re-opening the source. A blob of a sequential
+ * source is never attempted twice (its stream is read once): it fails with the failure itself. Unsubscribing
+ * aborts the request in flight and DELETEs the open session once that request is over.
  */
 export function uploadBlob(blob: BlobSource, context: UploadContext): Observable<PushEvent> {
   return defer(() => {
@@ -79,56 +79,65 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       }
     };
 
+    type Request = { readonly signal: AbortSignal; readonly onRetry: (retrying: RetryingEvent) => void };
+
+    /**
+     * After a broken attempt: a chunked upload goes on where the registry says it is, if the session still
+     * answers (the reference registry cancels a session whose PATCH broke part-way, so there this ends in a
+     * fresh one); any other session is cancelled. Then a HEAD: a commit whose answer was lost, or a blob another
+     * push just sent, is never sent again.
+     */
+    const recover = async (request: Request): Promise<Sent | undefined> => {
+      if (context.chunkSize !== undefined && state.session !== undefined) {
+        state.session = await client.uploadStatus(state.session, request).catch((error: unknown) => {
+          if (request.signal.aborted) throw error;
+          drop();
+          return undefined;
+        });
+        if (state.session !== undefined) logger.debug({ key: blob.key, offset: state.session.offset }, 'resuming the upload');
+      } else {
+        drop();
+      }
+      if (state.digests === undefined) return undefined;
+      const info = await client.hasBlob(context.repository, state.digests.digest, request);
+      if (info === undefined) return undefined;
+      logger.debug({ digest: info.digest }, 'blob found in the registry after a broken upload');
+      drop();
+      const { diffId } = state.digests;
+      return { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, compress), ...(diffId !== undefined && { diffId }) };
+    };
+
+    /** Opens a session unless one is left to resume, and sends the blob's bytes into it. */
+    const send = async (request: Request, emit: (step: Step) => void): Promise<Sent> => {
+      if (state.session === undefined) {
+        const start = await client.startUpload(context.repository, request);
+        // The client answers `mounted` only to a mount request, and none is made here.
+        assert(start.kind === 'session', `the registry mounted ${blob.key} though no mount was asked for`);
+        state.session = start;
+      }
+      emit({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
+      const sent = await sendBlob({
+        blob,
+        client,
+        state: state as OpenUpload,
+        request,
+        compress,
+        compressionLevel: context.compressionLevel,
+        chunkSize: context.chunkSize,
+        open: open(request.signal),
+        onBytes: (current, total) => emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) }),
+      });
+      state.session = undefined;
+      return sent;
+    };
+
     const attempt = (number: number): Observable<Step> => {
       const io = fromAbortable<Step>((signal, emit) => {
-        const request = { signal, onRetry: (retrying: RetryingEvent) => emit({ ...retrying, id: progress.id }) };
-        const run = async (): Promise<Step> => {
-          if (number > 1) {
-            if (context.chunkSize !== undefined && state.session !== undefined) {
-              // A chunked upload goes on where the registry says it is, if the session still answers. The reference
-              // registry cancels a session whose PATCH broke part-way, so there this ends in a fresh one.
-              state.session = await client.uploadStatus(state.session, request).catch((error: unknown) => {
-                if (signal.aborted) throw error;
-                drop();
-                return undefined;
-              });
-              if (state.session !== undefined) logger.debug({ key: blob.key, offset: state.session.offset }, 'resuming the upload');
-            } else {
-              drop();
-            }
-            if (state.digests !== undefined) {
-              // A commit whose answer was lost, or a blob another push just sent: never send it again.
-              const info = await client.hasBlob(context.repository, state.digests.digest, request);
-              if (info !== undefined) {
-                logger.debug({ digest: info.digest, attempt: number }, 'blob found in the registry after a broken upload');
-                drop();
-                const { diffId } = state.digests;
-                return { type: 'sent', sent: { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, compress), ...(diffId !== undefined && { diffId }) } };
-              }
-            }
-          }
-          if (state.session === undefined) {
-            const start = await client.startUpload(context.repository, request);
-            // The client answers `mounted` only to a mount request, and none is made here.
-            assert(start.kind === 'session', `the registry mounted ${blob.key} though no mount was asked for`);
-            state.session = start;
-          }
-          emit({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
-          const sent = await sendBlob({
-            blob,
-            client,
-            state: state as OpenUpload,
-            request,
-            compress,
-            compressionLevel: context.compressionLevel,
-            chunkSize: context.chunkSize,
-            open: open(signal),
-            onBytes: (current, total) => emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) }),
-          });
-          state.session = undefined;
+        const request: Request = { signal, onRetry: (retrying) => emit({ ...retrying, id: progress.id }) };
+        const running = (async (): Promise<Step> => {
+          const sent = (number > 1 ? await recover(request) : undefined) ?? (await send(request, emit));
           return { type: 'sent', sent };
-        };
-        const running = run();
+        })();
         inflight = running;
         return running;
       });
