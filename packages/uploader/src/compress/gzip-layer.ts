@@ -21,35 +21,30 @@ export const BLOCK_SIZE = 1024 * 1024;
 const WINDOW = 4;
 /** Deflate's window: each block is compressed with the previous block's last 32 KiB as its dictionary. */
 const DICTIONARY_SIZE = 32 * 1024;
-/** A block whose deflated form is at least this share of its size did not compress: the next ones are stored. */
-const INCOMPRESSIBLE = 0.97;
 /**
- * While storing, the start of every block is deflated and thrown away, to notice data that compresses again
- * (a tar of a random file followed by text): 3 % of deflating it all. It must compress clearly to count.
+ * Before a block is deflated, four 8 KiB samples of it (start, two thirds inside, end) are, and thrown
+ * away: 3 % of deflating it all. A block whose samples do not shrink below 95 % is stored instead.
  */
-const PROBE_SIZE = 32 * 1024;
-const COMPRESSES_AGAIN = 0.9;
+const SAMPLES = 4;
+const SAMPLE_SIZE = 8 * 1024;
+const COMPRESSES = 0.95;
 
 // gzip member header: magic, deflate, no flags, mtime 0, no extra flags, OS unix. Fixed, so output is reproducible.
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]);
 // An empty final block (fixed Huffman, end-of-block only): the blocks before it are sync-flushed, never final.
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 
-interface Block {
-  readonly output: Promise<Buffer>;
-  /** Whether the block's data compresses, from its deflated size or, for a stored block, its probe's. */
-  readonly compresses: Promise<boolean>;
-}
 
 /**
  * A gzip stream of its input, made like pigz makes one: the input is cut into 1 MiB blocks, each deflated
  * on libuv's thread pool with the previous block's last 32 KiB as its dictionary and ended by a sync flush
  * (so the pieces join into one valid deflate stream, decoded as one), and written in order, so one layer
- * keeps every core busy. Data that does not compress (random or already compressed) is detected and sent
- * as stored blocks, which cost little more than a copy; a later probe notices data that compresses again.
+ * keeps every core busy. Each block is first probed (a few samples deflated and thrown away): a block
+ * that does not compress (random or already compressed data) is sent as stored deflate blocks, made here
+ * from slices of the input, with no zlib and no copy, so it costs about what a copy would.
  *
- * The output depends only on the input and the level (the decisions look only at blocks at a fixed
- * distance behind), so a layer compressed again yields the same bytes. One gzip member, read by every gzip
+ * The output depends only on the input and the level (each block's choice only on its own bytes), so a
+ * layer compressed again yields the same bytes. One gzip member, read by every gzip
  * reader (Docker, containerd, skopeo, gunzip).
  *
  * @example createReadStream('layer.tar').pipe(gzipLayer({ level: 1 })).pipe(createWriteStream('layer.tar.gz'))
@@ -62,14 +57,15 @@ export function gzipLayer(options: GzipLayerOptions = {}): Transform {
 
 class GzipLayer extends Transform {
   readonly #level: number;
-  #buffer = Buffer.allocUnsafe(BLOCK_SIZE);
+  /** The input of the block being filled, as it came (not copied). */
+  #pieces: Buffer[] = [];
   #filled = 0;
+  /** The last 32 KiB of input before the block being filled: the next deflated block's dictionary. */
   #previous: Buffer | undefined;
-  readonly #inFlight: Block[] = [];
+  /** The gzip bytes of the blocks in flight, oldest first, each in pieces pushed as they are. */
+  readonly #inFlight: Promise<Buffer[]>[] = [];
   #crc = 0;
   #length = 0;
-  /** Decided from the blocks written out so far, which are exactly those WINDOW or more behind the next one. */
-  #storing = false;
 
   constructor(level: number) {
     super({ readableHighWaterMark: BLOCK_SIZE, writableHighWaterMark: BLOCK_SIZE });
@@ -88,12 +84,12 @@ class GzipLayer extends Transform {
   async #take(chunk: Buffer): Promise<void> {
     this.#crc = crc32(chunk, this.#crc);
     this.#length += chunk.length;
-    let at = 0;
-    while (at < chunk.length) {
-      const n = Math.min(chunk.length - at, BLOCK_SIZE - this.#filled);
-      chunk.copy(this.#buffer, this.#filled, at, at + n);
+    let rest = chunk;
+    while (rest.length > 0) {
+      const n = Math.min(rest.length, BLOCK_SIZE - this.#filled);
+      this.#pieces.push(rest.subarray(0, n));
       this.#filled += n;
-      at += n;
+      rest = rest.subarray(n);
       if (this.#filled === BLOCK_SIZE) await this.#submit();
     }
   }
@@ -109,32 +105,101 @@ class GzipLayer extends Transform {
 
   async #submit(): Promise<void> {
     if (this.#inFlight.length >= WINDOW) await this.#writeOldest();
-    const input = this.#buffer.subarray(0, this.#filled);
-    this.#buffer = Buffer.allocUnsafe(BLOCK_SIZE);
+    const pieces = this.#pieces;
+    this.#pieces = [];
     this.#filled = 0;
 
-    const dictionary = this.#previous?.subarray(-DICTIONARY_SIZE);
-    this.#previous = input.length >= DICTIONARY_SIZE ? input : Buffer.concat([this.#previous ?? Buffer.alloc(0), input]).subarray(-DICTIONARY_SIZE);
-    if (this.#level === 0) {
-      const output = compressBlock(input, 0, undefined);
-      this.#inFlight.push({ output, compresses: Promise.resolve(false) });
-    } else if (this.#storing) {
-      const sample = input.subarray(0, PROBE_SIZE);
-      const compresses = compressBlock(sample, this.#level, undefined).then((probe) => probe.length < sample.length * COMPRESSES_AGAIN);
-      this.#inFlight.push({ output: compressBlock(input, 0, undefined), compresses });
-    } else {
-      const output = compressBlock(input, this.#level, dictionary);
-      this.#inFlight.push({ output, compresses: output.then((deflated) => deflated.length < input.length * INCOMPRESSIBLE) });
-    }
+    const dictionary = this.#previous;
+    this.#previous = tail([...(dictionary === undefined ? [] : [dictionary]), ...pieces], DICTIONARY_SIZE);
+    const level = this.#level;
+    const deflate = level === 0 ? Promise.resolve(false) : compresses(pieces, level);
+    const output = deflate.then(async (worth) => {
+      if (!worth) return storedBlocks(pieces);
+      return [await compressBlock(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces), level, dictionary)];
+    });
+    // Awaited in order by #writeOldest; until then a failure must not count as unhandled.
+    output.catch(() => {});
+    this.#inFlight.push(output);
   }
 
   async #writeOldest(): Promise<void> {
-    const block = this.#inFlight.shift();
-    if (block === undefined) return;
-    const output = await block.output;
-    this.#storing = !(await block.compresses);
-    this.push(output);
+    const output = await this.#inFlight.shift();
+    for (const piece of output ?? []) this.push(piece);
   }
+}
+
+/** Whether a block is worth deflating: its samples, deflated alone, shrink clearly. */
+async function compresses(pieces: readonly Buffer[], level: number): Promise<boolean> {
+  const size = pieces.reduce((sum, piece) => sum + piece.length, 0);
+  const step = Math.max(0, Math.floor((size - SAMPLE_SIZE) / (SAMPLES - 1)));
+  const samples = size <= SAMPLES * SAMPLE_SIZE ? Buffer.concat(pieces) : Buffer.concat(Array.from({ length: SAMPLES }, (_, i) => range(pieces, i * step, SAMPLE_SIZE)));
+  return (await compressBlock(samples, level, undefined)).length < samples.length * COMPRESSES;
+}
+
+/** `size` bytes of `pieces` from `from` on, copied into one buffer (pieces are slices of the input, not to be joined whole). */
+function range(pieces: readonly Buffer[], from: number, size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let skip = from;
+  let at = 0;
+  for (const piece of pieces) {
+    if (at === size) break;
+    if (skip >= piece.length) {
+      skip -= piece.length;
+      continue;
+    }
+    at += piece.copy(out, at, skip, Math.min(piece.length, skip + size - at));
+    skip = 0;
+  }
+  return out.subarray(0, at);
+}
+
+/** The last `size` bytes of `pieces` (or all of them, if fewer), as one buffer. */
+function tail(pieces: readonly Buffer[], size: number): Buffer {
+  const last = pieces.at(-1);
+  if (last !== undefined && last.length >= size) return last.subarray(last.length - size);
+  const taken: Buffer[] = [];
+  let length = 0;
+  for (let i = pieces.length - 1; i >= 0 && length < size; i--) {
+    const piece = pieces[i] as Buffer;
+    taken.unshift(piece);
+    length += piece.length;
+  }
+  return Buffer.concat(taken).subarray(-size);
+}
+
+/** Stored deflate blocks hold at most this many bytes each. */
+const STORED_MAX = 65_535;
+
+/**
+ * `pieces` as stored deflate blocks, made here rather than by zlib: a 5-byte header (not final, type 00,
+ * padded to the byte boundary that every block here starts on, then LEN and its complement) before each
+ * 64 KiB of the input, which follows as slices of the input itself: storing copies nothing.
+ */
+function storedBlocks(pieces: readonly Buffer[]): Buffer[] {
+  const output: Buffer[] = [];
+  let block: Buffer[] = [];
+  let length = 0;
+  const close = (): void => {
+    const header = Buffer.allocUnsafe(5);
+    header[0] = 0x00;
+    header.writeUInt16LE(length, 1);
+    header.writeUInt16LE(~length & 0xffff, 3);
+    output.push(header, ...block);
+    block = [];
+    length = 0;
+  };
+  for (const piece of pieces) {
+    let rest = piece;
+    while (rest.length > 0) {
+      const n = Math.min(rest.length, STORED_MAX - length);
+      block.push(rest.subarray(0, n));
+      length += n;
+      rest = rest.subarray(n);
+      if (length === STORED_MAX) close();
+    }
+  }
+  if (length > 0 || output.length === 0) close();
+  return output;
 }
 
 /** Deflates one block on the thread pool, ending it with a sync flush: byte-aligned and not final. */
@@ -144,8 +209,6 @@ function compressBlock(input: Buffer, level: number, dictionary: Buffer | undefi
       input,
       {
         level,
-        // Stored blocks need no search window; deflated ones the default.
-        ...(level === 0 && { memLevel: 1 }),
         ...(dictionary !== undefined && dictionary.length > 0 && { dictionary }),
         finishFlush: constants.Z_SYNC_FLUSH,
         chunkSize: BLOCK_SIZE + (BLOCK_SIZE >> 4),
