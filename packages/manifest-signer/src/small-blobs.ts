@@ -1,0 +1,35 @@
+import { sha256Digest, type Digest } from '@rxpush/core';
+import type { RegistryClient } from '@rxpush/registry-client';
+
+/**
+ * Makes sure a small blob rxpush made itself (a signature payload, a signature config, Docker's empty tar) is
+ * in the repository: HEAD first, then one monolithic upload of the bytes.
+ */
+export async function putSmallBlob(client: RegistryClient, repository: string, bytes: Uint8Array, signal?: AbortSignal): Promise<Digest> {
+  const digest = sha256Digest(bytes);
+  const opts = signal === undefined ? {} : { signal };
+  if ((await client.hasBlob(repository, digest, opts)) !== undefined) return digest;
+  const start = await client.startUpload(repository, opts);
+  if (start.kind === 'session') await client.finishUpload(start, digest, { ...opts, body: bytes });
+  return digest;
+}
+
+/**
+ * Reads a small blob (an image config, a signature payload) whole, checking its bytes against its digest;
+ * `undefined` when it is larger than `limit` or its bytes do not match.
+ */
+export async function readSmallBlob(client: RegistryClient, repository: string, digest: Digest, limit: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  const stream = await client.getBlob(repository, digest, signal === undefined ? {} : { signal });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).byteLength;
+    if (size > limit) {
+      stream.destroy();
+      return undefined;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const bytes = Buffer.concat(chunks);
+  return sha256Digest(bytes) === digest ? bytes : undefined;
+}
