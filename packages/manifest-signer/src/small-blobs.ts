@@ -1,5 +1,5 @@
 import { sha256Digest, type Digest } from '@rxpush/core';
-import type { RegistryClient } from '@rxpush/registry-client';
+import { readBody, type RegistryClient } from '@rxpush/registry-client';
 
 /**
  * Makes sure a small blob rxpush made itself (a signature payload, a signature config, Docker's empty tar) is
@@ -19,17 +19,7 @@ export async function putSmallBlob(client: RegistryClient, repository: string, b
  * `undefined` when it is larger than `limit` or its bytes do not match.
  */
 export async function readSmallBlob(client: RegistryClient, repository: string, digest: Digest, limit: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
-  const stream = await client.getBlob(repository, digest, signal === undefined ? {} : { signal });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).byteLength;
-    if (size > limit) {
-      stream.destroy();
-      return undefined;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const bytes = Buffer.concat(chunks);
+  const { bytes, complete } = await readBody(await client.getBlob(repository, digest, signal === undefined ? {} : { signal }), limit);
+  if (!complete) return undefined;
   return sha256Digest(bytes) === digest ? bytes : undefined;
 }
