@@ -4,7 +4,7 @@
  * the image back with the same diff IDs.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -18,7 +18,9 @@ import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { addIndex } from '../packages/graph-reader/test/layouts.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
+import { runCli } from './helpers/run-cli.ts';
 
 /** A build context (Dockerfile and two files) as a tar, for `docker build -`. */
 async function buildContext(): Promise<Buffer> {
@@ -76,6 +78,12 @@ describe('Docker schema 1 manifests signed with the user key', () => {
     const served = await parseSchema1(stored.bytes);
     assert.deepEqual(Buffer.from(served.payload), Buffer.from(sent.payload));
     assert.equal(sent.payload.byteLength, JSON.stringify(JSON.parse(Buffer.from(sent.payload).toString()), null, 3).length);
+
+    // distribution keeps the payload only, and signs what it serves with its own key: verify says so.
+    const keyFile = join(work, 'user.pub');
+    await writeFile(keyFile, key.publicKey.export({ format: 'pem', type: 'spki' }));
+    const verified = await runCli(['verify', `${registry.host}/s1/app:1.0`, '--key', keyFile]);
+    assertOneLineError(verified, new RegExp(`is by the key ${key.keyId} .*: its schema 1 JWS is by ${served.signatures[0]!.keyId} \\(registries such as distribution re-sign schema 1 manifests with their own key as they serve them\\)$`));
   });
 
   it('is refused by the registry when the payload was changed after signing', async () => {
@@ -126,6 +134,13 @@ describe('Docker schema 1 manifests signed with the user key', () => {
         assert.match(error.message, /the registry refuses Docker schema 1 manifests .*compatibility\.schema1\.enabled.*; push with --format oci$/);
         return true;
       });
+      const keyFile = join(work, 'cli.key');
+      await writeFile(keyFile, key.privateKey.export({ format: 'pem', type: 'sec1' }));
+      const refused = await runCli(['push', `oci:${fixture.dir}:latest`, `${plain.host}/s1/cli:1`, '--format', 'schema1', '--sign-key', keyFile]);
+      assertOneLineError(refused, /^rxpush: PUT .*\/v2\/s1\/cli\/manifests\/1 → 500 .*: the registry refuses Docker schema 1 manifests .*; push with --format oci$/);
+      const accepted = await runCli(['push', `oci:${fixture.dir}:latest`, `${registry.host}/s1/cli:1`, '--format', 'schema1', '--sign-key', keyFile, '--progress', 'plain']);
+      assert.equal(accepted.code, 0, accepted.stderr);
+      assert.match(accepted.stdout, new RegExp(`^1: signed with ${key.keyId}$`, 'm'));
     } finally {
       await plain.stop();
     }

@@ -72,7 +72,8 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRe
     for (const signature of parsed?.signatures ?? []) {
       seen++;
       if (!signature.valid || signature.keyId !== key.keyId) {
-        failures.push({ reason: 'other-key', detail: `its schema 1 JWS is by ${signature.keyId}` });
+        // distribution (the reference registry) keeps only the payload and signs what it serves with its own key.
+        failures.push({ reason: 'other-key', detail: `its schema 1 JWS is by ${signature.keyId}${signature.valid ? ' (registries such as distribution re-sign schema 1 manifests with their own key as they serve them)' : ', and does not verify'}` });
       } else if (isDigest(reference) && parsed!.digest !== reference) {
         failures.push({ reason: 'other-digest', detail: `its schema 1 payload is ${parsed!.digest}` });
       } else if (parsed!.name !== repository) {
