@@ -185,6 +185,10 @@ describe('Docker schema 1 with a real Docker Engine', () => {
     assert.equal(daemonKey.keyId, keyJson.kid, "rxpush names the key as libtrust (dockerd) does");
 
     const original = JSON.parse((await engine!.docker(['image', 'inspect', 'fixtures/built:v1'])).stdout) as { Id: string; RootFS: { Layers: string[] } }[];
+    // inspect reads the engine's config without waiting on the layers of its save stream.
+    const inspected = await runCli(['inspect', 'docker-daemon:fixtures/built:v1', '--config'], { env: { DOCKER_HOST: engine!.host } });
+    assert.equal(inspected.code, 0, inspected.stderr);
+    assert.deepEqual((JSON.parse(inspected.stdout) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids, original[0]!.RootFS.Layers);
     const events = await pushAll({ source: 'docker-daemon:fixtures/built:v1', destination: `${registry.host}/s1/built:v1`, format: 'schema1', signKey: daemonKey });
     const [manifest] = ofType(events, 'manifest');
     const sent = await parseSchema1(manifest!.bytes);
@@ -199,6 +203,9 @@ describe('Docker schema 1 with a real Docker Engine', () => {
     const ref = `${registry.host}/s1/built:v1`;
     await engine!.docker(['pull', ref]);
     const pulled = JSON.parse((await engine!.docker(['image', 'inspect', ref])).stdout) as { RootFS: { Layers: string[] }; Config: { Env: string[]; Cmd: string[] } }[];
+    const shown = await runCli(['inspect', ref, '--config']);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.deepEqual((JSON.parse(shown.stdout) as { config: { Cmd: string[] } }).config.Cmd, ['/b.txt'], "a schema 1 image's config is its top v1Compatibility");
     assert.deepEqual(pulled[0]!.RootFS.Layers, original[0]!.RootFS.Layers);
     assert.ok(pulled[0]!.Config.Env.includes('GREETING=hello & <welcome>'));
     assert.deepEqual(pulled[0]!.Config.Cmd, ['/b.txt']);

@@ -228,15 +228,14 @@ async function pushSchema1(
   logger: Logger,
 ): Promise<void> {
   const { client, repository } = options;
-  const { signal } = request;
   const key = options.signKey!;
   const configDescriptor = descriptors(record.config.key);
-  const config = await readConfig(client, repository, configDescriptor, signal);
+  const config = await readConfig(client, repository, configDescriptor, request);
   if (record.layers.kind !== 'list') throw new Error(`layers of ${record.source} must be walked before the manifest is built`);
   const layers = record.layers.layers.map((layer) => descriptors(layer.key));
   for (const tag of record.tags.length > 0 ? record.tags : ['']) {
     const unsigned = buildSchema1(config, layers, { name: repository, tag });
-    if (unsigned.needsEmptyLayer) await putSmallBlob(client, repository, EMPTY_LAYER, signal);
+    if (unsigned.needsEmptyLayer) await putSmallBlob(client, repository, EMPTY_LAYER, request);
     const manifest = await signSchema1(unsigned.payload, key);
     events.push({
       type: 'signed-manifest',
@@ -251,8 +250,8 @@ async function pushSchema1(
   }
 }
 
-async function readConfig(client: RegistryClient, repository: string, config: Descriptor, signal: AbortSignal): Promise<Uint8Array> {
-  const bytes = await readSmallBlob(client, repository, config.digest, CONFIG_LIMIT, signal);
+async function readConfig(client: RegistryClient, repository: string, config: Descriptor, request: RequestOptions): Promise<Uint8Array> {
+  const bytes = await readSmallBlob(client, repository, config.digest, CONFIG_LIMIT, request);
   if (bytes === undefined) {
     throw new BlobNotVerifiedError(`the image config ${config.digest} read back from ${client.registry}/${repository} is over 8 MiB or does not match its digest; push again`);
   }

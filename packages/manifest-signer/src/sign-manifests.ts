@@ -11,7 +11,7 @@ import {
   type PushEvent,
   type SignedManifestEvent,
 } from '@rxpush/core';
-import type { RegistryClient } from '@rxpush/registry-client';
+import type { RegistryClient, RequestOptions } from '@rxpush/registry-client';
 import { concat, defer, EMPTY, from, mergeMap, of, type Observable, type OperatorFunction } from 'rxjs';
 
 import { dockerReference, signatureLayer, signatureLayers, signatureManifest, signatureTag, signPayload, simpleSigningPayload } from './cosign.js';
@@ -70,7 +70,9 @@ export function signManifests(options: SignManifestsOptions): OperatorFunction<P
         held.set(event.digest, []);
         return concat(
           of(event),
-          fromAbortable((signal) => signOne(event, options, logger, signal)),
+          fromAbortable<PushEvent[]>((signal, emit) => signOne(event, options, logger, { signal, onRetry: (retrying) => emit([retrying]) })).pipe(
+            mergeMap((events) => events),
+          ),
           defer(() => {
             const release = held.get(event.digest) ?? [];
             held.delete(event.digest);
@@ -87,29 +89,29 @@ function wanted(event: ManifestEvent, options: SignManifestsOptions): boolean {
   return event.child !== true || options.signChildren === true;
 }
 
-async function signOne(event: ManifestEvent, options: SignManifestsOptions, logger: Logger, signal: AbortSignal): Promise<SignedManifestEvent> {
+async function signOne(event: ManifestEvent, options: SignManifestsOptions, logger: Logger, request: RequestOptions): Promise<PushEvent[]> {
   const { client, repository, key } = options;
   const tag = signatureTag(event.digest);
   try {
     const payload = simpleSigningPayload(dockerReference(client.registry, repository), event.digest);
     const layer = signatureLayer(payload, signPayload(payload, key));
-    const earlier = await existingLayers(client, repository, tag, signal);
+    const earlier = await existingLayers(client, repository, tag, request);
     const layers: Descriptor[] = [...earlier, layer.descriptor];
     const sig = signatureManifest(layers);
-    await putSmallBlob(client, repository, layer.bytes, signal);
-    await putSmallBlob(client, repository, sig.config.bytes, signal);
-    await client.putManifest(repository, tag, { bytes: sig.manifest, mediaType: sig.mediaType }, { signal });
+    await putSmallBlob(client, repository, layer.bytes, request);
+    await putSmallBlob(client, repository, sig.config.bytes, request);
+    await client.putManifest(repository, tag, { bytes: sig.manifest, mediaType: sig.mediaType }, request);
     logger.debug({ digest: event.digest, tag, keyId: key.keyId }, 'signature pushed');
 
     let referrer: Digest | undefined;
-    if (options.referrers !== false && (await client.getReferrers(repository, event.digest, { signal })) !== undefined) {
+    if (options.referrers !== false && (await client.getReferrers(repository, event.digest, request)) !== undefined) {
       const attached = signatureManifest([layer.descriptor], { mediaType: event.mediaType, digest: event.digest, size: event.bytes.byteLength });
-      await putSmallBlob(client, repository, attached.config.bytes, signal);
-      await client.putManifest(repository, attached.digest, { bytes: attached.manifest, mediaType: attached.mediaType }, { signal });
+      await putSmallBlob(client, repository, attached.config.bytes, request);
+      await client.putManifest(repository, attached.digest, { bytes: attached.manifest, mediaType: attached.mediaType }, request);
       referrer = attached.digest;
       logger.debug({ digest: event.digest, referrer }, 'signature attached as a referrer');
     }
-    return {
+    const signed: SignedManifestEvent = {
       type: 'signed-manifest',
       digest: event.digest,
       signature: sig.digest,
@@ -119,6 +121,7 @@ async function signOne(event: ManifestEvent, options: SignManifestsOptions, logg
       signatureTag: tag,
       ...(referrer !== undefined && { referrer }),
     };
+    return [signed];
   } catch (error) {
     if (isPushError(error) && error.code === 'CANCELLED') throw error;
     const reason = error instanceof Error ? error.message : String(error);
@@ -127,10 +130,10 @@ async function signOne(event: ManifestEvent, options: SignManifestsOptions, logg
 }
 
 /** The layers of the signature manifest already under `tag`, so a new signature is added, not swapped in. */
-async function existingLayers(client: RegistryClient, repository: string, tag: string, signal: AbortSignal): Promise<Descriptor[]> {
-  const found = await client.hasManifest(repository, tag, { signal, accept: [MediaType.ociManifest, MediaType.dockerManifest] });
+async function existingLayers(client: RegistryClient, repository: string, tag: string, request: RequestOptions): Promise<Descriptor[]> {
+  const found = await client.hasManifest(repository, tag, { ...request, accept: [MediaType.ociManifest, MediaType.dockerManifest] });
   if (found === undefined) return [];
-  const stored = await client.getManifest(repository, tag, { signal, accept: [MediaType.ociManifest, MediaType.dockerManifest] });
+  const stored = await client.getManifest(repository, tag, { ...request, accept: [MediaType.ociManifest, MediaType.dockerManifest] });
   const document = JSON.parse(Buffer.from(stored.bytes).toString('utf8')) as { layers?: unknown };
   // Only cosign's own layers are kept: anything else under a .sig tag is not a signature.
   return Array.isArray(document.layers) ? signatureLayers(stored.bytes) : [];

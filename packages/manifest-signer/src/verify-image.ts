@@ -92,7 +92,7 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRe
       const signature = layer.annotations?.[SIGNATURE_ANNOTATION];
       if (typeof signature !== 'string' || !isDigest(layer.digest) || layer.size > PAYLOAD_LIMIT) continue;
       seen++;
-      const payload = await readSmallBlob(client, repository, layer.digest, PAYLOAD_LIMIT, opts.signal);
+      const payload = await readSmallBlob(client, repository, layer.digest, PAYLOAD_LIMIT, opts);
       if (payload === undefined || !verifyPayload(payload, signature, key)) {
         failures.push({ reason: 'other-key', detail: `a signature in ${repository}:${tag} is not by ${key.keyId}` });
         continue;
