@@ -37,6 +37,10 @@ describe('rxpush arguments', () => {
     assert.equal((await run(['push', 'a', 'localhost:5000/app', 'extra'])).stderr, `rxpush: unexpected argument "extra"; see 'rxpush push --help'\n`);
     assert.equal((await run(['copy', 'a', 'b'])).stderr, `rxpush: unknown command "copy"; see 'rxpush --help'\n`);
     assert.equal((await run([])).stderr, "rxpush: missing command; see 'rxpush --help'\n");
+    assert.equal((await run(['verify'])).stderr, "rxpush: missing DEST; see 'rxpush verify --help'\n");
+    assert.equal((await run(['inspect'])).stderr, "rxpush: missing SOURCE or DEST; see 'rxpush inspect --help'\n");
+    assert.equal((await run(['keygen', '--out'])).stderr, "rxpush: --out needs a value; see 'rxpush keygen --help'\n");
+    assert.equal((await run(['verify', 'localhost:5000/app', '--output', 'yaml', '--key', 'k'])).stderr, `rxpush: --output must be one of text, json, not "yaml"; see 'rxpush verify --help'\n`);
     assert.equal((await run([])).code, 2);
   });
 
