@@ -20,7 +20,7 @@ const guidePath = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'g
 function normalized(text: string): string {
   return text
     .replace(/(?:127\.0\.0\.1|localhost):\d+/g, 'HOST')
-    .replace(/sha256:(?:[0-9a-f]{64}|[0-9a-f]{4}…[0-9a-f]{4})/g, 'sha256:…');
+    .replace(/sha256([:-])(?:[0-9a-f]{64}|[0-9a-f]{4}…[0-9a-f]{4})/g, 'sha256$1…');
 }
 
 describe('the troubleshooting section of docs/guide.md', () => {
@@ -66,8 +66,21 @@ describe('the troubleshooting section of docs/guide.md', () => {
   });
 
   it('quotes the usage errors', async () => {
-    await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app`, '--format', 'schema1'], 2);
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app`, '--format', 'v2'], 2);
     await quoted(['push', 'oci:./image:latest', '--concurrency', '0', `${plain.host}/a`], 2);
     await quoted(['push', 'oci:./image:latest', `${plain.host}/a`, '--timeout', '30'], 2);
+  });
+
+  it('quotes the signing failures', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { writeFile } = await import('node:fs/promises');
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    await writeFile(join(work, 'rxpush.key'), ec.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'pw' }));
+    await writeFile(join(work, 'dsa.pem'), generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 }).privateKey.export({ format: 'pem', type: 'pkcs8' }));
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app:1.0`, '--sign-key', './rxpush.key', '-q']);
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app:1.0`, '--sign-key', './dsa.pem', '-q']);
+    assert.equal((await runCli(['push', 'oci:./image:latest', `${plain.host}/guide/app:1.0`, '-q'], { cwd: work, env })).code, 0);
+    await writeFile(join(work, 'k.pub'), ec.export({ format: 'pem', type: 'pkcs8' }));
+    await quoted(['verify', `${plain.host}/guide/app:1.0`, '--key', './k.pub']);
   });
 });

@@ -27,6 +27,11 @@ export interface RunningDockerd {
   dataRoot: string;
   /** A DOCKER_CONFIG directory of its own (empty config.json), so no user credentials leak in. */
   configDir: string;
+  /**
+   * The daemon's libtrust key (`key.json`, a JWK with its `kid`), which dockerd 20.10 creates on start: the key
+   * Docker's schema 1 push signed with. Kept in the daemon's own dir instead of the host's /etc/docker/key.json.
+   */
+  trustKeyFile: string;
   logFile: string;
   /** Runs the docker CLI against this daemon; rejects with docker's stderr on a non-zero exit. */
   docker(args: string[], opts?: DockerRunOptions): Promise<{ stdout: string; stderr: string }>;
@@ -105,9 +110,11 @@ async function startIn(dir: string, timeoutMs: number, storageDriver: 'vfs' | 'o
   const configDir = join(dir, 'cli');
   const logFile = join(dir, 'dockerd.log');
   const daemonJson = join(dir, 'daemon.json');
+  const trustKeyFile = join(dir, 'key.json');
   await Promise.all([mkdir(dataRoot), mkdir(execRoot), mkdir(configDir)]);
-  // Our own (empty) daemon config, so /etc/docker/daemon.json cannot conflict with our flags.
-  await writeFile(daemonJson, '{}\n');
+  // Our own daemon config, so /etc/docker/daemon.json cannot conflict with our flags. dockerd 20.10 takes the
+  // key path only from its config file; without it the daemon writes (or reads) the host's /etc/docker/key.json.
+  await writeFile(daemonJson, `${JSON.stringify({ 'deprecated-key-path': trustKeyFile })}\n`);
   await writeFile(join(configDir, 'config.json'), '{}\n');
 
   const args = [
@@ -160,6 +167,7 @@ async function startIn(dir: string, timeoutMs: number, storageDriver: 'vfs' | 'o
     socket,
     dataRoot,
     configDir,
+    trustKeyFile,
     logFile,
     docker: (dockerArgs, opts = {}) => runDocker(dockerArgs, runEnv, opts),
     stop() {

@@ -14,8 +14,8 @@ export interface MainIO {
 }
 
 /**
- * Runs the `rxpush` command line and resolves to its exit status: 0 pushed (or help shown), 1 failed,
- * 2 usage error, 130 cancelled. Failures are reported as one `rxpush: …` line on stderr.
+ * Runs the `rxpush` command line (push, keygen, verify, inspect, completion) and resolves to its exit status:
+ * 0 done (or help shown), 1 failed (verify: not verified), 2 usage error, 130 cancelled. Failures are reported as one `rxpush: …` line on stderr.
  *
  * @example process.exitCode = await main(process.argv.slice(2))
  */
@@ -35,7 +35,15 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
     }
   }
 
-  // Loaded only now, so `rxpush --help` does not pay for core's rxjs, pino and the pipeline.
+  // Each command is loaded only now, so `rxpush --help` does not pay for core's rxjs, pino and the pipeline.
+  switch (parsed.kind) {
+    case 'keygen':
+      return (await import('./run-keygen.js')).runKeygen(parsed.args, { stdout, stderr });
+    case 'verify':
+      return (await import('./run-verify.js')).runVerify(parsed.args, { stdout, stderr, ...(io.signal !== undefined && { signal: io.signal }) });
+    case 'inspect':
+      return (await import('./run-inspect.js')).runInspect(parsed.args, { stdout, stderr });
+  }
   const { runPush } = await import('./run-push.js');
   const interrupt = new AbortController();
   const onSigint = (): void => interrupt.abort();

@@ -5,17 +5,26 @@ import yargs, { type Argv } from 'yargs';
 /** Options as yargs parsed them, before rxpush checks their values (see `pushCommand`). */
 export type RawArgs = Readonly<Record<string, unknown>>;
 
+/** The commands that run something (the others print). */
+export type CommandName = 'push' | 'keygen' | 'verify' | 'inspect';
+
 /**
  * What the command line asks for: text to print (`--help`, `--version`), a usage error (one line,
- * naming which help to read), or a push whose option values are still to be checked.
+ * naming which help to read), or a command whose option values are still to be checked.
  */
 export type ParsedArgs =
   | { readonly kind: 'print'; readonly text: string }
   | { readonly kind: 'usage'; readonly message: string }
-  | { readonly kind: 'push'; readonly args: RawArgs };
+  | { readonly kind: CommandName; readonly args: RawArgs };
 
+const COMMANDS: readonly string[] = ['push', 'keygen', 'verify', 'inspect'];
 export const PUSH_HELP = "see 'rxpush push --help'";
 const TOP_HELP = "see 'rxpush --help'";
+
+/** Where a command's usage errors send the user. */
+export function helpFor(command: CommandName): string {
+  return `see 'rxpush ${command} --help'`;
+}
 // By hand: yargs answers `completion --help` with the script itself.
 const COMPLETION_HELP = `Usage: rxpush completion
 
@@ -39,12 +48,12 @@ Examples:
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const first = argv[0];
   if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
-  if (!first.startsWith('-') && first !== 'push' && first !== 'completion') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
+  if (!first.startsWith('-') && !COMMANDS.includes(first) && first !== 'completion') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
   if (first === 'push' && !asksForText(argv)) {
     const args = parsePush(argv.slice(1));
     if (args !== undefined) return { kind: 'push', args };
   }
-  const help = first === 'push' ? PUSH_HELP : TOP_HELP;
+  const help = COMMANDS.includes(first) ? helpFor(first as CommandName) : TOP_HELP;
   if (first === 'completion') {
     const rest = argv.slice(1);
     if (rest.includes('--help') || rest.includes('-h')) return { kind: 'print', text: COMPLETION_HELP };
@@ -62,13 +71,13 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   } catch (error) {
     failure = error;
   }
-  if (failure !== undefined || parsed === undefined) return { kind: 'usage', message: `${usageMessage(failure, argv)}; ${help}` };
+  if (failure !== undefined || parsed === undefined) return { kind: 'usage', message: `${usageMessage(failure, argv, first)}; ${help}` };
   if (parsed.args['help'] === true || parsed.args['version'] === true) return { kind: 'print', text: parsed.output };
   // The completion script, or the words a shell asks it for (`--get-yargs-completions`).
   if (first === 'completion' || parsed.args['get-yargs-completions'] !== undefined) return { kind: 'print', text: parsed.output.trimEnd() };
   const extra = (parsed.args['_'] as unknown[]).slice(1);
   if (extra.length > 0) return { kind: 'usage', message: `unexpected argument "${String(extra[0])}"; ${help}` };
-  return { kind: 'push', args: parsed.args };
+  return { kind: COMMANDS.includes(first) ? (first as CommandName) : 'push', args: parsed.args };
 }
 
 /** Whether an argument (before `--`) may ask for help, the version or completions: those need the full parser. */
@@ -119,6 +128,9 @@ function cli(argv: readonly string[], strict: boolean) {
     .scriptName('rxpush')
     .usage('Usage: rxpush <command> [options]\n\nPush container images to Docker/OCI registries.')
     .example('rxpush push oci:./image:latest localhost:5000/app:1.0', "push the image tagged latest in an OCI layout")
+    .example('rxpush keygen --out ./rxpush.key', 'make a signing key (and rxpush.key.pub)')
+    .example('rxpush verify localhost:5000/app:1.0 --key ./rxpush.key.pub', 'check that app:1.0 is signed by that key')
+    .example('rxpush inspect localhost:5000/app:1.0', 'print its manifest and config')
     .example('rxpush completion >> ~/.bashrc', 'complete rxpush\'s commands and options in bash (zsh: >> ~/.zshrc)')
     .locale('en')
     .strict(strict)
@@ -144,22 +156,79 @@ function cli(argv: readonly string[], strict: boolean) {
           .example('rxpush push oci:./image:latest localhost:5000/app:1.0', 'push an OCI layout\'s image tagged latest as app:1.0')
           .example('rxpush push docker-daemon:app:1.0 registry.example/team/app:1.0 --username ci --password-stdin < pw', 'push from the Docker engine, logging in as ci')
           .example('rxpush push oci-archive:./image.tar localhost:5000/app --all-tags --dry-run', 'show what pushing every tag would upload, and write nothing')
+          .example('rxpush push oci:./image:latest localhost:5000/app:1.0 --sign-key ./rxpush.key', "push, then sign it in cosign's layout (sha256-<hex>.sig)")
+          .example('rxpush push docker-daemon:app:1.0 localhost:5000/app:1.0 --format schema1 --sign-key /etc/docker/key.json', "push Docker schema 1, signed with the daemon's key as Docker did")
           .hide('version'),
+      ),
+    )
+    .command('keygen', 'make a signing key: ECDSA P-256, PKCS#8 PEM (mode 0600) and FILE.pub', (y) =>
+      y
+        .usage('Usage: rxpush keygen --out FILE [--force]\n\nMake an ECDSA P-256 signing key: FILE (PKCS#8 PEM, mode 0600) and FILE.pub (its public key).')
+        .example('rxpush keygen --out ./rxpush.key', 'write rxpush.key and rxpush.key.pub')
+        .example('rxpush push oci:./image:latest localhost:5000/app:1.0 --sign-key ./rxpush.key', 'push and sign with it')
+        .hide('version')
+        .option('out', { type: 'string', requiresArg: true, describe: 'the private key file to write (the public key goes to FILE.pub)' })
+        .option('force', { type: 'boolean', describe: 'overwrite FILE and FILE.pub if they exist' }),
+    )
+    .command('verify <DEST>', 'verify that a pushed image is signed by a key', (y) =>
+      registryOptions(
+        y
+          .usage(
+            'Usage: rxpush verify DEST --key FILE [options]\n\n' +
+              "Verify that an image in a registry is signed by the key: a cosign signature (tag sha256-<hex>.sig) or a schema 1 JWS that covers exactly the image's digest and repository. Exit 0 when one does, 1 naming what failed.\n\n" +
+              'DEST is [docker://]REGISTRY/REPO[:TAG|@DIGEST].',
+          )
+          .example('rxpush verify localhost:5000/app:1.0 --key ./rxpush.key.pub', "check app:1.0's signature")
+          .example('rxpush verify localhost:5000/app@sha256:… --key ./rxpush.key.pub --output json', 'print what was verified as JSON')
+          .hide('version')
+          .option('key', { type: 'string', requiresArg: true, describe: 'the public key (PEM, JWK; a private key file works too)' })
+          .option('output', { type: 'string', requiresArg: true, default: 'text', describe: 'text, or json: what was verified' }),
+      ),
+    )
+    .command('inspect <REF>', 'print the manifest and config of a local source or a registry image', (y) =>
+      sourceOptions(
+        registryOptions(
+          y
+            .usage(
+              'Usage: rxpush inspect SOURCE|DEST [options]\n\n' +
+                'Print the manifest (or index) and the config of an image as JSON, from the same sources push reads ' +
+                '(oci:, oci-archive:, docker-archive:, docker-daemon:, docker-root:) or from a registry ([docker://]REGISTRY/REPO[:TAG|@DIGEST]).',
+            )
+            .example('rxpush inspect oci:./image:latest', 'the manifest and config of a layout image')
+            .example('rxpush inspect localhost:5000/app:1.0 --raw', 'the manifest bytes exactly as the registry stores them')
+            .example('rxpush inspect docker-daemon:app:1.0 --config', 'the config alone')
+            .hide('version')
+            .option('raw', { type: 'boolean', describe: 'print the manifest bytes exactly as stored' })
+            .option('config', { type: 'boolean', describe: 'print the config alone' }),
+        ),
       ),
     );
 }
 
 /** The options of `rxpush push`, for the command and for the short path of a push without help. */
 function pushOptions<T>(y: Argv<T>) {
-  return y
+  const withPush = y
     .option('tag', { type: 'string', requiresArg: true, describe: 'also push as this tag (repeatable)' })
     .option('all-tags', { type: 'boolean', describe: 'push every tag the source has, each under its own name' })
-    .option('format', { type: 'string', requiresArg: true, describe: "manifest format to write: oci or docker (default: the source's)" })
+    .option('format', { type: 'string', requiresArg: true, describe: "manifest format to write: oci, docker, or schema1 (signed; needs --sign-key) (default: the source's)" })
     // Values are strings so that rxpush, not yargs, says what is wrong with "abc" or "0".
     .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs uploaded at once' })
     .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
     .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
     .option('compression-level', { type: 'string', requiresArg: true, describe: 'gzip level of compressed layers, 0 (store) to 9 (smallest); default 2' })
+    .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
+    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
+    .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })
+    .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
+    .option('sign-key', { type: 'string', requiresArg: true, describe: "sign with this key (PEM, JWK or Docker's key.json): schema1 as its JWS, else a cosign signature" })
+    .option('sign-children', { type: 'boolean', describe: 'with --sign-key and an index: sign every image of it too' })
+    .option('key-password-stdin', { type: 'boolean', describe: 'read the --sign-key passphrase from stdin (or set RXPUSH_KEY_PASSWORD)' });
+  return sourceOptions(registryOptions(withPush));
+}
+
+/** The options of every command that talks to a registry: credentials, TLS, retries, logs. */
+function registryOptions<T>(y: Argv<T>) {
+  return y
     .option('plain-http', { type: 'boolean', describe: 'use plain HTTP for the registry' })
     .option('creds', { type: 'string', requiresArg: true, describe: 'USER[:PASSWORD] for the registry (prefer --password-stdin: arguments are visible to other users)' })
     .option('username', { type: 'string', requiresArg: true, describe: 'user name for the registry; the password comes from --password-stdin' })
@@ -168,15 +237,16 @@ function pushOptions<T>(y: Argv<T>) {
     .option('tls-verify', { type: 'boolean', default: true, describe: "verify the registry's TLS certificate (--tls-verify=false: don't, and warn)" })
     .option('ca-file', { type: 'string', requiresArg: true, describe: 'PEM file of a CA to trust besides the system CAs' })
     .option('cert-dir', { type: 'string', requiresArg: true, describe: 'directory of *.crt CAs and NAME.cert/NAME.key client certificates (default /etc/docker/certs.d/HOST:PORT)' })
-    .option('data-root', { type: 'string', requiresArg: true, describe: "Docker's data root, for docker-root: sources (default /var/lib/docker)" })
-    .option('storage-driver', { type: 'string', requiresArg: true, describe: 'for docker-root: sources: the storage driver whose images to read, when the data root has several' })
-    .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
     .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })
-    .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })
-    .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
     .option('retries', { type: 'string', requiresArg: true, describe: 'retries of a failed request or upload (default 4; 0: none)' })
     .option('timeout', { type: 'string', requiresArg: true, describe: 'longest wait on the registry (connecting, an answer, a pause in one): 30s, 2m, 1m30s' });
+}
+
+/** The options of commands that read a local source (push, inspect). */
+function sourceOptions<T>(y: Argv<T>) {
+  return y
+    .option('data-root', { type: 'string', requiresArg: true, describe: "Docker's data root, for docker-root: sources (default /var/lib/docker)" })
+    .option('storage-driver', { type: 'string', requiresArg: true, describe: 'for docker-root: sources: the storage driver whose images to read, when the data root has several' });
 }
 
 function version(): string {
@@ -185,10 +255,14 @@ function version(): string {
 }
 
 /** yargs's message as one line, naming options the way the user typed them. */
-function usageMessage(error: unknown, argv: readonly string[]): string {
+function usageMessage(error: unknown, argv: readonly string[], command: string): string {
   const message = error instanceof Error ? error.message : String(error);
   const positionals = /^Not enough non-option arguments: got (\d+)/.exec(message);
-  if (positionals) return positionals[1] === '0' ? 'missing SOURCE and DEST' : 'missing DEST';
+  if (positionals) {
+    if (command === 'verify') return 'missing DEST';
+    if (command === 'inspect') return 'missing SOURCE or DEST';
+    return positionals[1] === '0' ? 'missing SOURCE and DEST' : 'missing DEST';
+  }
   const needsValue = /^Not enough arguments following: (.+)$/.exec(message);
   if (needsValue) return `--${needsValue[1]} needs a value`;
   const unknown = /^Unknown arguments?: ([^,]+)/.exec(message);

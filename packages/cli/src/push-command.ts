@@ -1,47 +1,57 @@
-import { isValidTag, UsageError, type ManifestFormat } from '@rxpush/core';
+import { isValidTag, UsageError, type PushFormat } from '@rxpush/core';
 
 import type { RawArgs } from './parse-args.js';
 import { parseDuration } from './parse-duration.js';
 import { parseSize } from './parse-size.js';
 
-const FORMATS = ['oci', 'docker'] as const;
+const FORMATS = ['oci', 'docker', 'schema1'] as const;
 const COMPRESSIONS = ['gzip', 'zstd', 'none'] as const;
 const PROGRESS_MODES = ['auto', 'tty', 'plain', 'json'] as const;
-const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
 
 export type ProgressMode = (typeof PROGRESS_MODES)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** `rxpush push`, its arguments checked and converted. */
-export interface PushCommand {
-  readonly source: string;
-  readonly destination: string;
-  readonly tags: readonly string[];
-  readonly allTags: boolean;
-  readonly format?: ManifestFormat;
-  readonly concurrency: number;
-  readonly chunkSize?: number;
-  readonly compression?: (typeof COMPRESSIONS)[number];
-  readonly compressionLevel?: number;
+/** The options of every command that talks to a registry, checked and converted. */
+export interface RegistryCommand {
   readonly plainHttp: boolean;
-  readonly dataRoot?: string;
-  readonly storageDriver?: string;
-  readonly progress: ProgressMode;
-  readonly quiet: boolean;
   readonly logLevel: LogLevel;
-  readonly digestfile?: string;
   /** Who to log in as; the password is here (from --creds) or still to be read from stdin (--password-stdin). */
   readonly credentials?: CommandCredentials;
   readonly authfile?: string;
   readonly tlsVerify: boolean;
   readonly caFile?: string;
   readonly certDir?: string;
-  /** Check what would be pushed, write nothing (`--dry-run`). */
-  readonly dryRun: boolean;
   /** Retries of a failed request (`--retries`). */
   readonly retries?: number;
   /** How long any one wait on the registry may last, in ms (`--timeout`). */
   readonly timeoutMs?: number;
+}
+
+/** `rxpush push`, its arguments checked and converted. */
+export interface PushCommand extends RegistryCommand {
+  readonly source: string;
+  readonly destination: string;
+  readonly tags: readonly string[];
+  readonly allTags: boolean;
+  readonly format?: PushFormat;
+  readonly concurrency: number;
+  readonly chunkSize?: number;
+  readonly compression?: (typeof COMPRESSIONS)[number];
+  readonly compressionLevel?: number;
+  readonly dataRoot?: string;
+  readonly storageDriver?: string;
+  readonly progress: ProgressMode;
+  readonly quiet: boolean;
+  readonly digestfile?: string;
+  /** Check what would be pushed, write nothing (`--dry-run`). */
+  readonly dryRun: boolean;
+  /** The key file to sign with (`--sign-key`). */
+  readonly signKey?: string;
+  /** Sign an index's images too (`--sign-children`). */
+  readonly signChildren: boolean;
+  /** The sign key's passphrase comes from stdin (`--key-password-stdin`), else from RXPUSH_KEY_PASSWORD. */
+  readonly keyPasswordStdin: boolean;
 }
 
 /** Credentials from the command line. The password is never put in a message. */
@@ -70,9 +80,6 @@ export function pushCommand(args: RawArgs): PushCommand {
   if (allTags && digestfile !== undefined) throw new UsageError('--digestfile names one manifest and cannot be used with --all-tags');
   const dryRun = args['dry-run'] === true;
   if (dryRun && digestfile !== undefined) throw new UsageError('--digestfile cannot be used with --dry-run: nothing is pushed, so there is no digest to write');
-  const retries = last(args['retries']);
-  if (retries !== undefined && !/^\d+$/.test(retries)) throw new UsageError(`--retries must be a whole number of 0 or more, not "${retries}"`);
-  const timeout = last(args['timeout']);
 
   const concurrency = last(args['concurrency']) ?? '4';
   if (!/^\d+$/.test(concurrency) || Number(concurrency) < 1) {
@@ -91,12 +98,20 @@ export function pushCommand(args: RawArgs): PushCommand {
   const dataRoot = last(args['data-root']);
   const storageDriver = last(args['storage-driver']);
   if (dataRoot === '') throw new UsageError('--data-root needs a directory');
-  const credentials = commandCredentials(args);
-  const authfile = last(args['authfile']);
-  const caFile = last(args['ca-file']);
-  const certDir = last(args['cert-dir']);
+  const registry = registryCommand(args);
+  const { credentials } = registry;
+  const signKey = last(args['sign-key']);
+  const signChildren = args['sign-children'] === true;
+  const keyPasswordStdin = args['key-password-stdin'] === true;
+  if (signKey === '') throw new UsageError('--sign-key needs a key file (rxpush keygen --out FILE makes one)');
+  if (format === 'schema1' && signKey === undefined) throw new UsageError('--format schema1 needs --sign-key FILE: Docker schema 1 manifests are signed (rxpush keygen makes a key)');
+  if (signKey === undefined && (signChildren || keyPasswordStdin)) throw new UsageError(`${signChildren ? '--sign-children' : '--key-password-stdin'} needs --sign-key FILE`);
+  if (keyPasswordStdin && credentials !== undefined && 'passwordFromStdin' in credentials) {
+    throw new UsageError('--key-password-stdin and --password-stdin both read stdin; give the key passphrase in RXPUSH_KEY_PASSWORD instead');
+  }
 
   return {
+    ...registry,
     source,
     destination,
     tags,
@@ -106,19 +121,40 @@ export function pushCommand(args: RawArgs): PushCommand {
     ...(chunkSize !== undefined && { chunkSize: parseSize(chunkSize, '--chunk-size') }),
     ...(compression !== undefined && { compression }),
     ...(compressionLevel !== undefined && { compressionLevel: Number(compressionLevel) }),
-    plainHttp: args['plain-http'] === true,
     ...(dataRoot !== undefined && { dataRoot }),
     ...(storageDriver !== undefined && { storageDriver }),
     progress: oneOf('progress', last(args['progress']), PROGRESS_MODES) ?? 'auto',
     quiet: args['quiet'] === true,
-    logLevel: oneOf('log-level', last(args['log-level']), LOG_LEVELS) ?? 'warn',
     ...(digestfile !== undefined && { digestfile }),
+    dryRun,
+    ...(signKey !== undefined && { signKey }),
+    signChildren,
+    keyPasswordStdin,
+  };
+}
+
+/**
+ * Checks and converts the registry options push, verify and inspect share: credentials, TLS, retries, logs.
+ *
+ * @throws {UsageError} naming the option and what is wrong with its value.
+ * @example registryCommand({ retries: '2' }).retries // 2
+ */
+export function registryCommand(args: RawArgs): RegistryCommand {
+  const retries = last(args['retries']);
+  if (retries !== undefined && !/^\d+$/.test(retries)) throw new UsageError(`--retries must be a whole number of 0 or more, not "${retries}"`);
+  const timeout = last(args['timeout']);
+  const credentials = commandCredentials(args);
+  const authfile = last(args['authfile']);
+  const caFile = last(args['ca-file']);
+  const certDir = last(args['cert-dir']);
+  return {
+    plainHttp: args['plain-http'] === true,
+    logLevel: oneOf('log-level', last(args['log-level']), LOG_LEVELS) ?? 'warn',
     ...(credentials !== undefined && { credentials }),
     ...(authfile !== undefined && { authfile }),
     tlsVerify: args['tls-verify'] !== false,
     ...(caFile !== undefined && { caFile }),
     ...(certDir !== undefined && { certDir }),
-    dryRun,
     ...(retries !== undefined && { retries: Number(retries) }),
     ...(timeout !== undefined && { timeoutMs: parseDuration(timeout, '--timeout') }),
   };
@@ -160,11 +196,11 @@ function all(value: unknown): string[] {
 }
 
 /** The value of a single-valued option; given twice, the last one counts, as in most CLIs. */
-function last(value: unknown): string | undefined {
+export function last(value: unknown): string | undefined {
   return all(value).at(-1);
 }
 
-function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
+export function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
   if ((choices as readonly string[]).includes(value)) return value as T;
   throw new UsageError(`--${name} must be one of ${choices.join(', ')}, not "${value}"`);

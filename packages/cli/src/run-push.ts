@@ -15,7 +15,7 @@ import { quietRenderer } from './progress/quiet-renderer.js';
 import { dryRunSummaryLine, pushTally, summaryLine, type PushTally } from './progress/push-summary.js';
 import type { ProgressRenderer, TextSink } from './progress/renderer.js';
 import { ttyRenderer } from './progress/tty-renderer.js';
-import { pushCommand, type LogLevel, type PushCommand } from './push-command.js';
+import { pushCommand, type CommandCredentials, type LogLevel, type PushCommand, type RegistryCommand } from './push-command.js';
 import { readPassword } from './read-password.js';
 
 /** The pipeline's `push()`. */
@@ -41,6 +41,29 @@ export interface RunPushIO {
 /** Never logged, whatever a package puts in a log line. */
 const REDACT = ['authorization', '*.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'];
 
+/** The pino logger of a command, on stderr, with secrets redacted. */
+export function commandLogger(level: LogLevel, stderr: TextSink): Logger {
+  return pino(
+    { level, redact: REDACT },
+    // Synchronous, so log lines and rxpush's own stderr lines keep their order.
+    stderr === process.stderr ? pino.destination({ dest: 2, sync: true }) : stderr,
+  );
+}
+
+/** What createRegistryClient needs from a command's registry options. */
+export function clientOptions(command: RegistryCommand, credentials: PushOptions['credentials']) {
+  return {
+    ...(credentials !== undefined && { credentials }),
+    ...(command.authfile !== undefined && { authfile: command.authfile }),
+    ...(!command.tlsVerify && { tlsVerify: false }),
+    ...(command.caFile !== undefined && { caFile: command.caFile }),
+    ...(command.certDir !== undefined && { certDir: command.certDir }),
+    ...(command.plainHttp && { plainHttp: true }),
+    ...(command.retries !== undefined && { retry: { retries: command.retries } }),
+    ...(command.timeoutMs !== undefined && { timeouts: { connect: command.timeoutMs, headers: command.timeoutMs, body: command.timeoutMs } }),
+  };
+}
+
 /**
  * The `rxpush push` handler: checks the option values, shows progress on stdout, logs on stderr, writes
  * `--digestfile`, and turns the outcome into an exit status: 0 pushed, 1 failed, 2 usage error, 130 cancelled.
@@ -52,26 +75,25 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
   const { stdout, stderr } = io;
   let command: PushCommand;
   let credentials: PushOptions['credentials'];
+  let signKey: PushOptions['signKey'];
   try {
     command = pushCommand(args);
     // A password given with --creds is on the command line: the title replaces it there for `ps` and /proc.
     if (command.credentials !== undefined && 'password' in command.credentials) process.title = 'rxpush push';
-    credentials = await commandCredentials(command, io.stdin ?? process.stdin);
+    credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
+    // Loaded before anything is read or sent: a bad key must not leave a half-pushed image.
+    if (command.signKey !== undefined) signKey = await loadKey(command.signKey, command.keyPasswordStdin, io.stdin ?? process.stdin);
   } catch (error) {
     return fail(error, stderr, 'warn');
   }
-  const logger = pino(
-    { level: command.logLevel, redact: REDACT },
-    // Synchronous, so log lines and rxpush's own stderr lines keep their order.
-    stderr === process.stderr ? pino.destination({ dest: 2, sync: true }) : stderr,
-  );
+  const logger = commandLogger(command.logLevel, stderr);
   const renderer = chooseRenderer(command, stdout);
   const tally = pushTally(command.dryRun);
   try {
     const destination = parseReference(command.destination);
     const pipeline = io.push === undefined ? await import('@rxpush/pipeline') : undefined;
     const push = io.push ?? (pipeline as typeof import('@rxpush/pipeline')).push;
-    let options = pushOptions(command, logger, credentials);
+    let options = pushOptions(command, logger, credentials, signKey);
     // The process runs this one push: a --concurrency above the shared upload limit's slots gets a limit of its own.
     if (pipeline !== undefined && command.concurrency > pipeline.sharedUploadLimiter.slots) {
       options = { ...options, uploadLimiter: new pipeline.UploadLimiter(command.concurrency) };
@@ -109,14 +131,20 @@ function chooseRenderer(command: PushCommand, stdout: Terminal): ProgressRendere
 }
 
 /** The credentials of the command line, with the password read from stdin when --password-stdin asks. */
-async function commandCredentials(command: PushCommand, stdin: Readable): Promise<PushOptions['credentials']> {
-  const given = command.credentials;
+export async function commandCredentials(given: CommandCredentials | undefined, stdin: Readable): Promise<PushOptions['credentials']> {
   if (given === undefined) return undefined;
   const password = 'password' in given ? given.password : await readPassword(stdin);
   return { username: given.username, password, source: given.source };
 }
 
-function pushOptions(command: PushCommand, logger: Logger, credentials: PushOptions['credentials']): PushOptions {
+/** The --sign-key, its passphrase from stdin (--key-password-stdin) or RXPUSH_KEY_PASSWORD. */
+async function loadKey(path: string, fromStdin: boolean, stdin: Readable): Promise<PushOptions['signKey']> {
+  const password = fromStdin ? await readPassword(stdin, '--key-password-stdin') : process.env['RXPUSH_KEY_PASSWORD'];
+  const { loadSigningKey } = await import('@rxpush/manifest-signer');
+  return loadSigningKey(path, password === undefined ? {} : { password });
+}
+
+function pushOptions(command: PushCommand, logger: Logger, credentials: PushOptions['credentials'], signKey: PushOptions['signKey']): PushOptions {
   return {
     source: command.source,
     destination: command.destination,
@@ -128,17 +156,12 @@ function pushOptions(command: PushCommand, logger: Logger, credentials: PushOpti
     ...(command.chunkSize !== undefined && { chunkSize: command.chunkSize }),
     ...(command.compression !== undefined && { compression: command.compression }),
     ...(command.compressionLevel !== undefined && { compressionLevel: command.compressionLevel }),
-    ...(command.plainHttp && { plainHttp: true }),
+    ...clientOptions(command, credentials),
     ...(command.dataRoot !== undefined && { dataRoot: command.dataRoot }),
     ...(command.storageDriver !== undefined && { storageDriver: command.storageDriver }),
-    ...(credentials !== undefined && { credentials }),
-    ...(command.authfile !== undefined && { authfile: command.authfile }),
-    ...(!command.tlsVerify && { tlsVerify: false }),
-    ...(command.caFile !== undefined && { caFile: command.caFile }),
-    ...(command.certDir !== undefined && { certDir: command.certDir }),
     ...(command.dryRun && { dryRun: true }),
-    ...(command.retries !== undefined && { retry: { retries: command.retries } }),
-    ...(command.timeoutMs !== undefined && { timeouts: { connect: command.timeoutMs, headers: command.timeoutMs, body: command.timeoutMs } }),
+    ...(signKey !== undefined && { signKey }),
+    ...(command.signChildren && { signChildren: true }),
   };
 }
 
@@ -175,10 +198,10 @@ async function writeDigest(path: string, event: ManifestPushedEvent): Promise<vo
   }
 }
 
-/** Reports a failure on stderr and gives its exit status. */
-function fail(error: unknown, stderr: TextSink, logLevel: LogLevel): number {
+/** Reports a failure on stderr and gives its exit status; usage errors name the help to read. */
+export function fail(error: unknown, stderr: TextSink, logLevel: LogLevel, help: string = PUSH_HELP): number {
   let message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
-  if (isPushError(error) && error.code === 'USAGE') message += `; ${PUSH_HELP}`;
+  if (isPushError(error) && error.code === 'USAGE') message += `; ${help}`;
   // Messages quote registries and local files (an index.json's ref names, an error body): never raw control characters.
   stderr.write(`rxpush: ${printable(message)}\n`);
   if (logLevel === 'debug' || logLevel === 'trace') stderr.write(`${inspect(error)}\n`);

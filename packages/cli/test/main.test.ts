@@ -37,12 +37,19 @@ describe('rxpush arguments', () => {
     assert.equal((await run(['push', 'a', 'localhost:5000/app', 'extra'])).stderr, `rxpush: unexpected argument "extra"; see 'rxpush push --help'\n`);
     assert.equal((await run(['copy', 'a', 'b'])).stderr, `rxpush: unknown command "copy"; see 'rxpush --help'\n`);
     assert.equal((await run([])).stderr, "rxpush: missing command; see 'rxpush --help'\n");
+    assert.equal((await run(['verify'])).stderr, "rxpush: missing DEST; see 'rxpush verify --help'\n");
+    assert.equal((await run(['inspect'])).stderr, "rxpush: missing SOURCE or DEST; see 'rxpush inspect --help'\n");
+    assert.equal((await run(['keygen', '--out'])).stderr, "rxpush: --out needs a value; see 'rxpush keygen --help'\n");
+    assert.equal((await run(['verify', 'localhost:5000/app', '--output', 'yaml', '--key', 'k'])).stderr, `rxpush: --output must be one of text, json, not "yaml"; see 'rxpush verify --help'\n`);
     assert.equal((await run([])).code, 2);
   });
 
   it('exits 2 on a bad choice, size or missing value, one line each', async () => {
     const cases: [string[], string][] = [
-      [['--format', 'schema3'], '--format must be one of oci, docker, not "schema3"'],
+      [['--format', 'schema3'], '--format must be one of oci, docker, schema1, not "schema3"'],
+      [['--format', 'schema1'], '--format schema1 needs --sign-key FILE: Docker schema 1 manifests are signed (rxpush keygen makes a key)'],
+      [['--sign-children'], '--sign-children needs --sign-key FILE'],
+      [['--sign-key', 'k', '--key-password-stdin', '--username', 'u', '--password-stdin'], '--key-password-stdin and --password-stdin both read stdin; give the key passphrase in RXPUSH_KEY_PASSWORD instead'],
       [['--compression', 'lz4'], '--compression must be one of gzip, zstd, none, not "lz4"'],
       [['--compression-level', '10'], '--compression-level must be a whole number from 0 to 9, not "10"'],
       [['--compression-level', 'fast'], '--compression-level must be a whole number from 0 to 9, not "fast"'],

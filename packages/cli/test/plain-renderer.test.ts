@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import type { PushEvent } from '@rxpush/core';
+
+import { jsonRenderer } from '../src/progress/json-renderer.ts';
 import { plainRenderer } from '../src/progress/plain-renderer.ts';
+import { ttyRenderer } from '../src/progress/tty-renderer.ts';
 import { A, B, CONFIG, MANIFEST_DIGEST, exists, manifestPushed, mounted, preparing, pushed, pushing, retrying, sink, waiting } from './events.ts';
 
 describe('plainRenderer', () => {
@@ -57,5 +61,27 @@ describe('plainRenderer', () => {
     renderer.next(preparing(A));
     renderer.error(new Error('boom'));
     assert.equal(out.text, 'aaaaaaaaaaaa: Preparing\n');
+  });
+});
+
+describe('the signed line', () => {
+  const signed: PushEvent = {
+    type: 'signed-manifest',
+    digest: MANIFEST_DIGEST,
+    signature: MANIFEST_DIGEST,
+    scheme: 'cosign',
+    keyId: 'ABCD:EFGH',
+    tags: ['1.0', 'latest'],
+  };
+
+  it('says TAG: signed with KEYID for every tag, in plain, tty and json output', () => {
+    for (const make of [plainRenderer, (out: ReturnType<typeof sink>) => ttyRenderer(out, { columns: 80 })]) {
+      const out = sink();
+      make(out).next(signed);
+      assert.equal(out.text, '1.0: signed with ABCD:EFGH\nlatest: signed with ABCD:EFGH\n');
+    }
+    const out = sink();
+    jsonRenderer(out).next({ ...signed, tags: [] });
+    assert.equal(out.text, `${JSON.stringify({ status: `${MANIFEST_DIGEST}: signed with ABCD:EFGH` })}\n`);
   });
 });

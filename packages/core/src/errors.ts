@@ -21,7 +21,10 @@ export type PushErrorCode =
   | 'TLS_CONFIG'
   | 'TIMEOUT'
   | 'BLOB_NOT_VERIFIED'
-  | 'CANCELLED';
+  | 'CANCELLED'
+  | 'INVALID_KEY'
+  | 'NOT_SIGNED'
+  | 'VERIFY_FAILED';
 
 const BRAND_PREFIX = 'rxpush.error';
 
@@ -343,6 +346,40 @@ export class CancelledError extends PushError {
   override readonly name = 'CancelledError';
   constructor(message = 'push cancelled') {
     super('CANCELLED', message);
+  }
+}
+
+/** A signing or verification key that is missing, unreadable, unparsable, locked, or of a type the format cannot use. */
+export class KeyError extends PushError {
+  override readonly name = 'KeyError';
+  /** The key file (or `the key` when it came as text). */
+  readonly path: string;
+  constructor(path: string, message: string, options?: { cause?: unknown }) {
+    super('INVALID_KEY', message, options);
+    this.path = path;
+  }
+}
+
+/** The image is in the registry, but its signature could not be pushed: say so, with the digest. */
+export class NotSignedError extends PushError {
+  override readonly name = 'NotSignedError';
+  readonly digest: string;
+  constructor(digest: string, reason: string, options?: { cause?: unknown }) {
+    super('NOT_SIGNED', `the image IS pushed (${digest}) but NOT signed: ${reason}; sign it again with the same command`, options);
+    this.digest = digest;
+  }
+}
+
+/** Why a verification failed, for callers that branch on it. */
+export type VerifyFailure = 'no-signature' | 'other-key' | 'other-digest' | 'other-repository' | 'invalid-signature';
+
+/** No signature by the given key covers exactly the image's digest and repository. */
+export class VerifyError extends PushError {
+  override readonly name = 'VerifyError';
+  readonly reason: VerifyFailure;
+  constructor(reason: VerifyFailure, message: string) {
+    super('VERIFY_FAILED', message);
+    this.reason = reason;
   }
 }
 

@@ -32,13 +32,30 @@ export interface ManifestEvent {
   readonly mediaType: string;
   readonly digest: Digest;
   readonly bytes: Uint8Array;
+  /** True for an image pushed as part of an index (by digest; the tags belong to the index). */
+  readonly child?: boolean;
 }
 
-/** A manifest signature was made (and pushed where the format keeps signatures apart). */
+/**
+ * A manifest signature was made (and pushed where the format keeps signatures apart); it comes before the
+ * `manifest-pushed` events of that manifest.
+ */
 export interface SignedManifestEvent {
   readonly type: 'signed-manifest';
+  /** The digest of the manifest signed. */
   readonly digest: Digest;
+  /** What holds the signature: the `.sig` manifest (cosign), or the signed schema 1 manifest's own bytes (JWS). */
   readonly signature: Digest;
+  /** `cosign`: a detached signature under the tag `sha256-<hex>.sig`; `schema1`: a JWS inside the manifest. */
+  readonly scheme: 'cosign' | 'schema1';
+  /** The signing key's libtrust key ID (`ABCD:EFGH:…`), as Docker names keys. */
+  readonly keyId: string;
+  /** The tags the signed manifest is pushed as (none for an index's child or a push by digest). */
+  readonly tags: readonly string[];
+  /** cosign: the tag the signature is stored under. */
+  readonly signatureTag?: string;
+  /** cosign: the digest of the referrer (OCI 1.1 `subject`) manifest, when the registry keeps referrers. */
+  readonly referrer?: Digest;
 }
 
 /** The final emission per tag (or one, with no tag, for a push by digest). */

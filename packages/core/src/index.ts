@@ -1,7 +1,7 @@
 export { isDigest, parseDigest, splitDigest, shortId, sha256Digest } from './digest.js';
 export type { Digest } from './digest.js';
 export { MediaType, gzipLayerMediaType, isImageManifestType, isIndexType, layerCompression } from './media-types.js';
-export type { ManifestFormat } from './media-types.js';
+export type { ManifestFormat, PushFormat } from './media-types.js';
 export type { Descriptor, Platform } from './descriptor.js';
 export { parseReference, formatReference, isValidRepository, isValidTag } from './reference.js';
 export type { ImageReference } from './reference.js';
@@ -50,8 +50,11 @@ export {
   TlsConfigError,
   BlobNotVerifiedError,
   CancelledError,
+  KeyError,
+  NotSignedError,
+  VerifyError,
   isPushError,
 } from './errors.js';
-export type { PushErrorCode, RetryFacts } from './errors.js';
+export type { PushErrorCode, RetryFacts, VerifyFailure } from './errors.js';
 export { fromAbortable } from './from-abortable.js';
 export { jsonSyntaxReason, printable } from './printable.js';

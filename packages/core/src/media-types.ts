@@ -17,8 +17,14 @@ export const MediaType = {
   dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
 } as const;
 
-/** The manifest formats rxpush can write (`--format`). */
+/** The manifest formats rxpush can convert between. */
 export type ManifestFormat = 'oci' | 'docker';
+
+/**
+ * The formats a push can write (`--format`): the two above, or Docker schema 1, signed as a JWS with the
+ * user's key (the registries of 2015).
+ */
+export type PushFormat = ManifestFormat | 'schema1';
 
 /** True for the media types of a single-image manifest (OCI or Docker schema 2). */
 export function isImageManifestType(mediaType: string): boolean {

@@ -1,12 +1,17 @@
 import {
   BlobNotVerifiedError,
   fromAbortable,
+  MediaType,
+  RegistryError,
+  sha256Digest,
   silentLogger,
+  UnsupportedError,
+  UsageError,
   type Descriptor,
   type ImageRecord,
   type Logger,
-  type ManifestFormat,
   type PushEvent,
+  type PushFormat,
   type RawManifest,
   type RetryingEvent,
   type SourceRecord,
@@ -15,13 +20,27 @@ import type { RegistryClient, RequestOptions } from '@rxpush/registry-client';
 import { concatWith, defer, EMPTY, mergeMap, of, throwError, type Observable, type OperatorFunction } from 'rxjs';
 
 import { buildIndex, buildManifest } from './build-manifest.js';
+import { signSchema1 } from './jws.js';
+import { putSmallBlob, readSmallBlob } from './small-blobs.js';
+import { buildSchema1, EMPTY_LAYER } from './schema1.js';
+import { jwsAlgorithm, type SigningKey } from './signing-key.js';
+
+/** The OCI spec's suggested limit, which registries enforce: a larger manifest is refused before it is sent. */
+const MANIFEST_LIMIT = 4 * 1024 * 1024;
+/** Image configs are read back from the registry to build schema 1 manifests; none is anywhere near this. */
+const CONFIG_LIMIT = 8 * 1024 * 1024;
 
 /** Options of {@link pushManifests}. */
 export interface PushManifestsOptions {
   readonly client: RegistryClient;
   readonly repository: string;
-  /** Rewrite manifests to this format; default: the source's own format (Docker schema 2 when it has none). */
-  readonly format?: ManifestFormat;
+  /**
+   * Rewrite manifests to this format; default: the source's own format (Docker schema 2 when it has none).
+   * `schema1` writes one Docker schema 1 manifest per tag, signed with `signKey`.
+   */
+  readonly format?: PushFormat;
+  /** The key that signs schema 1 manifests (required with `format: 'schema1'`; other formats are signed by signManifests). */
+  readonly signKey?: SigningKey;
   readonly logger?: Logger;
 }
 
@@ -41,6 +60,10 @@ export interface PushManifestsOptions {
  */
 export function pushManifests(options: PushManifestsOptions): OperatorFunction<PushEvent, PushEvent> {
   const logger = (options.logger ?? silentLogger).child({ pkg: 'manifest-signer' });
+  if (options.format === 'schema1') {
+    if (options.signKey === undefined) throw new UsageError('a Docker schema 1 manifest must be signed: give --sign-key FILE (rxpush keygen makes one)');
+    jwsAlgorithm(options.signKey);
+  }
   return (source) =>
     defer(() => {
       const ready = new Map<string, Descriptor>();
@@ -53,7 +76,17 @@ export function pushManifests(options: PushManifestsOptions): OperatorFunction<P
       };
 
       const onEvent = (event: PushEvent): Observable<PushEvent> => {
-        if (event.type === 'image') waiting.add(event.image);
+        if (event.type === 'image') {
+          if (options.format === 'schema1' && event.image.kind === 'index') {
+            return throwError(
+              () =>
+                new UnsupportedError(
+                  `${event.image.source} is an index of ${event.image.kind === 'index' ? event.image.manifests.length : 0} images, and a schema 1 manifest holds one image: push one platform's image, or push the index with --format oci`,
+                ),
+            );
+          }
+          waiting.add(event.image);
+        }
         else if (event.type === 'blob-ready') ready.set(event.key, event.descriptor);
         else return of(event);
         const complete = takeComplete();
@@ -96,18 +129,22 @@ function pushRecord(
   return fromAbortable<PushEvent[]>(async (signal, emit) => {
     const events: PushEvent[] = [];
     const request = { signal, onRetry: (retrying: RetryingEvent) => emit([retrying]) };
+    if (options.format === 'schema1' && record.kind === 'image') {
+      await pushSchema1(record, descriptors, options, request, events, logger);
+      return events;
+    }
     let manifest: RawManifest;
     if (record.kind === 'index') {
       const children = new Map<string, RawManifest>();
       for (const child of record.manifests) {
-        const built = buildManifest(child, descriptors, options.format);
+        const built = buildManifest(child, descriptors, schema2Format(options));
         // Children go up by digest only, and quietly: the tags, and the final word, belong to the index.
         await put(child, built, [], options, request, events, logger, false);
         if (child.manifest) children.set(child.manifest.digest, built);
       }
-      manifest = buildIndex(record, children, options.format);
+      manifest = buildIndex(record, children, schema2Format(options));
     } else {
-      manifest = buildManifest(record, descriptors, options.format);
+      manifest = buildManifest(record, descriptors, schema2Format(options));
     }
     await put(record, manifest, record.tags, options, request, events, logger, true);
     return events;
@@ -125,10 +162,23 @@ async function put(
   announce: boolean,
 ): Promise<void> {
   const { client, repository } = options;
-  events.push({ type: 'manifest', source: record.source, tags, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes });
+  if (manifest.bytes.byteLength > MANIFEST_LIMIT) {
+    throw new UnsupportedError(
+      `the manifest of ${record.source} is ${manifest.bytes.byteLength} bytes; registries refuse manifests over 4 MiB, push fewer layers${manifest.mediaType === MediaType.dockerSchema1Signed ? ' or use --format oci' : ''}`,
+    );
+  }
+  events.push({
+    type: 'manifest',
+    source: record.source,
+    tags,
+    mediaType: manifest.mediaType,
+    digest: manifest.digest,
+    bytes: manifest.bytes,
+    ...(!announce && { child: true }),
+  });
   for (const reference of tags.length > 0 ? tags : [manifest.digest]) {
     // The client checks that the registry stored what was sent (the request named in its error).
-    await client.putManifest(repository, reference, manifest, request);
+    await putOne(client, repository, reference, manifest, request);
     logger.debug({ reference, digest: manifest.digest }, 'manifest pushed');
     if (!announce) continue;
     events.push({
@@ -141,4 +191,69 @@ async function put(
       mediaType: manifest.mediaType,
     });
   }
+}
+
+/** The schema 2 format to convert to: none for schema 1 (which never reaches buildManifest). */
+function schema2Format(options: PushManifestsOptions): 'oci' | 'docker' | undefined {
+  return options.format === 'schema1' ? undefined : options.format;
+}
+
+/** PUTs one manifest, turning a registry's refusal of schema 1 into what to do about it. */
+async function putOne(client: RegistryClient, repository: string, reference: string, manifest: RawManifest, request: RequestOptions): Promise<{ digest: string | undefined }> {
+  const schema1 = manifest.mediaType === MediaType.dockerSchema1Signed;
+  try {
+    // A registry without schema 1 answers 500 UNKNOWN (the reference registry does), which retrying cannot change.
+    return await client.putManifest(repository, reference, manifest, { ...request, ...(schema1 && { retries: 0 }) });
+  } catch (error) {
+    if (schema1 && error instanceof RegistryError && (error.status === 415 || error.status === 500 || (error.status === 400 && /schema ?1|schema v1|v1 manifest/i.test(error.message)))) {
+      throw new UnsupportedError(
+        `${error.message}: the registry refuses Docker schema 1 manifests (the reference registry takes them only with compatibility.schema1.enabled); push with --format oci`,
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * A Docker schema 1 push, as Docker's own was: for each tag, a manifest built from the image config (read
+ * back from the registry, where it is verified by now), signed with the user's key, then PUT. The empty tar
+ * that `empty_layer` entries name is uploaded first when one does.
+ */
+async function pushSchema1(
+  record: ImageRecord,
+  descriptors: (key: string) => Descriptor,
+  options: PushManifestsOptions,
+  request: RequestOptions & { signal: AbortSignal },
+  events: PushEvent[],
+  logger: Logger,
+): Promise<void> {
+  const { client, repository } = options;
+  const key = options.signKey!;
+  const configDescriptor = descriptors(record.config.key);
+  const config = await readConfig(client, repository, configDescriptor, request);
+  if (record.layers.kind !== 'list') throw new Error(`layers of ${record.source} must be walked before the manifest is built`);
+  const layers = record.layers.layers.map((layer) => descriptors(layer.key));
+  for (const tag of record.tags.length > 0 ? record.tags : ['']) {
+    const unsigned = buildSchema1(config, layers, { name: repository, tag });
+    if (unsigned.needsEmptyLayer) await putSmallBlob(client, repository, EMPTY_LAYER, request);
+    const manifest = await signSchema1(unsigned.payload, key);
+    events.push({
+      type: 'signed-manifest',
+      digest: manifest.digest,
+      signature: sha256Digest(manifest.bytes),
+      scheme: 'schema1',
+      keyId: key.keyId,
+      tags: tag === '' ? [] : [tag],
+    });
+    logger.debug({ tag, digest: manifest.digest, keyId: key.keyId }, 'schema 1 manifest signed');
+    await put(record, manifest, tag === '' ? [] : [tag], options, request, events, logger, true);
+  }
+}
+
+async function readConfig(client: RegistryClient, repository: string, config: Descriptor, request: RequestOptions): Promise<Uint8Array> {
+  const bytes = await readSmallBlob(client, repository, config.digest, CONFIG_LIMIT, request);
+  if (bytes === undefined) {
+    throw new BlobNotVerifiedError(`the image config ${config.digest} read back from ${client.registry}/${repository} is over 8 MiB or does not match its digest; push again`);
+  }
+  return bytes;
 }

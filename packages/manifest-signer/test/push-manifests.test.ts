@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 
-import { MediaType, sha256Digest, type BlobSource, type Digest, type ImageRecord, type PushEvent } from '@rxpush/core';
-import { pushManifests } from '@rxpush/manifest-signer';
+import { MediaType, sha256Digest, type BlobSource, type Digest, type ImageRecord, type IndexRecord, type PushEvent } from '@rxpush/core';
+import { generateSigningKey, parseSigningKey, pushManifests } from '@rxpush/manifest-signer';
 import { RegistryClient } from '@rxpush/registry-client';
 import { MockAgent } from 'undici';
-import { lastValueFrom, Subject, toArray } from 'rxjs';
+import { from, lastValueFrom, Subject, toArray } from 'rxjs';
 
 const ORIGIN = 'https://registry.example';
 
@@ -80,5 +80,27 @@ describe('pushManifests', () => {
     source.next(waiting);
     source.complete();
     assert.deepEqual(await result, [waiting]);
+  });
+
+  it('refuses a manifest over 4 MiB before sending it', async (t) => {
+    const { client, puts } = registry(t);
+    const huge: ImageRecord = { ...image, annotations: { note: 'x'.repeat(4 * 1024 * 1024) } };
+    const result = lastValueFrom(from<PushEvent[]>([{ type: 'image', image: huge }, ready(layer), ready(config)]).pipe(pushManifests({ client, repository: 'app', format: 'oci' }), toArray()));
+    await assert.rejects(result, (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'UNSUPPORTED');
+      assert.match(error.message, /^the manifest of oci:test is \d+ bytes; registries refuse manifests over 4 MiB/);
+      return true;
+    });
+    assert.deepEqual(puts, []);
+  });
+
+  it('needs a key for schema 1, and refuses an index in schema 1 before pushing anything', async (t) => {
+    const { client, puts } = registry(t);
+    assert.throws(() => pushManifests({ client, repository: 'app', format: 'schema1' }), /must be signed: give --sign-key FILE/);
+    const signKey = parseSigningKey(generateSigningKey().privatePem);
+    const index: IndexRecord = { kind: 'index', source: 'oci:multi', tags: ['1.0'], manifests: [image, image], index: { bytes: Buffer.from('{}'), mediaType: MediaType.ociIndex, digest: sha256Digest('{}') } };
+    const result = lastValueFrom(from<PushEvent[]>([{ type: 'image', image: index }]).pipe(pushManifests({ client, repository: 'app', format: 'schema1', signKey }), toArray()));
+    await assert.rejects(result, /oci:multi is an index of 2 images, and a schema 1 manifest holds one image/);
+    assert.deepEqual(puts, []);
   });
 });

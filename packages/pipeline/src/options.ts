@@ -1,4 +1,5 @@
-import type { Logger, ManifestFormat } from '@rxpush/core';
+import type { Logger, PushFormat } from '@rxpush/core';
+import type { SigningKey } from '@rxpush/manifest-signer';
 import type { Authenticator, CreateRegistryClientOptions, RetryOptions } from '@rxpush/registry-client';
 import type { UploadLimiter } from '@rxpush/uploader';
 
@@ -12,8 +13,15 @@ export interface PushOptions {
   readonly tags?: readonly string[];
   /** Push every tag (ref name) the source has, each under its own name. */
   readonly allTags?: boolean;
-  /** Rewrite manifests to this format; default: keep the source's format. */
-  readonly format?: ManifestFormat;
+  /** Rewrite manifests to this format; default: keep the source's format. `schema1` needs `signKey`. */
+  readonly format?: PushFormat;
+  /**
+   * Sign what is pushed (`--sign-key`; load it with `loadSigningKey`): a schema 1 manifest as its JWS, any
+   * other manifest with a cosign signature under `sha256-<hex>.sig`, pushed after the manifest.
+   */
+  readonly signKey?: SigningKey;
+  /** With `signKey`: sign every image of an index too, not only the index (`--sign-children`). */
+  readonly signChildren?: boolean;
   /**
    * Check everything, write nothing (`--dry-run`): blobs are HEADed (mount sources too) but never uploaded or
    * mounted, no manifest is PUT and the digest cache is not written. See `push()` for what it emits then.

@@ -2,7 +2,7 @@ import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush
 import { parseReference, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
-import { pushManifests } from '@rxpush/manifest-signer';
+import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
 import { createRegistryClient, type RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
 import { defer, finalize, identity, map, pipe, tap, type Observable, type OperatorFunction } from 'rxjs';
@@ -33,6 +33,11 @@ export function push(options: PushOptions): Observable<PushEvent> {
     if (destination.digest !== undefined) {
       throw new UsageError(`destination ${options.destination} has a digest; push to a tag (REGISTRY/REPO:TAG) instead`);
     }
+    // A key that cannot sign, or a schema 1 push without one, fails before anything is read or sent.
+    if (options.format === 'schema1' && options.signKey === undefined) {
+      throw new UsageError('a Docker schema 1 manifest must be signed: give --sign-key FILE (rxpush keygen makes one)');
+    }
+    if (options.signKey !== undefined) assertKeyFits(options.signKey, options.format === 'schema1' ? 'schema1' : 'cosign');
     const logger = options.logger ?? silentLogger;
     const client = createRegistryClient({
       registry: destination.registry,
@@ -82,7 +87,14 @@ function write(
       ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
     }),
     cache ? rememberBlobs({ cache, registry: client.registry, repository }) : identity,
-    pushManifests({ ...target, ...(options.format !== undefined && { format: options.format }) }),
+    pushManifests({
+      ...target,
+      ...(options.format !== undefined && { format: options.format }),
+      ...(options.format === 'schema1' && options.signKey !== undefined && { signKey: options.signKey }),
+    }),
+    options.signKey !== undefined && options.format !== 'schema1'
+      ? signManifests({ ...target, key: options.signKey, ...(options.signChildren !== undefined && { signChildren: options.signChildren }) })
+      : identity,
   );
 }
 

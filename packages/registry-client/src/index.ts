@@ -2,6 +2,7 @@ export { RegistryClient } from './registry-client.js';
 export { createRegistryClient } from './create-registry-client.js';
 export type { CreateRegistryClientOptions } from './create-registry-client.js';
 export { redactUrl } from './urls.js';
+export { readBody } from './send.js';
 export type { Authenticator, BlobInfo, Body, RawManifest, RegistryClientOptions, RequestOptions, UploadSession, UploadStart } from './types.js';
 export type { RetryOptions } from './retry.js';
 export { createAuthenticator } from './auth/create-authenticator.js';

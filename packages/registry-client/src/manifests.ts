@@ -17,7 +17,7 @@ export async function putManifest(
   repository: string,
   reference: string,
   manifest: { bytes: Uint8Array; mediaType: string; digest?: Digest },
-  opts: RequestOptions = {},
+  opts: RequestOptions & { retries?: number } = {},
 ): Promise<{ digest: Digest | undefined }> {
   const repo = checkRepository(repository);
   const ref = checkManifestReference(repo, reference);
@@ -31,6 +31,7 @@ export async function putManifest(
     ok: [200, 201, 202, 204],
     signal: opts.signal,
     onRetry: opts.onRetry,
+    ...(opts.retries !== undefined && { retries: opts.retries }),
   });
   await dump(res.body);
   const answered = header(res.headers, 'docker-content-digest');

@@ -1,12 +1,13 @@
 import type { Readable } from 'node:stream';
 
 import { silentLogger } from '@rxpush/core';
-import type { Digest, Logger, RawManifest, RetryingEvent } from '@rxpush/core';
+import type { Descriptor, Digest, Logger, RawManifest, RetryingEvent } from '@rxpush/core';
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 
 import { getBlob, hasBlob } from './blobs.js';
 import { getManifest, hasManifest, putManifest } from './manifests.js';
+import { getReferrers } from './referrers.js';
 import type { Requester } from './requester.js';
 import { isRetryable, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
@@ -134,7 +135,7 @@ export class RegistryClient {
   /**
    * Stores a manifest byte-exact under a tag or digest (PUT). Returns the digest the registry answers with;
    * for non-schema1 manifests it must be the sha256 of the bytes, and it must be `manifest.digest` when that is
-   * given (for schema1, the digest of the payload without its signatures).
+   * given (for schema1, the digest of the payload without its signatures). `retries` overrides the retry policy.
    *
    * @throws {DigestMismatchError} naming the request when the registry answers another digest.
    */
@@ -142,7 +143,7 @@ export class RegistryClient {
     repository: string,
     reference: string,
     manifest: { bytes: Uint8Array; mediaType: string; digest?: Digest },
-    opts: RequestOptions = {},
+    opts: RequestOptions & { retries?: number } = {},
   ): Promise<{ digest: Digest | undefined }> {
     return putManifest(this.#requester, repository, reference, manifest, opts);
   }
@@ -170,6 +171,15 @@ export class RegistryClient {
    */
   getBlob(repository: string, digest: Digest, opts: RequestOptions = {}): Promise<Readable> {
     return getBlob(this.#requester, repository, digest, opts);
+  }
+
+  /**
+   * The OCI 1.1 referrers of a manifest (GET `/v2/<name>/referrers/<digest>`): the index's descriptors, or
+   * `undefined` when the registry does not keep referrers (404, or an answer that is not an OCI index), so the
+   * caller falls back to the tag scheme.
+   */
+  getReferrers(repository: string, digest: Digest, opts: RequestOptions = {}): Promise<Descriptor[] | undefined> {
+    return getReferrers(this.#requester, repository, digest, opts);
   }
 
   /** Every tag of a repository, following `Link: <…>; rel="next"` pages. */

@@ -1,5 +1,5 @@
 // The texts Docker's push shows, shared by the renderers.
-import type { ManifestPushedEvent, ProgressEvent, PushEvent } from '@rxpush/core';
+import type { ManifestPushedEvent, ProgressEvent, PushEvent, SignedManifestEvent } from '@rxpush/core';
 
 /** Layers and retries are shown; config blobs are not, as in `docker push`. */
 export function isShown(event: PushEvent): event is ProgressEvent {
@@ -48,6 +48,11 @@ export function lineId(event: ProgressEvent): string {
 /** `<tag>: digest: sha256:… size: N`, the line `docker push` ends each tag with. */
 export function digestLine(event: ManifestPushedEvent): string {
   return `${event.tag !== undefined ? `${event.tag}: ` : ''}digest: ${event.digest} size: ${event.size}`;
+}
+
+/** `TAG: signed with KEYID`, one line per tag the signed manifest is pushed as (its digest when it has none). */
+export function signedLines(event: SignedManifestEvent): string[] {
+  return (event.tags.length > 0 ? event.tags : [event.digest]).map((name) => `${name}: signed with ${event.keyId}`);
 }
 
 /** The header `docker push` starts with. */

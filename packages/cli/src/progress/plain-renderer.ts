@@ -1,6 +1,6 @@
 import type { PushEvent } from '@rxpush/core';
 
-import { digestLine, headerLine, isShown, lineId, statusText } from './messages.js';
+import { digestLine, headerLine, isShown, lineId, signedLines, statusText } from './messages.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
 /**
@@ -18,6 +18,10 @@ export function plainRenderer(out: TextSink): ProgressRenderer {
     next(event: PushEvent) {
       if (event.type === 'manifest-pushed') {
         out.write(`${digestLine(event)}\n`);
+        return;
+      }
+      if (event.type === 'signed-manifest') {
+        for (const text of signedLines(event)) out.write(`${text}\n`);
         return;
       }
       if (!isShown(event)) return;

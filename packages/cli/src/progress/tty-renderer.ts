@@ -1,6 +1,6 @@
 import type { PushEvent } from '@rxpush/core';
 
-import { digestLine, headerLine, isShown, lineId, statusText } from './messages.js';
+import { digestLine, headerLine, isShown, lineId, signedLines, statusText } from './messages.js';
 import { progressText } from './progress-text.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
@@ -79,6 +79,11 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
         out.write(`${digestLine(event)}\n`);
         // Like Docker, a line without an id ends the block: what follows (the next tag's image) starts a new one.
         lines = new Map();
+        return;
+      }
+      if (event.type === 'signed-manifest') {
+        flush();
+        for (const text of signedLines(event)) out.write(`${text}\n`);
         return;
       }
       if (!isShown(event)) return;

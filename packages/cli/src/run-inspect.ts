@@ -1,0 +1,117 @@
+import type { Readable } from 'node:stream';
+
+import { isIndexType, MediaType, parseReference, SourceNotFoundError, UnsupportedError, UsageError, type ImageRecord, type SourceRecord } from '@rxpush/core';
+import { readImages } from '@rxpush/graph-reader';
+import { createRegistryClient, readBody, type RegistryClient } from '@rxpush/registry-client';
+import { firstValueFrom, toArray } from 'rxjs';
+
+import { helpFor, type RawArgs } from './parse-args.js';
+import type { TextSink } from './progress/renderer.js';
+import { last, registryCommand } from './push-command.js';
+import { clientOptions, commandCredentials, commandLogger, fail } from './run-push.js';
+
+/** Configs are small JSON documents; a larger one is refused rather than buffered. */
+const CONFIG_LIMIT = 8 * 1024 * 1024;
+const LOCAL = /^(oci|oci-archive|docker-archive|docker-daemon|docker-root):/;
+const ACCEPT = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList, MediaType.dockerSchema1Signed, MediaType.dockerSchema1];
+
+/** What inspect found, before it is printed. */
+interface Inspected {
+  readonly name: string;
+  readonly mediaType?: string;
+  readonly digest?: string;
+  /** The manifest bytes as stored; undefined for sources that store none (docker-archive, docker-root, docker-daemon). */
+  readonly bytes?: Uint8Array;
+  readonly config?: unknown;
+}
+
+/**
+ * The `rxpush inspect` handler: prints the manifest (or index) and config of a local source or a registry
+ * image as JSON; `--raw` the manifest bytes exactly as stored, `--config` the config alone. Exit 0, 1 failed, 2 usage.
+ *
+ * @example process.exitCode = await runInspect({ REF: 'oci:./image:latest' }, { stdout, stderr })
+ */
+export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: TextSink; stdin?: Readable }): Promise<number> {
+  let logLevel: ReturnType<typeof registryCommand>['logLevel'] = 'warn';
+  try {
+    const ref = last(args['REF']);
+    if (ref === undefined || ref === '') throw new UsageError('missing SOURCE or DEST');
+    const raw = args['raw'] === true;
+    const configOnly = args['config'] === true;
+    if (raw && configOnly) throw new UsageError('give --raw (the manifest bytes) or --config (the config), not both');
+    const command = registryCommand(args);
+    logLevel = command.logLevel;
+    const logger = commandLogger(command.logLevel, io.stderr);
+    let found: Inspected;
+    if (LOCAL.test(ref)) {
+      const dataRoot = last(args['data-root']);
+      const storageDriver = last(args['storage-driver']);
+      const events = await firstValueFrom(readImages(ref, { logger, ...(dataRoot !== undefined && { dataRoot }), ...(storageDriver !== undefined && { storageDriver }) }).pipe(toArray()));
+      const record = events.find((event) => event.type === 'image')?.image;
+      if (record === undefined) throw new SourceNotFoundError(ref, `${ref} holds no image`);
+      found = await inspectLocal(ref, record, configOnly || !raw);
+    } else {
+      const reference = parseReference(ref);
+      const credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
+      const client = createRegistryClient({ registry: reference.registry, logger, ...clientOptions(command, credentials) });
+      try {
+        found = await inspectRemote(client, reference.repository, reference.digest ?? reference.tag ?? 'latest', configOnly || !raw);
+      } finally {
+        await client.close();
+      }
+    }
+    io.stdout.write(render(found, raw, configOnly));
+    return 0;
+  } catch (error) {
+    return fail(error, io.stderr, logLevel, helpFor('inspect'));
+  }
+}
+
+function render(found: Inspected, raw: boolean, configOnly: boolean): string {
+  if (raw) {
+    if (found.bytes === undefined) throw new UnsupportedError(`${found.name} stores no manifest (rxpush builds one as it pushes); inspect it without --raw`);
+    return Buffer.from(found.bytes).toString('utf8');
+  }
+  if (configOnly) {
+    if (found.config === undefined) throw new UnsupportedError(`${found.name} is an index, which has no config; inspect one of its images`);
+    return `${JSON.stringify(found.config, null, 2)}\n`;
+  }
+  const manifest = found.bytes === undefined ? null : (JSON.parse(Buffer.from(found.bytes).toString('utf8')) as unknown);
+  return `${JSON.stringify({ name: found.name, mediaType: found.mediaType ?? null, digest: found.digest ?? null, manifest, ...(found.config !== undefined && { config: found.config }) }, null, 2)}\n`;
+}
+
+async function inspectLocal(name: string, record: SourceRecord, withConfig: boolean): Promise<Inspected> {
+  const stored = record.kind === 'index' ? record.index : record.manifest;
+  const base = { name, ...(stored !== undefined && { mediaType: stored.mediaType, digest: stored.digest, bytes: stored.bytes }) };
+  if (record.kind === 'index' || !withConfig) return base;
+  return { ...base, config: JSON.parse((await readLocalConfig(record)).toString('utf8')) as unknown };
+}
+
+async function readLocalConfig(record: ImageRecord): Promise<Buffer> {
+  // A source that streams its blobs in its own order (docker save) may skip the layers: none is read here.
+  if (record.layers.kind === 'list') for (const layer of record.layers.layers) layer.release?.();
+  return readAll(await record.config.open(), record.config.origin);
+}
+
+async function inspectRemote(client: RegistryClient, repository: string, reference: string, withConfig: boolean): Promise<Inspected> {
+  const manifest = await client.getManifest(repository, reference, { accept: ACCEPT });
+  const name = `${client.registry}/${repository}${reference.includes(':') ? `@${reference}` : `:${reference}`}`;
+  const base = { name, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes };
+  if (!withConfig || isIndexType(manifest.mediaType)) return base;
+  const document = JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as { config?: { digest?: string }; history?: { v1Compatibility?: string }[] };
+  if (manifest.mediaType === MediaType.dockerSchema1Signed || manifest.mediaType === MediaType.dockerSchema1) {
+    // Schema 1 has no config blob: its top history entry is the config, as Docker wrote it.
+    const top = document.history?.[0]?.v1Compatibility;
+    return top === undefined ? base : { ...base, config: JSON.parse(top) as unknown };
+  }
+  const digest = document.config?.digest;
+  if (digest === undefined) return base;
+  const blob = await readAll(await client.getBlob(repository, digest as `sha256:${string}`), `${name} config ${digest}`);
+  return { ...base, config: JSON.parse(blob.toString('utf8')) as unknown };
+}
+
+async function readAll(stream: Readable, origin: string): Promise<Buffer> {
+  const { bytes, complete } = await readBody(stream, CONFIG_LIMIT);
+  if (!complete) throw new UnsupportedError(`${origin} is over 8 MiB; rxpush does not read configs that large`);
+  return bytes;
+}

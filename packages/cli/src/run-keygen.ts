@@ -1,0 +1,57 @@
+import { chmod, open, rm } from 'node:fs/promises';
+
+import { KeyError, UsageError } from '@rxpush/core';
+import { generateSigningKey } from '@rxpush/manifest-signer';
+
+import { helpFor, type RawArgs } from './parse-args.js';
+import { last } from './push-command.js';
+import type { TextSink } from './progress/renderer.js';
+import { fail } from './run-push.js';
+
+/**
+ * The `rxpush keygen` handler: writes a new ECDSA P-256 key as PKCS#8 PEM to `--out FILE` (mode 0600) and its
+ * public key to `FILE.pub`, never over existing files unless `--force`. Exit 0 written, 1 failed, 2 usage.
+ *
+ * @example process.exitCode = await runKeygen({ out: './rxpush.key' }, { stdout, stderr })
+ */
+export async function runKeygen(args: RawArgs, io: { stdout: TextSink; stderr: TextSink }): Promise<number> {
+  try {
+    const out = last(args['out']);
+    if (out === undefined || out === '') throw new UsageError('keygen needs --out FILE, the private key file to write');
+    const force = args['force'] === true;
+    const key = generateSigningKey();
+    const privateFile = await openNew(out, 0o600, force);
+    let publicFile;
+    try {
+      publicFile = await openNew(`${out}.pub`, 0o644, force);
+    } catch (error) {
+      // No lone (empty) private key is left behind when FILE.pub is refused.
+      await privateFile.close();
+      if (!force) await rm(out, { force: true });
+      throw error;
+    }
+    try {
+      await privateFile.writeFile(key.privatePem);
+      await publicFile.writeFile(key.publicPem);
+      // --force over an existing file keeps that file's mode; a private key must not stay readable by others.
+      await chmod(out, 0o600);
+    } finally {
+      await Promise.all([privateFile.close(), publicFile.close()]);
+    }
+    io.stdout.write(`wrote ${out} (private key: keep it secret) and ${out}.pub; key ID ${key.keyId}\n`);
+    return 0;
+  } catch (error) {
+    return fail(error, io.stderr, 'warn', helpFor('keygen'));
+  }
+}
+
+async function openNew(path: string, mode: number, force: boolean) {
+  try {
+    return await open(path, force ? 'w' : 'wx', mode);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new KeyError(path, `${path} already exists; rxpush keygen never overwrites a key: choose another --out, or pass --force`);
+    const reason = code === 'ENOENT' ? 'its directory does not exist' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    throw new KeyError(path, `cannot write ${path}: ${reason}`, { cause: error });
+  }
+}
