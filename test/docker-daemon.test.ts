@@ -18,7 +18,7 @@ import { pushManifests } from '@rxpush/manifest-signer';
 import { push } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
-import { from, lastValueFrom, map, mergeMap, toArray } from 'rxjs';
+import { from, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import tar from 'tar-stream';
 
 import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon/read-docker-daemon.ts';
@@ -158,6 +158,43 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     const pulled = await pullBack(`${registry.host}/daemon/seven:v1`, 'fixtures/seven:v1');
     assert.deepEqual(pulled.layers, seven.images[0]?.diffIds);
     assert.equal(pulled.id, ids.get('fixtures/seven:v1'));
+  });
+
+  it('shows each layer as waiting until the save stream reaches it, then pushing with its tar size as the total', async (t) => {
+    if (!requireEngine(t)) return;
+    // One timeline of the save stream reaching layers (its debug log) and the progress events.
+    const timeline: string[] = [];
+    const logger: Logger = {
+      debug: (fields, message) => {
+        if (message === 'save stream layer read') timeline.push(`read ${String((fields as { key?: unknown }).key)}`);
+      },
+      info() {},
+      warn() {},
+      error() {},
+      child: () => logger,
+    };
+    const events = await lastValueFrom(
+      push({ source: 'docker-daemon:fixtures/seven:v1', destination: `${registry.host}/daemon/progress:v1`, compression: 'none', logger }).pipe(
+        tap((event) => {
+          if (event.type === 'pushing' && event.role === 'layer') timeline.push(`pushing ${event.key}`);
+        }),
+        toArray(),
+      ),
+    );
+    const layers = ofType(events, 'pushed').filter((event) => event.role === 'layer');
+    assert.equal(layers.length, 6);
+    for (const layer of layers) {
+      const progress = ofType(events, 'pushing').filter((event) => event.key === layer.key);
+      assert.ok(progress.length > 0, `${layer.key} shows progress`);
+      // Uncompressed, the blob pushed is the layer tar itself: its size is the total the tar header gave.
+      for (const event of progress) assert.equal(event.total, layer.size, `${layer.key}: ${JSON.stringify(event)}`);
+      assert.ok(
+        timeline.indexOf(`read ${layer.key}`) < timeline.indexOf(`pushing ${layer.key}`),
+        `${layer.key} is pushing only once the save stream is at it: ${timeline.join(', ')}`,
+      );
+      const waiting = events.findIndex((event) => event.type === 'waiting' && event.key === layer.key);
+      assert.ok(waiting >= 0 && waiting < events.indexOf(progress[0]!), `${layer.key} waits first`);
+    }
   });
 
   it('fails, saying what to do, when a pipeline reads a layer the engine is not sending yet, and pushes no manifest', async (t) => {

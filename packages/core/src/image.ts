@@ -7,6 +7,12 @@ import type { Digest } from './digest.js';
 export interface OpenOptions {
   /** Aborts the read (and whatever request it feeds) when the push is cancelled. */
   readonly signal?: AbortSignal;
+  /**
+   * Told the number of bytes the stream will yield, by a source that learns it only as it reaches them
+   * (a `docker save` stream names each layer's size in the tar header before its bytes), so progress can
+   * show a total; called before the first byte.
+   */
+  readonly onSize?: (size: number) => void;
 }
 
 /**

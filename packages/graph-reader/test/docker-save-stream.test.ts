@@ -39,7 +39,7 @@ async function save(t: TestContext, edit?: (entries: TarEntry[]) => TarEntry[] |
 }
 
 /** A reader over `saved`, streamed in small chunks; counts starts and closes. */
-function reader(saved: Saved, options: Partial<SaveStreamOptions> = {}): { reader: SaveStreamReader; starts: () => number; closes: () => number } {
+function reader(saved: Saved, options: Partial<SaveStreamOptions> = {}, chunkSize = 4096): { reader: SaveStreamReader; starts: () => number; closes: () => number } {
   let starts = 0;
   let closes = 0;
   const stream = new SaveStreamReader({
@@ -51,7 +51,7 @@ function reader(saved: Saved, options: Partial<SaveStreamOptions> = {}): { reade
     start: async () => {
       starts++;
       const chunks: Buffer[] = [];
-      for (let at = 0; at < saved.bytes.length; at += 4096) chunks.push(saved.bytes.subarray(at, at + 4096));
+      for (let at = 0; at < saved.bytes.length; at += chunkSize) chunks.push(saved.bytes.subarray(at, at + chunkSize));
       return { stream: Readable.from(chunks), close: async () => void closes++ };
     },
     ...options,
@@ -80,6 +80,33 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
     assert.equal(starts(), 1);
     await sleep(10);
     assert.equal(closes(), 1);
+  });
+
+  it('opens each layer when the stream reaches it, telling its size from the tar header first', async (t) => {
+    const saved = await save(t);
+    const { reader: r } = reader(saved);
+    const log: string[] = [];
+    const sizes = new Map<Digest, number>();
+    r.release(saved.imageId);
+    const streams = await Promise.all(
+      saved.diffIds.map(async (key) => {
+        const stream = await r.open(key, {
+          onSize: (size) => {
+            log.push(`size ${key}`);
+            sizes.set(key, size);
+          },
+        });
+        log.push(`open ${key}`);
+        // Read at once, as the uploader does: the next layer comes only once this one is through.
+        return buffer(stream);
+      }),
+    );
+    assert.deepEqual(
+      log,
+      saved.streamOrder.flatMap((key) => [`size ${key}`, `open ${key}`]),
+      'each layer opens in the order the stream reaches it, its size told first',
+    );
+    for (const [i, key] of saved.diffIds.entries()) assert.equal(sizes.get(key), streams[i]?.length, `the size of ${key} is its tar's`);
   });
 
   it('skips the members of released blobs', async (t) => {
@@ -125,9 +152,8 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
   it('fails, saying what to do, when the stream is at a layer nobody opens while others wait', async (t) => {
     const saved = await save(t);
     const { reader: r, closes } = reader(saved, { stallTimeoutMs: 100 });
-    const waiting = await r.open(saved.streamOrder.at(-1) as Digest);
     await rejectsWith(
-      buffer(waiting),
+      r.open(saved.streamOrder.at(-1) as Digest).then((stream) => buffer(stream)),
       'UNSUPPORTED',
       /^docker-daemon:app:1: the Docker Engine sends layer \d of 4 \([a-f0-9]{12}\) \(as [a-f0-9]{64}\/layer\.tar\) before layer \d of 4 \([a-f0-9]{12}\), which the push is waiting for; rxpush never holds a whole layer in memory or on disk, .* open every blob of this source at once .*, or save it first$/,
     );
@@ -140,7 +166,7 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
     const missing = `sha256:${'e'.repeat(64)}` as Digest;
     const { reader: r } = reader({ ...saved, diffIds: [...saved.diffIds, missing] });
     for (const key of saved.diffIds) r.release(key);
-    await rejectsWith(buffer(await r.open(missing)), 'INVALID_SOURCE', /the Docker Engine's save stream has no layer 5 of 5 \(eeeeeeeeeeee\)/);
+    await rejectsWith(r.open(missing).then((stream) => buffer(stream)), 'INVALID_SOURCE', /the Docker Engine's save stream has no layer 5 of 5 \(eeeeeeeeeeee\)/);
   });
 
   it('refuses a config that is not the image ID', async (t) => {
@@ -151,14 +177,13 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
     });
     const { reader: r } = reader(saved);
     for (const key of saved.diffIds) r.release(key);
-    await rejectsWith(buffer(await r.open(saved.imageId)), 'DIGEST_MISMATCH', /docker-daemon:app:1 config \([a-f0-9]{64}\.json in the Docker Engine's save stream\) does not match its digest/);
+    await rejectsWith(r.open(saved.imageId).then((stream) => buffer(stream)), 'DIGEST_MISMATCH', /docker-daemon:app:1 config \([a-f0-9]{64}\.json in the Docker Engine's save stream\) does not match its digest/);
   });
 
   it('fails its readers when the stream breaks off', async (t) => {
     const saved = await save(t);
     const { reader: r } = reader({ ...saved, bytes: saved.bytes.subarray(0, saved.bytes.length / 2) });
-    const streams = await Promise.all(saved.diffIds.map((key) => r.open(key)));
-    const results = await Promise.allSettled(streams.map((s) => buffer(s)));
+    const results = await Promise.allSettled(saved.diffIds.map((key) => r.open(key).then((stream) => buffer(stream))));
     assert.ok(results.some((result) => result.status === 'rejected'));
     for (const result of results) {
       if (result.status === 'rejected') assert.match(String(result.reason.message), /the Docker Engine's save stream (broke off or is not a tar|has no layer)/);
@@ -167,12 +192,16 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
 
   it('stops the stream when the push stops reading a layer', async (t) => {
     const saved = await save(t);
-    const { reader: r, closes } = reader(saved);
-    const streams = await Promise.all(saved.diffIds.map((key) => r.open(key)));
-    streams[0]?.destroy();
+    // In 512-byte chunks every layer arrives in several: the first one's reader goes away as it starts.
+    const { reader: r, closes } = reader(saved, {}, 512);
+    r.release(saved.imageId);
+    const [first, ...later] = saved.streamOrder as [Digest, ...Digest[]];
+    const others = later.map((key) => [key, r.open(key).then((stream) => buffer(stream))] as const);
+    for (const [, reading] of others) reading.catch(() => {});
+    (await r.open(first)).destroy();
     await sleep(20);
     assert.equal(closes(), 1);
-    await rejectsWith(buffer(streams[1] as Readable), 'CANCELLED', /the push stopped reading docker-daemon:app:1/);
+    for (const [, reading] of others) await rejectsWith(reading, 'CANCELLED', /the push stopped reading docker-daemon:app:1/);
   });
 
   it('reads a blob once', async (t) => {
@@ -200,7 +229,7 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
       for (const e of entries) if (e.name.endsWith('/json')) e.data = String(e.data).replace('"Hostname":""', '"Hostname":"x"');
     });
     const { reader: r } = reader(saved);
-    await rejectsWith(buffer(await r.open(saved.streamOrder[0] as Digest)), 'UNSUPPORTED', /cannot tell which layer [a-f0-9]{64}\/layer\.tar of the Docker Engine's save stream is \(its json matches no layer of the image\); save it first/);
+    await rejectsWith(r.open(saved.streamOrder[0] as Digest).then((stream) => buffer(stream)), 'UNSUPPORTED', /cannot tell which layer [a-f0-9]{64}\/layer\.tar of the Docker Engine's save stream is \(its json matches no layer of the image\); save it first/);
   });
 });
 

@@ -37,7 +37,8 @@ const CANCEL_TIMEOUT_MS = 10_000;
 type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
 
 /**
- * Uploads one blob: `pushing` (throttled), `retrying`, then `pushed` and `blob-ready`.
+ * Uploads one blob: `pushing` (throttled; from when its source is open, with the total the source knew up front
+ * or announced with `onSize` as it reached the bytes), `retrying`, then `pushed` and `blob-ready`.
  *
  * Each attempt is an Observable of its progress that ends with the blob committed; a retryable failure
  * (the client's `retryFor` decides, with its policy) becomes a `retrying` event, a wait on the scheduler,
@@ -57,6 +58,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
     let inflight: Promise<unknown> = Promise.resolve();
     /** Why the last attempt failed, for the message when the source cannot be opened again. */
     let broken: RetryingEvent | undefined;
+    /** The size a source tells only once it reaches the bytes (a docker save stream's tar header): the progress total. */
+    let announced: number | undefined;
 
     const drop = (after?: Promise<unknown>): void => {
       if (state.session !== undefined) {
@@ -67,7 +70,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
 
     const open = (signal: AbortSignal) => async (): Promise<Readable> => {
       try {
-        return await blob.open({ signal });
+        return await blob.open({ signal, onSize: (size) => void (announced = size) });
       } catch (error) {
         if (broken === undefined || signal.aborted) throw error;
         const why = error instanceof Error ? error.message : String(error);
@@ -115,7 +118,6 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         assert(start.kind === 'session', `the registry mounted ${blob.key} though no mount was asked for`);
         state.session = start;
       }
-      emit({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
       const sent = await sendBlob({
         blob,
         client,
@@ -124,8 +126,18 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         compress,
         compressionLevel: context.compressionLevel,
         chunkSize: context.chunkSize,
-        open: open(request.signal),
-        onBytes: (current, total) => emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) }),
+        // Pushing from when the source is open: one that opens when its shared stream reaches the blob
+        // (docker save) leaves the blob waiting until then, as docker push shows it.
+        open: async () => {
+          const input = await open(request.signal)();
+          const total = blob.size ?? announced;
+          emit({ type: 'pushing', ...progress, current: 0, ...(total !== undefined && { total }) });
+          return input;
+        },
+        onBytes: (current, known) => {
+          const total = known ?? announced;
+          emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) });
+        },
       });
       state.session = undefined;
       return sent;

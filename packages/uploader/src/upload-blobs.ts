@@ -44,7 +44,8 @@ export interface UploadBlobsOptions {
  * (`retrying` events carry the blob's short id, as do the retries of requests the client repeats itself):
  * first a HEAD, so a blob whose commit landed but whose answer was lost is not sent again; then a chunked upload resumes from the offset the registry reports, and anything else
  * starts over in a fresh session (the old one is cancelled) with the source opened again. Emits `pushing`
- * (throttled), `retrying`, `pushed` and `blob-ready`; other events pass through. Unsubscribing aborts the
+ * (throttled) once a blob's source is open, so a blob its source has not reached yet stays `waiting`, then
+ * `retrying`, `pushed` and `blob-ready`; other events pass through. Unsubscribing aborts the
  * requests in flight and cancels the open sessions.
  *
  * Fails with `DigestMismatchError` when a blob's bytes do not match its digest or diff ID (nothing is

@@ -36,6 +36,8 @@ interface Slot {
   readonly what: string;
   state: SlotState;
   consumer?: PassThrough;
+  /** Hands the consumer to its opener once the stream reaches the blob, with the size its tar header gives. */
+  reached?: (size: number | undefined) => void;
   /** The config when it passed by before it was opened (it is small). */
   bytes?: Buffer;
 }
@@ -84,7 +86,11 @@ export class SaveStreamReader {
     this.#slots.set(options.imageId, { key: options.imageId, role: 'config', what: 'config', state: 'pending' });
   }
 
-  /** A stream of the blob's bytes, fed as the save stream reaches them. A blob can be read once. */
+  /**
+   * A stream of the blob's bytes, given once the save stream reaches them (so the push shows the blob waiting
+   * until then), with its size told to `options.onSize` first; given at once, failed, if reading stops
+   * before. A blob can be read once.
+   */
   async open(key: Digest, options?: OpenOptions): Promise<Readable> {
     options?.signal?.throwIfAborted();
     const slot = this.#slot(key);
@@ -99,6 +105,7 @@ export class SaveStreamReader {
       const bytes = slot.bytes;
       delete slot.bytes;
       slot.state = 'done';
+      options?.onSize?.(bytes.length);
       this.#notify();
       return Readable.from([bytes]);
     }
@@ -109,6 +116,16 @@ export class SaveStreamReader {
     consumer.on('error', () => {});
     slot.consumer = consumer;
     slot.state = 'opened';
+    const reached = new Promise<Readable>((resolve) => {
+      slot.reached = (size) => {
+        if (size !== undefined) options?.onSize?.(size);
+        resolve(consumer);
+      };
+      // Stopped (a failure, a cancel) before the stream got here: the opener gets the stream, failed with the
+      // reason, as a reader already reading would. When the stop is another blob's doing (its upload failed),
+      // that blob's own error then stays the one the push ends with.
+      consumer.once('close', () => resolve(consumer));
+    });
     options?.signal?.addEventListener('abort', () => consumer.destroy(new CancelledError(`reading ${this.#options.source} was cancelled`)), { once: true });
     // A reader that goes away before its blob is complete means the push is failing or cancelled:
     // nothing else will read this stream either.
@@ -123,7 +140,7 @@ export class SaveStreamReader {
       const reason = err instanceof Error ? err : new Error(String(err));
       this.#stop(() => reason);
     });
-    return consumer;
+    return reached;
   }
 
   /** The push will not read this blob (the registry has it): its member is skipped. */
@@ -223,8 +240,10 @@ export class SaveStreamReader {
       this.#options.logger.debug({ member: name, key, state: slot.state }, 'save stream layer skipped');
       return drain(entry);
     }
-    this.#options.logger.debug({ member: name, key }, 'save stream layer read');
+    this.#options.logger.debug({ member: name, key, size: entry.header.size }, 'save stream layer read');
     slot.state = 'streaming';
+    // The engine did not say how big a layer is; its tar header does, before the first byte.
+    slot.reached?.(entry.header.size);
     for await (const chunk of entry) {
       if (consumer.destroyed) throw new CancelledError(`the push stopped reading ${this.#options.source} (${slot.what})`);
       if (!consumer.write(chunk)) await drained(consumer);
@@ -242,6 +261,7 @@ export class SaveStreamReader {
     if (actual !== imageId) throw new DigestMismatchError(imageId, actual, `${source} config (${name} in the Docker Engine's save stream)`);
     if (slot.state === 'opened' && slot.consumer !== undefined) {
       slot.state = 'done';
+      slot.reached?.(bytes.length);
       slot.consumer.end(bytes);
       this.#notify();
     } else if (slot.state === 'pending') {
