@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
@@ -24,7 +24,7 @@ import tar from 'tar-stream';
 import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon/read-docker-daemon.ts';
 import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { makeCertificates, startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { CLI_BIN, runCli } from './helpers/run-cli.ts';
 import { skopeoCopy } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
@@ -52,6 +52,10 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   let registry: RunningRegistry;
   let client: RegistryClient;
   let work: string;
+  /** DOCKER_CERT_PATH directories: the CA and a client certificate; the CA alone; another CA with the client certificate. */
+  let certPath: string;
+  let caOnly: string;
+  let otherCa: string;
   /** Three layers: fewer than the uploader's default of 4 at once. */
   let small: OciLayoutFixture;
   /** Seven layers, the last repeating the first, whose save stream is not in base-to-top order. */
@@ -77,7 +81,24 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   }
 
   before(async () => {
-    const started = await startDockerd();
+    work = await mkdtemp(join(tmpdir(), 'rxpush-daemon-e2e-'));
+    // The engine also listens on loopback TCP with TLS that checks client certificates (dockerd --tlsverify).
+    certPath = join(work, 'docker-certs');
+    caOnly = join(work, 'docker-ca-only');
+    otherCa = join(work, 'docker-other-ca');
+    await Promise.all([join(work, 'certs'), join(work, 'other-certs'), certPath, caOnly, otherCa].map((dir) => mkdir(dir)));
+    const certs = await makeCertificates(join(work, 'certs'), { client: true });
+    const other = await makeCertificates(join(work, 'other-certs'));
+    await Promise.all([
+      copyFile(certs.caFile, join(certPath, 'ca.pem')),
+      copyFile(certs.clientCertFile!, join(certPath, 'cert.pem')),
+      copyFile(certs.clientKeyFile!, join(certPath, 'key.pem')),
+      copyFile(certs.caFile, join(caOnly, 'ca.pem')),
+      copyFile(other.caFile, join(otherCa, 'ca.pem')),
+      copyFile(certs.clientCertFile!, join(otherCa, 'cert.pem')),
+      copyFile(certs.clientKeyFile!, join(otherCa, 'key.pem')),
+    ]);
+    const started = await startDockerd({ tcpTls: { caFile: certs.caFile, certFile: certs.certFile, keyFile: certs.keyFile } });
     if ('skipped' in started) {
       skipped = started.skipped;
       return;
@@ -85,7 +106,6 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     engine = started;
     // push() and readImages take the engine from DOCKER_HOST, as the CLI does.
     process.env.DOCKER_HOST = engine.host;
-    work = await mkdtemp(join(tmpdir(), 'rxpush-daemon-e2e-'));
     registry = await startRegistry();
     client = new RegistryClient({ registry: registry.host });
     small = await makeOciLayout(join(work, 'small'), { images: [{ tags: ['latest'], layers: [1, 2, 3].map((i) => ({ files: 2, fileSize: 200_000, seed: `daemon-${i}` })) }] });
@@ -284,5 +304,48 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     } finally {
       await doomed.stop();
     }
+  });
+
+  describe('over TCP with TLS (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)', () => {
+    const tlsEnv = (dir: string): Record<string, string> => ({ DOCKER_HOST: engine!.tcpHost!, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir });
+
+    it('pushes from an engine that checks client certificates, with the ones in DOCKER_CERT_PATH', async (t) => {
+      if (!requireEngine(t)) return;
+      const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls:v1`, '--progress', 'plain'], { env: tlsEnv(certPath) });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^v1: digest: sha256:[a-f0-9]{64} size: \d+$/m);
+      assert.ok(await client.hasManifest('daemon/tls', 'v1'));
+    });
+
+    it('says to set DOCKER_TLS_VERIFY when plain HTTP reaches the TLS port', async (t) => {
+      if (!requireEngine(t)) return;
+      const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-plain:v1`], { env: { DOCKER_HOST: engine!.tcpHost! } });
+      assertOneLineError(result, /→ 400: .*HTTP request to an HTTPS server.*; the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH$/);
+      assert.equal(await client.hasManifest('daemon/tls-plain', 'v1'), undefined);
+    });
+
+    it('says the engine wants a client certificate when DOCKER_CERT_PATH has none', async (t) => {
+      if (!requireEngine(t)) return;
+      const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-nocert:v1`], { env: tlsEnv(caOnly) });
+      assertOneLineError(
+        result,
+        /^rxpush: the Docker Engine at tcp:\/\/127\.0\.0\.1:\d+ closed the TLS connection \(.*\): it probably wants a client certificate, and .*docker-ca-only has no cert\.pem and key\.pem; set DOCKER_CERT_PATH .*\(DOCKER_HOST=tcp:.*, DOCKER_TLS_VERIFY is set, certificates from .*docker-ca-only\)$/,
+      );
+    });
+
+    it('says the TLS handshake failed, and what to check, when ca.pem is not the CA of the engine', async (t) => {
+      if (!requireEngine(t)) return;
+      const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-otherca:v1`], { env: tlsEnv(otherCa) });
+      assertOneLineError(
+        result,
+        /^rxpush: the TLS handshake with the Docker Engine at tcp:\/\/127\.0\.0\.1:\d+ failed \(.*\); check that DOCKER_CERT_PATH holds the engine's ca\.pem .*certificates from .*docker-other-ca\)$/,
+      );
+    });
+
+    it('says which file is missing when DOCKER_CERT_PATH has no ca.pem', async (t) => {
+      if (!requireEngine(t)) return;
+      const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-noca:v1`], { env: tlsEnv(join(work, 'nowhere')) });
+      assertOneLineError(result, /^rxpush: DOCKER_TLS_VERIFY is set for DOCKER_HOST=tcp:\/\/127\.0\.0\.1:\d+, but .*nowhere\/ca\.pem cannot be read \(.*\); set DOCKER_CERT_PATH to the directory with ca\.pem, cert\.pem and key\.pem$/);
+    });
   });
 });

@@ -9,6 +9,8 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 
+import { freePort } from './registry.ts';
+
 const DOCKERD = '/usr/sbin/dockerd';
 // Debian's client, matching the daemon's API version (another `docker` may be first on PATH).
 const DOCKER = '/usr/bin/docker';
@@ -20,9 +22,25 @@ export interface DockerRunOptions {
   timeoutMs?: number;
 }
 
+/** A loopback TCP listener with TLS that checks client certificates (`--tlsverify`), besides the socket. */
+export interface DockerdTcpTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface StartDockerdOptions {
+  startTimeoutMs?: number;
+  storageDriver?: 'vfs' | 'overlay2';
+  /** Also listen on `tcp://127.0.0.1:PORT` (a free port) with TLS, as `tcpHost` says. */
+  tcpTls?: DockerdTcpTls;
+}
+
 export interface RunningDockerd {
   /** `unix:///…/docker.sock`, for DOCKER_HOST. */
   host: string;
+  /** `tcp://127.0.0.1:PORT` when started with `tcpTls`. */
+  tcpHost?: string;
   socket: string;
   dataRoot: string;
   /** A DOCKER_CONFIG directory of its own (empty config.json), so no user credentials leak in. */
@@ -88,7 +106,7 @@ function installExitHook(): void {
  * if ('skipped' in engine) return t.skip(engine.skipped);
  * try { await engine.docker(['pull', `${registry.host}/x:y`]); } finally { await engine.stop(); }
  */
-export async function startDockerd(options: { startTimeoutMs?: number; storageDriver?: 'vfs' | 'overlay2' } = {}): Promise<StartDockerdResult> {
+export async function startDockerd(options: StartDockerdOptions = {}): Promise<StartDockerdResult> {
   if (process.getuid?.() !== 0) return { skipped: 'dockerd needs root, and this process is not root' };
   for (const bin of [DOCKERD, DOCKER]) {
     if (!existsSync(bin)) return { skipped: `${bin} is missing: run "node tools/setup.mjs" (installs the Debian package docker.io)` };
@@ -96,14 +114,14 @@ export async function startDockerd(options: { startTimeoutMs?: number; storageDr
   // Short paths: unix socket paths (containerd's lives under the exec root) are limited to 107 bytes.
   const dir = await mkdtemp(existsSync('/tmp') ? '/tmp/rxd-' : join(process.cwd(), '.rxd-'));
   try {
-    return await startIn(dir, options.startTimeoutMs ?? 60_000, options.storageDriver ?? 'vfs');
+    return await startIn(dir, options.startTimeoutMs ?? 60_000, options.storageDriver ?? 'vfs', options.tcpTls);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
 }
 
-async function startIn(dir: string, timeoutMs: number, storageDriver: 'vfs' | 'overlay2'): Promise<RunningDockerd> {
+async function startIn(dir: string, timeoutMs: number, storageDriver: 'vfs' | 'overlay2', tcpTls: DockerdTcpTls | undefined): Promise<RunningDockerd> {
   const dataRoot = join(dir, 'data');
   const execRoot = join(dir, 'x');
   const socket = join(dir, 'docker.sock');
@@ -130,6 +148,10 @@ async function startIn(dir: string, timeoutMs: number, storageDriver: 'vfs' | 'o
     '--pidfile', join(dir, 'dockerd.pid'),
     '--host', `unix://${socket}`,
   ];
+  const tcpHost = tcpTls !== undefined ? `tcp://127.0.0.1:${await freePort()}` : undefined;
+  if (tcpTls !== undefined) {
+    args.push('--host', tcpHost!, '--tlsverify', '--tlscacert', tcpTls.caFile, '--tlscert', tcpTls.certFile, '--tlskey', tcpTls.keyFile);
+  }
   const env = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.startsWith('DOCKER_') && key !== 'CONTAINERD_ADDRESS'),
   );
@@ -164,6 +186,7 @@ async function startIn(dir: string, timeoutMs: number, storageDriver: 'vfs' | 'o
   let stopped: Promise<void> | undefined;
   return {
     host: `unix://${socket}`,
+    ...(tcpHost !== undefined && { tcpHost }),
     socket,
     dataRoot,
     configDir,

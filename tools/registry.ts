@@ -197,7 +197,8 @@ function cleanEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
 }
 
-function freePort(): Promise<number> {
+/** A loopback port nothing listens on right now (the server started next binds it). */
+export function freePort(): Promise<number> {
   return new Promise((ok, fail) => {
     const server = createServer();
     server.once('error', fail);
@@ -249,11 +250,22 @@ async function kill(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Test certificates made by {@link makeCertificates}; the client pair only when asked for. */
+export interface TestCertificates {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  ca: string;
+  clientCertFile?: string;
+  clientKeyFile?: string;
+}
+
 /**
- * A throwaway CA and a server certificate for 127.0.0.1 and localhost (with SANs: Go ignores the CN), in `dir`.
- * Tests use it for TLS servers of their own (the fault proxy in front of a plain-HTTP registry).
+ * A throwaway CA and a server certificate for 127.0.0.1 and localhost (with SANs: Go ignores the CN), in `dir`,
+ * and with `client`, a client certificate from the same CA (for servers that check them, as dockerd --tlsverify).
+ * Tests use it for TLS servers of their own (the fault proxy in front of a plain-HTTP registry, dockerd on TCP).
  */
-export async function makeCertificates(dir: string): Promise<{ caFile: string; certFile: string; keyFile: string; ca: string }> {
+export async function makeCertificates(dir: string, options: { client?: boolean } = {}): Promise<TestCertificates> {
   const caFile = join(dir, 'ca.crt');
   const caKey = join(dir, 'ca.key');
   const certFile = join(dir, 'server.crt');
@@ -271,7 +283,16 @@ export async function makeCertificates(dir: string): Promise<{ caFile: string; c
     'extendedKeyUsage=serverAuth',
   ].join('\n'));
   await openssl(['x509', '-req', '-in', csr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', certFile, '-days', '3', '-extfile', ext]);
-  return { caFile, certFile, keyFile, ca: await readFile(caFile, 'utf8') };
+  const made: TestCertificates = { caFile, certFile, keyFile, ca: await readFile(caFile, 'utf8') };
+  if (options.client !== true) return made;
+  const clientCertFile = join(dir, 'client.crt');
+  const clientKeyFile = join(dir, 'client.key');
+  const clientCsr = join(dir, 'client.csr');
+  const clientExt = join(dir, 'client.ext');
+  await openssl(['req', ...ec, '-keyout', clientKeyFile, '-out', clientCsr, '-subj', '/CN=rxpush test client']);
+  await writeFile(clientExt, ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'extendedKeyUsage=clientAuth'].join('\n'));
+  await openssl(['x509', '-req', '-in', clientCsr, '-CA', caFile, '-CAkey', caKey, '-CAcreateserial', '-out', clientCertFile, '-days', '3', '-extfile', clientExt]);
+  return { ...made, clientCertFile, clientKeyFile };
 }
 
 async function openssl(args: string[]): Promise<void> {

@@ -4,6 +4,7 @@ import { defer, mergeMap, type Observable } from 'rxjs';
 
 import { readDockerArchive } from './docker-archive/read-docker-archive.js';
 import { parseDockerArchiveReference } from './docker-archive/reference.js';
+import { dockerTlsFromEnv, type DockerTls } from './docker-daemon/engine.js';
 import { readDockerDaemon } from './docker-daemon/read-docker-daemon.js';
 import { readDockerRoot } from './docker-root/read-docker-root.js';
 import { readOciArchive } from './oci/read-oci-archive.js';
@@ -20,6 +21,11 @@ export interface ReadImagesOptions {
   readonly storageDriver?: string;
   /** The Docker Engine for `docker-daemon:`, as DOCKER_HOST says it (default: DOCKER_HOST, else unix:///var/run/docker.sock). */
   readonly dockerHost?: string;
+  /**
+   * TLS for a `tcp://` engine (default: as the docker CLI reads DOCKER_TLS_VERIFY, DOCKER_TLS and
+   * DOCKER_CERT_PATH); `false` for plain HTTP whatever the environment says.
+   */
+  readonly dockerTls?: DockerTls | false;
   readonly logger?: Logger;
 }
 
@@ -62,7 +68,13 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
     if (transport === 'oci-archive') return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
     if (transport === 'docker-archive') return await readDockerArchive(parseDockerArchiveReference(source.slice(colon + 1)), { source, allTags, logger });
     if (transport === 'docker-daemon') {
-      return await readDockerDaemon(source.slice(colon + 1), { source, allTags, logger, host: options.dockerHost ?? process.env.DOCKER_HOST });
+      return await readDockerDaemon(source.slice(colon + 1), {
+        source,
+        allTags,
+        logger,
+        host: options.dockerHost ?? process.env.DOCKER_HOST,
+        tls: options.dockerTls === false ? undefined : (options.dockerTls ?? dockerTlsFromEnv(process.env)),
+      });
     }
     if (transport === 'docker-root') {
       const { dataRoot = '/var/lib/docker', storageDriver } = options;

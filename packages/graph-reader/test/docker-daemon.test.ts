@@ -9,6 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import type { ImageRecord, PushEvent } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
+import { dockerTlsFromEnv } from '../src/docker-daemon/engine.js';
 import { readImages } from '../src/index.js';
 import { makeDockerSave, sha256 } from './docker-save-fixtures.js';
 import { fails } from './read.js';
@@ -89,6 +90,23 @@ describe('readImages from docker-daemon:', () => {
 
   it('refuses a DOCKER_HOST it cannot talk to', async () => {
     await fails('docker-daemon:app:1', { code: 'USAGE', message: /^DOCKER_HOST=ssh:\/\/me@host is not supported: rxpush talks to a Docker Engine at unix:\/\/\/PATH or tcp:\/\/HOST:PORT/ }, { dockerHost: 'ssh://me@host' });
+  });
+
+  it('reads TLS settings from the environment as the docker CLI does', () => {
+    assert.equal(dockerTlsFromEnv({}), undefined);
+    assert.equal(dockerTlsFromEnv({ DOCKER_CERT_PATH: '/certs' }), undefined, 'a cert path alone is not TLS, as for docker');
+    assert.deepEqual(dockerTlsFromEnv({ DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' }), { verify: true, certPath: '/certs' });
+    assert.deepEqual(dockerTlsFromEnv({ DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '' }), { verify: true });
+    assert.deepEqual(dockerTlsFromEnv({ DOCKER_TLS: '1' }), { verify: false });
+  });
+
+  it('says which TLS file it cannot read, before connecting', async (t) => {
+    const dir = await tempDir(t);
+    await fails(
+      'docker-daemon:app:1',
+      { code: 'SOURCE_NOT_FOUND', message: new RegExp(`^DOCKER_TLS_VERIFY is set for DOCKER_HOST=tcp://127\\.0\\.0\\.1:1, but ${dir}/ca\\.pem cannot be read \\(ENOENT`) },
+      { dockerHost: 'tcp://127.0.0.1:1', dockerTls: { verify: true, certPath: dir } },
+    );
   });
 
   it('asks for a tag', async () => {

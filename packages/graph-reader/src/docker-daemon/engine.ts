@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
 import type { Digest, Platform } from '@rxpush/core';
@@ -18,6 +21,39 @@ export interface EngineImage {
   readonly platform?: Platform;
 }
 
+/**
+ * TLS to a `tcp://` engine, as the docker CLI takes it from DOCKER_TLS_VERIFY, DOCKER_TLS and DOCKER_CERT_PATH:
+ * `certPath` holds `ca.pem` (the CA that signed the engine's certificate) and, for an engine that asks
+ * for a client certificate, `cert.pem` and `key.pem`.
+ */
+export interface DockerTls {
+  /** Default `~/.docker`, as docker's. */
+  readonly certPath?: string | undefined;
+  /** Check the engine's certificate against `ca.pem` (DOCKER_TLS_VERIFY); without it, TLS without checking (DOCKER_TLS). */
+  readonly verify: boolean;
+}
+
+/** Where the engine is and how to reach it. */
+export interface DockerEngineOptions {
+  /** DOCKER_HOST's syntax: `unix:///PATH` or `tcp://HOST[:PORT]`; default the system socket. */
+  readonly host?: string | undefined;
+  /** TLS for a `tcp://` engine; ignored for a unix socket, as docker does. */
+  readonly tls?: DockerTls | undefined;
+}
+
+/**
+ * The TLS settings the docker CLI reads from the environment: DOCKER_TLS_VERIFY (any value but empty)
+ * for TLS that checks the engine's certificate, else DOCKER_TLS for TLS that does not; undefined for neither.
+ *
+ * @example dockerTlsFromEnv({ DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: '/certs' }) // { verify: true, certPath: '/certs' }
+ */
+export function dockerTlsFromEnv(env: NodeJS.ProcessEnv): DockerTls | undefined {
+  const verify = (env.DOCKER_TLS_VERIFY ?? '') !== '';
+  if (!verify && (env.DOCKER_TLS ?? '') === '') return undefined;
+  const certPath = env.DOCKER_CERT_PATH;
+  return { verify, ...(certPath !== undefined && certPath !== '' && { certPath }) };
+}
+
 /** A Docker Engine API client over its unix socket or TCP. */
 export interface DockerEngine {
   /** The engine as messages name it (`unix:///var/run/docker.sock`). */
@@ -29,21 +65,29 @@ export interface DockerEngine {
 }
 
 /**
- * Connects to the Docker Engine that `dockerHost` (DOCKER_HOST's syntax: `unix:///PATH` or
- * `tcp://HOST:PORT`; default the system socket) names. Nothing is sent until a request is made.
+ * Connects to the Docker Engine that `options.host` names, over TLS when `options.tls` says so and the
+ * engine is a `tcp://` one. Nothing is sent until a request is made.
+ *
+ * Throws `UsageError` for a host it cannot talk to, or TLS files that cannot be read.
  */
-export function dockerEngine(dockerHost: string | undefined): DockerEngine {
+export function dockerEngine(options: DockerEngineOptions = {}): DockerEngine {
+  const dockerHost = options.host;
   const host = dockerHost === undefined || dockerHost === '' ? DEFAULT_DOCKER_HOST : dockerHost;
-  const client = connect(host);
+  const tls = host.startsWith('tcp://') ? options.tls : undefined;
+  const files = tls !== undefined ? tlsFiles(host, tls) : undefined;
+  const client = connect(host, files);
   const shown = `the Docker Engine at ${host}`;
-  const setting = dockerHost === undefined || dockerHost === '' ? 'DOCKER_HOST is not set' : `DOCKER_HOST=${dockerHost}`;
+  const setting = [
+    dockerHost === undefined || dockerHost === '' ? 'DOCKER_HOST is not set' : `DOCKER_HOST=${dockerHost}`,
+    ...(tls !== undefined ? [`${tls.verify ? 'DOCKER_TLS_VERIFY' : 'DOCKER_TLS'} is set`, `certificates from ${certDir(tls)}`] : []),
+  ].join(', ');
 
   const get = async (path: string, what: string, signal: AbortSignal | undefined, timeouts: { headersTimeout: number; bodyTimeout: number }) => {
     try {
       return await client.request({ method: 'GET', path, ...(signal !== undefined && { signal }), ...timeouts });
     } catch (err) {
       if (isPushError(err) || (err as Error).name === 'AbortError') throw err;
-      throw unreachable(host, setting, what, err);
+      throw unreachable(host, setting, what, err, files);
     }
   };
 
@@ -57,7 +101,7 @@ export function dockerEngine(dockerHost: string | undefined): DockerEngine {
         throw new SourceError('SOURCE_NOT_FOUND', name, `image ${name} not found in ${shown}; docker pull it or check the name`);
       }
       const body = (await response.body.text().catch(() => '')) as string;
-      if (response.statusCode !== 200) throw engineError(host, path, response.statusCode, body);
+      if (response.statusCode !== 200) throw engineError(host, path, response.statusCode, body, tls);
       return parseInspect(body, `GET ${host}${path}`);
     },
     async saveImage(name, signal) {
@@ -68,7 +112,7 @@ export function dockerEngine(dockerHost: string | undefined): DockerEngine {
       if (response.statusCode !== 200) {
         const body = (await response.body.text().catch(() => '')) as string;
         if (response.statusCode === 404) throw new SourceError('SOURCE_NOT_FOUND', name, `image ${name} not found in ${shown}; docker pull it or check the name`);
-        throw engineError(host, path, response.statusCode, body);
+        throw engineError(host, path, response.statusCode, body, tls);
       }
       return response.body;
     },
@@ -76,7 +120,7 @@ export function dockerEngine(dockerHost: string | undefined): DockerEngine {
   };
 }
 
-function connect(host: string): Client {
+function connect(host: string, tls: TlsFiles | undefined): Client {
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
     if (socketPath === '') throw new UsageError(`DOCKER_HOST=${host} names no socket; use unix:///PATH, e.g. ${DEFAULT_DOCKER_HOST}`);
@@ -91,22 +135,84 @@ function connect(host: string): Client {
       throw new UsageError(`DOCKER_HOST=${host} is not tcp://HOST:PORT`);
     }
     if (url.pathname !== '/' || url.search !== '') throw new UsageError(`DOCKER_HOST=${host} is not tcp://HOST:PORT`);
-    // Docker's default for a plain TCP engine.
-    return new Client(`http://${url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname}:${url.port || '2375'}`);
+    const hostname = url.hostname.includes(':') && !url.hostname.startsWith('[') ? `[${url.hostname}]` : url.hostname;
+    // Docker's defaults: 2376 for an engine over TLS, 2375 for plain HTTP.
+    if (tls === undefined) return new Client(`http://${hostname}:${url.port || '2375'}`);
+    const { ca, cert, key, verify } = tls;
+    return new Client(`https://${hostname}:${url.port || '2376'}`, {
+      connect: { rejectUnauthorized: verify, ...(ca !== undefined && { ca }), ...(cert !== undefined && key !== undefined && { cert, key }) },
+    });
   }
-  throw new UsageError(`DOCKER_HOST=${host} is not supported: rxpush talks to a Docker Engine at unix:///PATH or tcp://HOST:PORT (plain HTTP)`);
+  throw new UsageError(`DOCKER_HOST=${host} is not supported: rxpush talks to a Docker Engine at unix:///PATH or tcp://HOST:PORT (plain HTTP, or TLS with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)`);
 }
 
-function unreachable(host: string, setting: string, what: string, err: unknown): SourceError {
+function certDir(tls: DockerTls): string {
+  return tls.certPath ?? join(homedir(), '.docker');
+}
+
+/** What DOCKER_CERT_PATH held, and where it is. */
+interface TlsFiles {
+  readonly dir: string;
+  readonly verify: boolean;
+  readonly ca?: Buffer | undefined;
+  readonly cert?: Buffer | undefined;
+  readonly key?: Buffer | undefined;
+}
+
+/**
+ * The TLS files in DOCKER_CERT_PATH, read as docker reads them: `ca.pem` when verifying, and the client
+ * certificate only when both `cert.pem` and `key.pem` are there.
+ */
+function tlsFiles(host: string, tls: DockerTls): TlsFiles {
+  const dir = certDir(tls);
+  const read = (name: string, required: boolean): Buffer | undefined => {
+    try {
+      return readFileSync(join(dir, name));
+    } catch (err) {
+      if (!required && (err as { code?: unknown }).code === 'ENOENT') return undefined;
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new SourceError(
+        'SOURCE_NOT_FOUND',
+        host,
+        `${tls.verify ? 'DOCKER_TLS_VERIFY' : 'DOCKER_TLS'} is set for DOCKER_HOST=${host}, but ${join(dir, name)} cannot be read (${reason}); set DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem`,
+      );
+    }
+  };
+  const cert = read('cert.pem', false);
+  const key = read('key.pem', false);
+  return { dir, verify: tls.verify, ca: tls.verify ? read('ca.pem', true) : undefined, ...(cert !== undefined && key !== undefined && { cert, key }) };
+}
+
+/** Node's codes for a TLS handshake that failed on a certificate, or an engine that wanted one from us. */
+const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/;
+
+function unreachable(host: string, setting: string, what: string, err: unknown, tls: TlsFiles | undefined): SourceError {
   const code = (err as { code?: unknown }).code;
   const reason = err instanceof Error ? err.message : String(err);
+  // Over TLS 1.3 an engine that wants a client certificate refuses after the handshake: the client sees the connection close.
+  if (tls !== undefined && tls.cert === undefined && code === 'UND_ERR_SOCKET') {
+    return new SourceError(
+      'SOURCE_NOT_FOUND',
+      host,
+      `the Docker Engine at ${host} closed the TLS connection (${what}: ${reason}): it probably wants a client certificate, and ${tls.dir} has no cert.pem and key.pem; set DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem (${setting})`,
+      { cause: err },
+    );
+  }
+  if (tls !== undefined && typeof code === 'string' && TLS_FAILURE.test(code)) {
+    return new SourceError(
+      'SOURCE_NOT_FOUND',
+      host,
+      `the TLS handshake with the Docker Engine at ${host} failed (${what}: ${reason}); check that DOCKER_CERT_PATH holds the engine's ca.pem and a cert.pem and key.pem it accepts (${setting})`,
+      { cause: err },
+    );
+  }
   if (code === 'EACCES') {
     return new SourceError('SOURCE_NOT_FOUND', host, `cannot reach the Docker Engine at ${host}: permission denied on its socket; run rxpush as root or as a member of the docker group (${setting})`, { cause: err });
   }
   return new SourceError('SOURCE_NOT_FOUND', host, `cannot reach the Docker Engine at ${host} (${what}: ${reason}): is dockerd running? (${setting})`, { cause: err });
 }
 
-function engineError(host: string, path: string, status: number, body: string): SourceError {
+function engineError(host: string, path: string, status: number, body: string, tls: DockerTls | undefined): SourceError {
   let message = body.trim();
   try {
     const json = parseJsonObject(body, (problem) => new Error(problem));
@@ -114,7 +220,9 @@ function engineError(host: string, path: string, status: number, body: string): 
   } catch {
     // Not Docker's JSON error: show the text.
   }
-  return new SourceError('INVALID_SOURCE', host, `GET ${host}${path} → ${status}${message !== '' ? `: ${message.slice(0, 300)}` : ''}`);
+  // dockerd's answer to plain HTTP on its TLS port.
+  const hint = tls === undefined && status === 400 && /HTTP request to an HTTPS server/i.test(message) ? '; the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH' : '';
+  return new SourceError('INVALID_SOURCE', host, `GET ${host}${path} → ${status}${message !== '' ? `: ${message.slice(0, 300)}` : ''}${hint}`);
 }
 
 function parseInspect(body: string, what: string): EngineImage {

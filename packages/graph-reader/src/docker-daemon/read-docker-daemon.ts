@@ -1,7 +1,7 @@
 import type { BlobSource, Digest, ImageRecord, Logger } from '@rxpush/core';
 import { ReferenceFormatError, UsageError, isDigest, parseReference } from '@rxpush/core';
 
-import { dockerEngine } from './engine.js';
+import { dockerEngine, type DockerTls } from './engine.js';
 import { saveConfigSource, saveLayerSource } from '../docker-archive/save-image.js';
 import { SaveStreamReader } from './save-stream.js';
 
@@ -12,6 +12,8 @@ export interface ReadDockerDaemonOptions {
   readonly logger: Logger;
   /** The engine, in DOCKER_HOST's syntax (`unix:///PATH`, `tcp://HOST:PORT`); default the system socket. */
   readonly host?: string | undefined;
+  /** TLS for a `tcp://` engine (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH). */
+  readonly tls?: DockerTls | undefined;
   /** How long the save stream may wait for the push to open the layer it is at (default 30 s). */
   readonly stallTimeoutMs?: number;
 }
@@ -30,7 +32,11 @@ export async function readDockerDaemon(reference: string, options: ReadDockerDae
     throw new UsageError(`source ${source}: --all-tags pushes every tag of an archive or layout; a docker-daemon: source names one image, push each NAME:TAG on its own`);
   }
   const { name, tag } = parseDaemonReference(reference, source);
-  const inspector = dockerEngine(options.host);
+  const engineOptions = { host: options.host, tls: options.tls };
+  if (options.tls?.verify === false && options.host?.startsWith('tcp://') === true) {
+    logger.warn({ engine: options.host }, 'DOCKER_TLS without DOCKER_TLS_VERIFY: the Docker Engine\'s certificate is not checked');
+  }
+  const inspector = dockerEngine(engineOptions);
   const image = await inspector.inspectImage(name).finally(() => inspector.close());
   logger.debug({ engine: inspector.host, image: name, id: image.id, layers: image.diffIds.length }, 'Docker Engine image found');
 
@@ -42,7 +48,7 @@ export async function readDockerDaemon(reference: string, options: ReadDockerDae
     ...(options.stallTimeoutMs !== undefined && { stallTimeoutMs: options.stallTimeoutMs }),
     alternative: `save it first (docker save ${name} -o FILE) and push docker-archive:FILE`,
     start: async (signal) => {
-      const engine = dockerEngine(options.host);
+      const engine = dockerEngine(engineOptions);
       try {
         return { stream: await engine.saveImage(name, signal), close: () => engine.close() };
       } catch (err) {
