@@ -1,11 +1,14 @@
 import type { Logger, PushEvent, SourceRecord } from '@rxpush/core';
-import { SourceError, UnsupportedError, UsageError, isPushError, silentLogger } from '@rxpush/core';
+import { SourceError, UsageError, isPushError, silentLogger } from '@rxpush/core';
+import type { RegistryClient } from '@rxpush/registry-client';
 import { defer, mergeMap, type Observable } from 'rxjs';
 
 import { readDockerArchive } from './docker-archive/read-docker-archive.js';
 import { parseDockerArchiveReference } from './docker-archive/reference.js';
 import { dockerTlsFromEnv, type DockerTls } from './docker-daemon/engine.js';
 import { readDockerDaemon } from './docker-daemon/read-docker-daemon.js';
+import { parsePlatform } from './registry/platform.js';
+import { readRegistryImage } from './registry/read-registry-image.js';
 import { readDockerRoot } from './docker-root/read-docker-root.js';
 import { readOciArchive } from './oci/read-oci-archive.js';
 import { readOciLayout } from './oci/read-oci-layout.js';
@@ -26,6 +29,14 @@ export interface ReadImagesOptions {
    * DOCKER_CERT_PATH); `false` for plain HTTP whatever the environment says.
    */
   readonly dockerTls?: DockerTls | false;
+  /**
+   * The client of the registry a `docker://` source names (see registry-client's `createRegistryClient`),
+   * with that registry's own credentials and TLS settings: they never go to the destination, nor the
+   * destination's to it. The caller closes it.
+   */
+  readonly registryClient?: RegistryClient;
+  /** Of a multi-platform `docker://` source, read only this platform's image (`os/arch[/variant]`, `--platform`). */
+  readonly platform?: string;
   readonly logger?: Logger;
 }
 
@@ -37,17 +48,17 @@ const SOURCE_FORMS = [
   'docker-root:NAME[:TAG]',
   'docker://REF',
 ];
-const LATER_TRANSPORTS = new Set<string>();
 
 /**
  * Reads the images a source names, with skopeo's transport prefixes (`oci:PATH[:REF]`, …).
  *
  * Emits one `{ type: 'image', image }` event per image or index, then completes. Everything a push
- * needs is checked before the first emission (documents, digests, blob files and sizes), so a broken
- * image fails here and no manifest is ever pushed for it. Reading starts on subscription.
+ * needs is checked before the first emission (documents, digests, blob files and sizes; for a `docker://`
+ * source, its manifests: blobs are checked as they stream), so a broken image fails here and no manifest
+ * is ever pushed for it. Reading starts on subscription.
  *
  * Fails (as an error notification) with `UsageError` for a source it cannot parse or an unknown
- * transport, `UnsupportedError` for transports not implemented yet, and `SourceError`,
+ * transport, `UnsupportedError` for images rxpush cannot push, and `SourceError`,
  * `BlobMissingError`, `DigestFormatError` or `DigestMismatchError` for a missing or damaged source.
  *
  * @example
@@ -64,6 +75,9 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
   const colon = source.indexOf(':');
   const transport = source.startsWith('docker://') ? 'docker' : colon > 0 ? source.slice(0, colon) : undefined;
   try {
+    if (options.platform !== undefined && transport !== 'docker') {
+      throw new UsageError(`--platform chooses one image of a docker:// source's index; ${source} is not in a registry`);
+    }
     if (transport === 'oci') return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
     if (transport === 'oci-archive') return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
     if (transport === 'docker-archive') return await readDockerArchive(parseDockerArchiveReference(source.slice(colon + 1)), { source, allTags, logger });
@@ -80,8 +94,16 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
       const { dataRoot = '/var/lib/docker', storageDriver } = options;
       return await readDockerRoot(source.slice(colon + 1), { source, allTags, logger, dataRoot, ...(storageDriver !== undefined && { storageDriver }) });
     }
-    if (transport === 'docker' || (transport !== undefined && LATER_TRANSPORTS.has(transport))) {
-      throw new UnsupportedError(`source ${source}: the ${transport === 'docker' ? 'docker://' : `${transport}:`} transport is not supported yet; save the image as an OCI layout (e.g. skopeo copy … oci:DIR) and push oci:DIR[:REF]`);
+    if (transport === 'docker') {
+      const client = options.registryClient;
+      if (client === undefined) throw new UsageError(`source ${source} is in a registry: readImages needs the registryClient option, a client for that registry`);
+      return await readRegistryImage(source.slice('docker://'.length), {
+        source,
+        allTags,
+        logger,
+        client,
+        ...(options.platform !== undefined && { platform: parsePlatform(options.platform) }),
+      });
     }
     const what = transport === undefined ? 'has no transport' : `has an unknown transport "${transport}:"`;
     throw new UsageError(`source "${source}" ${what}; use one of ${SOURCE_FORMS.join(', ')}`);

@@ -18,7 +18,13 @@ export interface ManifestDocument {
   readonly annotations?: Readonly<Record<string, string>>;
 }
 
-/** A SourceError for a document that does not say what it must; `file` names it. */
+/**
+ * Makes the error for a document (`file`: its name in messages) that does not say what it must; each
+ * source says what to do about it in its own words.
+ */
+export type InvalidDocument = (file: string, problem: string) => SourceError;
+
+/** An OCI layout's {@link InvalidDocument}: re-export the image. */
 export function invalidDocument(file: string, problem: string): SourceError {
   return new SourceError('INVALID_SOURCE', file, `${file} ${problem}; the layout is damaged or was not written as an OCI image layout, re-export the image`);
 }
@@ -32,52 +38,52 @@ export function parseJsonObject(bytes: Uint8Array, file: string): Json {
  * Reads an index (index.json, an OCI index or a Docker manifest list). `mediaTypes` are the values its
  * `mediaType` field may have; OCI lets it be absent.
  */
-export function parseIndex(bytes: Uint8Array, file: string, mediaTypes: readonly string[]): IndexDocument {
-  const json = parseJsonObject(bytes, file);
-  checkHeader(json, file, mediaTypes);
-  if (!Array.isArray(json.manifests)) throw invalidDocument(file, 'has no "manifests" array');
-  const manifests = json.manifests.map((entry, i) => parseDescriptor(entry, file, `manifests[${i}]`));
+export function parseIndex(bytes: Uint8Array, file: string, mediaTypes: readonly string[], invalid: InvalidDocument = invalidDocument): IndexDocument {
+  const json = parseObject(bytes, (problem) => invalid(file, problem));
+  checkHeader(json, file, mediaTypes, invalid);
+  if (!Array.isArray(json.manifests)) throw invalid(file, 'has no "manifests" array');
+  const manifests = json.manifests.map((entry, i) => parseDescriptor(entry, file, `manifests[${i}]`, invalid));
   return { manifests };
 }
 
 /** Reads an image manifest whose descriptor said `mediaType`. */
-export function parseManifest(bytes: Uint8Array, file: string, mediaType: string): ManifestDocument {
-  const json = parseJsonObject(bytes, file);
-  checkHeader(json, file, [mediaType]);
+export function parseManifest(bytes: Uint8Array, file: string, mediaType: string, invalid: InvalidDocument = invalidDocument): ManifestDocument {
+  const json = parseObject(bytes, (problem) => invalid(file, problem));
+  checkHeader(json, file, [mediaType], invalid);
   if (mediaType === MediaType.dockerManifest && json.mediaType === undefined) {
-    throw invalidDocument(file, `has no "mediaType"; a Docker schema 2 manifest must say ${MediaType.dockerManifest}`);
+    throw invalid(file, `has no "mediaType"; a Docker schema 2 manifest must say ${MediaType.dockerManifest}`);
   }
-  if (json.config === undefined) throw invalidDocument(file, 'has no "config" descriptor');
-  const config = parseDescriptor(json.config, file, 'config');
-  if (!Array.isArray(json.layers)) throw invalidDocument(file, 'has no "layers" array');
-  const layers = json.layers.map((entry, i) => parseDescriptor(entry, file, `layers[${i}]`));
-  const annotations = parseAnnotations(json.annotations, file, 'annotations');
+  if (json.config === undefined) throw invalid(file, 'has no "config" descriptor');
+  const config = parseDescriptor(json.config, file, 'config', invalid);
+  if (!Array.isArray(json.layers)) throw invalid(file, 'has no "layers" array');
+  const layers = json.layers.map((entry, i) => parseDescriptor(entry, file, `layers[${i}]`, invalid));
+  const annotations = parseAnnotations(json.annotations, file, 'annotations', invalid);
   return { config, layers, ...(annotations !== undefined && { annotations }) };
 }
 
-function checkHeader(json: Json, file: string, mediaTypes: readonly string[]): void {
-  if (json.schemaVersion !== 2) throw invalidDocument(file, `has "schemaVersion" ${JSON.stringify(json.schemaVersion) ?? 'missing'}, expected 2`);
+function checkHeader(json: Json, file: string, mediaTypes: readonly string[], invalid: InvalidDocument): void {
+  if (json.schemaVersion !== 2) throw invalid(file, `has "schemaVersion" ${JSON.stringify(json.schemaVersion) ?? 'missing'}, expected 2`);
   if (json.mediaType !== undefined && !mediaTypes.includes(json.mediaType as string)) {
-    throw invalidDocument(file, `has "mediaType" ${JSON.stringify(json.mediaType)}, expected ${mediaTypes.join(' or ')}`);
+    throw invalid(file, `has "mediaType" ${JSON.stringify(json.mediaType)}, expected ${mediaTypes.join(' or ')}`);
   }
 }
 
 /** Validates a descriptor; its digest is checked here, before anything builds a path from it. */
-export function parseDescriptor(value: unknown, file: string, where: string): Descriptor {
-  if (!isObject(value)) throw invalidDocument(file, `has ${where} that is not a descriptor object`);
-  if (typeof value.mediaType !== 'string' || value.mediaType === '') throw invalidDocument(file, `has ${where} without a "mediaType"`);
+export function parseDescriptor(value: unknown, file: string, where: string, invalid: InvalidDocument = invalidDocument): Descriptor {
+  if (!isObject(value)) throw invalid(file, `has ${where} that is not a descriptor object`);
+  if (typeof value.mediaType !== 'string' || value.mediaType === '') throw invalid(file, `has ${where} without a "mediaType"`);
   const digest: Digest = parseDigest(value.digest, `digest of ${where} in ${file}`);
   const size = value.size;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-    throw invalidDocument(file, `has ${where} whose "size" is ${JSON.stringify(size) ?? 'missing'}, not a byte count`);
+    throw invalid(file, `has ${where} whose "size" is ${JSON.stringify(size) ?? 'missing'}, not a byte count`);
   }
   let urls: string[] | undefined;
   if (value.urls !== undefined) {
-    if (!Array.isArray(value.urls) || !value.urls.every((url) => typeof url === 'string')) throw invalidDocument(file, `has ${where} whose "urls" is not a list of strings`);
+    if (!Array.isArray(value.urls) || !value.urls.every((url) => typeof url === 'string')) throw invalid(file, `has ${where} whose "urls" is not a list of strings`);
     urls = value.urls as string[];
   }
-  const annotations = parseAnnotations(value.annotations, file, `${where}.annotations`);
-  const platform = parsePlatform(value.platform, file, `${where}.platform`);
+  const annotations = parseAnnotations(value.annotations, file, `${where}.annotations`, invalid);
+  const platform = parsePlatform(value.platform, file, `${where}.platform`, invalid);
   return {
     mediaType: value.mediaType,
     digest,
@@ -88,18 +94,18 @@ export function parseDescriptor(value: unknown, file: string, where: string): De
   };
 }
 
-function parseAnnotations(value: unknown, file: string, where: string): Record<string, string> | undefined {
+function parseAnnotations(value: unknown, file: string, where: string, invalid: InvalidDocument): Record<string, string> | undefined {
   if (value === undefined) return undefined;
   if (!isObject(value) || !Object.values(value).every((v) => typeof v === 'string')) {
-    throw invalidDocument(file, `has ${where} that is not an object of strings`);
+    throw invalid(file, `has ${where} that is not an object of strings`);
   }
   return value as Record<string, string>;
 }
 
-function parsePlatform(value: unknown, file: string, where: string): Platform | undefined {
+function parsePlatform(value: unknown, file: string, where: string, invalid: InvalidDocument): Platform | undefined {
   if (value === undefined) return undefined;
   if (!isObject(value) || typeof value.architecture !== 'string' || typeof value.os !== 'string') {
-    throw invalidDocument(file, `has ${where} without string "architecture" and "os"`);
+    throw invalid(file, `has ${where} without string "architecture" and "os"`);
   }
   return value as unknown as Platform;
 }
