@@ -6,7 +6,7 @@ import yargs, { type Argv } from 'yargs';
 export type RawArgs = Readonly<Record<string, unknown>>;
 
 /** The commands that run something (the others print). */
-export type CommandName = 'push' | 'keygen' | 'verify' | 'inspect';
+export type CommandName = 'push' | 'copy' | 'keygen' | 'verify' | 'inspect';
 
 /**
  * What the command line asks for: text to print (`--help`, `--version`), a usage error (one line,
@@ -17,7 +17,7 @@ export type ParsedArgs =
   | { readonly kind: 'usage'; readonly message: string }
   | { readonly kind: CommandName; readonly args: RawArgs };
 
-const COMMANDS: readonly string[] = ['push', 'keygen', 'verify', 'inspect'];
+const COMMANDS: readonly string[] = ['push', 'copy', 'keygen', 'verify', 'inspect'];
 export const PUSH_HELP = "see 'rxpush push --help'";
 const TOP_HELP = "see 'rxpush --help'";
 
@@ -49,9 +49,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const first = argv[0];
   if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
   if (!first.startsWith('-') && !COMMANDS.includes(first) && first !== 'completion') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
-  if (first === 'push' && !asksForText(argv)) {
-    const args = parsePush(argv.slice(1));
-    if (args !== undefined) return { kind: 'push', args };
+  if ((first === 'push' || first === 'copy') && !asksForText(argv)) {
+    const args = parsePush(argv.slice(1), first);
+    if (args !== undefined) return { kind: first, args };
   }
   const help = COMMANDS.includes(first) ? helpFor(first as CommandName) : TOP_HELP;
   if (first === 'completion') {
@@ -92,10 +92,11 @@ function asksForText(argv: readonly string[]): boolean {
 }
 
 /**
- * `push`'s options (the arguments after `push`) parsed without the command, or undefined if they are not
- * a good push (the full parser then says why). Exported for its tests; the package does not export it.
+ * `push`'s (or `copy`'s, the same) options (the arguments after the command) parsed without the command,
+ * or undefined if they are not a good push (the full parser then says why). Exported for its tests; the
+ * package does not export it.
  */
-export function parsePush(rest: readonly string[]): RawArgs | undefined {
+export function parsePush(rest: readonly string[], command: 'push' | 'copy' = 'push'): RawArgs | undefined {
   let parsed: RawArgs | undefined;
   try {
     pushOptions(yargs([...rest]))
@@ -120,7 +121,7 @@ export function parsePush(rest: readonly string[]): RawArgs | undefined {
   const positionals = parsed?.['_'];
   if (parsed === undefined || !Array.isArray(positionals) || positionals.length !== 2) return undefined;
   const [source, destination] = positionals as unknown[];
-  return { ...parsed, _: ['push'], SOURCE: String(source), DEST: String(destination) };
+  return { ...parsed, _: [command], SOURCE: String(source), DEST: String(destination) };
 }
 
 function cli(argv: readonly string[], strict: boolean) {
@@ -128,6 +129,7 @@ function cli(argv: readonly string[], strict: boolean) {
     .scriptName('rxpush')
     .usage('Usage: rxpush <command> [options]\n\nPush container images to Docker/OCI registries.')
     .example('rxpush push oci:./image:latest localhost:5000/app:1.0', "push the image tagged latest in an OCI layout")
+    .example('rxpush copy staging.example/app:1.0 registry.example/app:1.0', 'copy an image from one registry to another')
     .example('rxpush keygen --out ./rxpush.key', 'make a signing key (and rxpush.key.pub)')
     .example('rxpush verify localhost:5000/app:1.0 --key ./rxpush.key.pub', 'check that app:1.0 is signed by that key')
     .example('rxpush inspect localhost:5000/app:1.0', 'print its manifest and config')
@@ -150,7 +152,7 @@ function cli(argv: readonly string[], strict: boolean) {
             'Usage: rxpush push SOURCE DEST [options]\n\n' +
               'Push an image to a registry.\n\n' +
               'SOURCE is oci:PATH[:REF], oci-archive:PATH[:REF], docker-archive:PATH[:NAME:TAG], ' +
-              'docker-daemon:NAME:TAG or docker-root:NAME[:TAG] (docker://REF is not supported yet).\n' +
+              'docker-daemon:NAME:TAG, docker-root:NAME[:TAG] or docker://REGISTRY/REPO[:TAG] (see rxpush copy).\n' +
               'DEST is [docker://]REGISTRY/REPO[:TAG].',
           )
           .example('rxpush push oci:./image:latest localhost:5000/app:1.0', 'push an OCI layout\'s image tagged latest as app:1.0')
@@ -158,6 +160,21 @@ function cli(argv: readonly string[], strict: boolean) {
           .example('rxpush push oci-archive:./image.tar localhost:5000/app --all-tags --dry-run', 'show what pushing every tag would upload, and write nothing')
           .example('rxpush push oci:./image:latest localhost:5000/app:1.0 --sign-key ./rxpush.key', "push, then sign it in cosign's layout (sha256-<hex>.sig)")
           .example('rxpush push docker-daemon:app:1.0 localhost:5000/app:1.0 --format schema1 --sign-key /etc/docker/key.json', "push Docker schema 1, signed with the daemon's key as Docker did")
+          .hide('version'),
+      ),
+    )
+    .command('copy <SOURCE> <DEST>', 'copy an image from a registry to a registry (push with a docker:// source)', (y) =>
+      pushOptions(
+        y
+          .usage(
+            'Usage: rxpush copy SOURCE DEST [options]\n\n' +
+              'Copy an image from one registry to another, blob by blob, never to disk; on one registry, blobs are mounted.\n\n' +
+              'SOURCE is [docker://]REGISTRY/REPO[:TAG|@DIGEST]; DEST is [docker://]REGISTRY/REPO[:TAG].\n' +
+              'A multi-platform image is copied whole (digests unchanged) unless --platform picks one of its images.',
+          )
+          .example('rxpush copy docker://staging.example/app:1.0 registry.example/app:1.0 --src-creds ci:$STAGING --creds ci:$PROD', "promote an image, with each registry's own credentials")
+          .example('rxpush copy localhost:5000/app:1.0 localhost:5000/release/app:1.0', 'copy within one registry: every blob is mounted, none is sent')
+          .example('rxpush copy docker.io/library/alpine:3 localhost:5000/alpine:3 --platform linux/arm64', 'copy one platform of a multi-platform image')
           .hide('version'),
       ),
     )
@@ -205,7 +222,10 @@ function cli(argv: readonly string[], strict: boolean) {
     );
 }
 
-/** The options of `rxpush push`, for the command and for the short path of a push without help. */
+/** Settings of a docker:// source's registry, apart from the destination's: each registry gets only its own credentials. */
+const SOURCE_REGISTRY_OPTIONS = ['platform', 'src-creds', 'src-authfile', 'src-tls-verify', 'src-ca-file', 'src-plain-http'];
+
+/** The options of `rxpush push` and `rxpush copy`, for the commands and for the short path of a push without help. */
 function pushOptions<T>(y: Argv<T>) {
   const withPush = y
     .option('tag', { type: 'string', requiresArg: true, describe: 'also push as this tag (repeatable)' })
@@ -222,7 +242,14 @@ function pushOptions<T>(y: Argv<T>) {
     .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
     .option('sign-key', { type: 'string', requiresArg: true, describe: "sign with this key (PEM, JWK or Docker's key.json): schema1 as its JWS, else a cosign signature" })
     .option('sign-children', { type: 'boolean', describe: 'with --sign-key and an index: sign every image of it too' })
-    .option('key-password-stdin', { type: 'boolean', describe: 'read the --sign-key passphrase from stdin (or set RXPUSH_KEY_PASSWORD)' });
+    .option('key-password-stdin', { type: 'boolean', describe: 'read the --sign-key passphrase from stdin (or set RXPUSH_KEY_PASSWORD)' })
+    .group(SOURCE_REGISTRY_OPTIONS, 'Source registry (docker:// sources):')
+    .option('platform', { type: 'string', requiresArg: true, describe: 'of a multi-platform docker:// source, only this image: os/arch[/variant] (default: the whole index)' })
+    .option('src-creds', { type: 'string', requiresArg: true, describe: 'USER:PASSWORD for the source registry (only ever sent to it)' })
+    .option('src-authfile', { type: 'string', requiresArg: true, describe: "credentials file for the source registry, in Docker's config.json format" })
+    .option('src-tls-verify', { type: 'boolean', default: true, describe: "verify the source registry's TLS certificate" })
+    .option('src-ca-file', { type: 'string', requiresArg: true, describe: 'PEM file of a CA to trust for the source registry' })
+    .option('src-plain-http', { type: 'boolean', describe: 'use plain HTTP for the source registry' });
   return sourceOptions(registryOptions(withPush));
 }
 

@@ -52,7 +52,25 @@ export interface PushCommand extends RegistryCommand {
   readonly signChildren: boolean;
   /** The sign key's passphrase comes from stdin (`--key-password-stdin`), else from RXPUSH_KEY_PASSWORD. */
   readonly keyPasswordStdin: boolean;
+  /** `copy` (the source is a registry) or `push`. */
+  readonly command: 'push' | 'copy';
+  /** For a docker:// source: its registry's own settings (`--src-*`). */
+  readonly sourceRegistry?: SourceRegistry;
+  /** Of a multi-platform docker:// source, the one image to copy (`--platform`). */
+  readonly platform?: string;
 }
+
+/** `--src-creds`, `--src-authfile`, `--src-tls-verify`, `--src-ca-file`, `--src-plain-http`. */
+export interface SourceRegistry {
+  readonly credentials?: { readonly username: string; readonly password: string; readonly source: string };
+  readonly authfile?: string;
+  readonly tlsVerify?: boolean;
+  readonly caFile?: string;
+  readonly plainHttp?: boolean;
+}
+
+/** Transports that are not a registry, for `rxpush copy`'s SOURCE. */
+const LOCAL_TRANSPORTS = /^(oci|oci-archive|docker-archive|docker-daemon|docker-root):/;
 
 /** Credentials from the command line. The password is never put in a message. */
 export type CommandCredentials =
@@ -67,9 +85,16 @@ export type CommandCredentials =
  * @example pushCommand({ SOURCE: 'oci:./image', DEST: 'localhost:5000/app', concurrency: '8' }).concurrency // 8
  */
 export function pushCommand(args: RawArgs): PushCommand {
-  const source = last(args['SOURCE']);
+  const command = (args['_'] as unknown[] | undefined)?.[0] === 'copy' ? 'copy' : 'push';
+  const given = last(args['SOURCE']);
   const destination = last(args['DEST']);
-  if (source === undefined || destination === undefined) throw new UsageError('missing SOURCE or DEST');
+  if (given === undefined || destination === undefined) throw new UsageError('missing SOURCE or DEST');
+  const source = command === 'copy' ? copySource(given) : given;
+  const sourceRegistry = sourceRegistryOf(args);
+  const platform = last(args['platform']);
+  if ((sourceRegistry !== undefined || platform !== undefined) && !source.startsWith('docker://')) {
+    throw new UsageError(`--platform and the --src-* options are for a docker:// source; ${source} is not in a registry`);
+  }
 
   const tags = all(args['tag']);
   for (const tag of tags) {
@@ -130,6 +155,44 @@ export function pushCommand(args: RawArgs): PushCommand {
     ...(signKey !== undefined && { signKey }),
     signChildren,
     keyPasswordStdin,
+    command,
+    ...(sourceRegistry !== undefined && { sourceRegistry }),
+    ...(platform !== undefined && { platform }),
+  };
+}
+
+/** `rxpush copy`'s SOURCE as a docker:// source: the prefix is optional, as it is for DEST. */
+function copySource(source: string): string {
+  if (source.startsWith('docker://')) return source;
+  if (LOCAL_TRANSPORTS.test(source)) {
+    throw new UsageError(`rxpush copy reads from a registry (SOURCE is [docker://]REGISTRY/REPO[:TAG]); push ${source} with rxpush push`);
+  }
+  return `docker://${source}`;
+}
+
+/**
+ * The source registry's settings, when any is given. `--src-creds` needs its password inline: stdin, if
+ * read at all, holds the destination's.
+ */
+function sourceRegistryOf(args: RawArgs): SourceRegistry | undefined {
+  const creds = last(args['src-creds']);
+  const authfile = last(args['src-authfile']);
+  const caFile = last(args['src-ca-file']);
+  const tlsVerify = args['src-tls-verify'] !== false;
+  const plainHttp = args['src-plain-http'] === true;
+  let credentials: SourceRegistry['credentials'];
+  if (creds !== undefined) {
+    const colon = creds.indexOf(':');
+    if (colon < 1) throw new UsageError("--src-creds needs USER:PASSWORD (the password cannot come from stdin: --password-stdin is the destination's)");
+    credentials = { username: creds.slice(0, colon), password: creds.slice(colon + 1), source: '--src-creds' };
+  }
+  if (credentials === undefined && authfile === undefined && caFile === undefined && tlsVerify && !plainHttp) return undefined;
+  return {
+    ...(credentials !== undefined && { credentials }),
+    ...(authfile !== undefined && { authfile }),
+    ...(!tlsVerify && { tlsVerify: false }),
+    ...(caFile !== undefined && { caFile }),
+    ...(plainHttp && { plainHttp: true }),
   };
 }
 

@@ -7,7 +7,7 @@ import type { PushOptions } from '@rxpush/pipeline';
 import { pino } from 'pino';
 import type { Observable } from 'rxjs';
 
-import { PUSH_HELP, type RawArgs } from './parse-args.js';
+import { helpFor, PUSH_HELP, type RawArgs } from './parse-args.js';
 import { dryRunRenderer } from './progress/dry-run-renderer.js';
 import { jsonRenderer } from './progress/json-renderer.js';
 import { plainRenderer } from './progress/plain-renderer.js';
@@ -73,18 +73,19 @@ export function clientOptions(command: RegistryCommand, credentials: PushOptions
  */
 export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
   const { stdout, stderr } = io;
+  const help = helpFor((args['_'] as unknown[] | undefined)?.[0] === 'copy' ? 'copy' : 'push');
   let command: PushCommand;
   let credentials: PushOptions['credentials'];
   let signKey: PushOptions['signKey'];
   try {
     command = pushCommand(args);
     // A password given with --creds is on the command line: the title replaces it there for `ps` and /proc.
-    if (command.credentials !== undefined && 'password' in command.credentials) process.title = 'rxpush push';
+    if ((command.credentials !== undefined && 'password' in command.credentials) || command.sourceRegistry?.credentials !== undefined) process.title = `rxpush ${command.command}`;
     credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
     // Loaded before anything is read or sent: a bad key must not leave a half-pushed image.
     if (command.signKey !== undefined) signKey = await loadKey(command.signKey, command.keyPasswordStdin, io.stdin ?? process.stdin);
   } catch (error) {
-    return fail(error, stderr, 'warn');
+    return fail(error, stderr, 'warn', help);
   }
   const logger = commandLogger(command.logLevel, stderr);
   const renderer = chooseRenderer(command, stdout);
@@ -112,7 +113,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     return 0;
   } catch (error) {
     renderer.error(error instanceof Error ? error : new Error(String(error)));
-    return fail(error, stderr, command.logLevel);
+    return fail(error, stderr, command.logLevel, help);
   }
 }
 
@@ -162,6 +163,8 @@ function pushOptions(command: PushCommand, logger: Logger, credentials: PushOpti
     ...(command.dryRun && { dryRun: true }),
     ...(signKey !== undefined && { signKey }),
     ...(command.signChildren && { signChildren: true }),
+    ...(command.sourceRegistry !== undefined && { sourceRegistry: command.sourceRegistry }),
+    ...(command.platform !== undefined && { platform: command.platform }),
   };
 }
 

@@ -35,7 +35,8 @@ describe('rxpush arguments', () => {
       stderr: "rxpush: unknown option --frobnicate; see 'rxpush push --help'\n",
     });
     assert.equal((await run(['push', 'a', 'localhost:5000/app', 'extra'])).stderr, `rxpush: unexpected argument "extra"; see 'rxpush push --help'\n`);
-    assert.equal((await run(['copy', 'a', 'b'])).stderr, `rxpush: unknown command "copy"; see 'rxpush --help'\n`);
+    assert.equal((await run(['pull', 'a', 'b'])).stderr, `rxpush: unknown command "pull"; see 'rxpush --help'\n`);
+    assert.equal((await run(['copy', 'a', 'localhost:5000/app', '--frobnicate'])).stderr, "rxpush: unknown option --frobnicate; see 'rxpush copy --help'\n");
     assert.equal((await run([])).stderr, "rxpush: missing command; see 'rxpush --help'\n");
     assert.equal((await run(['verify'])).stderr, "rxpush: missing DEST; see 'rxpush verify --help'\n");
     assert.equal((await run(['inspect'])).stderr, "rxpush: missing SOURCE or DEST; see 'rxpush inspect --help'\n");

@@ -152,7 +152,7 @@ describe('rxpush completion and help', () => {
     assert.match(script.stdout, /^###-begin-rxpush-completions-###$/m);
     assert.match(script.stdout, /rxpush --get-yargs-completions/);
     const commands = await run(['--get-yargs-completions', 'rxpush', '']);
-    assert.deepEqual(commands.stdout.trim().split('\n'), ['completion', 'push', 'keygen', 'verify', 'inspect']);
+    assert.deepEqual(commands.stdout.trim().split('\n'), ['completion', 'push', 'copy', 'keygen', 'verify', 'inspect']);
     const options = await run(['--get-yargs-completions', 'rxpush', 'push', '--']);
     for (const option of ['--dry-run', '--retries', '--timeout', '--tag']) assert.ok(options.stdout.split('\n').includes(option), option);
   });

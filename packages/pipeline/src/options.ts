@@ -3,12 +3,33 @@ import type { SigningKey } from '@rxpush/manifest-signer';
 import type { Authenticator, CreateRegistryClientOptions, RetryOptions } from '@rxpush/registry-client';
 import type { UploadLimiter } from '@rxpush/uploader';
 
+/**
+ * How to reach the registry of a `docker://` source: the same choices as for the destination, given apart
+ * (`--src-creds`, `--src-authfile`, `--src-tls-verify`, `--src-ca-file`, `--src-plain-http`), so that each
+ * registry's credentials go to it only. Docker's config.json is read per registry for both.
+ */
+export interface SourceRegistryOptions {
+  readonly credentials?: { readonly username: string; readonly password: string; readonly source?: string };
+  readonly authfile?: string;
+  readonly tlsVerify?: boolean;
+  readonly caFile?: string;
+  readonly certDir?: string;
+  readonly plainHttp?: boolean;
+  /** The undici dispatcher for the source registry's requests (MockAgent in tests); replaces the TLS options. */
+  readonly dispatcher?: NonNullable<CreateRegistryClientOptions['dispatcher']>;
+  readonly auth?: Authenticator;
+}
+
 /** Options of `push()`: where from, where to, and how. */
 export interface PushOptions {
   /** The source, in skopeo's transport syntax: `oci:PATH[:REF]`, `docker-archive:PATH`, … */
   readonly source: string;
   /** `[docker://]REGISTRY/REPO[:TAG]`. Without a tag: the source's tag, else `latest`. */
   readonly destination: string;
+  /** For a `docker://` source: how to reach its registry (default: as for any registry, config.json and anonymous). */
+  readonly sourceRegistry?: SourceRegistryOptions;
+  /** For a multi-platform `docker://` source: copy only this platform's image (`os/arch[/variant]`); default the whole index. */
+  readonly platform?: string;
   /** More tags to push the same image as (`--tag`, repeatable). */
   readonly tags?: readonly string[];
   /** Push every tag (ref name) the source has, each under its own name. */

@@ -1,5 +1,5 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { parseReference, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { parseReference, ReferenceFormatError, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
@@ -20,6 +20,11 @@ import type { PushOptions } from './options.js';
  * source, `RegistryError`/`RegistryUnreachableError` for the registry. No manifest is PUT unless every
  * blob it names is verified in the registry.
  *
+ * A `docker://` source is copied registry to registry (`rxpush copy`): blobs stream from the source registry
+ * into the destination, never to disk, each checked against its digest; blobs the destination has are never
+ * fetched, a destination on the same registry mounts them, and manifests keep their digests unless `format`
+ * converts them. The source registry gets its own client (`sourceRegistry`).
+ *
  * With `dryRun` nothing is written: a blob the registry has is `exists`, one it could mount is `mounted` with
  * `dryRun: true`, and one that would be uploaded is `waiting` followed by its `blob` task, never opened; the
  * `image` records carry the tags that would be pushed; no `manifest-pushed` is emitted.
@@ -39,15 +44,25 @@ export function push(options: PushOptions): Observable<PushEvent> {
     }
     if (options.signKey !== undefined) assertKeyFits(options.signKey, options.format === 'schema1' ? 'schema1' : 'cosign');
     const logger = options.logger ?? silentLogger;
-    const client = createRegistryClient({
-      registry: destination.registry,
-      logger,
-      ...pick(options, ['credentials', 'authfile', 'dockerConfigDir', 'caFile', 'certDir', 'certsRoot', 'tlsVerify', 'plainHttp', 'timeouts', 'retry', 'dispatcher', 'auth']),
-    });
+    // The source's client first: it checks the source reference and its own TLS files before anything opens.
+    const sourceClient = registrySourceClient(options, logger);
+    let client: RegistryClient;
+    try {
+      client = createRegistryClient({
+        registry: destination.registry,
+        logger,
+        ...pick(options, ['credentials', 'authfile', 'dockerConfigDir', 'caFile', 'certDir', 'certsRoot', 'tlsVerify', 'plainHttp', 'timeouts', 'retry', 'dispatcher', 'auth']),
+      });
+    } catch (error) {
+      void sourceClient?.close();
+      throw error;
+    }
     const target = { client, repository: destination.repository, logger };
     const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir(), { logger });
 
     return readImages(options.source, {
+      ...(sourceClient !== undefined && { registryClient: sourceClient }),
+      ...(options.platform !== undefined && { platform: options.platform }),
       ...(options.allTags !== undefined && { allTags: options.allTags }),
       ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
       ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
@@ -65,8 +80,33 @@ export function push(options: PushOptions): Observable<PushEvent> {
       finalize(() => {
         // The client lets the session cancels of an unsubscribed push go out before it closes its dispatcher.
         void client.close();
+        void sourceClient?.close();
       }),
     );
+  });
+}
+
+/**
+ * The client of a `docker://` source's registry, built apart from the destination's: its own credentials
+ * and TLS options, so neither registry is ever sent the other's credentials, even when both are one host.
+ */
+function registrySourceClient(options: PushOptions, logger: Logger): RegistryClient | undefined {
+  if (!options.source.startsWith('docker://')) {
+    if (options.sourceRegistry !== undefined) throw new UsageError(`the source registry options (--src-*) are for docker:// sources; ${options.source} is not in a registry`);
+    return undefined;
+  }
+  let registry: string;
+  try {
+    ({ registry } = parseReference(options.source));
+  } catch (error) {
+    if (error instanceof ReferenceFormatError) throw new UsageError(`source ${options.source}: ${error.message.replace(/; expected .*$/, '')}; use docker://REGISTRY/REPO[:TAG]`);
+    throw error;
+  }
+  return createRegistryClient({
+    registry,
+    logger,
+    ...pick(options, ['dockerConfigDir', 'certsRoot', 'timeouts', 'retry']),
+    ...pick(options.sourceRegistry ?? {}, ['credentials', 'authfile', 'caFile', 'certDir', 'tlsVerify', 'plainHttp', 'dispatcher', 'auth']),
   });
 }
 

@@ -1,3 +1,5 @@
+import { PassThrough, type Readable } from 'node:stream';
+
 import type { BlobSource, Descriptor, Digest, ImageRecord, ImageReference, IndexRecord, Logger, Platform, RawManifest, SourceRecord } from '@rxpush/core';
 import {
   isImageManifestType,
@@ -26,6 +28,8 @@ export interface ReadRegistryImageOptions {
   /** Of a multi-platform image, read only this platform's (`--platform`); without it the index is read whole. */
   readonly platform?: Platform | undefined;
 }
+
+const ONE_MIB = 1024 * 1024;
 
 /** What a registry may answer a manifest GET with that rxpush reads. */
 const ACCEPT = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList];
@@ -179,8 +183,36 @@ class RegistryImage {
       ...(descriptor.annotations !== undefined && { annotations: descriptor.annotations }),
       // Where the blob is: a destination on the same registry mounts it from here instead of receiving it.
       hints: [{ digest: descriptor.digest, registry, repository }],
-      open: (options) => this.call(() => client.getBlob(repository, descriptor.digest, { ...(options?.signal !== undefined && { signal: options.signal }) }), 'blob', origin),
+      open: async (options) => {
+        const body = await this.call(() => client.getBlob(repository, descriptor.digest, { ...(options?.signal !== undefined && { signal: options.signal }) }), 'blob', origin);
+        return this.#named(body, origin);
+      },
     };
+  }
+
+  /**
+   * The body of a blob, its failure (the connection closed part-way: a blob deleted while being sent)
+   * becoming one that names the blob, the image and the registry. Backpressure passes through untouched.
+   */
+  #named(body: Readable, origin: string): Readable {
+    const { registry } = this.#ref;
+    const out = new PassThrough({ highWaterMark: ONE_MIB });
+    body.once('error', (error) => {
+      if (error.name === 'AbortError' || isPushError(error)) out.destroy(error);
+      else {
+        out.destroy(
+          new SourceError('INVALID_SOURCE', this.#options.source, `${origin}: ${registry} broke off sending it (${error.message}); it may have been deleted from the source while copying; nothing was tagged at the destination, copy again`, {
+            cause: error,
+          }),
+        );
+      }
+    });
+    // A reader that stops (the push failed or was cancelled) must not leave the request open.
+    out.once('close', () => {
+      if (!body.readableEnded) body.destroy();
+    });
+    body.pipe(out);
+    return out;
   }
 
   #where(digest: Digest): string {
