@@ -185,6 +185,25 @@ describe('rxpush copy between two reference registries', () => {
     assert.equal(sha256(copied.bytes), multi.children[1]);
   });
 
+  it('skips verifying the source registry\'s certificate with --src-tls-verify=false', async () => {
+    const result = await runCli(['copy', `${secure.host}/src/app:1`, `${plain.host}/unverified/app:1`, '--src-creds', CREDS, '--src-tls-verify=false', '-q'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /TLS verification is off for 127\.0\.0\.1/);
+  });
+
+  it('changes the manifest digest only when --format converts it', async () => {
+    const result = await runCli(['copy', `docker://${plain.host}/src/app:1`, `${plain.host}/converted/app:1`, '--format', 'docker', '-q'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    const copied = await skopeoInspectRaw(`${plain.host}/converted/app:1`);
+    assert.equal(copied.json.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.notEqual(sha256(copied.bytes), layout.images[0]?.manifestDigest);
+    assert.deepEqual(
+      copied.json.layers.map((l: { digest: string }) => l.digest),
+      layout.images[0]?.layerDigests,
+    );
+    await runSkopeo(['copy', '--quiet', '--src-tls-verify=false', `docker://${plain.host}/converted/app:1`, `oci:${join(work, 'converted-out')}:app`]);
+  });
+
   it('pushes a docker:// source with rxpush push too', async () => {
     const result = await runCli(['push', `docker://${plain.host}/src/app:1`, `${secure.host}/pushed/app:1`, ...toSecure, '-q'], { env });
     assert.equal(result.code, 0, result.stderr);
