@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
+import { startFaultProxy } from './helpers/fault-proxy.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { runSkopeo, skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 
@@ -202,6 +203,44 @@ describe('rxpush copy between two reference registries', () => {
       layout.images[0]?.layerDigests,
     );
     await runSkopeo(['copy', '--quiet', '--src-tls-verify=false', `docker://${plain.host}/converted/app:1`, `oci:${join(work, 'converted-out')}:app`]);
+  });
+
+  it('follows a source blob redirected to storage on another host, without the source\'s credentials', async () => {
+    const tls = { certFile: secure.certFile ?? '', keyFile: secure.keyFile ?? '' };
+    // The "registry" asks for Basic credentials; its blobs live in "storage" on another host (localhost, not 127.0.0.1).
+    const [registryProxy, storage] = await Promise.all([startFaultProxy({ target: plain.host, tls }), startFaultProxy({ target: plain.host, tls })]);
+    try {
+      const storageHost = `localhost:${storage.host.split(':')[1]}`;
+      registryProxy.addFault({ method: 'GET', path: /\/manifests\//, nth: 1, fault: { kind: 'status', status: 401, headers: { 'www-authenticate': 'Basic realm="source"' } } });
+      const image = layout.images[0]!;
+      for (const digest of [image.configDigest, ...image.layerDigests]) {
+        registryProxy.addFault({ method: 'GET', path: new RegExp(`/blobs/${digest}$`), fault: { kind: 'redirect', status: 307, location: `https://${storageHost}/v2/src/app/blobs/${digest}?X-Amz-Signature=abc` } });
+      }
+      const result = await runCli(['copy', `${registryProxy.host}/src/app:1`, `${plain.host}/redirected/app:1`, '--src-creds', CREDS, '--src-ca-file', secure.caFile ?? '', '-q'], {
+        // A fresh digest cache: the one of the other tests knows where these blobs are, and would mount them.
+        env: { ...env, RXPUSH_CACHE_DIR: join(work, 'redirect-cache') },
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(sha256((await skopeoInspectRaw(`${plain.host}/redirected/app:1`)).bytes), image.manifestDigest);
+      assert.ok(registryProxy.requests.some((r) => r.headers.authorization?.startsWith('Basic ')), 'the source registry got its credentials');
+      const fetched = storage.requests.filter((r) => r.url.includes('/blobs/'));
+      assert.equal(fetched.length, 3, 'every blob came from storage');
+      assert.deepEqual(fetched.map((r) => r.headers.authorization), [undefined, undefined, undefined]);
+    } finally {
+      await Promise.all([registryProxy.close(), storage.close()]);
+    }
+  });
+
+  it('fails with one line when the source answers HTML instead of a manifest', async () => {
+    const proxy = await startFaultProxy({ target: plain.host });
+    try {
+      proxy.addFault({ method: 'GET', path: /\/manifests\//, fault: { kind: 'status', status: 200, headers: { 'content-type': 'text/html; charset=utf-8' }, body: '<!doctype html><title>Sign in</title>' } });
+      const result = await runCli(['copy', `${proxy.host}/src/app:1`, `${plain.host}/html/app:1`], { env });
+      assertOneLineError(result, new RegExp(`^rxpush: docker://${proxy.host}/src/app:1: ${proxy.host} answered GET /v2/src/app/manifests/1 with text/html, not an image manifest or index; is ${proxy.host} a registry`));
+      await assert.rejects(skopeoInspectRaw(`${plain.host}/html/app:1`), /manifest unknown|not found/i);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('pushes a docker:// source with rxpush push too', async () => {
