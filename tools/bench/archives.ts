@@ -27,7 +27,8 @@ export interface ArchiveFixture {
 export async function makeRealFilesArchive(path: string, options: { root: string; layers: number; layerBytes: number }): Promise<ArchiveFixture> {
   const work = await mkdtemp(join(dirname(path), '.layers-'));
   try {
-    const files = walk(options.root, options.layerBytes);
+    // Files up to a quarter of a layer, so no layer grows much past its size.
+    const files = walk(options.root, Math.floor(options.layerBytes / 4));
     const layerFiles: string[] = [];
     const diffIds: string[] = [];
     const layerSizes: number[] = [];
