@@ -209,6 +209,9 @@ async function candidatesOf(blob: BlobSource, options: CheckBlobsOptions, logger
     // Docker's distribution metadata records gzip layers; its hints carry no size.
     for (const hint of blob.hints ?? []) if (!forms.some((f) => f.digest === hint.digest)) forms.push({ digest: hint.digest, mediaType: gzipType });
     if (forms.length > 0) logger.debug({ diffId: blob.diffId, digests: forms.map((f) => f.digest) }, 'known compressed forms');
+  } else if (blob.diffId !== undefined && options.compression === 'zstd') {
+    const cached = cache ? await cache.compressedForms(blob.diffId).catch(() => []) : [];
+    for (const form of cached) if (form.mediaType.endsWith('+zstd')) forms.push({ digest: form.digest, size: form.size, mediaType: form.mediaType });
   }
   return Promise.all(forms.map(async (form) => ({ ...form, mountFrom: await mountSources(form.digest) })));
 }
