@@ -6,7 +6,7 @@
  * layers it computes must be the originals.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,8 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { FIXTURE_REFS, inspectImage, loadFixtures, type InspectedImage } from './helpers/docker-root-fixtures.ts';
-import { CLI_BIN, runCli, type CliResult } from './helpers/run-cli.ts';
+import { runCli } from './helpers/run-cli.ts';
+import { runCliAsNobody } from '../tools/as-nobody.ts';
 import { skopeoInspect, skopeoInspectRaw } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
@@ -227,21 +228,9 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
 
     it('tells a user who may not read the data root to run as root or go through the daemon', async (t) => {
       if (!requireEngine(t)) return;
-      // The engine's real data root is root's alone (0710), as /var/lib/docker is: run the CLI as nobody.
-      const result = await new Promise<CliResult>((ok, fail) => {
-        const child = spawn(process.execPath, [CLI_BIN, 'push', 'docker-root:fix/app:v1', `${registry.host}/root/denied:v1`, '--data-root', engine!.dataRoot], {
-          uid: 65534,
-          gid: 65534,
-          env: { PATH: process.env.PATH ?? '', RXPUSH_CACHE_DIR: join(tmpdir(), `rxpush-nobody-${process.pid}`), NO_COLOR: '1' },
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-        child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-        child.on('error', fail);
-        child.on('close', (code) => ok({ code: code ?? 1, stdout, stderr }));
-      });
+      // The engine's real data root is root's alone (0710), as /var/lib/docker is: run the CLI as nobody
+      // (from a copy: the checkout itself may be closed to nobody).
+      const result = await runCliAsNobody(['push', 'docker-root:fix/app:v1', `${registry.host}/root/denied:v1`, '--data-root', engine!.dataRoot]);
       assertOneLineError(result, /^rxpush: cannot read .* permission denied; .*run rxpush as root \(e\.g\. with sudo\).*docker-daemon:NAME:TAG/);
     });
   });

@@ -35,6 +35,8 @@ export interface RegistryOptions {
   storageDir?: string;
   /** How long to wait for `/v2/` to answer (default 20 s). */
   startTimeoutMs?: number;
+  /** The registry's log level (default info; debug logs every request and storage step). */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export interface RunningRegistry {
@@ -47,7 +49,7 @@ export interface RunningRegistry {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
-  /** The registry's own log (level info). */
+  /** The registry's own log (level info unless `logLevel` says otherwise). */
   logFile: string;
   /** The registry process's id (tools/bench reads its CPU time from /proc). */
   pid?: number;
@@ -129,7 +131,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
     const host = `127.0.0.1:${port}`;
     const config = {
       version: 0.1,
-      log: { level: 'info', formatter: 'text', fields: { service: 'registry' } },
+      log: { level: options.logLevel ?? 'info', formatter: 'text', fields: { service: 'registry' } },
       storage: {
         filesystem: { rootdirectory: storageDir },
         delete: { enabled: true },

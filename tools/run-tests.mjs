@@ -4,19 +4,24 @@
 //   node tools/run-tests.mjs                      every test
 //   node tools/run-tests.mjs packages/uploader    tests under a directory (or single files)
 //   node tools/run-tests.mjs --test-name-pattern=retry packages/uploader   (--options go to node)
+//   node tools/run-tests.mjs --node24 [PATH...]    the same tests on this Node, then on Node 24 (npm test does this)
+//   node tools/run-tests.mjs --only-node24 [PATH...]   on Node 24 alone (installed by tools/setup.mjs)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { installedNode24, node24Path, NODE24_MAJOR } from './node24.mjs';
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.git', '.tmp', 'coverage']);
 // A hung test must fail, not eat the whole CI budget.
 const PER_TEST_TIMEOUT_MS = 5 * 60 * 1000;
 
+const OWN_FLAGS = new Set(['--node24', '--only-node24']);
 const args = process.argv.slice(2);
-const nodeArgs = args.filter((a) => a.startsWith('--'));
+const nodeArgs = args.filter((a) => a.startsWith('--') && !OWN_FLAGS.has(a));
 const filters = args.filter((a) => !a.startsWith('--'));
 
 function walk(dir, out) {
@@ -70,16 +75,41 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-// Tests must neither read nor fill the user's digest cache: give the run its own.
-const cacheDir = mkdtempSync(join(tmpdir(), 'rxpush-test-cache-'));
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${PER_TEST_TIMEOUT_MS}`, ...nodeArgs, ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, RXPUSH_CACHE_DIR: cacheDir } },
-);
-rmSync(cacheDir, { recursive: true, force: true });
-if (result.error) {
-  console.error(`run-tests: could not start node: ${result.error.message}`);
-  process.exit(1);
+const nodes = [];
+if (!args.includes('--only-node24')) nodes.push(process.execPath);
+if (args.includes('--node24') || args.includes('--only-node24')) {
+  if (!installedNode24()) {
+    console.error(`run-tests: Node.js ${NODE24_MAJOR} is not installed at ${node24Path}; run "node tools/setup.mjs" (npm test does)`);
+    process.exit(1);
+  }
+  nodes.push(node24Path);
 }
-process.exit(result.status ?? 1);
+
+const outcomes = nodes.map((node) => ({ version: versionOf(node), status: runSuite(node) }));
+if (outcomes.length > 1) {
+  console.log('\nrun-tests: one suite, two Node.js versions:');
+  for (const { version, status } of outcomes) console.log(`  Node.js ${version}: ${status === 0 ? 'passed' : `FAILED (exit ${status})`}`);
+}
+process.exit(outcomes.every(({ status }) => status === 0) ? 0 : 1);
+
+/** Runs the files with `node` (the tests' child processes, such as the CLI, run on that same Node). */
+function runSuite(node) {
+  if (nodes.length > 1) console.log(`\nrun-tests: Node.js ${versionOf(node)} (${node})`);
+  // Tests must neither read nor fill the user's digest cache: give the run its own.
+  const cacheDir = mkdtempSync(join(tmpdir(), 'rxpush-test-cache-'));
+  const result = spawnSync(
+    node,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-timeout=${PER_TEST_TIMEOUT_MS}`, ...nodeArgs, ...files],
+    { cwd: root, stdio: 'inherit', env: { ...process.env, RXPUSH_CACHE_DIR: cacheDir } },
+  );
+  rmSync(cacheDir, { recursive: true, force: true });
+  if (result.error) {
+    console.error(`run-tests: could not start ${node}: ${result.error.message}`);
+    return 1;
+  }
+  return result.status ?? 1;
+}
+
+function versionOf(node) {
+  return node === process.execPath ? process.version : spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+}

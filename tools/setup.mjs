@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Makes a clone ready to build and test: pnpm dependencies, then (unless
-// --deps-only) the Debian packages the end-to-end tests run for real.
+// --deps-only) the Debian packages the end-to-end tests run for real and the
+// Node.js 24 that the suite runs on a second time (tools/node24.mjs).
 // Plain Node ESM with no dependencies: it runs before anything is installed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { ensureNode24 } from './node24.mjs';
 
 const PNPM = 'pnpm@12.4.2';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -27,7 +30,14 @@ const unknown = args.filter((a) => a !== '--deps-only');
 if (unknown.length) fail(`setup: unknown argument ${unknown.join(' ')} (only --deps-only is accepted)`, 2);
 
 installNodeDependencies();
-if (!args.includes('--deps-only')) installSystemPackages();
+if (!args.includes('--deps-only')) {
+  installSystemPackages();
+  try {
+    ensureNode24();
+  } catch (error) {
+    fail(error.message);
+  }
+}
 
 function installNodeDependencies() {
   const wanted = dependencyFingerprint();

@@ -4,6 +4,7 @@ import type { BlobInfo, RegistryClient, RequestOptions } from '@rxpush/registry-
 import { connect, defer, filter, from, merge, mergeMap, of, toArray, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { DigestCache } from './digest-cache.js';
+import { MountClaims } from './mount-claims.js';
 
 /** What each request of one blob's check carries: its signal, and where its retries are reported. */
 type Request = RequestOptions & { readonly signal: AbortSignal };
@@ -45,7 +46,9 @@ const MAX_MOUNT_TRIES = 3;
  * For each `blob` task it works out the digests the blob may be under (its own; for an uncompressed
  * layer, the compressed forms the cache or the source's hints know for its diff ID), HEADs each once per
  * push, and else tries a cross-repository mount from repositories known to hold it on the same registry.
- * A blob found becomes `exists` ("Layer already exists") or `mounted` ("Mounted from …"), then
+ * A mount never goes to a repository that already holds the blob: just before it the blob is HEADed
+ * again, and pushes sharing a cache directory take turns per blob and repository, so of pushes started
+ * together only the first mounts and the others find the blob there. A blob found becomes `exists` ("Layer already exists") or `mounted` ("Mounted from …"), then
  * `blob-ready`, and the source is told it will not be read (`release()`). Any other blob goes on as
  * `waiting` and its unchanged `blob` task, in the order the tasks came. Foreign (non-distributable)
  * layers are never checked or uploaded. Other events pass through. With `dryRun` it sends HEADs only.
@@ -62,6 +65,8 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
 
   return (source) =>
     defer(() => {
+      // Pushes sharing a cache take turns at mounting one blob into one repository (see MountClaims).
+      const claims = options.cache && !options.dryRun ? new MountClaims(options.cache.dir, { logger }) : undefined;
       // One answer per digest for the whole push, even when several images or tags name the blob.
       const answers = new Map<Digest, Promise<BlobInfo | undefined>>();
       const hasBlob = (digest: Digest, request: Request): Promise<BlobInfo | undefined> => {
@@ -90,7 +95,7 @@ export function checkBlobs(options: CheckBlobsOptions): OperatorFunction<PushEve
       return source.pipe(
         mergeMap(
           (event, index) =>
-            (event.type === 'blob' ? check(event, options, hasBlob, logger) : of(event)).pipe(
+            (event.type === 'blob' ? check(event, options, hasBlob, claims, logger) : of(event)).pipe(
               // Retries are news now; only the answers wait their turn.
               connect((events) =>
                 merge(
@@ -113,6 +118,7 @@ function check(
   event: BlobEvent,
   options: CheckBlobsOptions,
   hasBlob: (digest: Digest, request: Request) => Promise<BlobInfo | undefined>,
+  claims: MountClaims | undefined,
   logger: Logger,
 ): Observable<PushEvent> {
   const { blob } = event;
@@ -143,15 +149,34 @@ function check(
       }
     }
     for (const candidate of candidates) {
-      for (const from of candidate.mountFrom.slice(0, MAX_MOUNT_TRIES)) {
-        const size = options.dryRun ? await mountable(options, candidate, from, request) : await mount(options, candidate, from, request, logger);
-        if (size === undefined) continue;
-        blob.release?.();
-        return [
-          { type: 'mounted', ...progress, digest: candidate.digest, from, ...(options.dryRun && { dryRun: true as const }) },
-          ready(candidate.digest, size, candidate.mediaType),
-        ];
-      }
+      if (candidate.mountFrom.length === 0) continue;
+      const target = { registry: options.client.registry, repository: options.repository, digest: candidate.digest };
+      // Looked at again, not taken from the answers: another push may have mounted it meanwhile, and
+      // mounting a blob the repository holds rewrites its link under manifests being verified.
+      const there = async (): Promise<PushEvent[] | undefined> => {
+        if (options.dryRun) return undefined;
+        const info = await options.client.hasBlob(options.repository, candidate.digest, request);
+        if (!info || (candidate.size !== undefined && info.size !== candidate.size)) return undefined;
+        logger.debug({ digest: candidate.digest }, 'blob arrived while checking; not mounted');
+        return [{ type: 'exists', ...progress, digest: candidate.digest }, ready(candidate.digest, info.size, candidate.mediaType)];
+      };
+      const mountIt = async (): Promise<PushEvent[] | undefined> => {
+        const arrived = await there();
+        if (arrived) return arrived;
+        for (const from of candidate.mountFrom.slice(0, MAX_MOUNT_TRIES)) {
+          const size = options.dryRun ? await mountable(options, candidate, from, request) : await mount(options, candidate, from, request, logger);
+          if (size === undefined) continue;
+          return [
+            { type: 'mounted', ...progress, digest: candidate.digest, from, ...(options.dryRun && { dryRun: true as const }) },
+            ready(candidate.digest, size, candidate.mediaType),
+          ];
+        }
+        return undefined;
+      };
+      const found = await (claims ? claims.hold(target, request.signal, mountIt, there) : mountIt());
+      if (found === undefined) continue;
+      blob.release?.();
+      return found;
     }
     return [{ type: 'waiting', ...progress }, event];
   }).pipe(mergeMap((events) => from(events)));
@@ -184,6 +209,9 @@ async function candidatesOf(blob: BlobSource, options: CheckBlobsOptions, logger
     // Docker's distribution metadata records gzip layers; its hints carry no size.
     for (const hint of blob.hints ?? []) if (!forms.some((f) => f.digest === hint.digest)) forms.push({ digest: hint.digest, mediaType: gzipType });
     if (forms.length > 0) logger.debug({ diffId: blob.diffId, digests: forms.map((f) => f.digest) }, 'known compressed forms');
+  } else if (blob.diffId !== undefined && options.compression === 'zstd') {
+    const cached = cache ? await cache.compressedForms(blob.diffId).catch(() => []) : [];
+    for (const form of cached) if (form.mediaType.endsWith('+zstd')) forms.push({ digest: form.digest, size: form.size, mediaType: form.mediaType });
   }
   return Promise.all(forms.map(async (form) => ({ ...form, mountFrom: await mountSources(form.digest) })));
 }

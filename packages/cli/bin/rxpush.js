@@ -1,7 +1,20 @@
 #!/usr/bin/env node
 // A committed shim, so the bin link exists from install time on; the code is built into dist.
 import { readdirSync, statSync } from 'node:fs';
+import module from 'node:module';
 import { setFlagsFromString } from 'node:v8';
+
+// Checked before any of rxpush loads: on an older Node it would fail somewhere deep and obscure.
+const NEEDED = { major: 20, minor: 19 };
+const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+if (major < NEEDED.major || (major === NEEDED.major && minor < NEEDED.minor)) {
+  process.stderr.write(`rxpush: Node.js ${process.versions.node} is too old; rxpush needs Node.js ${NEEDED.major}.${NEEDED.minor} or newer (22 or 24 recommended)\n`);
+  process.exit(2);
+}
+
+// Node 22.1+ keeps V8's compiled code of the bundle on disk (in the OS temp dir, or NODE_COMPILE_CACHE),
+// so later runs skip most of the parse and compile; Node 20 has no such cache and starts as before.
+module.enableCompileCache?.();
 
 // undici's HTTP parser is WebAssembly; V8 re-compiles it with TurboFan in the background and the
 // process waits for that before it exits (~0.3 s, ~35 MB). The baseline compiler is fast enough

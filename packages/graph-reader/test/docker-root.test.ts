@@ -10,6 +10,7 @@ import type { BlobSource, ImageRecord, PushEvent } from '@rxpush/core';
 import { PushError } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
+import { runModuleAsNobody } from '../../../tools/as-nobody.js';
 import { readImages } from '../src/index.js';
 import { makeDataRoot, tempDir, writeV2Metadata, type DataRootImage, type Driver } from './data-roots.js';
 import type { TarEntrySpec } from './tar-splits.js';
@@ -274,20 +275,23 @@ describe('readImages from docker-root:', () => {
       const { root } = await dataRoot(t);
       await chmod(root, 0o700);
       const script = `
-        import { readImages } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+        import { readImages } from ${JSON.stringify(fileURLToPath(new URL('../dist/index.js', import.meta.url)))};
         import { lastValueFrom } from 'rxjs';
         try { await lastValueFrom(readImages('docker-root:fix/app:v1', { dataRoot: ${JSON.stringify(root)} })); console.log('read'); }
         catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })); }`;
       const asRoot = process.getuid?.() === 0;
-      // As root nothing is denied: the check then runs as nobody, a user without rights to the data root.
+      // As root nothing is denied: the check then runs as nobody, a user without rights to the data root,
+      // from a bundled copy of the script (the checkout may be closed to nobody).
       if (!asRoot) await chmod(root, 0o000);
-      let run;
+      let run: { status: number | null; stdout: string; stderr: string };
       try {
-        run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-          cwd: join(dirname(fileURLToPath(import.meta.url)), '..'),
-          encoding: 'utf8',
-          ...(asRoot && { uid: 65534, gid: 65534 }),
-        });
+        const resolveDir = dirname(fileURLToPath(import.meta.url));
+        if (asRoot) {
+          const result = await runModuleAsNobody(script, resolveDir);
+          run = { status: result.code, stdout: result.stdout, stderr: result.stderr };
+        } else {
+          run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: join(resolveDir, '..'), encoding: 'utf8' });
+        }
       } finally {
         if (!asRoot) await chmod(root, 0o700);
       }

@@ -21,6 +21,7 @@ import { concatWith, defer, EMPTY, mergeMap, of, throwError, type Observable, ty
 
 import { buildIndex, buildManifest } from './build-manifest.js';
 import { signSchema1 } from './jws.js';
+import { putManifestRechecked } from './put-manifest-rechecked.js';
 import { putSmallBlob, readSmallBlob } from './small-blobs.js';
 import { buildSchema1, EMPTY_LAYER } from './schema1.js';
 import { jwsAlgorithm, type SigningKey } from './signing-key.js';
@@ -51,6 +52,11 @@ export interface PushManifestsOptions {
  * across images), then emits `manifest` and, for every tag, `manifest-pushed` after the registry answered
  * with the digest rxpush computed. An index pushes its images by digest first, then itself per tag.
  * Other events pass through.
+ *
+ * A PUT refused in a way that concurrent pushes can cause (the reference registry's DIGEST_INVALID or
+ * MANIFEST_BLOB_UNKNOWN while another client links a blob) is retried a few times, emitting `retrying`,
+ * but only after every blob of the manifest is HEADed and found with its size, and only for a manifest
+ * whose digest rxpush computed from its bytes.
  *
  * Fails when the registry rejects a manifest or answers with another digest, and when the stream
  * ends with an image whose blobs never became ready: no manifest is ever PUT over missing blobs.
@@ -116,6 +122,10 @@ function keysOf(record: SourceRecord): string[] {
   return [record.config.key, ...layers.map((layer) => layer.key)];
 }
 
+function blobsOf(record: ImageRecord, descriptors: (key: string) => Descriptor): Descriptor[] {
+  return keysOf(record).map(descriptors);
+}
+
 function missingKeys(records: ReadonlySet<SourceRecord>, ready: ReadonlyMap<string, Descriptor>): string[] {
   return [...new Set([...records].flatMap(keysOf).filter((key) => !ready.has(key)))];
 }
@@ -139,14 +149,15 @@ function pushRecord(
       for (const child of record.manifests) {
         const built = buildManifest(child, descriptors, schema2Format(options));
         // Children go up by digest only, and quietly: the tags, and the final word, belong to the index.
-        await put(child, built, [], options, request, events, logger, false);
+        await put(child, built, [], blobsOf(child, descriptors), options, request, events, logger, false);
         if (child.manifest) children.set(child.manifest.digest, built);
       }
       manifest = buildIndex(record, children, schema2Format(options));
     } else {
       manifest = buildManifest(record, descriptors, schema2Format(options));
     }
-    await put(record, manifest, record.tags, options, request, events, logger, true);
+    // An index names manifests, not blobs: it is never retried.
+    await put(record, manifest, record.tags, record.kind === 'index' ? [] : blobsOf(record, descriptors), options, request, events, logger, true);
     return events;
   }).pipe(mergeMap((events) => events));
 }
@@ -155,6 +166,7 @@ async function put(
   record: SourceRecord | ImageRecord,
   manifest: RawManifest,
   tags: readonly string[],
+  blobs: readonly Descriptor[],
   options: PushManifestsOptions,
   request: RequestOptions,
   events: PushEvent[],
@@ -178,7 +190,8 @@ async function put(
   });
   for (const reference of tags.length > 0 ? tags : [manifest.digest]) {
     // The client checks that the registry stored what was sent (the request named in its error).
-    await putOne(client, repository, reference, manifest, request);
+    const send = () => putOne(client, repository, reference, manifest, request);
+    await putManifestRechecked(manifest, { client, repository, reference, blobs, request, logger }, send);
     logger.debug({ reference, digest: manifest.digest }, 'manifest pushed');
     if (!announce) continue;
     events.push({
@@ -246,7 +259,8 @@ async function pushSchema1(
       tags: tag === '' ? [] : [tag],
     });
     logger.debug({ tag, digest: manifest.digest, keyId: key.keyId }, 'schema 1 manifest signed');
-    await put(record, manifest, tag === '' ? [] : [tag], options, request, events, logger, true);
+    // Its digest covers the payload, not the signed bytes: not one rxpush can prove, so never retried.
+    await put(record, manifest, tag === '' ? [] : [tag], [], options, request, events, logger, true);
   }
 }
 

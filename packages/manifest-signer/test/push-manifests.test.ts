@@ -7,6 +7,8 @@ import { RegistryClient } from '@rxpush/registry-client';
 import { MockAgent } from 'undici';
 import { from, lastValueFrom, Subject, toArray } from 'rxjs';
 
+import { MANIFEST_PUT_RETRIES } from '../src/put-manifest-rechecked.ts';
+
 const ORIGIN = 'https://registry.example';
 
 function blob(name: string, role: 'config' | 'layer'): BlobSource {
@@ -102,5 +104,63 @@ describe('pushManifests', () => {
     const result = lastValueFrom(from<PushEvent[]>([{ type: 'image', image: index }]).pipe(pushManifests({ client, repository: 'app', format: 'schema1', signKey }), toArray()));
     await assert.rejects(result, /oci:multi is an index of 2 images, and a schema 1 manifest holds one image/);
     assert.deepEqual(puts, []);
+  });
+
+  describe('a PUT refused with DIGEST_INVALID, as the reference registry does while another push links a blob', () => {
+    /** PUTs fail `refusals` times with DIGEST_INVALID; HEADs find the blobs in `present`. */
+    function refusing(t: TestContext, refusals: number, present: ReadonlySet<string>) {
+      const agent = new MockAgent();
+      agent.disableNetConnect();
+      t.after(() => agent.close());
+      const requests: string[] = [];
+      const pool = agent.get(ORIGIN);
+      pool
+        .intercept({ method: 'PUT', path: (p) => p.startsWith('/v2/app/manifests/') })
+        .reply((opts) => {
+          requests.push(`PUT ${opts.path}`);
+          if (refusals-- > 0) {
+            const body = JSON.stringify({ errors: [{ code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' }] });
+            return { statusCode: 400, data: body, responseOptions: { headers: { 'content-type': 'application/json' } } };
+          }
+          return { statusCode: 201, data: '', responseOptions: { headers: { 'docker-content-digest': sha256Digest(opts.body as string) } } };
+        })
+        .persist();
+      pool
+        .intercept({ method: 'HEAD', path: (p) => p.startsWith('/v2/app/blobs/') })
+        .reply((opts) => {
+          const digest = opts.path.slice('/v2/app/blobs/'.length);
+          requests.push(`HEAD ${digest.slice(7, 11)}`);
+          const size = [config, layer].find((b) => b.digest === digest)?.size ?? 0;
+          return present.has(digest) ? { statusCode: 200, data: '', responseOptions: { headers: { 'content-length': String(size) } } } : { statusCode: 404, data: '' };
+        })
+        .persist();
+      return { client: new RegistryClient({ registry: 'registry.example', dispatcher: agent }), requests };
+    }
+    const one: ImageRecord = { ...image, tags: ['1.0'] };
+    const run = (client: RegistryClient) =>
+      lastValueFrom(from<PushEvent[]>([{ type: 'image', image: one }, ready(config), ready(layer)]).pipe(pushManifests({ client, repository: 'app' }), toArray()));
+
+    it('HEADs every blob of the manifest and, all there, PUTs it again', async (t) => {
+      const { client, requests } = refusing(t, 1, new Set([config.digest as string, layer.digest as string]));
+      const events = await run(client);
+      const short = (b: BlobSource) => (b.digest as string).slice(7, 11);
+      assert.deepEqual(requests, ['PUT /v2/app/manifests/1.0', `HEAD ${short(config)}`, `HEAD ${short(layer)}`, 'PUT /v2/app/manifests/1.0']);
+      const retrying = events.filter((e) => e.type === 'retrying');
+      assert.equal(retrying.length, 1);
+      assert.match(retrying[0]?.type === 'retrying' ? retrying[0].reason : '', /DIGEST_INVALID/);
+      assert.equal(events.at(-1)?.type, 'manifest-pushed');
+    });
+
+    it('does not PUT again when a blob of the manifest is missing, and says which request failed', async (t) => {
+      const { client, requests } = refusing(t, 1, new Set([config.digest as string]));
+      await assert.rejects(run(client), /PUT https:\/\/registry\.example\/v2\/app\/manifests\/1\.0 → 400 DIGEST_INVALID/);
+      assert.equal(requests.filter((r) => r.startsWith('PUT')).length, 1);
+    });
+
+    it('gives up after a bounded number of PUTs', async (t) => {
+      const { client, requests } = refusing(t, Infinity, new Set([config.digest as string, layer.digest as string]));
+      await assert.rejects(run(client), /DIGEST_INVALID/);
+      assert.equal(requests.filter((r) => r.startsWith('PUT')).length, 1 + MANIFEST_PUT_RETRIES);
+    });
   });
 });

@@ -43,6 +43,9 @@ export function push(options: PushOptions): Observable<PushEvent> {
       throw new UsageError('a Docker schema 1 manifest must be signed: give --sign-key FILE (rxpush keygen makes one)');
     }
     if (options.signKey !== undefined) assertKeyFits(options.signKey, options.format === 'schema1' ? 'schema1' : 'cosign');
+    if (options.compression === 'zstd' && (options.format === 'docker' || options.format === 'schema1')) {
+      throw new UsageError(`--compression zstd needs an OCI manifest (Docker's ${options.format === 'docker' ? 'schema 2' : 'schema 1'} has no zstd layer type); use --format oci, or --compression gzip`);
+    }
     const logger = options.logger ?? silentLogger;
     // The source's client first: it checks the source reference and its own TLS files before anything opens.
     const sourceClient = registrySourceClient(options, logger);
@@ -129,13 +132,19 @@ function write(
     cache ? rememberBlobs({ cache, registry: client.registry, repository }) : identity,
     pushManifests({
       ...target,
-      ...(options.format !== undefined && { format: options.format }),
+      ...formatOption(options),
       ...(options.format === 'schema1' && options.signKey !== undefined && { signKey: options.signKey }),
     }),
     options.signKey !== undefined && options.format !== 'schema1'
       ? signManifests({ ...target, key: options.signKey, ...(options.signChildren !== undefined && { signChildren: options.signChildren }) })
       : identity,
   );
+}
+
+/** The format asked for; with zstd layers, which only OCI manifests can name, OCI unless asked otherwise. */
+function formatOption(options: PushOptions): { format?: NonNullable<PushOptions['format']> } {
+  const format = options.format ?? (options.compression === 'zstd' ? 'oci' : undefined);
+  return format === undefined ? {} : { format };
 }
 
 /** A dry run's end: blobs to upload are told they will not be read, and every event passes on. */

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { pipeline as pipeStreams, Readable } from 'node:stream';
 
-import { gzipLayerMediaType, InvalidResponseError, InvalidSourceError, isPushError, type BlobSource, type Digest, type PushError } from '@rxpush/core';
+import { InvalidResponseError, InvalidSourceError, isPushError, type BlobSource, type Digest, type PushError } from '@rxpush/core';
 import type { RegistryClient, RequestOptions, UploadSession } from '@rxpush/registry-client';
 import { redactUrl } from '@rxpush/registry-client';
 
 import { ByteReader } from './byte-reader.js';
-import { gzipLayer } from './compress/gzip-layer.js';
+import { compressor, mediaTypeFor, type LayerCompression } from './compression.js';
 import { HashingStream } from './hashing-stream.js';
 
 /**
@@ -31,8 +31,8 @@ export interface Attempt {
   readonly state: OpenUpload;
   /** Cancels the requests, and what the client retries inside (reported through `onRetry`). */
   readonly request: RequestOptions & { readonly signal: AbortSignal };
-  /** Gzip an `uncompressed` layer on the way. */
-  readonly compress: boolean;
+  /** How an `uncompressed` layer is compressed on the way (false: not at all). */
+  readonly compress: LayerCompression;
   /** The gzip level (default gzipLayer's). */
   readonly compressionLevel?: number | undefined;
   /** PATCH chunks of this many bytes (raised to the registry's OCI-Chunk-Min-Length); undefined: monolithic. */
@@ -64,7 +64,7 @@ export interface Sent {
  * always-correct rule (the digest covers exactly the bytes read, whatever offset the registry names)
  * at the cost of re-reading what the registry already holds, which is local I/O; keeping hash states
  * per chunk boundary would only help when the registry's offset falls on one, and still needs the skip.
- * Gzip is deterministic for the same input, so a re-compressed layer yields the same bytes; if it did
+ * Gzip and zstd are deterministic for the same input, so a re-compressed layer yields the same bytes; if it did
  * not, the registry's digest check on PUT would refuse the commit rather than store a corrupt blob.
  */
 export async function sendBlob(attempt: Attempt): Promise<Sent> {
@@ -83,8 +83,7 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
   });
   const sent = attempt.compress ? new HashingStream({ origin: blob.origin }) : read;
   const input = await attempt.open();
-  const gzip = (): NodeJS.ReadWriteStream => gzipLayer(attempt.compressionLevel === undefined ? {} : { level: attempt.compressionLevel });
-  const feed = connect(input, attempt.compress ? [read, gzip(), sent] : [read]);
+  const feed = connect(input, attempt.compress ? [read, compressor(attempt.compress, attempt.compressionLevel), sent] : [read]);
   const mediaType = mediaTypeFor(blob, attempt.compress);
   const learnt = (): { digest: Digest; diffId?: Digest } => {
     const { digest: sentDigest } = sent;
@@ -150,12 +149,6 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
     }
   }
   await reader.end();
-}
-
-/** The media type a blob is pushed as: a compressed layer's becomes the gzip variant of its family. */
-export function mediaTypeFor(blob: BlobSource, compress: boolean): string {
-  if (!compress || blob.role === 'config') return blob.mediaType;
-  return gzipLayerMediaType(blob.mediaType);
 }
 
 /**

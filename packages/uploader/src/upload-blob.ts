@@ -15,14 +15,15 @@ import {
 import type { RegistryClient } from '@rxpush/registry-client';
 import { catchError, concat, defer, finalize, ignoreElements, mergeMap, of, throwError, timer, type Observable, type SchedulerLike } from 'rxjs';
 
-import { mediaTypeFor, sendBlob, type OpenUpload, type Sent, type UploadState } from './send-blob.js';
+import { layerCompressionOf, mediaTypeFor } from './compression.js';
+import { sendBlob, type OpenUpload, type Sent, type UploadState } from './send-blob.js';
 import { throttleProgress } from './throttle-progress.js';
 
 /** What every blob's upload shares: the operator's options, resolved. */
 export interface UploadContext {
   readonly client: RegistryClient;
   readonly repository: string;
-  readonly compression: 'gzip' | 'none';
+  readonly compression: 'gzip' | 'zstd' | 'none';
   readonly compressionLevel?: number | undefined;
   readonly chunkSize: number | undefined;
   readonly progressInterval: number;
@@ -52,7 +53,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
   return defer(() => {
     const { client, logger } = context;
     const progress: BlobProgress = { id: shortId(blob.key), key: blob.key, role: blob.role };
-    const compress = blob.form === 'uncompressed' && context.compression !== 'none';
+    const compress = layerCompressionOf(blob, context.compression);
     const state: UploadState = { session: undefined, digests: compress ? undefined : storedDigest(blob) };
     /** The attempt's I/O in flight: a session is cancelled only once its aborted request is over. */
     let inflight: Promise<unknown> = Promise.resolve();

@@ -2,6 +2,7 @@ import { isEvent, silentLogger, UnsupportedError, type BlobEvent, type Logger, t
 import type { RegistryClient } from '@rxpush/registry-client';
 import { asyncScheduler, connect, filter, merge, mergeMap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 
+import { assertCompression } from './compression.js';
 import { uploadBlob, type UploadContext } from './upload-blob.js';
 import { sharedUploadLimiter, type UploadLimiter } from './upload-limiter.js';
 
@@ -58,9 +59,7 @@ export interface UploadBlobsOptions {
 export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushEvent, PushEvent> {
   const { concurrency = 4 } = options;
   const logger = (options.logger ?? silentLogger).child({ pkg: 'uploader' });
-  if (options.compression === 'zstd') {
-    throw new UnsupportedError('zstd compression is not available on this Node.js; use --compression gzip or none');
-  }
+  assertCompression(options.compression);
   const level = options.compressionLevel;
   if (level !== undefined && (!Number.isInteger(level) || level < 0 || level > 9)) {
     throw new UnsupportedError(`compression level ${level} is not a whole number from 0 to 9`);
