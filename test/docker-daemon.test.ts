@@ -15,7 +15,7 @@ import { silentLogger, type Logger, type PushEvent } from '@rxpush/core';
 import { checkBlobs } from '@rxpush/blob-checker';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
-import { push } from '@rxpush/pipeline';
+import { push, UploadLimiter } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
 import { from, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
@@ -60,6 +60,8 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   let small: OciLayoutFixture;
   /** Seven layers, the last repeating the first, whose save stream is not in base-to-top order. */
   let seven: OciLayoutFixture;
+  /** Twelve layers: more than the shared upload limit's 8 slots. */
+  let twelve: OciLayoutFixture;
   const ids = new Map<string, string>();
 
   function requireEngine(t: TestContext): boolean {
@@ -112,9 +114,13 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     seven = await makeOciLayout(join(work, 'seven'), {
       images: [{ tags: ['latest'], layers: [1, 2, 3, 4, 5, 6].map((i) => ({ files: 1, fileSize: 1000 * i, seed: `s${i}` })).concat([{ files: 1, fileSize: 1000, seed: 's1' }]) }],
     });
+    twelve = await makeOciLayout(join(work, 'twelve'), {
+      images: [{ tags: ['latest'], layers: Array.from({ length: 12 }, (_, i) => ({ files: 1, fileSize: 2000 * (i + 1), seed: `t${i}` })) }],
+    });
     for (const [fixture, name] of [
       [small, 'fixtures/small:v1'],
       [seven, 'fixtures/seven:v1'],
+      [twelve, 'fixtures/twelve:v1'],
     ] as const) {
       const archive = join(work, `${name.replace(/\W/g, '-')}.tar`);
       await skopeoCopy(`oci:${fixture.dir}:latest`, `docker-archive:${archive}:${name}`);
@@ -215,6 +221,36 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
       const waiting = events.findIndex((event) => event.type === 'waiting' && event.key === layer.key);
       assert.ok(waiting >= 0 && waiting < events.indexOf(progress[0]!), `${layer.key} waits first`);
     }
+  });
+
+  it('pushes an image of more layers than the upload limiter has slots, the save stream in another order than the manifest', async (t) => {
+    if (!requireEngine(t)) return;
+    const saved = join(work, 'twelve-saved.tar');
+    await engine!.docker(['save', '-o', saved, 'fixtures/twelve:v1']);
+    const { names, manifest } = await readSave(saved);
+    assert.notDeepEqual(
+      names.filter((name) => name.endsWith('/layer.tar')),
+      manifest[0]?.Layers,
+      'the stream does not have the layers in the order the image lists them',
+    );
+    // Two slots for thirteen blobs: a limiter that held back sequential blobs would leave the stream at a layer nobody opened.
+    const limiter = new UploadLimiter(2);
+    const events = await pushAll({ source: 'docker-daemon:fixtures/twelve:v1', destination: `${registry.host}/daemon/twelve:v1`, uploadLimiter: limiter });
+    assert.equal(ofType(events, 'pushed').length, 13);
+    assert.equal(ofType(events, 'manifest-pushed').length, 1);
+    assert.equal(limiter.busy + limiter.waiting, 0);
+    const pulled = await pullBack(`${registry.host}/daemon/twelve:v1`, 'fixtures/twelve:v1');
+    assert.deepEqual(pulled.layers, twelve.images[0]?.diffIds);
+    assert.equal(pulled.id, ids.get('fixtures/twelve:v1'));
+  });
+
+  it("pushes an image of more layers than the shared upload limit's 8 slots with the CLI's defaults", async (t) => {
+    if (!requireEngine(t)) return;
+    const result = await runCli(['push', 'docker-daemon:fixtures/twelve:v1', `${registry.host}/daemon/twelve-cli:v1`, '--progress', 'plain'], {
+      env: { DOCKER_HOST: engine!.host, RXPUSH_CACHE_DIR: join(work, 'twelve-cli-cache') },
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(await client.hasManifest('daemon/twelve-cli', 'v1'));
   });
 
   it('fails, saying what to do, when a pipeline reads a layer the engine is not sending yet, and pushes no manifest', async (t) => {

@@ -14,7 +14,8 @@ export interface UploadBlobsOptions {
   readonly concurrency?: number;
   /**
    * The limit shared with other uploads of this process (default `sharedUploadLimiter`, 8 slots for all
-   * pushes together): an upload needs a slot of it as well as one of `concurrency`.
+   * pushes together): an upload needs a slot of it as well as one of `concurrency`. Blobs of a sequential
+   * source take neither (they must all be open at once for their stream to flow).
    */
   readonly limiter?: UploadLimiter;
   /** How to compress `uncompressed` layers (default gzip). */
@@ -78,13 +79,17 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     logger,
   };
   const limiter = options.limiter ?? sharedUploadLimiter;
-  const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context).pipe(limiter.limit());
+  const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context);
   return connect((events) =>
     merge(
       // Everything else passes at once, never queued behind busy upload slots.
       events.pipe(filter((event) => event.type !== 'blob')),
-      // Blobs of a sequential source all start at once: its shared stream serves them in its own order,
-      // and waits only on blobs that are open (the data flows one member at a time anyway).
+      // Blobs of a sequential source all start at once, outside `concurrency` and the limiter: their shared
+      // stream serves them in its own order (docker save: name order, not the image's) and waits at each
+      // member until its blob is open. A slot held back from any of them (by a limit smaller than the image,
+      // or by other pushes holding the slots) leaves the stream at a member nobody opens while the open
+      // blobs wait for members further on: a deadlock. They cost the limit nothing it guards: the stream
+      // feeds one member at a time, and the others wait with empty buffers.
       events.pipe(
         filter(isEvent('blob')),
         filter((event) => event.blob.sequential === true),
@@ -93,7 +98,7 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
       events.pipe(
         filter(isEvent('blob')),
         filter((event) => event.blob.sequential !== true),
-        mergeMap(upload, concurrency),
+        mergeMap((event) => upload(event).pipe(limiter.limit()), concurrency),
       ),
     ),
   );

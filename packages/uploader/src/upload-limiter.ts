@@ -7,8 +7,9 @@ export const DEFAULT_UPLOAD_SLOTS = 8;
 /**
  * A limit on uploads in flight, shared by every `uploadBlobs` (and so every `push()`) it is given to: a
  * service running 50 pushes at once keeps 8 uploads (and their buffers) going, not 200, which the
- * registry could not serve faster anyway. Slots are handed out first come, first served, so the blobs of
- * a sequential source (a tar stream read once, in order) get theirs in the order the stream serves them.
+ * registry could not serve faster anyway. Slots are handed out first come, first served. `uploadBlobs`
+ * does not put the blobs of a sequential source (a tar stream read once, in its own order) through it:
+ * they must all be open at once, or the stream can stop at a blob that waits for a slot.
  *
  * @example
  * const limiter = new UploadLimiter(8);

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it, type TestContext } from 'node:test';
 
 import { MediaType, sha256Digest, shortId, type BlobSource, type PushEvent } from '@rxpush/core';
 import { RegistryClient } from '@rxpush/registry-client';
-import { lastValueFrom, Subject, toArray } from 'rxjs';
+import { lastValueFrom, NEVER, Subject, toArray } from 'rxjs';
 import { MockAgent } from 'undici';
 
-import { uploadBlobs, type UploadBlobsOptions } from '../src/index.ts';
+import { UploadLimiter, uploadBlobs, type UploadBlobsOptions } from '../src/index.ts';
 
 const ORIGIN = 'https://registry.example';
 const UPLOADS = '/v2/app/blobs/uploads/';
@@ -70,6 +70,49 @@ function layer(bytes: Buffer, overrides: Partial<BlobSource> = {}) {
     ...overrides,
   };
   return { blob, digest, opened };
+}
+
+/**
+ * Sequential blobs fed by one stream read once, as docker-daemon's save stream feeds them: it serves the
+ * blobs in `order` (indexes of `contents`), one at a time, and at each one waits until that blob is opened.
+ * Like the real reader it gives up when nothing is opened for a while (here 2 s, the real one 30 s) while
+ * opened blobs wait for data that comes later: the order cannot be served.
+ */
+function oneStream(contents: Buffer[], order: number[]) {
+  const consumers: (PassThrough | undefined)[] = contents.map(() => undefined);
+  let wake: (() => void) | undefined;
+  let reading: Promise<void> | undefined;
+  const serve = async (): Promise<void> => {
+    for (const index of order) {
+      while (consumers[index] === undefined) {
+        const opened = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 2000);
+          wake = () => {
+            clearTimeout(timer);
+            resolve(true);
+          };
+        });
+        if (!opened) {
+          const stuck = new Error(`the stream is at blob ${index}, which nobody opens, while others wait`);
+          for (const consumer of consumers) consumer?.destroy(stuck);
+          return;
+        }
+      }
+      consumers[index]?.end(contents[index]);
+    }
+  };
+  return contents.map((bytes, index) =>
+    layer(bytes, {
+      sequential: true,
+      open: async () => {
+        const consumer = new PassThrough();
+        consumers[index] = consumer;
+        wake?.();
+        reading ??= serve();
+        return consumer;
+      },
+    }),
+  );
 }
 
 /** What a socket closed mid-request looks like to undici: a failure a retry can get past. */
@@ -213,5 +256,34 @@ describe('uploadBlobs', () => {
     on('DELETE', `${UPLOADS}u1`, { status: 204 });
     await assert.rejects(run(client, [blob]), { name: 'RegistryUnreachableError', code: 'REGISTRY_UNREACHABLE', message: /^PUT https:\/\/registry\.example\/\S+ failed: the connection was closed/ });
     assert.equal(opened.length, 1);
+  });
+
+  it("uploads a sequential source's blobs served in another order than they came, though the limiter has fewer slots than blobs", async (t) => {
+    const { client, on, seen } = registry(t);
+    const contents = [0, 1, 2, 3, 4].map((i) => Buffer.from(`layer ${i} of one save stream`));
+    // The stream serves the blobs in another order than the image lists them (docker save: name order).
+    const blobs = oneStream(contents, [3, 0, 4, 2, 1]);
+    for (const i of contents.keys()) on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u${i}` } });
+    for (const _ of contents) on('PUT', `${UPLOADS}*`, { status: 201 });
+    const limiter = new UploadLimiter(2);
+    const events = await run(client, blobs.map((b) => b.blob), { limiter, concurrency: 1 });
+    assert.deepEqual(new Set(events.flatMap((e) => (e.type === 'pushed' ? [e.digest] : []))), new Set(blobs.map((b) => b.digest)));
+    assert.deepEqual(seen.filter((s) => s.method === 'PUT').map((s) => s.body.toString()).sort(), contents.map(String).sort());
+    assert.equal(limiter.busy, 0);
+  });
+
+  it("uploads a sequential source's blobs while another push holds every slot of the limiter", async (t) => {
+    const { client, on } = registry(t);
+    const contents = [0, 1, 2].map((i) => Buffer.from(`layer ${i} of another save stream`));
+    const blobs = oneStream(contents, [2, 1, 0]);
+    for (const i of contents.keys()) on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u${i}` } });
+    for (const _ of contents) on('PUT', `${UPLOADS}*`, { status: 201 });
+    const limiter = new UploadLimiter(1);
+    // Another push's upload that does not end while this push runs.
+    const other = NEVER.pipe(limiter.limit()).subscribe();
+    t.after(() => other.unsubscribe());
+    const events = await run(client, blobs.map((b) => b.blob), { limiter });
+    assert.equal(events.filter((e) => e.type === 'pushed').length, 3);
+    assert.equal(limiter.busy, 1, "only the other push's upload held a slot");
   });
 });
