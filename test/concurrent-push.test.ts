@@ -75,12 +75,15 @@ describe(`${N} concurrent pushes into one repository`, () => {
   }
 
   it('leaves a cache of whole entries and no claims behind', async () => {
-    const files = await readdir(join(cacheDir, 'digests'));
-    assert.ok(files.length > 0);
-    for (const file of files) {
-      assert.match(file, /^sha256-[0-9a-f]{64}\.json$/, 'no temporary file is left');
-      const entry: unknown = JSON.parse(await readFile(join(cacheDir, 'digests', file), 'utf8'));
-      assert.equal(typeof entry, 'object', file);
+    // The digest cache is one file, replaced whole by rename: no temporary file may be left beside it.
+    const files = (await readdir(cacheDir, { withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => entry.name);
+    assert.deepEqual(files, ['digests.json'], 'no temporary file is left');
+    const cache = JSON.parse(await readFile(join(cacheDir, 'digests.json'), 'utf8')) as { entries?: Record<string, unknown> };
+    const entries = Object.entries(cache.entries ?? {});
+    assert.ok(entries.length > 0);
+    for (const [digest, entry] of entries) {
+      assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+      assert.equal(typeof entry, 'object', digest);
     }
     assert.deepEqual(await readdir(join(cacheDir, 'claims')).catch(() => []), []);
   });

@@ -182,7 +182,9 @@ const RETRYABLE_CODES = new Set([
 /** Why a request got no HTTP answer, in words a user can act on. */
 function describe(error: unknown, url: string): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
   const code = errorCode(error);
-  const raw = error instanceof Error ? error.message : String(error);
+  // Node 24 appends advice about its own flags ("…; if the root CA is installed locally, try running Node.js
+  // with --use-system-ca") that rxpush users cannot act on; our own advice follows instead.
+  const raw = (error instanceof Error ? error.message : String(error)).replace(/;\s*if the root CA is installed locally.*$/s, '');
   if (isCertificateError(error)) {
     return {
       code: 'TLS',
