@@ -141,7 +141,7 @@ describe('pushing through a faulty network to the reference registry', () => {
       pushVia('faults/stalled', { timeouts: { headers: 300 }, retry: { retries: 1, baseDelayMs: 1 } }),
       (error: PushError) => {
         assert.equal(error.code, 'TIMEOUT');
-        assert.match(error.message, /^HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/faults\/stalled\/blobs\/sha256:[0-9a-f]{64} failed: the registry did not answer in time; .*\(gave up after 2 attempts\)$/);
+        assert.match(error.message, /^HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/faults\/stalled\/blobs\/sha256:[0-9a-f]{64} failed: the registry did not answer within 300 ms \(the answer timeout\); .*\(gave up after 2 attempts\)$/);
         return true;
       },
     );

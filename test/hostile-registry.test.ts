@@ -124,6 +124,30 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
     assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
   });
 
+  it('gives a registry that stops answering one more try, not every retry, and names the timeout', async () => {
+    // Five attempts for an outage; a stall is tried twice. (The defaults are 25 s a wait: within a minute in all.)
+    const options = { timeouts: { headers: 300 }, retry: { retries: 4, baseDelayMs: 1 }, concurrency: 1 };
+    env.proxy.addFault({ method: 'HEAD', path: /hostile\/stalled-head\//, fault: { kind: 'stall' } });
+    await assert.rejects(pushVia('hostile/stalled-head', options), (error: PushError) => {
+      assert.equal(error.code, 'TIMEOUT');
+      assert.match(error.message, /^HEAD \S+ failed: the registry did not answer within 300 ms \(the answer timeout\); check the registry, or allow it more time with --timeout \(gave up after 2 attempts\)$/);
+      return true;
+    });
+    const heads = seen('HEAD', /hostile\/stalled-head\//);
+    assert.equal(heads.length, 2 * new Set(heads.map((r) => r.url)).size, 'each blob HEAD tried twice');
+
+    env.proxy.clearFaults();
+    env.proxy.addFault({ method: 'PUT', path: /hostile\/stalled-put\/blobs\/uploads\//, fault: { kind: 'stall' } });
+    await assert.rejects(pushVia('hostile/stalled-put', options), (error: PushError) => {
+      assert.equal(error.code, 'TIMEOUT');
+      assert.match(error.message, /^PUT \S+ failed: the registry did not answer within 300 ms \(the answer timeout\)/);
+      return true;
+    });
+    const puts = seen('PUT', /hostile\/stalled-put\/blobs\/uploads\//);
+    assert.equal(puts.length, 2 * new Set(puts.map((r) => /digest=([^&]+)/.exec(r.url)?.[1])).size, 'each stream body sent twice, not five times');
+    assert.equal(await env.direct.hasManifest('hostile/stalled-put', '1.0'), undefined);
+  });
+
   describe('behind HTTPS', () => {
     let tls: FaultProxy;
     let caFile: string;

@@ -96,6 +96,6 @@ export interface PushOptions {
   readonly cacheDir?: string | false;
   /** How failed requests and broken uploads are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
   readonly retry?: RetryOptions;
-  /** Registry timeouts in ms: connecting (default 30 000), waiting for an answer's headers (120 000), between body chunks (60 000). */
+  /** Registry timeouts in ms: connecting (default 10 000), waiting for an answer's headers (25 000), between body chunks (25 000). A request that times out is tried once more, so a registry that accepts connections and never answers fails within a minute. */
   readonly timeouts?: { readonly connect?: number; readonly headers?: number; readonly body?: number };
 }

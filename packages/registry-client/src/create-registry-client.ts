@@ -31,7 +31,7 @@ export interface CreateRegistryClientOptions {
   readonly tlsVerify?: boolean;
   /** Always use plain HTTP (`--plain-http`). Without it, HTTPS, or HTTP for a loopback registry that answers in plain HTTP. */
   readonly plainHttp?: boolean;
-  /** Timeouts in ms: connecting (default 30 000), waiting for an answer's headers (120 000), between body chunks (60 000). */
+  /** Timeouts in ms: connecting (default 10 000), waiting for an answer's headers (25 000), between body chunks (25 000). A request that times out is tried once more, so a registry that accepts connections and never answers fails within a minute. */
   readonly timeouts?: { readonly connect?: number; readonly headers?: number; readonly body?: number };
   /** How failed requests are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
   readonly retry?: RetryOptions;

@@ -11,6 +11,7 @@ import {
 } from '@rxpush/core';
 
 import { isRetryableStatus } from './retry.js';
+import { DEFAULT_TIMEOUTS, showDuration, type Timeouts } from './timeouts.js';
 
 /** What a registry's error body says: the first entry of `{"errors":[{"code","message","detail"}]}`. */
 export interface RegistryErrorBody {
@@ -179,8 +180,8 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
-/** Why a request got no HTTP answer, in words a user can act on. */
-function describe(error: unknown, url: string): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
+/** Why a request got no HTTP answer, in words a user can act on; a timeout says which one fired, and after how long. */
+function describe(error: unknown, url: string, timeouts: Timeouts): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
   const code = errorCode(error);
   const raw = error instanceof Error ? error.message : String(error);
   if (isCertificateError(error)) {
@@ -210,11 +211,17 @@ function describe(error: unknown, url: string): { reason: string; code: 'REGISTR
     case 'ENETUNREACH':
       return { code: 'REGISTRY_UNREACHABLE', reason: 'no route to the host; check the network and the address' };
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return { code: 'TIMEOUT', reason: 'connecting timed out; is the address right and the registry reachable?' };
+      return { code: 'TIMEOUT', reason: `no connection within ${showDuration(timeouts.connect)} (the connect timeout); is the address right and the registry reachable?` };
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return { code: 'TIMEOUT', reason: 'the registry did not answer in time; try again, or check the registry' };
+      return {
+        code: 'TIMEOUT',
+        reason: `the registry did not answer within ${showDuration(timeouts.headers)} (the answer timeout); check the registry, or allow it more time with --timeout`,
+      };
     case 'UND_ERR_BODY_TIMEOUT':
-      return { code: 'TIMEOUT', reason: 'the registry stopped sending its answer; try again' };
+      return {
+        code: 'TIMEOUT',
+        reason: `the registry's answer stalled for ${showDuration(timeouts.body)} (the idle timeout); check the registry, or allow it more time with --timeout`,
+      };
     default:
       return { code: 'REGISTRY_UNREACHABLE', reason: raw };
   }
@@ -249,7 +256,7 @@ function inflictedByTransport(bodyError: unknown): boolean {
  */
 export function transportError(
   error: unknown,
-  request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown; refusedIsTransient?: boolean },
+  request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown; refusedIsTransient?: boolean; timeouts?: Timeouts | undefined },
 ): Error {
   if (isPushError(error)) return error;
   // undici destroys the body stream with this error too, so it must be recognised before the body's own failures.
@@ -266,7 +273,7 @@ export function transportError(
   if (request.signal?.aborted === true || errorCode(error) === 'UND_ERR_ABORTED' || (error as Error | null)?.name === 'AbortError') {
     return new CancelledError(`${request.method} ${request.url} cancelled`);
   }
-  const { reason, code } = describe(error, request.url);
+  const { reason, code } = describe(error, request.url, request.timeouts ?? DEFAULT_TIMEOUTS);
   const cause = errorCode(error) ?? errorCode((error as { cause?: unknown } | null)?.cause);
   const retryable = code !== 'TLS' && cause !== undefined && (RETRYABLE_CODES.has(cause) || (cause === 'ECONNREFUSED' && request.refusedIsTransient === true));
   const Class = code === 'TLS' ? TlsError : code === 'TIMEOUT' ? TimeoutError : RegistryUnreachableError;

@@ -38,11 +38,14 @@ export interface RegistryClientOptions {
   readonly userAgent?: string;
   /** Called before each retry of any request (logging, metrics); operators pass a per-request `onRetry` instead. */
   readonly onRetry?: (event: RetryingEvent) => void;
-  /** How long to wait for a response's headers once the request is sent, in ms (default 120 000). */
+  /** How long to wait for a response's headers once the request is sent (or while it stalls being sent), in ms (default 25 000). */
   readonly headersTimeout?: number;
-  /** How long a response body may stall between chunks, in ms (default 60 000). */
+  /** How long a response body may stall between chunks, in ms (default 25 000). */
   readonly bodyTimeout?: number;
-  /** How long connecting (TCP and TLS) may take, in ms (default 30 000); applies to the dispatcher the client makes itself. */
+  /**
+   * How long connecting (TCP and TLS) may take, in ms (default 10 000); applies to the dispatcher the client makes
+   * itself, and names the timeout in messages when the dispatcher is given.
+   */
   readonly connectTimeout?: number;
   /** How failed requests are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
   readonly retry?: RetryOptions;

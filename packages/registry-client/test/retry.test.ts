@@ -192,3 +192,10 @@ describe('RegistryClient retries', () => {
     assert.equal(isRetryable(error), false);
   });
 });
+
+describe('timeouts', () => {
+  it('bound a stalled request to two waits of 25 s, and connecting to 10 s, by default', async () => {
+    const { DEFAULT_TIMEOUTS } = await import('../src/index.ts');
+    assert.deepEqual(DEFAULT_TIMEOUTS, { connect: 10_000, headers: 25_000, body: 25_000 });
+  });
+});

@@ -12,7 +12,7 @@ import {
   type PushEvent,
   type RetryingEvent,
 } from '@rxpush/core';
-import type { RegistryClient } from '@rxpush/registry-client';
+import { isTimeout, type RegistryClient } from '@rxpush/registry-client';
 import { catchError, concat, defer, finalize, ignoreElements, mergeMap, of, throwError, timer, type Observable, type SchedulerLike } from 'rxjs';
 
 import { layerCompressionOf, mediaTypeFor } from './compression.js';
@@ -61,6 +61,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
     let broken: RetryingEvent | undefined;
     /** The size a source tells only once it reaches the bytes (a docker save stream's tar header): the progress total. */
     let announced: number | undefined;
+    /** Attempts that timed out: a registry that stops answering is not asked as often as one that fails. */
+    let timeouts = 0;
 
     const drop = (after?: Promise<unknown>): void => {
       if (state.session !== undefined) {
@@ -159,7 +161,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         catchError((error: unknown) => {
           // A sequential source (a `docker save` stream, read once) cannot be opened again: its broken upload
           // fails with the registry's own error, rather than a retry that closes the stream for every blob.
-          const retrying = blob.sequential === true ? undefined : client.retryFor(error, number);
+          if (isTimeout(error)) timeouts += 1;
+          const retrying = blob.sequential === true ? undefined : client.retryFor(error, number, { timeouts });
           if (retrying === undefined) return throwError(() => error);
           broken = retrying;
           logger.debug({ key: blob.key, attempt: number, delayMs: retrying.delayMs, reason: retrying.reason }, 'upload broke; retrying');
