@@ -84,10 +84,11 @@ export function createRegistryClient(options: CreateRegistryClientOptions): Regi
       dispatcher,
       logger,
       ...(options.userAgent !== undefined && { userAgent: options.userAgent }),
-      credentials: () =>
+      credentials: (signal) =>
         resolveCredentials({
           registry,
           logger,
+          signal,
           ...(explicit !== undefined && {
             explicit: { username: explicit.username, password: explicit.password, source: explicit.source ?? 'the credentials option' },
           }),
