@@ -4,6 +4,7 @@
  * reference registry's real answers; every push must land whole, or fail with one line naming the request.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Digest, PushError, PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
 
+import { fakeEngine } from '../packages/graph-reader/test/fake-engine.ts';
 import { makeCertificates } from '../tools/registry.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry, type ProxiedRegistry } from './helpers/proxied-registry.ts';
@@ -146,6 +148,28 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
     const puts = seen('PUT', /hostile\/stalled-put\/blobs\/uploads\//);
     assert.equal(puts.length, 2 * new Set(puts.map((r) => /digest=([^&]+)/.exec(r.url)?.[1])).size, 'each stream body sent twice, not five times');
     assert.equal(await env.direct.hasManifest('hostile/stalled-put', '1.0'), undefined);
+  });
+
+  it('fails with one line naming the engine and the layer when a Docker Engine stops sending its save stream half-way', async (t) => {
+    // A stand-in engine: a real dockerd cannot be made to hang mid-stream.
+    const layers = [{ big: randomBytes(512 * 1024).toString('hex') }];
+    const whole = await fakeEngine(t, { layers });
+    const engine = await fakeEngine(t, { layers, stallAfter: Math.floor(whole.archive.length / 2) });
+    const saved = process.env['DOCKER_HOST'];
+    process.env['DOCKER_HOST'] = engine.host;
+    t.after(() => (saved === undefined ? delete process.env['DOCKER_HOST'] : void (process.env['DOCKER_HOST'] = saved)));
+    const repository = 'hostile/engine-stall';
+    await assert.rejects(
+      pushAll({ source: 'docker-daemon:app:1', destination: `${env.proxy.host}/${repository}:1.0`, timeouts: { engine: 300 } }),
+      (error: PushError) => {
+        assert.equal(error.code, 'INVALID_SOURCE');
+        assert.match(error.message, new RegExp(`^docker-daemon:app:1: the Docker Engine at ${engine.host} sent nothing for 0\\.3 s in the middle of its save stream \\(at layer 1 of 1 `));
+        assert.doesNotMatch(error.message, /\n/);
+        return true;
+      },
+    );
+    assert.equal(seen('PUT', new RegExp(`${repository}/manifests/`)).length, 0);
+    assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
   });
 
   describe('behind HTTPS', () => {

@@ -97,5 +97,11 @@ export interface PushOptions {
   /** How failed requests and broken uploads are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
   readonly retry?: RetryOptions;
   /** Registry timeouts in ms: connecting (default 10 000), waiting for an answer's headers (25 000), between body chunks (25 000). A request that times out is tried once more, so a registry that accepts connections and never answers fails within a minute. */
-  readonly timeouts?: { readonly connect?: number; readonly headers?: number; readonly body?: number };
+  readonly timeouts?: {
+    readonly connect?: number;
+    readonly headers?: number;
+    readonly body?: number;
+    /** How long a Docker Engine (`docker-daemon:`) may send nothing in the middle of its save stream (default 30 000). */
+    readonly engine?: number;
+  };
 }

@@ -69,6 +69,7 @@ export function push(options: PushOptions): Observable<PushEvent> {
       ...(options.allTags !== undefined && { allTags: options.allTags }),
       ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
       ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
+      ...(options.timeouts?.engine !== undefined && { engineIdleTimeoutMs: options.timeouts.engine }),
       logger,
     }).pipe(
       retag(destinationTags(options, destination.tag)),
