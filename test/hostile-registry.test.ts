@@ -14,9 +14,11 @@ import type { PushOptions } from '@rxpush/pipeline';
 
 import { fakeEngine } from '../packages/graph-reader/test/fake-engine.ts';
 import { makeCertificates } from '../tools/registry.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry, type ProxiedRegistry } from './helpers/proxied-registry.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
+import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
 
 const UPLOADS = /\/blobs\/uploads\//;
@@ -48,6 +50,21 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
       await assertLanded(env, repository);
     });
   }
+
+  it('refuses a --chunk-size below 64 KiB as a usage error, naming what to use, and pushes nothing', async () => {
+    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/hostile/tiny-chunks:1.0`, '--chunk-size', '1000']);
+    assertOneLineError(result, /^rxpush: --chunk-size 1000 bytes is too small: below 64 KiB, every layer would take thousands of requests; use --chunk-size 64KiB or more/, 2);
+    assert.equal(seen('PATCH', /hostile\/tiny-chunks\//).length, 0);
+    assert.equal(await env.direct.hasManifest('hostile/tiny-chunks', '1.0'), undefined);
+  });
+
+  it('takes chunks below 64 KiB when the registry asks for less with OCI-Chunk-Min-Length', async () => {
+    const repository = 'hostile/small-chunks';
+    env.proxy.addFault({ method: 'POST', path: new RegExp(`${repository}/blobs/uploads/`), fault: { kind: 'add-headers', headers: { 'oci-chunk-min-length': '16384' } } });
+    await pushVia(repository, { chunkSize: 32 * 1024 });
+    assert.ok(seen('PATCH', new RegExp(`${repository}/blobs/uploads/`)).every((r) => r.bodyBytes <= 32 * 1024));
+    await assertLanded(env, repository);
+  });
 
   for (const status of [200, 204]) {
     it(`accepts a blob commit answered ${status} once a HEAD confirms the blob`, async () => {

@@ -6,6 +6,7 @@ import type { RegistryClient, RequestOptions, UploadSession } from '@rxpush/regi
 import { redactUrl } from '@rxpush/registry-client';
 
 import { ByteReader } from './byte-reader.js';
+import { chunkSizeFor } from './chunk-size.js';
 import { compressor, mediaTypeFor, type LayerCompression } from './compression.js';
 import { HashingStream } from './hashing-stream.js';
 
@@ -121,7 +122,7 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
 async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | undefined, asked: number): Promise<void> {
   const { state } = attempt;
   let session = state.session;
-  const chunkSize = Math.max(asked, session.minChunkLength ?? 0);
+  const chunkSize = chunkSizeFor(asked, session.minChunkLength);
   // Already with the registry (a resumed upload): read and hashed again, not sent again.
   await reader.skip(session.offset, { method: session.answer?.method ?? 'GET', url: redactUrl(session.location), status: session.answer?.status ?? 204 });
   for (;;) {

@@ -23,7 +23,8 @@ export interface UploadBlobsOptions {
   readonly compressionLevel?: number;
   /**
    * Send blobs in PATCH chunks of this many bytes (with Content-Range) instead of monolithically, for
-   * proxies that cap request bodies. Raised to the registry's OCI-Chunk-Min-Length when it sets one.
+   * proxies that cap request bodies. Raised to the registry's OCI-Chunk-Min-Length when it sets one; below
+   * 64 KiB a UsageError, unless that OCI-Chunk-Min-Length is lower still.
    */
   readonly chunkSize?: number;
   /** Minimum time between two `pushing` events of one blob, in ms (default 100). */
