@@ -144,8 +144,8 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
   });
 
   it('gives a registry that stops answering one more try, not every retry, and names the timeout', async () => {
-    // Five attempts for an outage; a stall is tried twice. (The defaults are 25 s a wait: within a minute in all.)
-    const options = { timeouts: { headers: 300 }, retry: { retries: 4, baseDelayMs: 1 }, concurrency: 1 };
+    // An outage is retried for a minute; a stall is tried twice. (The defaults are 25 s a wait: within a minute in all.)
+    const options = { timeouts: { headers: 300 }, retry: { baseDelayMs: 1 }, concurrency: 1 };
     env.proxy.addFault({ method: 'HEAD', path: /hostile\/stalled-head\//, fault: { kind: 'stall' } });
     await assert.rejects(pushVia('hostile/stalled-head', options), (error: PushError) => {
       assert.equal(error.code, 'TIMEOUT');
@@ -187,6 +187,27 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
     );
     assert.equal(seen('PUT', new RegExp(`${repository}/manifests/`)).length, 0);
     assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
+  });
+
+  it('waits out a registry that is gone for 20 s in the middle of a push, with the default retries, sending nothing twice', async () => {
+    const repository = 'hostile/outage';
+    const layer = env.layout.images[0]!.layerDigests[0]!;
+    // The default policy: no retry options.
+    const pushing = pushAll({ source: `oci:${env.layout.dir}:latest`, destination: `${env.proxy.host}/${repository}:1.0`, concurrency: 1 });
+    await env.proxy.waitFor('PUT', new RegExp(`${repository}/blobs/uploads/.*digest=${layer}`));
+    await env.proxy.outage(20_000);
+    const events = await pushing;
+    assert.ok(ofType(events, 'retrying').length > 0, 'the outage was retried');
+    assert.equal(ofType(events, 'manifest-pushed')[0]?.digest, env.layout.images[0]!.manifestDigest);
+    await assertLanded(env, repository);
+    // Each blob was committed once, and never sent again after that.
+    const commits = seen('PUT', new RegExp(`${repository}/blobs/uploads/`));
+    for (const digest of new Set(commits.map((r) => /digest=([^&]+)/.exec(r.url)?.[1]))) {
+      const forBlob = commits.filter((r) => r.url.includes(`digest=${digest}`));
+      const landed = forBlob.findIndex((r) => r.status === 201);
+      assert.ok(landed >= 0, `${digest} landed`);
+      assert.equal(forBlob.length, landed + 1, `${digest} was not sent again once it landed`);
+    }
   });
 
   describe('behind HTTPS', () => {

@@ -33,7 +33,7 @@ export interface CreateRegistryClientOptions {
   readonly plainHttp?: boolean;
   /** Timeouts in ms: connecting (default 10 000), waiting for an answer's headers (25 000), between body chunks (25 000). A request that times out is tried once more, so a registry that accepts connections and never answers fails within a minute. */
   readonly timeouts?: { readonly connect?: number; readonly headers?: number; readonly body?: number };
-  /** How failed requests are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
+  /** How failed requests are retried (default: for 60 s from the first failure, backoff from 1 s with full jitter up to 30 s, Retry-After capped at 60 s; a blob's upload and the requests inside it share one budget). */
   readonly retry?: RetryOptions;
   readonly logger?: Logger;
   /** An undici dispatcher of your own (proxies, MockAgent in tests) instead of the TLS options above; the client leaves it open. */

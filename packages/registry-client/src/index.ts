@@ -6,6 +6,7 @@ export { isTimeout, readBody } from './send.js';
 export { DEFAULT_TIMEOUTS } from './timeouts.js';
 export type { Timeouts } from './timeouts.js';
 export type { Authenticator, BlobInfo, Body, RawManifest, RegistryClientOptions, RequestOptions, UploadSession, UploadStart } from './types.js';
+export { RetryBudget } from './retry.js';
 export type { RetryOptions } from './retry.js';
 export { createAuthenticator } from './auth/create-authenticator.js';
 export type { AuthenticatorOptions } from './auth/create-authenticator.js';

@@ -9,9 +9,9 @@ import { getBlob, hasBlob } from './blobs.js';
 import { getManifest, hasManifest, putManifest } from './manifests.js';
 import { getReferrers } from './referrers.js';
 import type { Requester } from './requester.js';
-import { isRetryable, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
+import { isRetryable, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
-import { DEFAULT_TIMEOUTS, TIMEOUTS_PER_REQUEST } from './timeouts.js';
+import { DEFAULT_TIMEOUTS, stalledOut } from './timeouts.js';
 import { dump, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
 import { listTags } from './tags.js';
@@ -201,9 +201,21 @@ export class RegistryClient {
    * @example
    * source.pipe(catchError((error) => { const retrying = client.retryFor(error, attempt); … }))
    */
-  retryFor(error: unknown, attempt: number, history: { readonly timeouts?: number } = {}): RetryingEvent | undefined {
-    if (attempt > this.#retry.retries || (history.timeouts ?? 0) >= TIMEOUTS_PER_REQUEST || !isRetryable(error)) return undefined;
+  retryFor(error: unknown, attempt: number, history: { readonly timeouts?: number; readonly budget?: RetryBudget } = {}): RetryingEvent | undefined {
+    if (!isRetryable(error)) return undefined;
+    // Counted only for retryable failures: a refusal must not start the clock of a budget shared with other requests.
+    const spent = history.budget !== undefined && !history.budget.fail();
+    if (spent || attempt > this.#retry.retries || stalledOut(history.timeouts ?? 0, this.#retry)) return undefined;
     return { type: 'retrying', attempt, delayMs: retryDelay(attempt, this.#retry, retryAfterOf(error)), reason: retryReason(error) };
+  }
+
+  /**
+   * A retry budget with this client's policy, for a task the caller retries itself: pass it to `retryFor` and
+   * as `budget` to every request made on the task's behalf, and all of them together retry for the policy's
+   * `budgetMs` (default 60 s) from the task's first failure.
+   */
+  retryBudget(): RetryBudget {
+    return new RetryBudget(this.#retry);
   }
 
   /** Closes the connections of the dispatcher this client created (or was told to close); an injected dispatcher is left open. */

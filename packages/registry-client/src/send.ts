@@ -5,8 +5,8 @@ import { InvalidResponseError, TimeoutError, type Logger, type RetryingEvent } f
 import type { Dispatcher } from 'undici';
 
 import { ERROR_BODY_LIMIT, parseErrorBody, registryError, retriesSpent, transportError } from './errors.js';
-import { isRetryable, isRetryableStatus, parseRetryAfter, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep, type RetryPolicy } from './retry.js';
-import { DEFAULT_TIMEOUTS, TIMEOUTS_PER_REQUEST, type Timeouts } from './timeouts.js';
+import { isRetryable, isRetryableStatus, parseRetryAfter, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep, type RetryPolicy } from './retry.js';
+import { DEFAULT_TIMEOUTS, stalledOut, type Timeouts } from './timeouts.js';
 import type { Authenticator, Body } from './types.js';
 import { redactUrl, refuseDowngrade, resolveLocation } from './urls.js';
 
@@ -53,6 +53,8 @@ export interface SendRequest {
   readonly onRetry?: ((event: RetryingEvent) => void) | undefined;
   /** Overrides the policy's number of retries (0 for a best-effort request such as cancelling a session). */
   readonly retries?: number;
+  /** The budget this request's retries spend from, shared with the task it is part of; default one of its own. */
+  readonly budget?: RetryBudget | undefined;
 }
 
 export interface SendResponse {
@@ -84,6 +86,7 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
   let authorization: string | undefined;
   let reauthorized = false;
   let timeouts = 0;
+  const budget = req.budget ?? new RetryBudget(policy);
   try {
     authorization = await authorize(ctx, req, undefined);
     for (let attempt = 1; ; attempt++) {
@@ -138,7 +141,8 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
       }
       // A registry that stops answering is given one more try, not every retry: waits must stay bounded.
       if (isTimeout(failure)) timeouts += 1;
-      if (attempt > retries || timeouts >= TIMEOUTS_PER_REQUEST || req.signal?.aborted === true || !isRetryable(failure)) {
+      const spent = !budget.fail();
+      if (attempt > retries || spent || stalledOut(timeouts, policy) || req.signal?.aborted === true || !isRetryable(failure)) {
         // A stream body could not be retried here: its failure stays retryable, for the uploader that re-opens the source.
         throw canResend(req.body) && isRetryable(failure) ? retriesSpent(failure, attempt) : failure;
       }

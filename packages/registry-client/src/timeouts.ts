@@ -15,8 +15,16 @@ export interface Timeouts {
 /** The defaults of {@link Timeouts}. */
 export const DEFAULT_TIMEOUTS: Timeouts = { connect: 10_000, headers: 25_000, body: 25_000 };
 
-/** Timeouts a request may hit before it gives up, whatever its retries: the first, and the one retry after it. */
+/** Timeouts a request may hit before it gives up, unless a number of retries was asked for: the first, and one retry. */
 export const TIMEOUTS_PER_REQUEST = 2;
+
+/**
+ * Whether a request (or a blob's upload) that timed out `timeouts` times should stop: after two, when the retries
+ * are bounded by time only (the default). A number of retries the user asked for is honoured for stalls too.
+ */
+export function stalledOut(timeouts: number, policy: { readonly retriesGiven: boolean }): boolean {
+  return timeouts >= TIMEOUTS_PER_REQUEST && !policy.retriesGiven;
+}
 
 /** `25 s`, `300 ms`: a timeout as a message shows it. */
 export function showDuration(ms: number): string {

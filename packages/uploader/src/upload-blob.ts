@@ -12,7 +12,7 @@ import {
   type PushEvent,
   type RetryingEvent,
 } from '@rxpush/core';
-import { isTimeout, type RegistryClient } from '@rxpush/registry-client';
+import { isTimeout, type RegistryClient, type RetryBudget } from '@rxpush/registry-client';
 import { catchError, concat, defer, finalize, ignoreElements, mergeMap, of, throwError, timer, type Observable, type SchedulerLike } from 'rxjs';
 
 import { layerCompressionOf, mediaTypeFor } from './compression.js';
@@ -63,6 +63,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
     let announced: number | undefined;
     /** Attempts that timed out: a registry that stops answering is not asked as often as one that fails. */
     let timeouts = 0;
+    /** The time this blob keeps retrying for, spent by its attempts and every request inside them alike. */
+    const budget = client.retryBudget();
 
     const drop = (after?: Promise<unknown>): void => {
       if (state.session !== undefined) {
@@ -85,7 +87,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       }
     };
 
-    type Request = { readonly signal: AbortSignal; readonly onRetry: (retrying: RetryingEvent) => void };
+    type Request = { readonly signal: AbortSignal; readonly budget: RetryBudget; readonly onRetry: (retrying: RetryingEvent) => void };
 
     /**
      * After a broken attempt: a chunked upload goes on where the registry says it is, if the session still
@@ -148,7 +150,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
 
     const attempt = (number: number): Observable<Step> => {
       const io = fromAbortable<Step>((signal, emit) => {
-        const request: Request = { signal, onRetry: (retrying) => emit({ ...retrying, id: progress.id }) };
+        const request: Request = { signal, budget, onRetry: (retrying) => emit({ ...retrying, id: progress.id }) };
         const running = (async (): Promise<Step> => {
           const sent = (number > 1 ? await recover(request) : undefined) ?? (await send(request, emit));
           return { type: 'sent', sent };
@@ -162,7 +164,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
           // A sequential source (a `docker save` stream, read once) cannot be opened again: its broken upload
           // fails with the registry's own error, rather than a retry that closes the stream for every blob.
           if (isTimeout(error)) timeouts += 1;
-          const retrying = blob.sequential === true ? undefined : client.retryFor(error, number, { timeouts });
+          const retrying = blob.sequential === true ? undefined : client.retryFor(error, number, { timeouts, budget });
           if (retrying === undefined) return throwError(() => error);
           broken = retrying;
           logger.debug({ key: blob.key, attempt: number, delayMs: retrying.delayMs, reason: retrying.reason }, 'upload broke; retrying');
