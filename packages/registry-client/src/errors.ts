@@ -64,8 +64,12 @@ function oneLine(text: string): string {
 }
 
 /** What to do about a registry answer, by status (and the registry's code when it helps). */
-export function hintFor(status: number, registryCode: string | undefined, context: { authenticated: boolean }): string | undefined {
+export function hintFor(status: number, registryCode: string | undefined, context: { authenticated: boolean; challengeError?: string | undefined }): string | undefined {
   if (status === 401) {
+    // The credentials got a token; the registry then refused the token (expired or revoked mid-push): not the user's doing.
+    if (context.authenticated && context.challengeError === 'invalid_token') {
+      return 'the registry refused the token (invalid_token), also after rxpush fetched a fresh one; check that the clocks of the registry and its token service agree, and the registry\'s token configuration';
+    }
     return context.authenticated
       ? 'the registry refused the credentials; check them (--creds, --authfile or docker login)'
       : 'the registry wants credentials; pass --creds USER:PASS, --authfile PATH or docker login';
@@ -87,7 +91,7 @@ export function registryError(
   request: { method: string; url: string },
   status: number,
   body: RegistryErrorBody,
-  context: { authenticated: boolean; retryAfterMs?: number | undefined },
+  context: { authenticated: boolean; retryAfterMs?: number | undefined; challengeError?: string | undefined; tokenRefreshed?: boolean },
 ): RegistryError {
   const init = {
     method: request.method,
@@ -95,7 +99,8 @@ export function registryError(
     registryCode: body.code,
     detail: body.message,
     hint: hintFor(status, body.code, context),
-    retryable: isRetryableStatus(status),
+    // A 401 to a stream body whose token was just refreshed: the caller re-sends it (re-opening the source) once.
+    retryable: isRetryableStatus(status) || (status === 401 && context.tokenRefreshed === true),
     retryAfterMs: context.retryAfterMs,
   };
   if (status === 401) return new UnauthorizedError(init);

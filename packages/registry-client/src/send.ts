@@ -124,16 +124,25 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
             () => Buffer.alloc(0), // an error body cut short still leaves the status to report
           );
           const errorBody = parseErrorBody(bytes, header(res.headers, 'content-type'));
-          if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && canResend(req.body) && url.origin === ctx.origin) {
+          const challenge = status === 401 ? header(res.headers, 'www-authenticate') : undefined;
+          let tokenRefreshed = false;
+          if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && url.origin === ctx.origin) {
             reauthorized = true;
-            const next = await authorize(ctx, req, header(res.headers, 'www-authenticate'), authorization);
-            if (next !== undefined) {
+            const next = await authorize(ctx, req, challenge, authorization);
+            if (next !== undefined && canResend(req.body)) {
               authorization = next;
               continue;
             }
+            // A stream body cannot be sent again from here: the caller re-opens its source and sends it with the new token.
+            tokenRefreshed = next !== undefined;
           }
           const retryAfterMs = isRetryableStatus(status) ? parseRetryAfter(header(res.headers, 'retry-after'), policy.now()) : undefined;
-          failure = registryError(shown, status, errorBody, { authenticated: authorization !== undefined, retryAfterMs });
+          failure = registryError(shown, status, errorBody, {
+            authenticated: authorization !== undefined,
+            retryAfterMs,
+            challengeError: challenge === undefined ? undefined : /\berror="?([a-z_]+)/i.exec(challenge)?.[1],
+            tokenRefreshed,
+          });
           break;
         }
       } catch (error) {

@@ -6,6 +6,7 @@ import {
   fromAbortable,
   InvalidSourceError,
   shortId,
+  UnauthorizedError,
   type BlobProgress,
   type BlobSource,
   type Logger,
@@ -63,6 +64,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
     let announced: number | undefined;
     /** Attempts that timed out: a registry that stops answering is not asked as often as one that fails. */
     let timeouts = 0;
+    /** Refusals of a token mid-upload: the client fetched a fresh one; it is sent once more, not again and again. */
+    let refusals = 0;
     /** The time this blob keeps retrying for, spent by its attempts and every request inside them alike. */
     const budget = client.retryBudget();
 
@@ -164,7 +167,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
           // A sequential source (a `docker save` stream, read once) cannot be opened again: its broken upload
           // fails with the registry's own error, rather than a retry that closes the stream for every blob.
           if (isTimeout(error)) timeouts += 1;
-          const retrying = blob.sequential === true ? undefined : client.retryFor(error, number, { timeouts, budget });
+          if (error instanceof UnauthorizedError) refusals += 1;
+          const retrying = blob.sequential === true || refusals > 1 ? undefined : client.retryFor(error, number, { timeouts, budget });
           if (retrying === undefined) return throwError(() => error);
           broken = retrying;
           logger.debug({ key: blob.key, attempt: number, delayMs: retrying.delayMs, reason: retrying.reason }, 'upload broke; retrying');
