@@ -240,6 +240,7 @@ function pushOptions<T>(y: Argv<T>) {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
     .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })
     .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
+    .option('resume', { type: 'boolean', default: true, describe: 'keep chunked uploads broken off (crash, Ctrl-C) to resume in the next push (--no-resume: start over, and give the sessions back)' })
     .option('sign-key', { type: 'string', requiresArg: true, describe: "sign with this key (PEM, JWK or Docker's key.json): schema1 as its JWS, else a cosign signature" })
     .option('sign-children', { type: 'boolean', describe: 'with --sign-key and an index: sign every image of it too' })
     .option('key-password-stdin', { type: 'boolean', describe: 'read the --sign-key passphrase from stdin (or set RXPUSH_KEY_PASSWORD)' })

@@ -55,6 +55,12 @@ export interface PushOptions {
    * `sharedUploadLimiter`: 8 uploads at once for all pushes together, so many pushes at once keep memory flat).
    */
   readonly uploadLimiter?: UploadLimiter;
+  /**
+   * Keep chunked uploads in the cache directory so that a push broken off (crash, kill, Ctrl-C, a lost network)
+   * resumes them in the next run, sending only what the registry lacks (default true; `--no-resume`: false, and
+   * a cancelled push gives its sessions back). Layers of 256 MiB or more go up in 64 MiB chunks for it.
+   */
+  readonly resume?: boolean;
   /** Upload in PATCH chunks of this many bytes instead of one monolithic PUT. */
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */

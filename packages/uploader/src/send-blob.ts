@@ -41,6 +41,11 @@ export interface Attempt {
   /** Opens the source (again, on a retry). */
   readonly open: () => Promise<Readable>;
   readonly onBytes: (current: number, total: number | undefined) => void;
+  /**
+   * Told of each session a chunk leaves, so it can be kept for resuming in a later run; the next chunk waits for
+   * it, so what is kept never lags behind what the registry holds (a stale session is refused by the registry).
+   */
+  readonly onSession?: ((session: UploadSession) => Promise<void>) | undefined;
 }
 
 /** What a blob became in the registry. */
@@ -140,6 +145,7 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
     }
     session = await attempt.client.uploadChunk(session, body, { contentRange: true, ...attempt.request });
     state.session = session;
+    await attempt.onSession?.(session);
     if (session.offset !== offset + body.length) {
       throw new InvalidResponseError({
         method: 'PATCH',
