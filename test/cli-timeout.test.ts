@@ -37,6 +37,6 @@ describe('rxpush push --timeout and --retries', () => {
     const result = await runCli(['push', `oci:${layout.dir}:latest`, `${host}/app:1`, '--timeout', '1s', '--retries', '1', '-q'], {
       env: { RXPUSH_CACHE_DIR: join(work, 'cache'), DOCKER_CONFIG: join(work, 'docker') },
     });
-    assertOneLineError(result, /^rxpush: HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/app\/blobs\/sha256:[0-9a-f]{64} failed: the registry did not answer in time; .*\(gave up after 2 attempts\)$/);
+    assertOneLineError(result, /^rxpush: HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/app\/blobs\/sha256:[0-9a-f]{64} failed: the registry did not answer within 1 s \(the answer timeout\); .*\(gave up after 2 attempts\)$/);
   });
 });

@@ -141,7 +141,7 @@ describe('pushing through a faulty network to the reference registry', () => {
       pushVia('faults/stalled', { timeouts: { headers: 300 }, retry: { retries: 1, baseDelayMs: 1 } }),
       (error: PushError) => {
         assert.equal(error.code, 'TIMEOUT');
-        assert.match(error.message, /^HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/faults\/stalled\/blobs\/sha256:[0-9a-f]{64} failed: the registry did not answer in time; .*\(gave up after 2 attempts\)$/);
+        assert.match(error.message, /^HEAD http:\/\/127\.0\.0\.1:\d+\/v2\/faults\/stalled\/blobs\/sha256:[0-9a-f]{64} failed: the registry did not answer within 300 ms \(the answer timeout\); .*\(gave up after 2 attempts\)$/);
         return true;
       },
     );
@@ -188,7 +188,8 @@ describe('pushing through a faulty network to the reference registry', () => {
     const cache = await mkdtemp(join(env.work, 'cache-'));
     // Retry-After: 0 keeps the CLI's default backoff out of the test's time.
     env.proxy.addFault({ method: 'PUT', path: /faults\/cli-broken\/manifests\//, fault: { kind: 'status', status: 500, headers: { 'retry-after': '0' } } });
-    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/faults/cli-broken:1.0`, '--progress', 'plain'], {
+    // --retries 4: by default the CLI would retry for a minute.
+    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/faults/cli-broken:1.0`, '--progress', 'plain', '--retries', '4'], {
       env: { RXPUSH_CACHE_DIR: cache },
     });
     assert.equal(result.code, 1, result.stderr);

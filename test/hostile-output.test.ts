@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import { RegistryClient } from '@rxpush/registry-client';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
+import { pidIn, waitGone } from './helpers/processes.ts';
 import { CLI_BIN, runCli } from './helpers/run-cli.ts';
 
 /** No raw control character (C0 but newline, DEL, C1) in what rxpush printed. */
@@ -57,6 +58,32 @@ describe('what reaches the terminal from hostile files and registries', () => {
     const result = await runCli(['push', `oci:${layout.dir}:latest`, `${guarded.host}/hostile/authfile:1`, '--authfile', authfile, '--ca-file', guarded.caFile ?? '']);
     assertOneLineError(result, /auth\.json is not valid JSON \(invalid JSON at line 1, column \d+\); fix it/, 1);
     assert.doesNotMatch(result.stderr, /hunter2|Ym9iOmh1bnRlcjI/);
+  });
+
+  it('exits 130 at once on Ctrl-C while a credential helper hangs, and kills the helper and its children', async (t) => {
+    const guarded = await startRegistry({ tls: true, htpasswd: { bob: 'hunter2' } });
+    t.after(() => guarded.stop());
+    const dir = join(work, 'hanging-helper');
+    await mkdir(join(dir, 'bin'), { recursive: true });
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { [guarded.host]: 'hang' } }));
+    const helper = join(dir, 'bin', 'docker-credential-hang');
+    await writeFile(helper, `#!/bin/sh\nsleep 300 &\necho "$!" > "${dir}/child.pid"\necho "$$" > "${dir}/helper.pid"\nwait\n`);
+    await chmod(helper, 0o755);
+
+    const child = spawn(process.execPath, [CLI_BIN, 'push', `oci:${layout.dir}:latest`, `${guarded.host}/hostile/helper:1`, '--ca-file', guarded.caFile ?? ''], {
+      env: { ...process.env, NO_COLOR: '1', DOCKER_CONFIG: dir, PATH: `${join(dir, 'bin')}:${process.env['PATH'] ?? ''}` },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    t.after(() => void child.kill('SIGKILL'));
+    const stderr: Buffer[] = [];
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const pids = [await pidIn(join(dir, 'helper.pid')), await pidIn(join(dir, 'child.pid'))];
+    child.kill('SIGINT');
+    // Exit 130, not the helper's timeout (60 s, exit 1): rxpush did not wait for it.
+    assert.equal(await exited, 130);
+    assert.equal(Buffer.concat(stderr).toString('utf8'), 'rxpush: push cancelled\n');
+    for (const pid of pids) await waitGone(pid);
   });
 
   it('pushes on, without a stack trace, when its reader closes stdout (rxpush … | head -1)', async () => {

@@ -4,6 +4,7 @@
  * reference registry's real answers; every push must land whole, or fail with one line naming the request.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,10 +12,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Digest, PushError, PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
 
+import { fakeEngine } from '../packages/graph-reader/test/fake-engine.ts';
 import { makeCertificates } from '../tools/registry.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry, type ProxiedRegistry } from './helpers/proxied-registry.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
+import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
 
 const UPLOADS = /\/blobs\/uploads\//;
@@ -46,6 +50,21 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
       await assertLanded(env, repository);
     });
   }
+
+  it('refuses a --chunk-size below 64 KiB as a usage error, naming what to use, and pushes nothing', async () => {
+    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/hostile/tiny-chunks:1.0`, '--chunk-size', '1000']);
+    assertOneLineError(result, /^rxpush: --chunk-size 1000 bytes is too small: below 64 KiB, every layer would take thousands of requests; use --chunk-size 64KiB or more/, 2);
+    assert.equal(seen('PATCH', /hostile\/tiny-chunks\//).length, 0);
+    assert.equal(await env.direct.hasManifest('hostile/tiny-chunks', '1.0'), undefined);
+  });
+
+  it('takes chunks below 64 KiB when the registry asks for less with OCI-Chunk-Min-Length', async () => {
+    const repository = 'hostile/small-chunks';
+    env.proxy.addFault({ method: 'POST', path: new RegExp(`${repository}/blobs/uploads/`), fault: { kind: 'add-headers', headers: { 'oci-chunk-min-length': '16384' } } });
+    await pushVia(repository, { chunkSize: 32 * 1024 });
+    assert.ok(seen('PATCH', new RegExp(`${repository}/blobs/uploads/`)).every((r) => r.bodyBytes <= 32 * 1024));
+    await assertLanded(env, repository);
+  });
 
   for (const status of [200, 204]) {
     it(`accepts a blob commit answered ${status} once a HEAD confirms the blob`, async () => {
@@ -122,6 +141,73 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
     });
     assert.equal(seen('HEAD', new RegExp(`${repository}/blobs/${layer}`)).length, 11);
     assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
+  });
+
+  it('gives a registry that stops answering one more try, not every retry, and names the timeout', async () => {
+    // An outage is retried for a minute; a stall is tried twice. (The defaults are 25 s a wait: within a minute in all.)
+    const options = { timeouts: { headers: 300 }, retry: { baseDelayMs: 1 }, concurrency: 1 };
+    env.proxy.addFault({ method: 'HEAD', path: /hostile\/stalled-head\//, fault: { kind: 'stall' } });
+    await assert.rejects(pushVia('hostile/stalled-head', options), (error: PushError) => {
+      assert.equal(error.code, 'TIMEOUT');
+      assert.match(error.message, /^HEAD \S+ failed: the registry did not answer within 300 ms \(the answer timeout\); check the registry, or allow it more time with --timeout \(gave up after 2 attempts\)$/);
+      return true;
+    });
+    const heads = seen('HEAD', /hostile\/stalled-head\//);
+    assert.equal(heads.length, 2 * new Set(heads.map((r) => r.url)).size, 'each blob HEAD tried twice');
+
+    env.proxy.clearFaults();
+    env.proxy.addFault({ method: 'PUT', path: /hostile\/stalled-put\/blobs\/uploads\//, fault: { kind: 'stall' } });
+    await assert.rejects(pushVia('hostile/stalled-put', options), (error: PushError) => {
+      assert.equal(error.code, 'TIMEOUT');
+      assert.match(error.message, /^PUT \S+ failed: the registry did not answer within 300 ms \(the answer timeout\)/);
+      return true;
+    });
+    const puts = seen('PUT', /hostile\/stalled-put\/blobs\/uploads\//);
+    assert.equal(puts.length, 2 * new Set(puts.map((r) => /digest=([^&]+)/.exec(r.url)?.[1])).size, 'each stream body sent twice, not five times');
+    assert.equal(await env.direct.hasManifest('hostile/stalled-put', '1.0'), undefined);
+  });
+
+  it('fails with one line naming the engine and the layer when a Docker Engine stops sending its save stream half-way', async (t) => {
+    // A stand-in engine: a real dockerd cannot be made to hang mid-stream.
+    const layers = [{ big: randomBytes(512 * 1024).toString('hex') }];
+    const whole = await fakeEngine(t, { layers });
+    const engine = await fakeEngine(t, { layers, stallAfter: Math.floor(whole.archive.length / 2) });
+    const saved = process.env['DOCKER_HOST'];
+    process.env['DOCKER_HOST'] = engine.host;
+    t.after(() => (saved === undefined ? delete process.env['DOCKER_HOST'] : void (process.env['DOCKER_HOST'] = saved)));
+    const repository = 'hostile/engine-stall';
+    await assert.rejects(
+      pushAll({ source: 'docker-daemon:app:1', destination: `${env.proxy.host}/${repository}:1.0`, timeouts: { engine: 300 } }),
+      (error: PushError) => {
+        assert.equal(error.code, 'INVALID_SOURCE');
+        assert.match(error.message, new RegExp(`^docker-daemon:app:1: the Docker Engine at ${engine.host} sent nothing for 0\\.3 s in the middle of its save stream \\(at layer 1 of 1 `));
+        assert.doesNotMatch(error.message, /\n/);
+        return true;
+      },
+    );
+    assert.equal(seen('PUT', new RegExp(`${repository}/manifests/`)).length, 0);
+    assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
+  });
+
+  it('waits out a registry that is gone for 20 s in the middle of a push, with the default retries, sending nothing twice', async () => {
+    const repository = 'hostile/outage';
+    const layer = env.layout.images[0]!.layerDigests[0]!;
+    // The default policy: no retry options.
+    const pushing = pushAll({ source: `oci:${env.layout.dir}:latest`, destination: `${env.proxy.host}/${repository}:1.0`, concurrency: 1 });
+    await env.proxy.waitFor('PUT', new RegExp(`${repository}/blobs/uploads/.*digest=${layer}`));
+    await env.proxy.outage(20_000);
+    const events = await pushing;
+    assert.ok(ofType(events, 'retrying').length > 0, 'the outage was retried');
+    assert.equal(ofType(events, 'manifest-pushed')[0]?.digest, env.layout.images[0]!.manifestDigest);
+    await assertLanded(env, repository);
+    // Each blob was committed once, and never sent again after that.
+    const commits = seen('PUT', new RegExp(`${repository}/blobs/uploads/`));
+    for (const digest of new Set(commits.map((r) => /digest=([^&]+)/.exec(r.url)?.[1]))) {
+      const forBlob = commits.filter((r) => r.url.includes(`digest=${digest}`));
+      const landed = forBlob.findIndex((r) => r.status === 201);
+      assert.ok(landed >= 0, `${digest} landed`);
+      assert.equal(forBlob.length, landed + 1, `${digest} was not sent again once it landed`);
+    }
   });
 
   describe('behind HTTPS', () => {

@@ -86,6 +86,11 @@ export interface FaultProxy {
   waitFor(method: string, path: RegExp): Promise<RecordedRequest>;
   /** Resolves once the exchange of a recorded request is over: answered, or its connection closed. */
   settled(request: RecordedRequest): Promise<void>;
+  /**
+   * The registry is gone for `ms`, as in a restart or failover: every connection is dropped and new ones are
+   * refused (the port is closed) until the proxy listens on the same port again. Resolves once it is back.
+   */
+  outage(ms: number): Promise<void>;
   /** Stops listening and destroys every connection, stalled ones included. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -306,6 +311,19 @@ export async function startFaultProxy(options: {
     },
     settled(request) {
       return settled.get(request) ?? Promise.resolve();
+    },
+    async outage(ms) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+        server.closeAllConnections();
+      });
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      if (closed !== undefined) return;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, '127.0.0.1', () => resolve());
+      });
     },
     close() {
       closed ??= new Promise<void>((resolve) => {

@@ -240,6 +240,7 @@ function pushOptions<T>(y: Argv<T>) {
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
     .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })
     .option('dry-run', { type: 'boolean', describe: 'show what would be uploaded, mounted or skipped, and write nothing to the registry' })
+    .option('resume', { type: 'boolean', default: true, describe: 'keep chunked uploads broken off (crash, Ctrl-C) to resume in the next push (--no-resume: start over, and give the sessions back)' })
     .option('sign-key', { type: 'string', requiresArg: true, describe: "sign with this key (PEM, JWK or Docker's key.json): schema1 as its JWS, else a cosign signature" })
     .option('sign-children', { type: 'boolean', describe: 'with --sign-key and an index: sign every image of it too' })
     .option('key-password-stdin', { type: 'boolean', describe: 'read the --sign-key passphrase from stdin (or set RXPUSH_KEY_PASSWORD)' })
@@ -265,7 +266,7 @@ function registryOptions<T>(y: Argv<T>) {
     .option('ca-file', { type: 'string', requiresArg: true, describe: 'PEM file of a CA to trust besides the system CAs' })
     .option('cert-dir', { type: 'string', requiresArg: true, describe: 'directory of *.crt CAs and NAME.cert/NAME.key client certificates (default /etc/docker/certs.d/HOST:PORT)' })
     .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })
-    .option('retries', { type: 'string', requiresArg: true, describe: 'retries of a failed request or upload (default 4; 0: none)' })
+    .option('retries', { type: 'string', requiresArg: true, describe: 'retries of a failed request or upload, at most (default: as many as fit in 60 s; 0: none)' })
     .option('timeout', { type: 'string', requiresArg: true, describe: 'longest wait on the registry (connecting, an answer, a pause in one): 30s, 2m, 1m30s' });
 }
 

@@ -46,6 +46,8 @@ export interface PushCommand extends RegistryCommand {
   readonly digestfile?: string;
   /** Check what would be pushed, write nothing (`--dry-run`). */
   readonly dryRun: boolean;
+  /** Keep broken chunked uploads for the next run (false with `--no-resume`). */
+  readonly resume: boolean;
   /** The key file to sign with (`--sign-key`). */
   readonly signKey?: string;
   /** Sign an index's images too (`--sign-children`). */
@@ -152,6 +154,7 @@ export function pushCommand(args: RawArgs): PushCommand {
     quiet: args['quiet'] === true,
     ...(digestfile !== undefined && { digestfile }),
     dryRun,
+    resume: args['resume'] !== false,
     ...(signKey !== undefined && { signKey }),
     signChildren,
     keyPasswordStdin,

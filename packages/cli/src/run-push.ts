@@ -161,6 +161,7 @@ function pushOptions(command: PushCommand, logger: Logger, credentials: PushOpti
     ...(command.dataRoot !== undefined && { dataRoot: command.dataRoot }),
     ...(command.storageDriver !== undefined && { storageDriver: command.storageDriver }),
     ...(command.dryRun && { dryRun: true }),
+    ...(!command.resume && { resume: false }),
     ...(signKey !== undefined && { signKey }),
     ...(command.signChildren && { signChildren: true }),
     ...(command.sourceRegistry !== undefined && { sourceRegistry: command.sourceRegistry }),

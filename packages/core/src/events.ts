@@ -101,6 +101,8 @@ export interface PushingEvent extends BlobProgress {
   readonly type: 'pushing';
   readonly current: number;
   readonly total?: number;
+  /** Set on the first event of an upload that goes on from a session an earlier run left: the bytes already there. */
+  readonly resumedAt?: number;
 }
 export interface PushedEvent extends BlobProgress {
   readonly type: 'pushed';

@@ -37,6 +37,8 @@ export interface ReadImagesOptions {
   readonly registryClient?: RegistryClient;
   /** Of a multi-platform `docker://` source, read only this platform's image (`os/arch[/variant]`, `--platform`). */
   readonly platform?: string;
+  /** For `docker-daemon:`: how long the engine may send nothing in the middle of its save stream, in ms (default 30 000). */
+  readonly engineIdleTimeoutMs?: number;
   readonly logger?: Logger;
 }
 
@@ -88,6 +90,7 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
         logger,
         host: options.dockerHost ?? process.env.DOCKER_HOST,
         tls: options.dockerTls === false ? undefined : (options.dockerTls ?? dockerTlsFromEnv(process.env)),
+        idleTimeoutMs: options.engineIdleTimeoutMs,
       });
     }
     if (transport === 'docker-root') {

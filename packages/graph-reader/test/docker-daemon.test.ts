@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
@@ -11,44 +10,14 @@ import { lastValueFrom, toArray } from 'rxjs';
 
 import { dockerTlsFromEnv } from '../src/docker-daemon/engine.js';
 import { readImages } from '../src/index.js';
-import { makeDockerSave, sha256 } from './docker-save-fixtures.js';
+import { sha256 } from './docker-save-fixtures.js';
+import { fakeEngine } from './fake-engine.js';
 import { fails } from './read.js';
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-daemon-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
-}
-
-/**
- * A stand-in for the Docker Engine's API on a unix socket, answering the two requests the source makes
- * from a docker save archive; it records the paths asked for. (Pushing from a real engine is tested
- * end to end in test/docker-daemon.test.ts.)
- */
-async function fakeEngine(t: TestContext): Promise<{ host: string; paths: string[]; diffIds: string[]; configDigest: string; config: Buffer }> {
-  const dir = await tempDir(t);
-  const fixture = await makeDockerSave(join(dir, 'save.tar'), { images: [{ repoTags: ['app:1'], layers: [{ a: 'a' }, { b: 'b' }] }] });
-  const [image] = fixture.images;
-  assert.ok(image?.config && image.configDigest);
-  const archive = await readFile(fixture.path);
-  const paths: string[] = [];
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    paths.push(req.url ?? '');
-    if (req.url === '/images/app:1/json') {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ Id: image.configDigest, RepoTags: ['app:1'], Architecture: 'arm64', Os: 'linux', Variant: 'v8', RootFS: { Type: 'layers', Layers: image.diffIds } }));
-    } else if (req.url === '/images/app:1/get') {
-      res.setHeader('content-type', 'application/x-tar');
-      res.end(archive);
-    } else {
-      res.statusCode = 404;
-      res.end(JSON.stringify({ message: `No such image: ${req.url}` }));
-    }
-  });
-  const socket = join(dir, 'docker.sock');
-  await new Promise<void>((ok) => server.listen(socket, ok));
-  t.after(() => new Promise<void>((ok) => server.close(() => ok())));
-  return { host: `unix://${socket}`, paths, diffIds: image.diffIds, configDigest: image.configDigest, config: image.config };
 }
 
 describe('readImages from docker-daemon:', () => {

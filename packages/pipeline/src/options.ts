@@ -55,6 +55,12 @@ export interface PushOptions {
    * `sharedUploadLimiter`: 8 uploads at once for all pushes together, so many pushes at once keep memory flat).
    */
   readonly uploadLimiter?: UploadLimiter;
+  /**
+   * Keep chunked uploads in the cache directory so that a push broken off (crash, kill, Ctrl-C, a lost network)
+   * resumes them in the next run, sending only what the registry lacks (default true; `--no-resume`: false, and
+   * a cancelled push gives its sessions back). Layers of 256 MiB or more go up in 64 MiB chunks for it.
+   */
+  readonly resume?: boolean;
   /** Upload in PATCH chunks of this many bytes instead of one monolithic PUT. */
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */
@@ -94,8 +100,14 @@ export interface PushOptions {
    * `false` pushes without reading or writing it.
    */
   readonly cacheDir?: string | false;
-  /** How failed requests and broken uploads are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
+  /** How failed requests and broken uploads are retried (default: for 60 s from the first failure, backoff from 1 s with full jitter up to 30 s, Retry-After capped at 60 s; a blob's upload and the requests inside it share one budget). */
   readonly retry?: RetryOptions;
-  /** Registry timeouts in ms: connecting (default 30 000), waiting for an answer's headers (120 000), between body chunks (60 000). */
-  readonly timeouts?: { readonly connect?: number; readonly headers?: number; readonly body?: number };
+  /** Registry timeouts in ms: connecting (default 10 000), waiting for an answer's headers (25 000), between body chunks (25 000). A request that times out is tried once more, so a registry that accepts connections and never answers fails within a minute. */
+  readonly timeouts?: {
+    readonly connect?: number;
+    readonly headers?: number;
+    readonly body?: number;
+    /** How long a Docker Engine (`docker-daemon:`) may send nothing in the middle of its save stream (default 30 000). */
+    readonly engine?: number;
+  };
 }

@@ -4,7 +4,7 @@ import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
 import { createRegistryClient, type RegistryClient } from '@rxpush/registry-client';
-import { uploadBlobs } from '@rxpush/uploader';
+import { fileSessionStore, uploadBlobs } from '@rxpush/uploader';
 import { defer, finalize, identity, map, pipe, tap, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
@@ -69,6 +69,7 @@ export function push(options: PushOptions): Observable<PushEvent> {
       ...(options.allTags !== undefined && { allTags: options.allTags }),
       ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
       ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
+      ...(options.timeouts?.engine !== undefined && { engineIdleTimeoutMs: options.timeouts.engine }),
       logger,
     }).pipe(
       retag(destinationTags(options, destination.tag)),
@@ -128,6 +129,8 @@ function write(
       ...(options.compression !== undefined && { compression: options.compression }),
       ...(options.compressionLevel !== undefined && { compressionLevel: options.compressionLevel }),
       ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
+      // Kept beside the digest cache, so a push broken off resumes its chunked uploads in the next run.
+      ...(options.cacheDir !== false && options.resume !== false && { sessions: fileSessionStore(options.cacheDir ?? defaultCacheDir(), { logger: target.logger }) }),
     }),
     cache ? rememberBlobs({ cache, registry: client.registry, repository }) : identity,
     pushManifests({

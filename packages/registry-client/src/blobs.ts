@@ -12,7 +12,7 @@ export async function hasBlob(r: Requester, repository: string, digest: Digest, 
   const repo = checkRepository(repository);
   const checked = parseDigest(digest);
   const path = `/v2/${repo}/blobs/${checked}`;
-  const res = await r.send({ method: 'HEAD', path, scopes: [pull(repo)], ok: [200, 404], followRedirects: true, signal: opts.signal, onRetry: opts.onRetry });
+  const res = await r.send({ method: 'HEAD', path, scopes: [pull(repo)], ok: [200, 404], followRedirects: true, signal: opts.signal, onRetry: opts.onRetry, budget: opts.budget });
   await dump(res.body);
   if (res.status === 404) return undefined;
   const answered = header(res.headers, 'docker-content-digest');
@@ -38,6 +38,7 @@ export async function rangedSize(r: Requester, path: string, repo: string, opts:
     followRedirects: true,
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   // A 200 is the whole blob: its length is all that is wanted, not its bytes.
   res.body.destroy();
@@ -60,6 +61,7 @@ export async function getBlob(r: Requester, repository: string, digest: Digest, 
     followRedirects: true,
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   return res.body;
 }

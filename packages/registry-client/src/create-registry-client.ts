@@ -31,9 +31,9 @@ export interface CreateRegistryClientOptions {
   readonly tlsVerify?: boolean;
   /** Always use plain HTTP (`--plain-http`). Without it, HTTPS, or HTTP for a loopback registry that answers in plain HTTP. */
   readonly plainHttp?: boolean;
-  /** Timeouts in ms: connecting (default 30 000), waiting for an answer's headers (120 000), between body chunks (60 000). */
+  /** Timeouts in ms: connecting (default 10 000), waiting for an answer's headers (25 000), between body chunks (25 000). A request that times out is tried once more, so a registry that accepts connections and never answers fails within a minute. */
   readonly timeouts?: { readonly connect?: number; readonly headers?: number; readonly body?: number };
-  /** How failed requests are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
+  /** How failed requests are retried (default: for 60 s from the first failure, backoff from 1 s with full jitter up to 30 s, Retry-After capped at 60 s; a blob's upload and the requests inside it share one budget). */
   readonly retry?: RetryOptions;
   readonly logger?: Logger;
   /** An undici dispatcher of your own (proxies, MockAgent in tests) instead of the TLS options above; the client leaves it open. */
@@ -84,10 +84,11 @@ export function createRegistryClient(options: CreateRegistryClientOptions): Regi
       dispatcher,
       logger,
       ...(options.userAgent !== undefined && { userAgent: options.userAgent }),
-      credentials: () =>
+      credentials: (signal) =>
         resolveCredentials({
           registry,
           logger,
+          signal,
           ...(explicit !== undefined && {
             explicit: { username: explicit.username, password: explicit.password, source: explicit.source ?? 'the credentials option' },
           }),

@@ -11,6 +11,7 @@ import {
 } from '@rxpush/core';
 
 import { isRetryableStatus } from './retry.js';
+import { DEFAULT_TIMEOUTS, showDuration, type Timeouts } from './timeouts.js';
 
 /** What a registry's error body says: the first entry of `{"errors":[{"code","message","detail"}]}`. */
 export interface RegistryErrorBody {
@@ -63,8 +64,12 @@ function oneLine(text: string): string {
 }
 
 /** What to do about a registry answer, by status (and the registry's code when it helps). */
-export function hintFor(status: number, registryCode: string | undefined, context: { authenticated: boolean }): string | undefined {
+export function hintFor(status: number, registryCode: string | undefined, context: { authenticated: boolean; challengeError?: string | undefined }): string | undefined {
   if (status === 401) {
+    // The credentials got a token; the registry then refused the token (expired or revoked mid-push): not the user's doing.
+    if (context.authenticated && context.challengeError === 'invalid_token') {
+      return 'the registry refused the token (invalid_token), also after rxpush fetched a fresh one; check that the clocks of the registry and its token service agree, and the registry\'s token configuration';
+    }
     return context.authenticated
       ? 'the registry refused the credentials; check them (--creds, --authfile or docker login)'
       : 'the registry wants credentials; pass --creds USER:PASS, --authfile PATH or docker login';
@@ -86,7 +91,7 @@ export function registryError(
   request: { method: string; url: string },
   status: number,
   body: RegistryErrorBody,
-  context: { authenticated: boolean; retryAfterMs?: number | undefined },
+  context: { authenticated: boolean; retryAfterMs?: number | undefined; challengeError?: string | undefined; tokenRefreshed?: boolean },
 ): RegistryError {
   const init = {
     method: request.method,
@@ -94,7 +99,8 @@ export function registryError(
     registryCode: body.code,
     detail: body.message,
     hint: hintFor(status, body.code, context),
-    retryable: isRetryableStatus(status),
+    // A 401 to a stream body whose token was just refreshed: the caller re-sends it (re-opening the source) once.
+    retryable: isRetryableStatus(status) || (status === 401 && context.tokenRefreshed === true),
     retryAfterMs: context.retryAfterMs,
   };
   if (status === 401) return new UnauthorizedError(init);
@@ -179,8 +185,8 @@ const RETRYABLE_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
-/** Why a request got no HTTP answer, in words a user can act on. */
-function describe(error: unknown, url: string): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
+/** Why a request got no HTTP answer, in words a user can act on; a timeout says which one fired, and after how long. */
+function describe(error: unknown, url: string, timeouts: Timeouts): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
   const code = errorCode(error);
   // Node 24 appends advice about its own flags ("…; if the root CA is installed locally, try running Node.js
   // with --use-system-ca") that rxpush users cannot act on; our own advice follows instead.
@@ -212,11 +218,17 @@ function describe(error: unknown, url: string): { reason: string; code: 'REGISTR
     case 'ENETUNREACH':
       return { code: 'REGISTRY_UNREACHABLE', reason: 'no route to the host; check the network and the address' };
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return { code: 'TIMEOUT', reason: 'connecting timed out; is the address right and the registry reachable?' };
+      return { code: 'TIMEOUT', reason: `no connection within ${showDuration(timeouts.connect)} (the connect timeout); is the address right and the registry reachable?` };
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return { code: 'TIMEOUT', reason: 'the registry did not answer in time; try again, or check the registry' };
+      return {
+        code: 'TIMEOUT',
+        reason: `the registry did not answer within ${showDuration(timeouts.headers)} (the answer timeout); check the registry, or allow it more time with --timeout`,
+      };
     case 'UND_ERR_BODY_TIMEOUT':
-      return { code: 'TIMEOUT', reason: 'the registry stopped sending its answer; try again' };
+      return {
+        code: 'TIMEOUT',
+        reason: `the registry's answer stalled for ${showDuration(timeouts.body)} (the idle timeout); check the registry, or allow it more time with --timeout`,
+      };
     default:
       return { code: 'REGISTRY_UNREACHABLE', reason: raw };
   }
@@ -251,7 +263,7 @@ function inflictedByTransport(bodyError: unknown): boolean {
  */
 export function transportError(
   error: unknown,
-  request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown; refusedIsTransient?: boolean },
+  request: { method: string; url: string; signal?: AbortSignal | undefined; bodyError?: unknown; refusedIsTransient?: boolean; timeouts?: Timeouts | undefined },
 ): Error {
   if (isPushError(error)) return error;
   // undici destroys the body stream with this error too, so it must be recognised before the body's own failures.
@@ -268,7 +280,7 @@ export function transportError(
   if (request.signal?.aborted === true || errorCode(error) === 'UND_ERR_ABORTED' || (error as Error | null)?.name === 'AbortError') {
     return new CancelledError(`${request.method} ${request.url} cancelled`);
   }
-  const { reason, code } = describe(error, request.url);
+  const { reason, code } = describe(error, request.url, request.timeouts ?? DEFAULT_TIMEOUTS);
   const cause = errorCode(error) ?? errorCode((error as { cause?: unknown } | null)?.cause);
   const retryable = code !== 'TLS' && cause !== undefined && (RETRYABLE_CODES.has(cause) || (cause === 'ECONNREFUSED' && request.refusedIsTransient === true));
   const Class = code === 'TLS' ? TlsError : code === 'TIMEOUT' ? TimeoutError : RegistryUnreachableError;

@@ -32,6 +32,7 @@ export async function putManifest(
     signal: opts.signal,
     onRetry: opts.onRetry,
     ...(opts.retries !== undefined && { retries: opts.retries }),
+    budget: opts.budget,
   });
   await dump(res.body);
   const answered = header(res.headers, 'docker-content-digest');
@@ -57,6 +58,7 @@ export async function getManifest(r: Requester, repository: string, reference: s
     ok: [200],
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   const where = `GET ${redactUrl(res.url)}`;
   const declared = Number(header(res.headers, 'content-length'));
@@ -101,6 +103,7 @@ export async function hasManifest(
     ok: [200, 404],
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   await dump(res.body);
   if (res.status === 404) return undefined;

@@ -9,8 +9,9 @@ import { getBlob, hasBlob } from './blobs.js';
 import { getManifest, hasManifest, putManifest } from './manifests.js';
 import { getReferrers } from './referrers.js';
 import type { Requester } from './requester.js';
-import { isRetryable, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
+import { isRetryable, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
+import { DEFAULT_TIMEOUTS, stalledOut } from './timeouts.js';
 import { dump, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
 import { listTags } from './tags.js';
@@ -43,6 +44,7 @@ export class RegistryClient {
   readonly #userAgent: string;
   readonly #headersTimeout: number;
   readonly #bodyTimeout: number;
+  readonly #connectTimeout: number;
   readonly #retry: RetryPolicy;
   /** Shared by every request, see SendContext.state. */
   readonly #state: { answered: boolean; headsClose?: boolean } = { answered: false };
@@ -57,11 +59,12 @@ export class RegistryClient {
     this.registry = options.registry;
     this.#options = options;
     this.#ownsDispatcher = options.dispatcher === undefined || options.closeDispatcher === true;
-    this.#dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: options.connectTimeout ?? 30_000 } });
+    this.#connectTimeout = options.connectTimeout ?? DEFAULT_TIMEOUTS.connect;
+    this.#dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: this.#connectTimeout } });
     this.#logger = (options.logger ?? silentLogger).child({ pkg: 'registry-client' });
     this.#userAgent = options.userAgent ?? 'rxpush';
-    this.#headersTimeout = options.headersTimeout ?? 120_000;
-    this.#bodyTimeout = options.bodyTimeout ?? 60_000;
+    this.#headersTimeout = options.headersTimeout ?? DEFAULT_TIMEOUTS.headers;
+    this.#bodyTimeout = options.bodyTimeout ?? DEFAULT_TIMEOUTS.body;
     this.#retry = retryPolicy(options.retry);
     this.#requester = {
       send: (req) => this.#send(req),
@@ -192,14 +195,27 @@ export class RegistryClient {
    * itself (the uploader's blob uploads, whose stream bodies the client cannot re-send): the `retrying` event to
    * report, with the client's policy applied (the registry's Retry-After, capped, else jittered backoff), or
    * undefined when the failure is final: not retryable (a refusal, TLS, retries already spent on a request
-   * inside the client, cancellation) or past the policy's retries.
+   * inside the client, cancellation) or past the policy's retries. `timeouts` counts the attempts that timed
+   * out so far, this one included: a registry that stops answering gets one more try, not every retry.
    *
    * @example
    * source.pipe(catchError((error) => { const retrying = client.retryFor(error, attempt); … }))
    */
-  retryFor(error: unknown, attempt: number): RetryingEvent | undefined {
-    if (attempt > this.#retry.retries || !isRetryable(error)) return undefined;
+  retryFor(error: unknown, attempt: number, history: { readonly timeouts?: number; readonly budget?: RetryBudget } = {}): RetryingEvent | undefined {
+    if (!isRetryable(error)) return undefined;
+    // Counted only for retryable failures: a refusal must not start the clock of a budget shared with other requests.
+    const spent = history.budget !== undefined && !history.budget.fail();
+    if (spent || attempt > this.#retry.retries || stalledOut(history.timeouts ?? 0, this.#retry)) return undefined;
     return { type: 'retrying', attempt, delayMs: retryDelay(attempt, this.#retry, retryAfterOf(error)), reason: retryReason(error) };
+  }
+
+  /**
+   * A retry budget with this client's policy, for a task the caller retries itself: pass it to `retryFor` and
+   * as `budget` to every request made on the task's behalf, and all of them together retry for the policy's
+   * `budgetMs` (default 60 s) from the task's first failure.
+   */
+  retryBudget(): RetryBudget {
+    return new RetryBudget(this.#retry);
   }
 
   /** Closes the connections of the dispatcher this client created (or was told to close); an injected dispatcher is left open. */
@@ -226,6 +242,7 @@ export class RegistryClient {
         userAgent: this.#userAgent,
         headersTimeout: this.#headersTimeout,
         bodyTimeout: this.#bodyTimeout,
+        connectTimeout: this.#connectTimeout,
         retry: this.#retry,
         onRetry: this.#options.onRetry,
         state: this.#state,

@@ -1,9 +1,21 @@
 import { CancelledError, RegistryError, RegistryUnreachableError } from '@rxpush/core';
 
-/** How failed requests are retried: bounded attempts, exponential backoff with full jitter, Retry-After honoured. */
+/**
+ * How failed requests are retried: for a time (the budget), with exponential backoff and full jitter,
+ * Retry-After honoured; optionally also for at most a number of retries.
+ */
 export interface RetryOptions {
-  /** Retries after the first attempt (default 4, so five attempts in all); 0 turns retrying off. */
+  /**
+   * Retries after the first attempt, at most (default: as many as the budget allows, up to 20, so that a registry
+   * answering `Retry-After: 0` is not asked hundreds of times); 0 turns retrying off.
+   */
   readonly retries?: number;
+  /**
+   * How long to keep retrying, in ms from the first failure (default 60 000): long enough to wait out a registry
+   * that restarts or fails over, as docker push's five attempts 5·n s apart do. A blob's upload and the requests
+   * inside it spend one budget together.
+   */
+  readonly budgetMs?: number;
   /** The backoff ceiling of the first retry in ms (default 1000); it doubles with each retry. */
   readonly baseDelayMs?: number;
   /** The most any backoff ceiling grows to, in ms (default 30 000). */
@@ -16,8 +28,11 @@ export interface RetryOptions {
   readonly now?: () => number;
 }
 
-/** {@link RetryOptions} with every default filled in. */
-export type RetryPolicy = Required<RetryOptions>;
+/** {@link RetryOptions} with every default filled in; `retriesGiven` tells whether the count was asked for. */
+export type RetryPolicy = Required<RetryOptions> & { readonly retriesGiven: boolean };
+
+/** The most retries a budget allows when no count was asked for. */
+const DEFAULT_MAX_RETRIES = 20;
 
 /**
  * Fills in the defaults of {@link RetryOptions}.
@@ -26,13 +41,38 @@ export type RetryPolicy = Required<RetryOptions>;
  */
 export function retryPolicy(options: RetryOptions = {}): RetryPolicy {
   return {
-    retries: Math.max(0, Math.floor(options.retries ?? 4)),
+    retries: Math.max(0, Math.floor(options.retries ?? DEFAULT_MAX_RETRIES)),
+    retriesGiven: options.retries !== undefined,
+    budgetMs: Math.max(0, options.budgetMs ?? 60_000),
     baseDelayMs: Math.max(0, options.baseDelayMs ?? 1000),
     maxDelayMs: Math.max(0, options.maxDelayMs ?? 30_000),
     maxRetryAfterMs: Math.max(0, options.maxRetryAfterMs ?? 60_000),
     random: options.random ?? Math.random,
     now: options.now ?? Date.now,
   };
+}
+
+/**
+ * The time a task keeps retrying for, shared by everything retried on its behalf: a blob's upload attempts
+ * and the requests inside each (the confirming HEAD, the session status, the POST). The clock starts at the
+ * first failure, so a long upload that goes well does not use it up.
+ *
+ * @example const budget = new RetryBudget(retryPolicy()); if (budget.fail()) retry()
+ */
+export class RetryBudget {
+  readonly #policy: RetryPolicy;
+  #since: number | undefined;
+
+  constructor(policy: RetryPolicy) {
+    this.#policy = policy;
+  }
+
+  /** Counts a failure, starting the clock at the first; true while there is time left to retry. */
+  fail(): boolean {
+    const now = this.#policy.now();
+    this.#since ??= now;
+    return now - this.#since < this.#policy.budgetMs;
+  }
 }
 
 /**

@@ -1,11 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 
-import { InvalidResponseError, type Logger, type RetryingEvent } from '@rxpush/core';
+import { InvalidResponseError, TimeoutError, type Logger, type RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
 import { ERROR_BODY_LIMIT, parseErrorBody, registryError, retriesSpent, transportError } from './errors.js';
-import { isRetryable, isRetryableStatus, parseRetryAfter, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep, type RetryPolicy } from './retry.js';
+import { isRetryable, isRetryableStatus, parseRetryAfter, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep, type RetryPolicy } from './retry.js';
+import { DEFAULT_TIMEOUTS, stalledOut, type Timeouts } from './timeouts.js';
 import type { Authenticator, Body } from './types.js';
 import { redactUrl, refuseDowngrade, resolveLocation } from './urls.js';
 
@@ -21,6 +22,8 @@ export interface SendContext {
   readonly userAgent: string;
   readonly headersTimeout: number;
   readonly bodyTimeout: number;
+  /** The dispatcher's connect timeout, for messages (default {@link DEFAULT_TIMEOUTS}). */
+  readonly connectTimeout?: number;
   /** How requests are retried; without it, they are not. */
   readonly retry?: RetryPolicy;
   /** Told before each retry's wait. */
@@ -50,6 +53,8 @@ export interface SendRequest {
   readonly onRetry?: ((event: RetryingEvent) => void) | undefined;
   /** Overrides the policy's number of retries (0 for a best-effort request such as cancelling a session). */
   readonly retries?: number;
+  /** The budget this request's retries spend from, shared with the task it is part of; default one of its own. */
+  readonly budget?: RetryBudget | undefined;
 }
 
 export interface SendResponse {
@@ -80,6 +85,8 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
   const retries = canResend(req.body) ? (req.retries ?? policy.retries) : 0;
   let authorization: string | undefined;
   let reauthorized = false;
+  let timeouts = 0;
+  const budget = req.budget ?? new RetryBudget(policy);
   try {
     authorization = await authorize(ctx, req, undefined);
     for (let attempt = 1; ; attempt++) {
@@ -117,22 +124,34 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
             () => Buffer.alloc(0), // an error body cut short still leaves the status to report
           );
           const errorBody = parseErrorBody(bytes, header(res.headers, 'content-type'));
-          if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && canResend(req.body) && url.origin === ctx.origin) {
+          const challenge = status === 401 ? header(res.headers, 'www-authenticate') : undefined;
+          let tokenRefreshed = false;
+          if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && url.origin === ctx.origin) {
             reauthorized = true;
-            const next = await authorize(ctx, req, header(res.headers, 'www-authenticate'), authorization);
-            if (next !== undefined) {
+            const next = await authorize(ctx, req, challenge, authorization);
+            if (next !== undefined && canResend(req.body)) {
               authorization = next;
               continue;
             }
+            // A stream body cannot be sent again from here: the caller re-opens its source and sends it with the new token.
+            tokenRefreshed = next !== undefined;
           }
           const retryAfterMs = isRetryableStatus(status) ? parseRetryAfter(header(res.headers, 'retry-after'), policy.now()) : undefined;
-          failure = registryError(shown, status, errorBody, { authenticated: authorization !== undefined, retryAfterMs });
+          failure = registryError(shown, status, errorBody, {
+            authenticated: authorization !== undefined,
+            retryAfterMs,
+            challengeError: challenge === undefined ? undefined : /\berror="?([a-z_]+)/i.exec(challenge)?.[1],
+            tokenRefreshed,
+          });
           break;
         }
       } catch (error) {
         failure = error instanceof Error ? error : new Error(String(error));
       }
-      if (attempt > retries || req.signal?.aborted === true || !isRetryable(failure)) {
+      // A registry that stops answering is given one more try, not every retry: waits must stay bounded.
+      if (isTimeout(failure)) timeouts += 1;
+      const spent = !budget.fail();
+      if (attempt > retries || spent || stalledOut(timeouts, policy) || req.signal?.aborted === true || !isRetryable(failure)) {
         // A stream body could not be retried here: its failure stays retryable, for the uploader that re-opens the source.
         throw canResend(req.body) && isRetryable(failure) ? retriesSpent(failure, attempt) : failure;
       }
@@ -202,7 +221,7 @@ async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorizat
     if (ctx.state !== undefined && isParserError(error)) ctx.state.headsClose = true;
     // Once the registry has answered anything, a refused connection is a registry restarting mid-push, not a wrong address.
     const refusedIsTransient = ctx.state?.answered === true;
-    const mapped = transportError(error, { method: req.method, url: shown, signal: req.signal, bodyError, refusedIsTransient });
+    const mapped = transportError(error, { method: req.method, url: shown, signal: req.signal, bodyError, refusedIsTransient, timeouts: timeoutsOf(ctx) });
     ctx.logger.debug({ method: req.method, url: shown, err: mapped }, 'request failed');
     throw mapped;
   }
@@ -212,6 +231,15 @@ async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorizat
 function isParserError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && code.startsWith('HPE_');
+}
+
+/** A request that got no answer in time: a stall, retried once, not as often as an outage. */
+export function isTimeout(error: unknown): boolean {
+  return error instanceof TimeoutError;
+}
+
+function timeoutsOf(ctx: SendContext): Timeouts {
+  return { connect: ctx.connectTimeout ?? DEFAULT_TIMEOUTS.connect, headers: ctx.headersTimeout, body: ctx.bodyTimeout };
 }
 
 function canResend(body: Body | undefined): boolean {

@@ -19,7 +19,7 @@ export async function listTags(r: Requester, repository: string, opts: RequestOp
   const seen = new Set<string>();
   while (url !== undefined && !seen.has(url.href) && seen.size < MAX_TAG_PAGES) {
     seen.add(url.href);
-    const res: SendResponse = await r.send({ method: 'GET', url, scopes: [pull(repo)], ok: [200], signal: opts.signal, onRetry: opts.onRetry });
+    const res: SendResponse = await r.send({ method: 'GET', url, scopes: [pull(repo)], ok: [200], signal: opts.signal, onRetry: opts.onRetry, budget: opts.budget });
     const { bytes, complete } = await readBody(res.body, TAG_PAGE_LIMIT);
     const page = complete ? parseJson(bytes) : undefined;
     const list = (page as { tags?: unknown } | undefined)?.tags;

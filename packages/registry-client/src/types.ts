@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Digest, Logger, RawManifest, RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
-import type { RetryOptions } from './retry.js';
+import type { RetryBudget, RetryOptions } from './retry.js';
 
 /**
  * The authentication seam. The client asks it for an Authorization header value for a set of scopes
@@ -38,13 +38,16 @@ export interface RegistryClientOptions {
   readonly userAgent?: string;
   /** Called before each retry of any request (logging, metrics); operators pass a per-request `onRetry` instead. */
   readonly onRetry?: (event: RetryingEvent) => void;
-  /** How long to wait for a response's headers once the request is sent, in ms (default 120 000). */
+  /** How long to wait for a response's headers once the request is sent (or while it stalls being sent), in ms (default 25 000). */
   readonly headersTimeout?: number;
-  /** How long a response body may stall between chunks, in ms (default 60 000). */
+  /** How long a response body may stall between chunks, in ms (default 25 000). */
   readonly bodyTimeout?: number;
-  /** How long connecting (TCP and TLS) may take, in ms (default 30 000); applies to the dispatcher the client makes itself. */
+  /**
+   * How long connecting (TCP and TLS) may take, in ms (default 10 000); applies to the dispatcher the client makes
+   * itself, and names the timeout in messages when the dispatcher is given.
+   */
   readonly connectTimeout?: number;
-  /** How failed requests are retried (default: 4 retries, backoff from 1 s with full jitter, Retry-After capped at 60 s). */
+  /** How failed requests are retried (default: for 60 s from the first failure, backoff from 1 s with full jitter up to 30 s, Retry-After capped at 60 s; a blob's upload and the requests inside it share one budget). */
   readonly retry?: RetryOptions;
 }
 
@@ -56,6 +59,12 @@ export interface RequestOptions {
    * request can put a `retrying` event into its own stream: a hand-built pipeline sees retries too.
    */
   readonly onRetry?: (event: RetryingEvent) => void;
+  /**
+   * The retry budget this request spends from (`client.retryBudget()`): what an operator retrying a whole task
+   * (a blob's upload) shares with the requests inside it, so that together they retry for the budget's time
+   * and not each for its own. Without it, the request has a budget of its own.
+   */
+  readonly budget?: RetryBudget | undefined;
 }
 
 /** An open upload session: where to send the next request and how many bytes the registry holds. */

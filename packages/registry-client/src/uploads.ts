@@ -31,6 +31,7 @@ export async function startUpload(r: Requester, repository: string, opts: Reques
     ok: opts.mount !== undefined ? [201, 202] : [202],
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   await dump(res.body);
   if (res.status === 201 && opts.mount !== undefined) return { kind: 'mounted', digest: opts.mount.digest };
@@ -54,6 +55,7 @@ export async function uploadChunk(r: Requester, session: UploadSession, body: Bo
     ok: [201, 202, 204],
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   await dump(res.body);
   const expected = length === undefined ? undefined : session.offset + length;
@@ -81,6 +83,7 @@ export async function finishUpload(r: Requester, session: UploadSession, digest:
     ok: [200, 201, 204],
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   await dump(res.body);
   const answered = header(res.headers, 'docker-content-digest');
@@ -120,6 +123,7 @@ export function cancelUpload(r: Requester, session: UploadSession, opts: Request
           ok: [200, 202, 204, 404],
           signal: opts.signal,
           onRetry: opts.onRetry,
+          budget: opts.budget,
           retries: 0,
         });
         await dump(res.body);
@@ -148,6 +152,7 @@ export async function uploadStatus(r: Requester, session: UploadSession, opts: R
     ok: [200, 204],
     signal: opts.signal,
     onRetry: opts.onRetry,
+    budget: opts.budget,
   });
   await dump(res.body);
   const previous = { location: session.location, repository, minChunkLength: session.minChunkLength };

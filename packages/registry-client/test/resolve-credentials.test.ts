@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 
+import { pidIn, waitGone } from '../../../test/helpers/processes.ts';
 import { AuthError, resolveCredentials } from '../src/index.ts';
 import type { ResolveCredentialsOptions } from '../src/index.ts';
 
@@ -165,5 +166,33 @@ describe('resolveCredentials with credential helpers', () => {
     await h.helper('slow', 'sleep 5');
     await h.config({ credHelpers: { 'r.example': 'slow' } });
     await assert.rejects(h.resolve('r.example', { helperTimeoutMs: 200 }), /did not answer within 0\.2 s/);
+  });
+
+  /** A helper that hangs in a child of its own, and writes down both process ids. */
+  const hangingHelper = async (h: Awaited<ReturnType<typeof home>>) => {
+    await h.helper('hang', 'sleep 300 &\necho "$!" > "$HELPER_LOG.child"\necho "$$" > "$HELPER_LOG.pid"\nwait');
+    await h.config({ credHelpers: { 'r.example': 'hang' } });
+    return { pids: async () => [await pidIn(join(h.dir, 'helper.log.pid')), await pidIn(join(h.dir, 'helper.log.child'))] };
+  };
+
+  it('kills a helper that hangs, and the children it started, when it is cancelled', async (t) => {
+    const h = await home(t);
+    const { pids } = await hangingHelper(h);
+    const controller = new AbortController();
+    const resolving = h.resolve('r.example', { signal: controller.signal });
+    const [helper, child] = await pids();
+    controller.abort();
+    await assert.rejects(resolving, { name: 'CancelledError', message: 'cancelled while the credential helper docker-credential-hang was running' });
+    await waitGone(helper!);
+    await waitGone(child!);
+  });
+
+  it('kills the children of a helper that timed out too', async (t) => {
+    const h = await home(t);
+    const { pids } = await hangingHelper(h);
+    const resolving = h.resolve('r.example', { helperTimeoutMs: 300 });
+    const [, child] = await pids();
+    await assert.rejects(resolving, /did not answer within 0\.3 s/);
+    await waitGone(child!);
   });
 });

@@ -7,7 +7,7 @@ import { MockAgent } from 'undici';
 import { registryError, retriesSpent, transportError } from '../src/errors.ts';
 
 import { RegistryClient } from '../src/index.ts';
-import { backoffDelay, isRetryable, parseRetryAfter, retryAfterOf, retryDelay, retryPolicy, sleep } from '../src/retry.ts';
+import { backoffDelay, isRetryable, parseRetryAfter, RetryBudget, retryAfterOf, retryDelay, retryPolicy, sleep } from '../src/retry.ts';
 import type { RegistryClientOptions } from '../src/index.ts';
 
 const NOW = Date.parse('2025-01-01T00:00:00Z');
@@ -48,9 +48,24 @@ describe('backoff', () => {
     assert.equal(retryDelay(1, policy, undefined), 500);
   });
 
-  it('has defaults: four retries, 1 s base, 30 s ceiling, Retry-After capped at 60 s', () => {
-    const { retries, baseDelayMs, maxDelayMs, maxRetryAfterMs } = retryPolicy();
-    assert.deepEqual({ retries, baseDelayMs, maxDelayMs, maxRetryAfterMs }, { retries: 4, baseDelayMs: 1000, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 });
+  it('has defaults: retries for 60 s (20 at most), 1 s base, 30 s ceiling, Retry-After capped at 60 s', () => {
+    const { retries, retriesGiven, budgetMs, baseDelayMs, maxDelayMs, maxRetryAfterMs } = retryPolicy();
+    assert.deepEqual(
+      { retries, retriesGiven, budgetMs, baseDelayMs, maxDelayMs, maxRetryAfterMs },
+      { retries: 20, retriesGiven: false, budgetMs: 60_000, baseDelayMs: 1000, maxDelayMs: 30_000, maxRetryAfterMs: 60_000 },
+    );
+    assert.equal(retryPolicy({ retries: 4 }).retriesGiven, true);
+  });
+
+  it('shares one budget of time between a task and its requests, counted from the first failure', () => {
+    let now = 1_000;
+    const budget = new RetryBudget(retryPolicy({ budgetMs: 60_000, now: () => now }));
+    now += 3_600_000; // a long upload that went well does not use the budget up
+    assert.equal(budget.fail(), true);
+    now += 30_000;
+    assert.equal(budget.fail(), true, 'a request inside the task, 30 s on');
+    now += 30_000;
+    assert.equal(budget.fail(), false, 'a minute after the first failure');
   });
 
   it('stops sleeping when the signal fires', async () => {
@@ -190,5 +205,12 @@ describe('RegistryClient retries', () => {
     assert.ok(error instanceof RegistryError);
     assert.match(error.message, /\(gave up after 2 attempts\)$/);
     assert.equal(isRetryable(error), false);
+  });
+});
+
+describe('timeouts', () => {
+  it('bound a stalled request to two waits of 25 s, and connecting to 10 s, by default', async () => {
+    const { DEFAULT_TIMEOUTS } = await import('../src/index.ts');
+    assert.deepEqual(DEFAULT_TIMEOUTS, { connect: 10_000, headers: 25_000, body: 25_000 });
   });
 });

@@ -1,4 +1,7 @@
 export { uploadBlobs } from './upload-blobs.js';
+export { fileSessionStore } from './session-store.js';
+export type { SessionKey, SessionStore, StoredSession } from './session-store.js';
+export { RESUMABLE_CHUNK_SIZE, RESUMABLE_SIZE } from './upload-blob.js';
 export { DEFAULT_UPLOAD_SLOTS, sharedUploadLimiter, UploadLimiter } from './upload-limiter.js';
 export type { UploadBlobsOptions } from './upload-blobs.js';
 export { HashingStream } from './hashing-stream.js';

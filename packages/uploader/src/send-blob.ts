@@ -6,6 +6,7 @@ import type { RegistryClient, RequestOptions, UploadSession } from '@rxpush/regi
 import { redactUrl } from '@rxpush/registry-client';
 
 import { ByteReader } from './byte-reader.js';
+import { chunkSizeFor } from './chunk-size.js';
 import { compressor, mediaTypeFor, type LayerCompression } from './compression.js';
 import { HashingStream } from './hashing-stream.js';
 
@@ -40,6 +41,11 @@ export interface Attempt {
   /** Opens the source (again, on a retry). */
   readonly open: () => Promise<Readable>;
   readonly onBytes: (current: number, total: number | undefined) => void;
+  /**
+   * Told of each session a chunk leaves, so it can be kept for resuming in a later run; the next chunk waits for
+   * it, so what is kept never lags behind what the registry holds (a stale session is refused by the registry).
+   */
+  readonly onSession?: ((session: UploadSession) => Promise<void>) | undefined;
 }
 
 /** What a blob became in the registry. */
@@ -121,7 +127,7 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
 async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | undefined, asked: number): Promise<void> {
   const { state } = attempt;
   let session = state.session;
-  const chunkSize = Math.max(asked, session.minChunkLength ?? 0);
+  const chunkSize = chunkSizeFor(asked, session.minChunkLength);
   // Already with the registry (a resumed upload): read and hashed again, not sent again.
   await reader.skip(session.offset, { method: session.answer?.method ?? 'GET', url: redactUrl(session.location), status: session.answer?.status ?? 204 });
   for (;;) {
@@ -139,6 +145,7 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
     }
     session = await attempt.client.uploadChunk(session, body, { contentRange: true, ...attempt.request });
     state.session = session;
+    await attempt.onSession?.(session);
     if (session.offset !== offset + body.length) {
       throw new InvalidResponseError({
         method: 'PATCH',

@@ -5,18 +5,21 @@ import {
   blobDescriptor,
   fromAbortable,
   InvalidSourceError,
+  RegistryError,
   shortId,
+  UnauthorizedError,
   type BlobProgress,
   type BlobSource,
   type Logger,
   type PushEvent,
   type RetryingEvent,
 } from '@rxpush/core';
-import type { RegistryClient } from '@rxpush/registry-client';
+import { isTimeout, type RegistryClient, type RetryBudget, type UploadSession } from '@rxpush/registry-client';
 import { catchError, concat, defer, finalize, ignoreElements, mergeMap, of, throwError, timer, type Observable, type SchedulerLike } from 'rxjs';
 
 import { layerCompressionOf, mediaTypeFor } from './compression.js';
 import { sendBlob, type OpenUpload, type Sent, type UploadState } from './send-blob.js';
+import type { SessionKey, SessionStore } from './session-store.js';
 import { throttleProgress } from './throttle-progress.js';
 
 /** What every blob's upload shares: the operator's options, resolved. */
@@ -29,7 +32,14 @@ export interface UploadContext {
   readonly progressInterval: number;
   readonly scheduler: SchedulerLike;
   readonly logger: Logger;
+  /** Where chunked uploads are kept for the next run to resume; without it, a broken upload's session is cancelled. */
+  readonly sessions?: SessionStore | undefined;
 }
+
+/** Layers at least this large go up in chunks when a session store is given, so a broken upload can resume. */
+export const RESUMABLE_SIZE = 256 * 1024 * 1024;
+/** The chunk size of those layers: large enough to cost next to nothing over one monolithic PUT. */
+export const RESUMABLE_CHUNK_SIZE = 64 * 1024 * 1024;
 
 /** A cancelled push gives its sessions back, but does not wait on a registry that stopped answering. */
 const CANCEL_TIMEOUT_MS = 10_000;
@@ -51,8 +61,17 @@ type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
  */
 export function uploadBlob(blob: BlobSource, context: UploadContext): Observable<PushEvent> {
   return defer(() => {
-    const { client, logger } = context;
+    const { client, logger, sessions } = context;
     const progress: BlobProgress = { id: shortId(blob.key), key: blob.key, role: blob.role };
+    // Large layers go up in chunks when they can be resumed, unless a chunk size was asked for (or chunking is off).
+    const large = blob.size !== undefined && blob.size >= RESUMABLE_SIZE;
+    const chunkSize = context.chunkSize ?? (sessions !== undefined && large ? RESUMABLE_CHUNK_SIZE : undefined);
+    /** Chunked uploads of a source that can be read again are kept for a later run: a sequential stream cannot. */
+    const store = chunkSize !== undefined && blob.sequential !== true ? sessions : undefined;
+    const sessionKey: SessionKey = { registry: client.registry, repository: context.repository, blob: blob.key, size: blob.size };
+    /** The stored session was looked for (only before the first send); and whether this upload goes on from one. */
+    let looked = false;
+    let resumed = false;
     const compress = layerCompressionOf(blob, context.compression);
     const state: UploadState = { session: undefined, digests: compress ? undefined : storedDigest(blob) };
     /** The attempt's I/O in flight: a session is cancelled only once its aborted request is over. */
@@ -61,8 +80,15 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
     let broken: RetryingEvent | undefined;
     /** The size a source tells only once it reaches the bytes (a docker save stream's tar header): the progress total. */
     let announced: number | undefined;
+    /** Attempts that timed out: a registry that stops answering is not asked as often as one that fails. */
+    let timeouts = 0;
+    /** Refusals of a token mid-upload: the client fetched a fresh one; it is sent once more, not again and again. */
+    let refusals = 0;
+    /** The time this blob keeps retrying for, spent by its attempts and every request inside them alike. */
+    const budget = client.retryBudget();
 
     const drop = (after?: Promise<unknown>): void => {
+      if (store !== undefined) void store.forget(sessionKey);
       if (state.session !== undefined) {
         void client.cancelUpload(state.session, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS), ...(after !== undefined && { after }) });
       }
@@ -83,7 +109,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       }
     };
 
-    type Request = { readonly signal: AbortSignal; readonly onRetry: (retrying: RetryingEvent) => void };
+    type Request = { readonly signal: AbortSignal; readonly budget: RetryBudget; readonly onRetry: (retrying: RetryingEvent) => void };
 
     /**
      * After a broken attempt: a chunked upload goes on where the registry says it is, if the session still
@@ -92,7 +118,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
      * push just sent, is never sent again.
      */
     const recover = async (request: Request): Promise<Sent | undefined> => {
-      if (context.chunkSize !== undefined && state.session !== undefined) {
+      if (chunkSize !== undefined && state.session !== undefined) {
         state.session = await client.uploadStatus(state.session, request).catch((error: unknown) => {
           if (request.signal.aborted) throw error;
           drop();
@@ -111,8 +137,39 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       return { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, compress), ...(diffId !== undefined && { diffId }) };
     };
 
-    /** Opens a session unless one is left to resume, and sends the blob's bytes into it. */
+    /**
+     * The session an earlier run left for this blob, if the registry still holds it (GET → Range) and it is
+     * consistent with the source (no more bytes than the blob has). The bytes already sent are read and hashed
+     * again from the source when the upload goes on, never taken on trust.
+     */
+    const stored = async (request: Request): Promise<UploadSession | undefined> => {
+      const kept = store === undefined ? undefined : await store.load(sessionKey);
+      if (store === undefined || kept === undefined) return undefined;
+      const session = await client
+        .uploadStatus({ location: new URL(kept.location), offset: 0, repository: context.repository }, request)
+        .catch((error: unknown) => {
+          if (request.signal.aborted) throw error;
+          logger.debug({ key: blob.key, err: error }, 'the upload session an earlier run left is gone');
+          return undefined;
+        });
+      if (session === undefined || session.offset <= 0 || (blob.size !== undefined && session.offset > blob.size)) {
+        await store.forget(sessionKey);
+        return undefined;
+      }
+      return session;
+    };
+
+    /** Opens a session unless one is left to resume (from this run or an earlier one), and sends the blob's bytes into it. */
     const send = async (request: Request, emit: (step: Step) => void): Promise<Sent> => {
+      if (state.session === undefined && !looked) {
+        looked = true;
+        state.session = await stored(request);
+        resumed = state.session !== undefined;
+        if (state.session !== undefined) {
+          logger.debug({ key: blob.key, offset: state.session.offset }, 'resuming the upload an earlier run left');
+          emit({ type: 'pushing', ...progress, current: state.session.offset, ...(blob.size !== undefined && { total: blob.size }), resumedAt: state.session.offset });
+        }
+      }
       if (state.session === undefined) {
         const start = await client.startUpload(context.repository, request);
         // The client answers `mounted` only to a mount request, and none is made here.
@@ -126,7 +183,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         request,
         compress,
         compressionLevel: context.compressionLevel,
-        chunkSize: context.chunkSize,
+        chunkSize,
+        onSession: async (session) => store?.save(sessionKey, { location: session.location.href, offset: session.offset, chunkSize: chunkSize ?? 0 }),
         // Pushing from when the source is open: one that opens when its shared stream reaches the blob
         // (docker save) leaves the blob waiting until then, as docker push shows it.
         open: async () => {
@@ -141,12 +199,13 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         },
       });
       state.session = undefined;
+      if (store !== undefined) await store.forget(sessionKey);
       return sent;
     };
 
     const attempt = (number: number): Observable<Step> => {
       const io = fromAbortable<Step>((signal, emit) => {
-        const request: Request = { signal, onRetry: (retrying) => emit({ ...retrying, id: progress.id }) };
+        const request: Request = { signal, budget, onRetry: (retrying) => emit({ ...retrying, id: progress.id }) };
         const running = (async (): Promise<Step> => {
           const sent = (number > 1 ? await recover(request) : undefined) ?? (await send(request, emit));
           return { type: 'sent', sent };
@@ -159,7 +218,17 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         catchError((error: unknown) => {
           // A sequential source (a `docker save` stream, read once) cannot be opened again: its broken upload
           // fails with the registry's own error, rather than a retry that closes the stream for every blob.
-          const retrying = blob.sequential === true ? undefined : client.retryFor(error, number);
+          // A session an earlier run left that the registry turns out not to accept (gone, or other bytes than the
+          // source's: the commit's digest check fails) is given up for a fresh upload, once.
+          if (resumed && error instanceof RegistryError && [400, 404, 416].includes(error.status)) {
+            resumed = false;
+            logger.debug({ key: blob.key, err: error }, 'the resumed upload was refused; starting over');
+            drop();
+            return defer(() => attempt(number + 1));
+          }
+          if (isTimeout(error)) timeouts += 1;
+          if (error instanceof UnauthorizedError) refusals += 1;
+          const retrying = blob.sequential === true || refusals > 1 ? undefined : client.retryFor(error, number, { timeouts, budget });
           if (retrying === undefined) return throwError(() => error);
           broken = retrying;
           logger.debug({ key: blob.key, attempt: number, delayMs: retrying.delayMs, reason: retrying.reason }, 'upload broke; retrying');
@@ -187,8 +256,15 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
           },
         ];
       }),
-      // A session left open holds registry storage until it expires: give it back, once the aborted request is over.
-      finalize(() => drop(inflight)),
+      // A session left open holds registry storage until it expires: give it back, once the aborted request is over;
+      // unless it is kept for the next run to resume (crash, kill, Ctrl-C, a lost network).
+      finalize(() => {
+        if (store !== undefined && state.session !== undefined && state.session.offset > 0) {
+          logger.debug({ key: blob.key, offset: state.session.offset }, 'upload session kept for the next push to resume');
+          return;
+        }
+        drop(inflight);
+      }),
     );
   });
 }

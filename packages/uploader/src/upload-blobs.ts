@@ -3,6 +3,7 @@ import type { RegistryClient } from '@rxpush/registry-client';
 import { asyncScheduler, connect, filter, merge, mergeMap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 
 import { assertCompression } from './compression.js';
+import type { SessionStore } from './session-store.js';
 import { uploadBlob, type UploadContext } from './upload-blob.js';
 import { sharedUploadLimiter, type UploadLimiter } from './upload-limiter.js';
 
@@ -24,9 +25,16 @@ export interface UploadBlobsOptions {
   readonly compressionLevel?: number;
   /**
    * Send blobs in PATCH chunks of this many bytes (with Content-Range) instead of monolithically, for
-   * proxies that cap request bodies. Raised to the registry's OCI-Chunk-Min-Length when it sets one.
+   * proxies that cap request bodies. Raised to the registry's OCI-Chunk-Min-Length when it sets one; below
+   * 64 KiB a UsageError, unless that OCI-Chunk-Min-Length is lower still.
    */
   readonly chunkSize?: number;
+  /**
+   * Where chunked uploads are kept (`fileSessionStore(cacheDir)`), so a push broken off resumes in the next run:
+   * its sessions are then left open rather than cancelled, and layers of 256 MiB or more go up in 64 MiB chunks
+   * unless `chunkSize` says otherwise. Without it, broken uploads start over.
+   */
+  readonly sessions?: SessionStore;
   /** Minimum time between two `pushing` events of one blob, in ms (default 100). */
   readonly progressInterval?: number;
   /** Where the progress throttle and retry waits take their time from (default asyncScheduler; TestScheduler in tests). */
@@ -77,6 +85,7 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     progressInterval: options.progressInterval ?? 100,
     scheduler: options.scheduler ?? asyncScheduler,
     logger,
+    sessions: options.sessions,
   };
   const limiter = options.limiter ?? sharedUploadLimiter;
   const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context);

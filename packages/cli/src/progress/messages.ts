@@ -1,6 +1,8 @@
 // The texts Docker's push shows, shared by the renderers.
 import type { ManifestPushedEvent, ProgressEvent, PushEvent, SignedManifestEvent } from '@rxpush/core';
 
+import { humanSize } from './human-size.js';
+
 /** Layers and retries are shown; config blobs are not, as in `docker push`. */
 export function isShown(event: PushEvent): event is ProgressEvent {
   switch (event.type) {
@@ -30,7 +32,8 @@ export function statusText(event: ProgressEvent): string {
     case 'mounted':
       return `Mounted from ${event.from}`;
     case 'pushing':
-      return 'Pushing';
+      // An upload an earlier run broke off goes on where the registry has it.
+      return event.resumedAt !== undefined ? `Resuming at ${humanSize(event.resumedAt)}` : 'Pushing';
     case 'pushed':
       return 'Pushed';
     case 'retrying': {

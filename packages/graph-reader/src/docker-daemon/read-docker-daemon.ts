@@ -16,6 +16,8 @@ export interface ReadDockerDaemonOptions {
   readonly tls?: DockerTls | undefined;
   /** How long the save stream may wait for the push to open the layer it is at (default 30 s). */
   readonly stallTimeoutMs?: number;
+  /** How long the engine may send nothing in the middle of the save stream (default 30 s). */
+  readonly idleTimeoutMs?: number | undefined;
 }
 
 /**
@@ -46,6 +48,8 @@ export async function readDockerDaemon(reference: string, options: ReadDockerDae
     diffIds: image.diffIds,
     logger,
     ...(options.stallTimeoutMs !== undefined && { stallTimeoutMs: options.stallTimeoutMs }),
+    ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
+    engine: `the Docker Engine at ${inspector.host}`,
     alternative: `save it first (docker save ${name} -o FILE) and push docker-archive:FILE`,
     start: async (signal) => {
       const engine = dockerEngine(engineOptions);

@@ -21,6 +21,10 @@ export interface SaveStreamOptions {
   readonly start: (signal: AbortSignal) => Promise<{ stream: Readable; close(): Promise<void> }>;
   /** How long the stream may wait for a layer to be opened while nothing happens (default 30 s). */
   readonly stallTimeoutMs?: number;
+  /** How long the engine may send nothing while rxpush waits for its next bytes (default 30 s). */
+  readonly idleTimeoutMs?: number;
+  /** The engine as messages name it (`the Docker Engine at unix:///var/run/docker.sock`). */
+  readonly engine?: string;
   /** What else the user can do when the stream cannot be served (e.g. save the image and push the archive). */
   readonly alternative: string;
   readonly logger: Logger;
@@ -47,6 +51,7 @@ type Entry = ExtractEvents['entry'][1];
 
 const ONE_MIB = 1024 * 1024;
 const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 /**
  * Serves the blobs of one image from a single `docker save` tar stream, read once, front to back.
@@ -74,6 +79,8 @@ export class SaveStreamReader {
   /** Why a blob not yet read cannot be read any more (the stream failed or ended), once it cannot. */
   #failure: ((slot: Slot) => Error) | undefined;
   #waiters: ((changed: boolean) => void)[] = [];
+  /** What the stream is in the middle of, for a message when it stops: `layer 2 of 3 (abc…)` or a member's name. */
+  #current = 'the start of the stream';
 
   constructor(options: SaveStreamOptions) {
     this.#options = options;
@@ -171,6 +178,18 @@ export class SaveStreamReader {
     // Errors of the HTTP body reach the loop below through the extractor.
     stream.on('error', (err) => extract.destroy(err));
     stream.pipe(extract);
+    const watch = watchIdle(stream, this.#options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, (ms) => {
+      const { source, engine = 'the Docker Engine' } = this.#options;
+      stream.destroy(
+        new SourceError(
+          'INVALID_SOURCE',
+          source,
+          `${source}: ${engine} sent nothing for ${ms / 1000} s in the middle of its save stream (at ${this.#current}); check dockerd and its logs, then push again`,
+        ),
+      );
+    });
+    this.#controller.signal.addEventListener('abort', watch.stop, { once: true });
+    stream.once('close', watch.stop);
     try {
       for await (const entry of extract) {
         await this.#route(entry);
@@ -198,6 +217,7 @@ export class SaveStreamReader {
       .filter((part: string) => part !== '' && part !== '.')
       .join('/');
     const { imageId, logger } = this.#options;
+    this.#current = name;
     if (entry.header.type !== 'file' && entry.header.type !== 'contiguous-file') return drain(entry);
 
     let match: RegExpExecArray | null;
@@ -242,6 +262,7 @@ export class SaveStreamReader {
     }
     this.#options.logger.debug({ member: name, key, size: entry.header.size }, 'save stream layer read');
     slot.state = 'streaming';
+    this.#current = `${slot.what}, ${name}`;
     // The engine did not say how big a layer is; its tar header does, before the first byte.
     slot.reached?.(entry.header.size);
     for await (const chunk of entry) {
@@ -322,6 +343,33 @@ export class SaveStreamReader {
     }
     this.#notify();
   }
+}
+
+/**
+ * Calls `onIdle` when `stream` flows (someone wants its bytes) yet delivers none for `timeoutMs`. Time
+ * the stream spends paused is rxpush waiting on the registry, not the engine stalling: it does not count.
+ */
+function watchIdle(stream: Readable, timeoutMs: number, onIdle: (ms: number) => void): { stop: () => void } {
+  let last = Date.now();
+  const touch = (): void => void (last = Date.now());
+  stream.on('data', touch);
+  stream.on('resume', touch);
+  const timer = setInterval(
+    () => {
+      if (stream.readableFlowing !== true || stream.destroyed) return touch();
+      if (Date.now() - last >= timeoutMs) {
+        stop();
+        onIdle(timeoutMs);
+      }
+    },
+    Math.max(10, Math.min(1000, timeoutMs / 4)),
+  );
+  const stop = (): void => {
+    clearInterval(timer);
+    stream.off('data', touch);
+    stream.off('resume', touch);
+  };
+  return { stop };
 }
 
 async function drain(entry: Entry): Promise<void> {

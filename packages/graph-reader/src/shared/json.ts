@@ -1,3 +1,5 @@
+import { jsonSyntaxReason } from '@rxpush/core';
+
 /** A parsed JSON object, its members not yet checked. */
 export type JsonObject = Record<string, unknown>;
 
@@ -7,10 +9,12 @@ export type JsonObject = Record<string, unknown>;
  * problem (`is not JSON (…)`), which names the file and what to do about it.
  */
 export function parseJson(input: Uint8Array | string, invalid: (problem: string) => Error): unknown {
+  const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
   try {
-    return JSON.parse(typeof input === 'string' ? input : Buffer.from(input).toString('utf8'));
+    return JSON.parse(text);
   } catch (err) {
-    throw invalid(`is not JSON (${err instanceof Error ? err.message : String(err)})`);
+    // Line and column, never V8's message: it quotes the document, whatever it holds.
+    throw invalid(`is not JSON (${jsonSyntaxReason(err, text)})`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { silentLogger, type Logger } from '@rxpush/core';
+import { CancelledError, silentLogger, type Logger } from '@rxpush/core';
 import { getGlobalDispatcher, type Dispatcher } from 'undici';
 
 import type { Authenticator } from '../types.js';
@@ -124,7 +124,7 @@ class TokenAuthenticator implements Authenticator {
     error: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<string | undefined> {
-    const credentials = await this.#loadCredentials();
+    const credentials = await this.#loadCredentials(signal);
     if (scheme.kind === 'basic') {
       if (!hasPassword(credentials)) return undefined;
       const value = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
@@ -211,9 +211,20 @@ class TokenAuthenticator implements Authenticator {
     return entry;
   }
 
-  #loadCredentials(): Promise<Credentials | undefined> {
+  /**
+   * The credentials, loaded once. The load is tied to the signal of the request that started it: a
+   * cancelled push stops a credential helper that hangs (and kills it) instead of waiting on it. A load
+   * that was cancelled is not remembered, so the next request starts another.
+   */
+  #loadCredentials(signal: AbortSignal | undefined): Promise<Credentials | undefined> {
     const given = this.#options.credentials;
-    this.#credentials ??= typeof given === 'function' ? given() : Promise.resolve(given);
+    if (this.#credentials === undefined) {
+      const loading = typeof given === 'function' ? given(signal) : Promise.resolve(given);
+      this.#credentials = loading;
+      loading.catch((error: unknown) => {
+        if (error instanceof CancelledError && this.#credentials === loading) this.#credentials = undefined;
+      });
+    }
     return this.#credentials;
   }
 }

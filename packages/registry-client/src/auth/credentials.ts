@@ -13,8 +13,8 @@ export interface Credentials {
   readonly source: string;
 }
 
-/** Resolves credentials when they are first needed (a credential helper is only run if the registry asks). */
-export type CredentialsLoader = () => Promise<Credentials | undefined>;
+/** Resolves credentials when they are first needed (a credential helper is only run if the registry asks); the signal cancels a helper that hangs. */
+export type CredentialsLoader = (signal?: AbortSignal) => Promise<Credentials | undefined>;
 
 /** True when `credentials` can log in with a username and password. */
 export function hasPassword(credentials: Credentials | undefined): credentials is Credentials & { username: string; password: string } {

@@ -22,6 +22,8 @@ export interface ResolveCredentialsOptions {
   readonly logger?: Logger;
   /** How long a credential helper may take (default 60 s). */
   readonly helperTimeoutMs?: number;
+  /** Cancels the lookup: a credential helper still running is killed, with its children. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** The parts of a Docker config.json that hold credentials. */
@@ -68,13 +70,13 @@ async function find(options: ResolveCredentialsOptions): Promise<Credentials | u
   const env = options.env ?? process.env;
   if (options.authfile !== undefined) {
     const config = await readConfig(options.authfile, true);
-    const found = config === undefined ? undefined : await fromConfig(config, options.authfile, options.registry, env, options.helperTimeoutMs);
+    const found = config === undefined ? undefined : await fromConfig(config, options.authfile, options.registry, env, options);
     if (found !== undefined) return found;
   }
   const dir = options.dockerConfigDir ?? (env['DOCKER_CONFIG'] !== undefined && env['DOCKER_CONFIG'] !== '' ? env['DOCKER_CONFIG'] : join(env['HOME'] ?? homedir(), '.docker'));
   const file = join(dir, 'config.json');
   const config = await readConfig(file, false);
-  return config === undefined ? undefined : fromConfig(config, file, options.registry, env, options.helperTimeoutMs);
+  return config === undefined ? undefined : fromConfig(config, file, options.registry, env, options);
 }
 
 async function readConfig(file: string, required: boolean): Promise<DockerConfig | undefined> {
@@ -102,12 +104,18 @@ async function readConfig(file: string, required: boolean): Promise<DockerConfig
   return json as DockerConfig;
 }
 
-async function fromConfig(config: DockerConfig, file: string, registry: string, env: NodeJS.ProcessEnv, timeoutMs: number | undefined): Promise<Credentials | undefined> {
+async function fromConfig(
+  config: DockerConfig,
+  file: string,
+  registry: string,
+  env: NodeJS.ProcessEnv,
+  { helperTimeoutMs: timeoutMs, signal }: Pick<ResolveCredentialsOptions, 'helperTimeoutMs' | 'signal'>,
+): Promise<Credentials | undefined> {
   const wanted = registryKey(registry);
   const helper = matching(config.credHelpers, wanted) ?? (typeof config.credsStore === 'string' && config.credsStore !== '' ? config.credsStore : undefined);
   if (typeof helper === 'string' && helper !== '') {
     const serverUrl = wanted === 'docker.io' ? DOCKER_HUB_SERVER : registry;
-    const found = await runCredentialHelper(helper, serverUrl, { configFile: file, env, ...(timeoutMs !== undefined && { timeoutMs }) });
+    const found = await runCredentialHelper(helper, serverUrl, { configFile: file, env, ...(timeoutMs !== undefined && { timeoutMs }), ...(signal !== undefined && { signal }) });
     if (found !== undefined) return found;
   }
   const entry = matching(config.auths, wanted);

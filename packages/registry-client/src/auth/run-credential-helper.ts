@@ -1,4 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+
+import { CancelledError } from '@rxpush/core';
 
 import { AuthError } from './auth-error.js';
 import type { Credentials } from './credentials.js';
@@ -13,6 +15,8 @@ export interface CredentialHelperOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Kill it after this long (default 60 s: some helpers ask for a passphrase). */
   readonly timeoutMs?: number;
+  /** Kills the helper, with its children, and rejects with CancelledError (Ctrl-C). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -22,7 +26,11 @@ export interface CredentialHelperOptions {
  *
  * Resolves undefined when the helper has no credentials for the server ("credentials not found").
  *
+ * The helper runs in a process group of its own, and the whole group is killed when rxpush gives up on it
+ * (timeout, `signal`) or exits, so no `gpg`, `sleep` or shell it started is left behind.
+ *
  * @throws {AuthError} when the helper is not installed, fails, times out or answers something else than JSON.
+ * @throws {CancelledError} when `signal` fires first.
  * @example await runCredentialHelper('pass', 'ghcr.io', { configFile: '/home/me/.docker/config.json' })
  */
 export async function runCredentialHelper(name: string, serverUrl: string, options: CredentialHelperOptions): Promise<Credentials | undefined> {
@@ -31,6 +39,7 @@ export async function runCredentialHelper(name: string, serverUrl: string, optio
     throw new AuthError('UNAUTHORIZED', `${options.configFile} names the credential helper ${JSON.stringify(name)}, which is not a valid helper name; fix credsStore/credHelpers there`);
   }
   const result = await run(program, serverUrl, options);
+  if (result.kind === 'cancelled') throw new CancelledError(`cancelled while the credential helper ${program} was running`);
   if (result.kind === 'missing') {
     throw new AuthError(
       'UNAUTHORIZED',
@@ -69,11 +78,38 @@ export async function runCredentialHelper(name: string, serverUrl: string, optio
   return { ...(typeof username === 'string' && username !== '' && { username }), password: secret, source };
 }
 
-type RunResult = { kind: 'missing' } | { kind: 'timeout' } | { kind: 'done'; code: number; stdout: string; stderr: string };
+type RunResult = { kind: 'missing' } | { kind: 'timeout' } | { kind: 'cancelled' } | { kind: 'done'; code: number; stdout: string; stderr: string };
+
+/** Helpers still running: killed, with their process groups, if rxpush exits before they do. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/**
+ * Kills a helper and everything it started: it leads its own process group (spawned detached), which
+ * lives on while any child of it does, even after the helper itself exited.
+ */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // The group is gone: nothing is left running.
+  }
+}
 
 function run(program: string, input: string, options: CredentialHelperOptions): Promise<RunResult> {
+  if (options.signal?.aborted === true) return Promise.resolve({ kind: 'cancelled' });
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // 'exit' handlers run synchronously, whatever ended the process (Ctrl-C's exit 130 included).
+    process.on('exit', () => {
+      for (const child of running) killGroup(child);
+    });
+  }
   return new Promise((resolve, reject) => {
-    const child = spawn(program, ['get'], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // detached: a process group of its own, so that killing it reaches its children (a shell's sleep, gpg).
+    const child = spawn(program, ['get'], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    running.add(child);
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     let size = 0;
@@ -83,23 +119,38 @@ function run(program: string, input: string, options: CredentialHelperOptions): 
     };
     child.stdout.on('data', collect(stdout));
     child.stderr.on('data', collect(stderr));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-      // A grandchild (the shell's sleep, gpg) may hold the pipes open; do not wait for it.
+    let over = false;
+    const giveUp = (result: RunResult): void => {
+      over = true;
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      killGroup(child);
+      running.delete(child);
+      // Nothing is waited for any more: the pipes are closed, so the process can exit at once.
+      child.stdin.destroy();
       child.stdout.destroy();
       child.stderr.destroy();
-      resolve({ kind: 'timeout' });
-    }, options.timeoutMs ?? 60_000);
-    child.on('error', (error: NodeJS.ErrnoException) => {
+      resolve(result);
+    };
+    const onAbort = (): void => giveUp({ kind: 'cancelled' });
+    const timer = setTimeout(() => giveUp({ kind: 'timeout' }), options.timeoutMs ?? 60_000);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = (): void => {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      running.delete(child);
+    };
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      settle();
+      if (over) return;
       if (error.code === 'ENOENT') resolve({ kind: 'missing' });
       else reject(new AuthError('UNAUTHORIZED', `cannot run the credential helper ${program}: ${error.message}`, { cause: error }));
     });
+    // The helper is done; whatever it left running in its group (holding the pipes open) must not outlive it.
+    child.on('exit', () => killGroup(child));
     child.on('close', (code) => {
-      clearTimeout(timer);
-      if (timedOut) return;
+      settle();
+      if (over) return;
       resolve({ kind: 'done', code: code ?? 1, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') });
     });
     // A helper that exits without reading stdin is not a failure of ours.

@@ -6,6 +6,7 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import { silentLogger, TlsConfigError, type Logger } from '@rxpush/core';
 import { Agent, Pool, type Dispatcher } from 'undici';
 
+import { DEFAULT_TIMEOUTS } from '../timeouts.js';
 import { apiHost } from '../urls.js';
 
 export interface DispatcherOptions {
@@ -24,7 +25,7 @@ export interface DispatcherOptions {
   readonly certsRoot?: string;
   /** The system CA bundle (default: the distribution's, e.g. /etc/ssl/certs/ca-certificates.crt, or $SSL_CERT_FILE). */
   readonly systemCaFile?: string;
-  /** How long connecting (TCP and TLS handshake) may take, in ms (default 30 000). */
+  /** How long connecting (TCP and TLS handshake) may take, in ms (default 10 000). */
   readonly connectTimeout?: number;
   readonly logger?: Logger;
 }
@@ -86,7 +87,7 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   }
   if (certsD.loaded.length > 0) logger.debug({ registry: options.registry, dir, files: certsD.loaded }, 'certs.d files loaded');
 
-  const connectTimeout = options.connectTimeout ?? 30_000;
+  const connectTimeout = options.connectTimeout ?? DEFAULT_TIMEOUTS.connect;
   const connectFor = (origin: URL): { secureContext?: SecureContext; rejectUnauthorized?: boolean; timeout: number } => {
     if (origin.protocol !== 'https:') return { timeout: connectTimeout };
     const sameHost = origin.hostname === registry.hostname;

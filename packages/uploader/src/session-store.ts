@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { silentLogger, type Logger } from '@rxpush/core';
+
+/** Which upload a stored session belongs to: the same blob, to the same repository of the same registry. */
+export interface SessionKey {
+  readonly registry: string;
+  readonly repository: string;
+  /** The blob's key (its digest, or diff ID for a layer compressed on the way). */
+  readonly blob: string;
+  /** The source's size, when known: a session for a blob of another size is not resumed. */
+  readonly size?: number | undefined;
+}
+
+/** What is kept of an upload session between runs. */
+export interface StoredSession {
+  readonly location: string;
+  /** Bytes the registry had confirmed when it was saved (the next run asks the registry again). */
+  readonly offset: number;
+  /** The chunk size the upload went in, so the next run goes on in the same steps. */
+  readonly chunkSize: number;
+}
+
+/** Where chunked uploads are kept, so that a push broken off (crash, kill, Ctrl-C) resumes in the next run. */
+export interface SessionStore {
+  load(key: SessionKey): Promise<StoredSession | undefined>;
+  save(key: SessionKey, session: StoredSession): Promise<void>;
+  forget(key: SessionKey): Promise<void>;
+}
+
+/** A session file is a few hundred bytes; anything larger (or not a regular file) is not read. */
+const MAX_ENTRY_BYTES = 16 * 1024;
+
+/**
+ * A {@link SessionStore} of small JSON files in `<dir>/uploads/`, one per upload, readable by the user only
+ * (a Location's `_state` is the registry's key to the session). It never fails a push: a file that cannot be
+ * read, written or parsed is treated as absent, and logged at debug level.
+ *
+ * @example const sessions = fileSessionStore(defaultCacheDir())
+ */
+export function fileSessionStore(dir: string, options: { logger?: Logger } = {}): SessionStore {
+  const logger = (options.logger ?? silentLogger).child({ part: 'session-store' });
+  const folder = join(dir, 'uploads');
+  const fileOf = (key: SessionKey): string =>
+    join(folder, `${createHash('sha256').update(`${key.registry}\0${key.repository}\0${key.blob}`).digest('hex')}.json`);
+  // Writes of one upload come one after the other, the last one winning.
+  const writing = new Map<string, Promise<void>>();
+
+  return {
+    async load(key) {
+      const file = fileOf(key);
+      try {
+        const info = await lstat(file);
+        if (!info.isFile() || info.size > MAX_ENTRY_BYTES) return undefined;
+        const entry = JSON.parse(await readFile(file, 'utf8')) as Partial<SessionKey & StoredSession>;
+        const valid =
+          entry.registry === key.registry &&
+          entry.repository === key.repository &&
+          entry.blob === key.blob &&
+          entry.size === key.size &&
+          typeof entry.location === 'string' &&
+          Number.isSafeInteger(entry.offset) &&
+          Number.isSafeInteger(entry.chunkSize) &&
+          (entry.chunkSize ?? 0) > 0;
+        return valid ? { location: entry.location!, offset: entry.offset!, chunkSize: entry.chunkSize! } : undefined;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') logger.debug({ file, err: error }, 'upload session not read');
+        return undefined;
+      }
+    },
+    save(key, session) {
+      const file = fileOf(key);
+      const previous = writing.get(file) ?? Promise.resolve();
+      const next = previous.then(async () => {
+        try {
+          await mkdir(folder, { recursive: true, mode: 0o700 });
+          const temporary = `${file}.${process.pid}.tmp`;
+          const { size, ...rest } = key;
+          await writeFile(temporary, JSON.stringify({ ...rest, ...(size !== undefined && { size }), ...session, savedAt: new Date().toISOString() }), { mode: 0o600 });
+          await rename(temporary, file);
+        } catch (error) {
+          logger.debug({ file, err: error }, 'upload session not saved');
+        }
+      });
+      writing.set(file, next);
+      return next;
+    },
+    async forget(key) {
+      const file = fileOf(key);
+      await writing.get(file);
+      await rm(file, { force: true }).catch((error: unknown) => logger.debug({ file, err: error }, 'upload session not removed'));
+    },
+  };
+}
