@@ -14,33 +14,39 @@ import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 
 import { isEvent, type PushEvent } from '@rxpush/core';
+import { createRegistryClient } from '@rxpush/registry-client';
 import { push } from '@rxpush/pipeline';
 import { lastValueFrom, toArray } from 'rxjs';
 
 import { makeOciLayout, type OciLayoutFixture } from '../../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../../tools/registry.ts';
 import { skopeoCopyToOci, skopeoInspectConfig, skopeoInspectRaw } from '../../test/helpers/skopeo.ts';
+import { copyTags, isRelease } from './copy-release-tags.ts';
 import { pushGenerated } from './layer-in-code.ts';
 import { ciProgress } from './progress-sink.ts';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
-const EXAMPLES = ['progress-sink.ts', 'layer-in-code.ts'];
+const EXAMPLES = ['progress-sink.ts', 'layer-in-code.ts', 'copy-release-tags.ts'];
+
+const PASSWORD = 'composing-s3cret';
 
 describe('docs/composing.md', () => {
   let registry: RunningRegistry;
+  /** The destination of the copy: TLS with its own CA, and htpasswd. */
+  let secure: RunningRegistry;
   let work: string;
   let layout: OciLayoutFixture;
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'rxpush-composing-'));
-    registry = await startRegistry();
+    [registry, secure] = await Promise.all([startRegistry(), startRegistry({ tls: true, htpasswd: { bob: PASSWORD } })]);
     layout = await makeOciLayout(join(work, 'layout'), {
       images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 20_000, seed: 'sink-a' }, { files: 1, fileSize: 10_000, seed: 'sink-b' }] }],
     });
   });
   after(async () => {
-    await registry?.stop();
+    await Promise.all([registry?.stop(), secure?.stop()]);
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 
@@ -93,10 +99,41 @@ describe('docs/composing.md', () => {
     assert.deepEqual(config.rootfs.diff_ids, [`sha256:${createHash('sha256').update(tarBytes).digest('hex')}`]);
   });
 
-  it('runs both as scripts', async () => {
+  it('a copy that filters tags: only release tags reach the other registry, digests unchanged; within one registry, mounts', async () => {
+    const releases = await makeOciLayout(join(work, 'releases'), {
+      images: ['1.0.0', 'v1.1.0', 'latest', 'dev-branch'].map((tag) => ({ tags: [tag], layers: [{ files: 1, fileSize: 10_000, seed: 'shared' }, { files: 1, fileSize: 2_000, seed: tag }] })),
+    });
+    await lastValueFrom(push({ source: `oci:${releases.dir}`, destination: `${registry.host}/team/app`, allTags: true, cacheDir: false }).pipe(toArray()));
+    const destination = { credentials: { username: 'bob', password: PASSWORD }, caFile: secure.caFile ?? '', dockerConfigDir: join(work, 'docker') };
+
+    const copied = (await lastValueFrom(copyTags(`${registry.host}/team/app`, `${secure.host}/team/app`, isRelease, { destination }).pipe(toArray()))).filter(isEvent('manifest-pushed'));
+    assert.deepEqual(copied.map((event) => event.tag).sort(), ['1.0.0', 'v1.1.0']);
+    const client = createRegistryClient({ registry: secure.host, ...destination });
+    try {
+      assert.deepEqual((await client.listTags('team/app')).sort(), ['1.0.0', 'v1.1.0']);
+    } finally {
+      await client.close();
+    }
+    for (const tag of ['1.0.0', 'v1.1.0']) {
+      const [from, to] = await Promise.all([
+        skopeoInspectRaw(`${registry.host}/team/app:${tag}`),
+        skopeoInspectRaw(`${secure.host}/team/app:${tag}`, { creds: `bob:${PASSWORD}` }),
+      ]);
+      assert.ok(from.bytes.equals(to.bytes), `${tag}: the manifest is copied byte for byte`);
+    }
+
+    const within = await lastValueFrom(copyTags(`${registry.host}/team/app`, `${registry.host}/release/app`).pipe(toArray()));
+    assert.equal(within.filter((event) => event.type === 'pushed').length, 0, 'no blob is sent within one registry');
+    assert.ok(within.some((event) => event.type === 'mounted' && event.from === 'team/app'));
+    assert.equal(within.filter(isEvent('manifest-pushed')).length, 2);
+  });
+
+  it('runs all three as scripts', async () => {
     const sink = await run(process.execPath, ['--import', 'tsx', join(here, 'progress-sink.ts'), `oci:${layout.dir}:latest`, `${registry.host}/composing/script:1.0`], { env: { ...process.env, RXPUSH_CACHE_DIR: join(work, 'cache') } });
     assert.match(sink.stdout, /^\[1\/2\] [0-9a-f]{12} /m);
     const generated = await run(process.execPath, ['--import', 'tsx', join(here, 'layer-in-code.ts'), `${registry.host}/composing/script-generated:1.0`]);
     assert.match(generated.stdout, new RegExp(`^${registry.host}/composing/script-generated:1\\.0: sha256:[0-9a-f]{64}$`, 'm'));
+    const copy = await run(process.execPath, ['--import', 'tsx', join(here, 'copy-release-tags.ts'), `${registry.host}/team/app`, `${registry.host}/script/app`]);
+    assert.match(copy.stdout, /^2 tag\(s\) copied$/m);
   });
 });
