@@ -223,6 +223,15 @@ describe('cosign signatures, rxpush keygen, verify and inspect', () => {
     for (const digest of [index.digest, ...layout.images.map((i) => i.manifestDigest)]) {
       assert.equal((await cli(['verify', `${registry.host}/cosign/index@${digest}`, '--key', `${key}.pub`])).code, 0, digest);
     }
+
+    // inspect shows an index as it is stored, and has no config to show for it.
+    const shown = await cli(['inspect', `${registry.host}/cosign/index:all`]);
+    assert.equal(shown.code, 0, shown.stderr);
+    const document = JSON.parse(shown.stdout) as { digest: string; manifest: { manifests: unknown[] }; config?: unknown };
+    assert.equal(document.digest, index.digest);
+    assert.equal(document.manifest.manifests.length, 2);
+    assert.equal(document.config, undefined);
+    assertOneLineError(await cli(['inspect', `${registry.host}/cosign/index:all`, '--config']), /cosign\/index:all is an index, which has no config; inspect one of its images$/);
   });
 
   it('says the image IS pushed but NOT signed, with its digest, when the signature PUT fails', async () => {

@@ -20,7 +20,18 @@ import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { addIndex } from '../packages/graph-reader/test/layouts.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
+import { skopeoCopy } from './helpers/skopeo.ts';
 import { runCli } from './helpers/run-cli.ts';
+
+/**
+ * The layers and history of a schema 1 manifest in the registry. containers/image (skopeo --format v2s1) writes
+ * Docker's algorithm independently of rxpush; its JSON is compact and ordered otherwise, so these are compared.
+ */
+async function schema1Content(client: RegistryClient, repository: string, tag: string): Promise<{ fsLayers: unknown; history: unknown; name: unknown; architecture: unknown }> {
+  const stored = await client.getManifest(repository, tag, { accept: [MediaType.dockerSchema1Signed] });
+  const { fsLayers, history, name, architecture } = JSON.parse(Buffer.from((await parseSchema1(stored.bytes)).payload).toString()) as Record<string, unknown>;
+  return { fsLayers, history, name, architecture };
+}
 
 /** A build context (Dockerfile and two files) as a tar, for `docker build -`. */
 async function buildContext(): Promise<Buffer> {
@@ -84,6 +95,12 @@ describe('Docker schema 1 manifests signed with the user key', () => {
     await writeFile(keyFile, key.publicKey.export({ format: 'pem', type: 'spki' }));
     const verified = await runCli(['verify', `${registry.host}/s1/app:1.0`, '--key', keyFile]);
     assertOneLineError(verified, new RegExp(`is by the key ${key.keyId} .*: its schema 1 JWS is by ${served.signatures[0]!.keyId} \\(registries such as distribution re-sign schema 1 manifests with their own key as they serve them\\)$`));
+  });
+
+  it('names the same layers and v1 history as containers/image (skopeo --format v2s1) does for the image', async () => {
+    await pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${registry.host}/s1/same:rxpush`, format: 'schema1', signKey: key });
+    await skopeoCopy(`oci:${fixture.dir}:latest`, `${registry.host}/s1/same:skopeo`, { format: 'v2s1' });
+    assert.deepEqual(await schema1Content(client, 's1/same', 'rxpush'), await schema1Content(client, 's1/same', 'skopeo'));
   });
 
   it('is refused by the registry when the payload was changed after signing', async () => {
@@ -198,6 +215,12 @@ describe('Docker schema 1 with a real Docker Engine', () => {
     const throwaway = document.history.filter((h) => (JSON.parse(h.v1Compatibility) as { throwaway?: boolean }).throwaway === true);
     assert.ok(throwaway.length >= 2, `throwaway entries: ${throwaway.length}`);
     assert.ok(document.fsLayers.some((l) => l.blobSum === 'sha256:a3ed95caeb02ffe68cdd9fd84406680ae93d633cb16422d00e8a7c22955b46d4'));
+
+    // containers/image writes the same history for Docker's own image, throwaway entries and all. It converts the
+    // schema 2 image rxpush pushed, so both name the layers as rxpush compressed them.
+    await pushAll({ source: 'docker-daemon:fixtures/built:v1', destination: `${registry.host}/s1/built:v2`, format: 'docker' });
+    await skopeoCopy(`${registry.host}/s1/built:v2`, `${registry.host}/s1/built:skopeo`, { format: 'v2s1' });
+    assert.deepEqual(await schema1Content(client, 's1/built', 'v1'), await schema1Content(client, 's1/built', 'skopeo'));
 
     await engine!.docker(['rmi', '-f', original[0]!.Id]);
     const ref = `${registry.host}/s1/built:v1`;

@@ -8,7 +8,8 @@ import { firstValueFrom, toArray } from 'rxjs';
 import { helpFor, type RawArgs } from './parse-args.js';
 import type { TextSink } from './progress/renderer.js';
 import { last, registryCommand } from './push-command.js';
-import { clientOptions, commandCredentials, commandLogger, fail } from './run-push.js';
+import { fail } from './fail.js';
+import { clientOptions, commandCredentials, commandLogger } from './run-push.js';
 
 /** Configs are small JSON documents; a larger one is refused rather than buffered. */
 const CONFIG_LIMIT = 8 * 1024 * 1024;

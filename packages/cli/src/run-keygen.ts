@@ -6,7 +6,7 @@ import { generateSigningKey } from '@rxpush/manifest-signer';
 import { helpFor, type RawArgs } from './parse-args.js';
 import { last } from './push-command.js';
 import type { TextSink } from './progress/renderer.js';
-import { fail } from './run-push.js';
+import { fail } from './fail.js';
 
 /**
  * The `rxpush keygen` handler: writes a new ECDSA P-256 key as PKCS#8 PEM to `--out FILE` (mode 0600) and its

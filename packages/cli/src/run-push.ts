@@ -1,13 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { inspect } from 'node:util';
 
-import { CancelledError, isPushError, parseReference, printable, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
+import { CancelledError, parseReference, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
 import { pino } from 'pino';
 import type { Observable } from 'rxjs';
 
-import { helpFor, PUSH_HELP, type RawArgs } from './parse-args.js';
+import { fail } from './fail.js';
+import { helpFor, type RawArgs } from './parse-args.js';
 import { dryRunRenderer } from './progress/dry-run-renderer.js';
 import { jsonRenderer } from './progress/json-renderer.js';
 import { plainRenderer } from './progress/plain-renderer.js';
@@ -200,17 +200,4 @@ async function writeDigest(path: string, event: ManifestPushedEvent): Promise<vo
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`pushed ${event.digest}, but cannot write it to --digestfile ${path}: ${reason}`, { cause: error });
   }
-}
-
-/** Reports a failure on stderr and gives its exit status; usage errors name the help to read. */
-export function fail(error: unknown, stderr: TextSink, logLevel: LogLevel, help: string = PUSH_HELP): number {
-  let message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
-  if (isPushError(error) && error.code === 'USAGE') message += `; ${help}`;
-  // Messages quote registries and local files (an index.json's ref names, an error body): never raw control characters.
-  stderr.write(`rxpush: ${printable(message)}\n`);
-  if (logLevel === 'debug' || logLevel === 'trace') stderr.write(`${inspect(error)}\n`);
-  if (!isPushError(error)) return 1;
-  if (error.code === 'USAGE') return 2;
-  if (error.code === 'CANCELLED') return 130;
-  return 1;
 }

@@ -7,7 +7,8 @@ import { createRegistryClient } from '@rxpush/registry-client';
 import { helpFor, type RawArgs } from './parse-args.js';
 import type { TextSink } from './progress/renderer.js';
 import { last, oneOf, registryCommand } from './push-command.js';
-import { clientOptions, commandCredentials, commandLogger, fail } from './run-push.js';
+import { fail } from './fail.js';
+import { clientOptions, commandCredentials, commandLogger } from './run-push.js';
 
 /**
  * The `rxpush verify` handler: checks that DEST is signed by `--key` (a cosign signature or a schema 1 JWS
