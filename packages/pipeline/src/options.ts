@@ -65,7 +65,7 @@ export interface PushOptions {
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */
   readonly compression?: 'gzip' | 'zstd' | 'none';
-  /** The gzip level of compressed layers, 0–9 (default 2: fast, and within a few per cent of skopeo's size). */
+  /** The gzip level of compressed layers, 0–9 (default 3: the fastest within 5 % of skopeo's size on real files). */
   readonly compressionLevel?: number;
   /** Use plain HTTP for the destination registry. */
   readonly plainHttp?: boolean;

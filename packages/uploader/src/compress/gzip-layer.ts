@@ -8,22 +8,22 @@ export interface GzipLayerOptions {
 }
 
 /**
- * The default gzip level: 2. Measured on a tar of real files (479 MB of /usr/lib, docs/benchmarks.md):
- * level 2 writes 161 MB with 3.8 CPU-s, 3 % more than skopeo's 156 MB for 4.7 CPU-s; level 1 saves 3 % of
- * the CPU but is 5.5 % larger, level 6 is 4 % smaller for 2.2× the CPU. On 2-core machines the registry's
- * hashing shares the CPU, so every CPU-second saved shortens a push by about 0.6 s.
+ * The default gzip level: 3, the fastest level whose output stays within 5 % of skopeo's on real files
+ * (docs/benchmarks.md). On the benchmark's 8 × 64 MiB of /usr/lib files, skopeo writes 137.7 MB; level 2
+ * 147.3 MB (+7 %), level 3 144.5 MB (+4.9 %) for 9 % more CPU, level 4 137.3 MB for 25 % more. On 2-core
+ * machines the registry's hashing shares the CPU, so every CPU-second saved shortens a push by about 0.6 s.
  */
-export const DEFAULT_COMPRESSION_LEVEL = 2;
+export const DEFAULT_COMPRESSION_LEVEL = 3;
 
 /** Input is cut into blocks of this size; each is deflated on its own on the thread pool. */
 export const BLOCK_SIZE = 1024 * 1024;
-/** Blocks in flight per stream. A constant, not the core count, so that the output is the same on every machine. */
+/** Blocks in flight per stream: enough to keep both cores busy with one layer, few enough to bound its memory. */
 const WINDOW = 4;
 /** Deflate's window: each block is compressed with the previous block's last 32 KiB as its dictionary. */
 const DICTIONARY_SIZE = 32 * 1024;
 /**
- * Before a block is deflated, four 8 KiB samples of it (start, two thirds inside, end) are, and thrown
- * away: 3 % of deflating it all. A block whose samples do not shrink below 95 % is stored instead.
+ * Before a block is deflated, four 8 KiB samples of it (spread evenly, from its start to its end) are,
+ * and thrown away: 3 % of deflating it all. A block whose samples do not shrink below 95 % is stored instead.
  */
 const SAMPLES = 4;
 const SAMPLE_SIZE = 8 * 1024;
@@ -34,7 +34,6 @@ const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00
 // An empty final block (fixed Huffman, end-of-block only): the blocks before it are sync-flushed, never final.
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 
-
 /**
  * A gzip stream of its input, made like pigz makes one: the input is cut into 1 MiB blocks, each deflated
  * on libuv's thread pool with the previous block's last 32 KiB as its dictionary and ended by a sync flush
@@ -44,8 +43,8 @@ const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
  * from slices of the input, with no zlib and no copy, so it costs about what a copy would.
  *
  * The output depends only on the input and the level (each block's choice only on its own bytes), so a
- * layer compressed again yields the same bytes. One gzip member, read by every gzip
- * reader (Docker, containerd, skopeo, gunzip).
+ * layer compressed again yields the same bytes. One gzip member, read by every gzip reader (Docker,
+ * containerd, skopeo, gunzip).
  *
  * @example createReadStream('layer.tar').pipe(gzipLayer({ level: 1 })).pipe(createWriteStream('layer.tar.gz'))
  */
