@@ -75,12 +75,18 @@ describe(`${N} concurrent pushes into one repository`, () => {
   }
 
   it('leaves a cache of whole entries and no claims behind', async () => {
-    const files = await readdir(join(cacheDir, 'digests'));
-    assert.ok(files.length > 0);
-    for (const file of files) {
-      assert.match(file, /^sha256-[0-9a-f]{64}\.json$/, 'no temporary file is left');
-      const entry: unknown = JSON.parse(await readFile(join(cacheDir, 'digests', file), 'utf8'));
-      assert.equal(typeof entry, 'object', file);
+    const names = await readdir(cacheDir);
+    assert.deepEqual(names.filter((name) => name.endsWith('.tmp')), [], 'no temporary file is left');
+    // Every push replaced the file whole; what it holds parses, and every entry is well formed.
+    const file = JSON.parse(await readFile(join(cacheDir, 'digests.json'), 'utf8')) as { entries: Record<string, { locations?: unknown[] }> };
+    const entries = Object.entries(file.entries);
+    assert.ok(entries.length > 0);
+    for (const [digest, entry] of entries) {
+      assert.match(digest, /^sha256:[0-9a-f]{64}$/);
+      for (const place of entry.locations ?? []) {
+        assert.equal(typeof (place as { registry?: unknown }).registry, 'string', digest);
+        assert.equal(typeof (place as { repository?: unknown }).repository, 'string', digest);
+      }
     }
     assert.deepEqual(await readdir(join(cacheDir, 'claims')).catch(() => []), []);
   });
