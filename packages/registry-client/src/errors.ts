@@ -182,7 +182,9 @@ const RETRYABLE_CODES = new Set([
 /** Why a request got no HTTP answer, in words a user can act on. */
 function describe(error: unknown, url: string): { reason: string; code: 'REGISTRY_UNREACHABLE' | 'TIMEOUT' | 'TLS' } {
   const code = errorCode(error);
-  const raw = error instanceof Error ? error.message : String(error);
+  // Node 24 appends its own advice to certificate errors (run Node.js with --use-system-ca), which an
+  // rxpush user cannot act on; rxpush's own (--ca-file) follows.
+  const raw = (error instanceof Error ? error.message : String(error)).replace(/; if the root CA is installed locally, try running Node\.js with --use-system-ca$/, '');
   if (isCertificateError(error)) {
     return {
       code: 'TLS',
