@@ -1,5 +1,5 @@
 import type { Logger, PushEvent, SourceRecord } from '@rxpush/core';
-import { SourceError, UsageError, isPushError, silentLogger } from '@rxpush/core';
+import { InvalidSourceError, SourceError, UsageError, isPushError, silentLogger } from '@rxpush/core';
 import type { RegistryClient } from '@rxpush/registry-client';
 import { defer, mergeMap, type Observable } from 'rxjs';
 
@@ -113,7 +113,7 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
   } catch (err) {
     if (isPushError(err) || !isFileSystemError(err)) throw err;
     // EACCES, EIO, …: say which source, keep the file system's own words (they name the file).
-    throw new SourceError('INVALID_SOURCE', err.path ?? source, `cannot read ${source}: ${err.message}`, { cause: err });
+    throw new InvalidSourceError(err.path ?? source, `cannot read ${source}: ${err.message}`, { cause: err });
   }
 }
 

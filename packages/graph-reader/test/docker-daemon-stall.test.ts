@@ -18,7 +18,7 @@ describe('readImages from a Docker Engine whose save stream stops half-way', () 
     const [layer] = image.layers.kind === 'list' ? image.layers.layers : [];
     assert.ok(layer);
     await assert.rejects(buffer(await layer.open()), {
-      name: 'SourceError',
+      name: 'InvalidSourceError',
       code: 'INVALID_SOURCE',
       message: new RegExp(
         `^docker-daemon:app:1: the Docker Engine at ${engine.host} sent nothing for 0\\.2 s in the middle of its save stream \\(at layer 1 of 1 \\(${engine.diffIds[0]!.slice(7, 19)}\\), \\S+layer\\.tar\\); check dockerd and its logs, then push again$`,

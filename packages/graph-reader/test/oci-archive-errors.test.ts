@@ -47,7 +47,7 @@ describe('readImages from oci-archive: fails clearly', () => {
   describe('on a file that is not a readable tar', () => {
     it('when the archive does not exist', async (t) => {
       const file = join(await tempDir(t), 'absent.tar');
-      await fails(`oci-archive:${file}`, { name: 'SourceError', code: 'SOURCE_NOT_FOUND', message: /^OCI archive .*absent\.tar does not exist; check PATH in oci-archive:PATH\[:REF\]$/ });
+      await fails(`oci-archive:${file}`, { name: 'SourceNotFoundError', code: 'SOURCE_NOT_FOUND', message: /^OCI archive .*absent\.tar does not exist; check PATH in oci-archive:PATH\[:REF\]$/ });
     });
 
     it('when PATH is a directory', async (t) => {
@@ -202,7 +202,7 @@ describe('readImages from oci-archive: fails clearly', () => {
 
     it('when the ref is unknown, listing the refs it has', async (t) => {
       const { file } = await archive(t);
-      await fails(`oci-archive:${file}:nope`, { name: 'SourceError', code: 'SOURCE_NOT_FOUND', message: new RegExp(`^no image named "nope" in index\\.json in ${escape(file)}; it has: latest$`) });
+      await fails(`oci-archive:${file}:nope`, { name: 'SourceNotFoundError', code: 'SOURCE_NOT_FOUND', message: new RegExp(`^no image named "nope" in index\\.json in ${escape(file)}; it has: latest$`) });
     });
 
     it('when several images are in it and none is named latest', async (t) => {

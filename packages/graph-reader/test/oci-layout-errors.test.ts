@@ -23,7 +23,7 @@ describe('readImages from oci: fails clearly', () => {
   describe('on a source that is not a layout', () => {
     it('when the directory does not exist', async (t) => {
       const dir = join(await tempDir(t), 'absent');
-      await fails(`oci:${dir}`, { name: 'SourceError', code: 'SOURCE_NOT_FOUND', message: /^OCI layout directory .*absent does not exist; check PATH/ });
+      await fails(`oci:${dir}`, { name: 'SourceNotFoundError', code: 'SOURCE_NOT_FOUND', message: /^OCI layout directory .*absent does not exist; check PATH/ });
     });
 
     it('when PATH is a file', async (t) => {
@@ -103,13 +103,13 @@ describe('readImages from oci: fails clearly', () => {
 
     it('when the ref is unknown, listing the refs the layout has', async (t) => {
       const fixture = await layout(t, two);
-      await fails(`oci:${fixture.dir}:c`, { name: 'SourceError', code: 'SOURCE_NOT_FOUND', message: /no image named "c" in .*index\.json; it has: a, b$/ });
+      await fails(`oci:${fixture.dir}:c`, { name: 'SourceNotFoundError', code: 'SOURCE_NOT_FOUND', message: /no image named "c" in .*index\.json; it has: a, b$/ });
     });
 
     it('when no image has the digest', async (t) => {
       const fixture = await layout(t, two);
       const digest = `sha256:${'0'.repeat(64)}`;
-      await fails(`oci:${fixture.dir}:${digest}`, { name: 'SourceError', code: 'SOURCE_NOT_FOUND', message: /no image with digest sha256:0{64} in .*; it has: a, b$/ });
+      await fails(`oci:${fixture.dir}:${digest}`, { name: 'SourceNotFoundError', code: 'SOURCE_NOT_FOUND', message: /no image with digest sha256:0{64} in .*; it has: a, b$/ });
     });
 
     it('when a REF that looks like a digest is malformed', async (t) => {

@@ -44,4 +44,4 @@ export async function fails(source: string, expected: { code: string; message: R
 }
 
 /** What a damaged source fails with: a SourceError, code INVALID_SOURCE. */
-export const invalid = (message: RegExp): { name: string; code: string; message: RegExp } => ({ name: 'SourceError', code: 'INVALID_SOURCE', message });
+export const invalid = (message: RegExp): { name: string; code: string; message: RegExp } => ({ name: 'InvalidSourceError', code: 'INVALID_SOURCE', message });

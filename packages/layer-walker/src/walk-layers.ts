@@ -1,5 +1,5 @@
 import type { BlobSource, ImageRecord, LayerLink, Logger, PushEvent, SourceRecord } from '@rxpush/core';
-import { SourceError, shortId, silentLogger } from '@rxpush/core';
+import { InvalidSourceError, SourceError, shortId, silentLogger } from '@rxpush/core';
 import { concatMap, defer, from, of, type OperatorFunction } from 'rxjs';
 
 /** Options of {@link walkLayers}. */
@@ -94,12 +94,10 @@ async function walkChain(top: LayerLink | undefined, source: string, maxChainLen
   const layers: BlobSource[] = [];
   for (let link = top; link !== undefined; link = await link.parent()) {
     if (seen.has(link.id)) {
-      throw new SourceError('INVALID_SOURCE', source, `layer chain loops at ${link.id} in ${source}: the image's layer metadata is corrupt; re-create or re-pull the image`);
+      throw new InvalidSourceError(source, `layer chain loops at ${link.id} in ${source}: the image's layer metadata is corrupt; re-create or re-pull the image`);
     }
     if (layers.length >= maxChainLength) {
-      throw new SourceError(
-        'INVALID_SOURCE',
-        source,
+      throw new InvalidSourceError(source,
         `layer chain of ${source} is longer than ${maxChainLength} layers (at ${link.id}): the layer metadata is corrupt, or raise maxChainLength`,
       );
     }

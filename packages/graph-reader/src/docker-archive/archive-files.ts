@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 
 import type { OpenOptions } from '@rxpush/core';
-import { SourceError, UnsupportedError } from '@rxpush/core';
+import { InvalidSourceError, SourceError, UnsupportedError } from '@rxpush/core';
 
 import { MAX_DOCUMENT_SIZE } from '../oci/layout-files.js';
 import { openTarMember, readTarMember, type TarIndex, type TarMember } from '../oci/tar-index.js';
@@ -133,6 +133,6 @@ export class ArchiveFiles {
   }
 
   #invalid(message: string): SourceError {
-    return new SourceError('INVALID_SOURCE', this.archive, message);
+    return new InvalidSourceError(this.archive, message);
   }
 }

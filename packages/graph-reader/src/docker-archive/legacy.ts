@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 
 import type { Digest, ImageRecord, LayerLink, OpenOptions } from '@rxpush/core';
-import { SourceError, UsageError, sha256Digest } from '@rxpush/core';
+import { InvalidSourceError, SourceError, UsageError, sha256Digest } from '@rxpush/core';
 
 import type { ArchiveFile, ArchiveFiles } from './archive-files.js';
 import type { ReadDockerArchiveOptions } from './options.js';
@@ -29,9 +29,7 @@ export async function readLegacyArchive(files: ArchiveFiles, reference: DockerAr
   const { archive } = files;
   const repositories = files.find('repositories', 'the legacy tag list');
   if (repositories === undefined) {
-    throw new SourceError(
-      'INVALID_SOURCE',
-      archive,
+    throw new InvalidSourceError(archive,
       `${archive} is not a docker save archive: it has neither manifest.json nor a legacy repositories file; write one with docker save NAME:TAG -o FILE`,
     );
   }
@@ -64,21 +62,21 @@ async function readChain(files: ArchiveFiles, top: string, topReferrer: string):
   let referrer = topReferrer;
   for (let id: string | undefined = top; id !== undefined; ) {
     if (seen.has(id)) {
-      throw new SourceError('INVALID_SOURCE', files.archive, `the parent chain of ${topReferrer} loops: ${referrer} names ${id} as its parent, which is already in the chain; the archive is corrupt, re-export the image`);
+      throw new InvalidSourceError(files.archive, `the parent chain of ${topReferrer} loops: ${referrer} names ${id} as its parent, which is already in the chain; the archive is corrupt, re-export the image`);
     }
     seen.add(id);
     const what = `layer ${id}`;
     const jsonFile = files.find(`${id}/json`, what);
     if (jsonFile === undefined) {
       const role = chain.length === 0 ? 'its top layer' : 'its parent';
-      throw new SourceError('INVALID_SOURCE', files.archive, `layer ${id} is missing from ${files.archive}: ${referrer} names it as ${role}, but there is no ${id}/json; the archive is incomplete, re-export the image`);
+      throw new InvalidSourceError(files.archive, `layer ${id} is missing from ${files.archive}: ${referrer} names it as ${role}, but there is no ${id}/json; the archive is incomplete, re-export the image`);
     }
     let json: V1LayerJson;
     try {
       json = parseV1LayerJson(await files.read(jsonFile, what));
     } catch (err) {
       if (err instanceof SourceError) throw err;
-      throw new SourceError('INVALID_SOURCE', files.archive, `${jsonFile.origin} ${(err as Error).message}; the archive is damaged, re-export the image`);
+      throw new InvalidSourceError(files.archive, `${jsonFile.origin} ${(err as Error).message}; the archive is damaged, re-export the image`);
     }
     const tar = files.require(`${id}/layer.tar`, what, `${jsonFile.origin} describes it`);
     chain.push({ id, json, jsonFile, tar });
@@ -112,7 +110,7 @@ async function legacyImage(files: ArchiveFiles, chain: readonly LegacyLayer[], t
       diffIds,
     );
   } catch (err) {
-    throw new SourceError('INVALID_SOURCE', files.archive, `cannot make the image config from ${top.jsonFile.origin} as docker load would: ${(err as Error).message}; the archive is damaged, re-export the image`);
+    throw new InvalidSourceError(files.archive, `cannot make the image config from ${top.jsonFile.origin} as docker load would: ${(err as Error).message}; the archive is damaged, re-export the image`);
   }
   const digest = sha256Digest(config);
 

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 
 import type { BlobSource, Descriptor, Digest, ImageRecord } from '@rxpush/core';
-import { DigestMismatchError, SourceError, UnsupportedError, sha256Digest } from '@rxpush/core';
+import { DigestMismatchError, InvalidSourceError, SourceNotFoundError, UnsupportedError, sha256Digest } from '@rxpush/core';
 
 import { ArchiveFiles, type ArchiveFile } from './archive-files.js';
 import { readLegacyArchive } from './legacy.js';
@@ -23,11 +23,11 @@ import { indexTar } from '../oci/tar-index.js';
 export async function readDockerArchive(reference: DockerArchiveReference, options: ReadDockerArchiveOptions): Promise<ImageRecord[]> {
   const { path } = reference;
   const stats = await stat(path).catch((err: unknown) => {
-    if (isNotFound(err)) throw new SourceError('SOURCE_NOT_FOUND', path, `docker archive ${path} does not exist; check PATH in docker-archive:PATH[:NAME:TAG]`);
+    if (isNotFound(err)) throw new SourceNotFoundError(path, `docker archive ${path} does not exist; check PATH in docker-archive:PATH[:NAME:TAG]`);
     throw err;
   });
   if (stats.isDirectory()) {
-    throw new SourceError('INVALID_SOURCE', path, `${path} is a directory; docker-archive:PATH needs the tar file docker save writes (docker save NAME:TAG -o FILE)`);
+    throw new InvalidSourceError(path, `${path} is a directory; docker-archive:PATH needs the tar file docker save writes (docker save NAME:TAG -o FILE)`);
   }
   const files = new ArchiveFiles(await indexTar(path));
   const manifest = files.find('manifest.json', 'the list of images');

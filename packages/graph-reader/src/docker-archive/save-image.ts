@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 
 import type { BlobSource, Digest, OpenOptions, Platform } from '@rxpush/core';
-import { MediaType, SourceError, isDigest, parseDigest } from '@rxpush/core';
+import { InvalidSourceError, MediaType, SourceError, isDigest, parseDigest } from '@rxpush/core';
 
 import { parseJsonObject } from '../shared/json.js';
 
@@ -25,9 +25,7 @@ export function readConfigFacts(bytes: Uint8Array, file: string): ConfigFacts {
 /** Fails unless a config lists exactly one diff ID per layer the image names. */
 export function checkLayerCount(facts: ConfigFacts, layerCount: number, file: string, layersFrom: string): void {
   if (facts.diffIds.length !== layerCount) {
-    throw new SourceError(
-      'INVALID_SOURCE',
-      file,
+    throw new InvalidSourceError(file,
       `${file} lists ${facts.diffIds.length} layer diff IDs (rootfs.diff_ids) but ${layersFrom} names ${layerCount} layers; the config does not belong to these layers, re-export the image`,
     );
   }
@@ -75,5 +73,5 @@ export function digestInName(name: string): Digest | undefined {
 }
 
 function invalidConfig(file: string, problem: string): SourceError {
-  return new SourceError('INVALID_SOURCE', file, `${file} ${problem}; the image config is damaged, re-export the image`);
+  return new InvalidSourceError(file, `${file} ${problem}; the image config is damaged, re-export the image`);
 }

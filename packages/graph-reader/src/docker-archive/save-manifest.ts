@@ -1,5 +1,5 @@
 import type { Descriptor, Digest } from '@rxpush/core';
-import { SourceError, UsageError, isDigest, parseReference } from '@rxpush/core';
+import { InvalidSourceError, SourceError, SourceNotFoundError, UsageError, isDigest, parseReference } from '@rxpush/core';
 
 import { V1_ID } from './save-v1.js';
 import { isJsonObject as isObject, parseJson } from '../shared/json.js';
@@ -85,7 +85,7 @@ export function parseRepositories(bytes: Uint8Array, file: string): LegacyTag[] 
  */
 export function memberName(name: string, file: string, where: string): string {
   if (name.startsWith('/') || name.split('/').includes('..')) {
-    throw new SourceError('INVALID_SOURCE', file, `${file} has ${where} "${name}", which leads outside the archive; rxpush refuses it: re-create the archive with docker save`);
+    throw new InvalidSourceError(file, `${file} has ${where} "${name}", which leads outside the archive; rxpush refuses it: re-create the archive with docker save`);
   }
   const normal = name
     .split('/')
@@ -124,26 +124,26 @@ export function selectImages<T>(
       }
       return tags.length > 0 ? [{ image: candidate.image, tags }] : [];
     });
-    if (chosen.length === 0) throw new SourceError('INVALID_SOURCE', archive, `${archive} has no tagged images to push with --all-tags; push one as ${source}:@INDEX`);
+    if (chosen.length === 0) throw new InvalidSourceError(archive, `${archive} has no tagged images to push with --all-tags; push one as ${source}:@INDEX`);
     return chosen;
   }
 
   if (selector?.kind === 'tag') {
     const wanted = familiar(selector.repoTag);
     const found = candidates.find((c) => c.repoTags.some((repoTag) => familiar(repoTag) === wanted));
-    if (found === undefined) throw new SourceError('SOURCE_NOT_FOUND', archive, `no image ${selector.repoTag} in ${archive}; ${available}`);
+    if (found === undefined) throw new SourceNotFoundError(archive, `no image ${selector.repoTag} in ${archive}; ${available}`);
     return [{ image: found.image, tags: [tagOf(selector.repoTag)] }];
   }
   if (selector?.kind === 'index') {
     const found = candidates[selector.index];
-    if (found === undefined) throw new SourceError('SOURCE_NOT_FOUND', archive, `${archive} has ${candidates.length} image(s), so there is no image @${selector.index} (they count from @0)`);
+    if (found === undefined) throw new SourceNotFoundError(archive, `${archive} has ${candidates.length} image(s), so there is no image @${selector.index} (they count from @0)`);
     return [{ image: found.image, tags: [...new Set(found.repoTags.map(tagOf))] }];
   }
 
   const [only, ...others] = candidates;
-  if (only === undefined) throw new SourceError('INVALID_SOURCE', archive, `${archive} holds no images`);
+  if (only === undefined) throw new InvalidSourceError(archive, `${archive} holds no images`);
   if (others.length > 0) {
-    throw new SourceError('INVALID_SOURCE', archive, `${archive} holds ${candidates.length} images; choose one as ${source}:NAME:TAG or push them all with --all-tags (${available})`);
+    throw new InvalidSourceError(archive, `${archive} holds ${candidates.length} images; choose one as ${source}:NAME:TAG or push them all with --all-tags (${available})`);
   }
   return [{ image: only.image, tags: [...new Set(only.repoTags.map(tagOf))] }];
 }
@@ -166,5 +166,5 @@ function familiar(repoTag: string): string {
 }
 
 function invalid(file: string, problem: string): SourceError {
-  return new SourceError('INVALID_SOURCE', file, `${file} ${problem}; the archive is damaged or was not written by docker save`);
+  return new InvalidSourceError(file, `${file} ${problem}; the archive is damaged or was not written by docker save`);
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
 import type { Digest, Platform } from '@rxpush/core';
-import { SourceError, UsageError, isPushError, parseDigest } from '@rxpush/core';
+import { InvalidSourceError, SourceError, SourceNotFoundError, UsageError, isPushError, parseDigest } from '@rxpush/core';
 import { Client } from 'undici';
 
 import { parseJsonObject } from '../shared/json.js';
@@ -98,7 +98,7 @@ export function dockerEngine(options: DockerEngineOptions = {}): DockerEngine {
       const response = await get(path, `GET ${path}`, signal, { headersTimeout: 30_000, bodyTimeout: 30_000 });
       if (response.statusCode === 404) {
         await response.body.dump();
-        throw new SourceError('SOURCE_NOT_FOUND', name, `image ${name} not found in ${shown}; docker pull it or check the name`);
+        throw new SourceNotFoundError(name, `image ${name} not found in ${shown}; docker pull it or check the name`);
       }
       const body = (await response.body.text().catch(() => '')) as string;
       if (response.statusCode !== 200) throw engineError(host, path, response.statusCode, body, tls);
@@ -111,7 +111,7 @@ export function dockerEngine(options: DockerEngineOptions = {}): DockerEngine {
       const response = await get(path, `GET ${path}`, signal, { headersTimeout: 0, bodyTimeout: 0 });
       if (response.statusCode !== 200) {
         const body = (await response.body.text().catch(() => '')) as string;
-        if (response.statusCode === 404) throw new SourceError('SOURCE_NOT_FOUND', name, `image ${name} not found in ${shown}; docker pull it or check the name`);
+        if (response.statusCode === 404) throw new SourceNotFoundError(name, `image ${name} not found in ${shown}; docker pull it or check the name`);
         throw engineError(host, path, response.statusCode, body, tls);
       }
       return response.body;
@@ -171,9 +171,7 @@ function tlsFiles(host: string, tls: DockerTls): TlsFiles {
     } catch (err) {
       if (!required && (err as { code?: unknown }).code === 'ENOENT') return undefined;
       const reason = err instanceof Error ? err.message : String(err);
-      throw new SourceError(
-        'SOURCE_NOT_FOUND',
-        host,
+      throw new SourceNotFoundError(host,
         `${tls.verify ? 'DOCKER_TLS_VERIFY' : 'DOCKER_TLS'} is set for DOCKER_HOST=${host}, but ${join(dir, name)} cannot be read (${reason}); set DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem`,
       );
     }
@@ -191,25 +189,21 @@ function unreachable(host: string, setting: string, what: string, err: unknown, 
   const reason = err instanceof Error ? err.message : String(err);
   // Over TLS 1.3 an engine that wants a client certificate refuses after the handshake: the client sees the connection close.
   if (tls !== undefined && tls.cert === undefined && code === 'UND_ERR_SOCKET') {
-    return new SourceError(
-      'SOURCE_NOT_FOUND',
-      host,
+    return new SourceNotFoundError(host,
       `the Docker Engine at ${host} closed the TLS connection (${what}: ${reason}): it probably wants a client certificate, and ${tls.dir} has no cert.pem and key.pem; set DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem (${setting})`,
       { cause: err },
     );
   }
   if (tls !== undefined && typeof code === 'string' && TLS_FAILURE.test(code)) {
-    return new SourceError(
-      'SOURCE_NOT_FOUND',
-      host,
+    return new SourceNotFoundError(host,
       `the TLS handshake with the Docker Engine at ${host} failed (${what}: ${reason}); check that DOCKER_CERT_PATH holds the engine's ca.pem and a cert.pem and key.pem it accepts (${setting})`,
       { cause: err },
     );
   }
   if (code === 'EACCES') {
-    return new SourceError('SOURCE_NOT_FOUND', host, `cannot reach the Docker Engine at ${host}: permission denied on its socket; run rxpush as root or as a member of the docker group (${setting})`, { cause: err });
+    return new SourceNotFoundError(host, `cannot reach the Docker Engine at ${host}: permission denied on its socket; run rxpush as root or as a member of the docker group (${setting})`, { cause: err });
   }
-  return new SourceError('SOURCE_NOT_FOUND', host, `cannot reach the Docker Engine at ${host} (${what}: ${reason}): is dockerd running? (${setting})`, { cause: err });
+  return new SourceNotFoundError(host, `cannot reach the Docker Engine at ${host} (${what}: ${reason}): is dockerd running? (${setting})`, { cause: err });
 }
 
 function engineError(host: string, path: string, status: number, body: string, tls: DockerTls | undefined): SourceError {
@@ -222,15 +216,15 @@ function engineError(host: string, path: string, status: number, body: string, t
   }
   // dockerd's answer to plain HTTP on its TLS port.
   const hint = tls === undefined && status === 400 && /HTTP request to an HTTPS server/i.test(message) ? '; the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH' : '';
-  return new SourceError('INVALID_SOURCE', host, `GET ${host}${path} → ${status}${message !== '' ? `: ${message.slice(0, 300)}` : ''}${hint}`);
+  return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${message.slice(0, 300)}` : ''}${hint}`);
 }
 
 function parseInspect(body: string, what: string): EngineImage {
-  const json = parseJsonObject(body, (problem) => new SourceError('INVALID_SOURCE', what, `${what} answered with something that ${problem}; is DOCKER_HOST a Docker Engine?`));
+  const json = parseJsonObject(body, (problem) => new InvalidSourceError(what, `${what} answered with something that ${problem}; is DOCKER_HOST a Docker Engine?`));
   const id = parseDigest(json.Id, `image ID in ${what}`);
   const rootFs = json.RootFS as { Type?: unknown; Layers?: unknown } | undefined;
   const layers = rootFs?.Layers ?? [];
-  if (!Array.isArray(layers)) throw new SourceError('INVALID_SOURCE', what, `${what} has RootFS.Layers that is not a list`);
+  if (!Array.isArray(layers)) throw new InvalidSourceError(what, `${what} has RootFS.Layers that is not a list`);
   const diffIds = layers.map((layer, i) => parseDigest(layer, `RootFS.Layers[${i}] in ${what}`));
   const { Architecture: architecture, Os: os, Variant: variant } = json;
   const platform =

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 
 import type { Digest, Logger, OpenOptions } from '@rxpush/core';
-import { CancelledError, DigestMismatchError, SourceError, UnsupportedError, isPushError, shortId } from '@rxpush/core';
+import { CancelledError, DigestMismatchError, InvalidSourceError, UnsupportedError, isPushError, shortId } from '@rxpush/core';
 import tar, { type ExtractEvents } from 'tar-stream';
 
 import { parseV1LayerJson, v1LayerIndex } from '../docker-archive/save-v1.js';
@@ -102,9 +102,7 @@ export class SaveStreamReader {
     options?.signal?.throwIfAborted();
     const slot = this.#slot(key);
     if (slot.state !== 'pending') {
-      throw new SourceError(
-        'INVALID_SOURCE',
-        this.#options.source,
+      throw new InvalidSourceError(this.#options.source,
         `${this.#options.source}: the ${slot.what} was already ${slot.state === 'released' ? 'skipped' : 'read'} in the Docker Engine's save stream, which is read once; push again`,
       );
     }
@@ -181,9 +179,7 @@ export class SaveStreamReader {
     const watch = watchIdle(stream, this.#options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, (ms) => {
       const { source, engine = 'the Docker Engine' } = this.#options;
       stream.destroy(
-        new SourceError(
-          'INVALID_SOURCE',
-          source,
+        new InvalidSourceError(source,
           `${source}: ${engine} sent nothing for ${ms / 1000} s in the middle of its save stream (at ${this.#current}); check dockerd and its logs, then push again`,
         ),
       );
@@ -197,12 +193,12 @@ export class SaveStreamReader {
       }
     } catch (err) {
       if (isPushError(err)) throw err;
-      throw new SourceError('INVALID_SOURCE', this.#options.source, `${this.#options.source}: the Docker Engine's save stream broke off or is not a tar (${(err as Error).message}); push again`, { cause: err });
+      throw new InvalidSourceError(this.#options.source, `${this.#options.source}: the Docker Engine's save stream broke off or is not a tar (${(err as Error).message}); push again`, { cause: err });
     }
     const { source } = this.#options;
     this.#stop(
       (slot) =>
-        new SourceError('INVALID_SOURCE', source, `${source}: the Docker Engine's save stream has no ${slot.what}; the engine's image is incomplete or changed while it was read, push again`),
+        new InvalidSourceError(source, `${source}: the Docker Engine's save stream has no ${slot.what}; the engine's image is incomplete or changed while it was read, push again`),
     );
   }
 
@@ -381,7 +377,7 @@ async function readSmall(entry: Entry, name: string, source: string): Promise<Bu
   let size = 0;
   for await (const chunk of entry) {
     size += (chunk as Buffer).length;
-    if (size > MAX_DOCUMENT_SIZE) throw new SourceError('INVALID_SOURCE', source, `${source}: ${name} in the Docker Engine's save stream is more than ${MAX_DOCUMENT_SIZE} bytes, too big for a config or layer json`);
+    if (size > MAX_DOCUMENT_SIZE) throw new InvalidSourceError(source, `${source}: ${name} in the Docker Engine's save stream is more than ${MAX_DOCUMENT_SIZE} bytes, too big for a config or layer json`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

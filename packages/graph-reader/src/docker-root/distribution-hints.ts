@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 
 import type { BlobHint, Digest, Logger } from '@rxpush/core';
-import { SourceError, isDigest, isPushError, parseReference, splitDigest } from '@rxpush/core';
+import { InvalidSourceError, isDigest, isPushError, parseReference, splitDigest } from '@rxpush/core';
 
 import { parseJson } from '../shared/json.js';
 import { readMetadataFile } from './metadata-file.js';
@@ -23,7 +23,7 @@ export async function readDistributionHints(driverDir: string, diffId: Digest, l
   try {
     const bytes = await readMetadataFile(path, 'distribution metadata', 1024 * 1024);
     if (bytes === undefined) return [];
-    entries = parseJson(bytes, (problem) => new SourceError('INVALID_SOURCE', path, `${path} ${problem}`));
+    entries = parseJson(bytes, (problem) => new InvalidSourceError(path, `${path} ${problem}`));
   } catch (err) {
     // Permission errors are the data root's, and reported by what reads the layer itself.
     if (!isPushError(err)) throw err;

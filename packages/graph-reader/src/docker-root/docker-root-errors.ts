@@ -1,4 +1,4 @@
-import { SourceError } from '@rxpush/core';
+import { InvalidSourceError } from '@rxpush/core';
 
 import { isCode } from '../shared/files.js';
 
@@ -11,9 +11,7 @@ import { isCode } from '../shared/files.js';
 export function withPermissionHint(err: unknown, source: string): unknown {
   if (!isCode(err, 'EACCES') && !isCode(err, 'EPERM')) return err;
   const path = (err as NodeJS.ErrnoException).path ?? source;
-  return new SourceError(
-    'INVALID_SOURCE',
-    path,
+  return new InvalidSourceError(path,
     `cannot read ${path} for ${source}: permission denied; the Docker data root is readable by root only: run rxpush as root (e.g. with sudo), or, as a member of the docker group, push docker-daemon:NAME:TAG through the daemon instead`,
     { cause: err },
   );

@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import type { Digest } from '@rxpush/core';
-import { SourceError, splitDigest } from '@rxpush/core';
+import { InvalidSourceError, SourceError, splitDigest } from '@rxpush/core';
 
 import { chainIds } from '../shared/chain-ids.js';
 import { isNotFound } from '../shared/files.js';
@@ -40,14 +40,14 @@ export async function readLayerChain(layerdb: string, diffIds: readonly Digest[]
   let pointer: string | undefined;
   for (let id = top; id !== undefined; ) {
     if (seen.has(id)) {
-      throw new SourceError('INVALID_SOURCE', pointer ?? layerdb, `${pointer} points back to layer ${id}: the layer chain loops, so Docker's layer store is damaged; pull or load the image into Docker again`);
+      throw new InvalidSourceError(pointer ?? layerdb, `${pointer} points back to layer ${id}: the layer chain loops, so Docker's layer store is damaged; pull or load the image into Docker again`);
     }
     seen.add(id);
     const dir = join(layerdb, 'sha256', splitDigest(id).hex);
     const stats = await stat(dir).catch((err: unknown) => {
       if (!isNotFound(err)) throw err;
       const why = pointer === undefined ? `the top layer of the image (config ${configPath}) is ${id}` : `${pointer} names layer ${id}`;
-      throw new SourceError('INVALID_SOURCE', dir, `${why}, but ${dir} does not exist: Docker's layer store is missing a layer; pull or load the image into Docker again`);
+      throw new InvalidSourceError(dir, `${why}, but ${dir} does not exist: Docker's layer store is missing a layer; pull or load the image into Docker again`);
     });
     if (!stats.isDirectory()) throw damaged(dir, 'is not a directory');
 
@@ -69,9 +69,7 @@ export async function readLayerChain(layerdb: string, diffIds: readonly Digest[]
   for (let i = 0; i < Math.max(layers.length, diffIds.length); i++) {
     const layer = layers[i];
     if (layer === undefined || layer.diffId !== diffIds[i]) {
-      throw new SourceError(
-        'INVALID_SOURCE',
-        layer?.dir ?? configPath,
+      throw new InvalidSourceError(layer?.dir ?? configPath,
         `${configPath} lists ${diffIds.length} layers but the layer chain under ${layerdb} from ${top} has ${layers.length}, ` +
           `differing at layer ${i + 1} (config ${diffIds[i] ?? 'none'}, layer store ${layer?.diffId ?? 'none'}${layer ? ` in ${layer.dir}` : ''}): ` +
           `Docker's layer store is damaged; pull or load the image into Docker again`,

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { posix } from 'node:path';
 
-import { SourceError } from '@rxpush/core';
+import { InvalidSourceError, SourceError } from '@rxpush/core';
 
 import type { TarSplitFiles } from '../tar-split/assembly.js';
 import { isCode, isNotFound } from '../shared/files.js';
@@ -47,9 +47,7 @@ export function layerFiles(dir: string, origin: string): TarSplitFiles {
       checked = realpath(path, { encoding: 'buffer' }).then(
         (real) => {
           if (!real.equals(path)) {
-            throw new SourceError(
-              'INVALID_SOURCE',
-              displayName(path.toString('latin1')),
+            throw new InvalidSourceError(displayName(path.toString('latin1')),
               `${displayName(path.toString('latin1'))} (a file of layer ${origin}) leads through a symbolic link to ${displayName(real.toString('latin1'))}: rxpush reads a layer's files only inside ${dir}; the layer's files are damaged, pull or load the image again`,
             );
           }
@@ -66,16 +64,14 @@ export function layerFiles(dir: string, origin: string): TarSplitFiles {
 
   const missing = (latin1Path: string): SourceError => {
     const path = displayName(latin1Path);
-    return new SourceError('INVALID_SOURCE', path, `${path} (a file of layer ${origin}) is missing: the layer's files are damaged, pull or load the image again`);
+    return new InvalidSourceError(path, `${path} (a file of layer ${origin}) is missing: the layer's files are damaged, pull or load the image again`);
   };
 
   return {
     async open(name) {
       const rel = layerRelativePath(name);
       if (rel === undefined) {
-        throw new SourceError(
-          'INVALID_SOURCE',
-          origin,
+        throw new InvalidSourceError(origin,
           `layer ${origin} names the file "${name.toString('utf8')}", which is outside the layer: its tar-split metadata is damaged or crafted; rxpush refuses to read it`,
         );
       }
@@ -88,14 +84,14 @@ export function layerFiles(dir: string, origin: string): TarSplitFiles {
       const handle = await open(Buffer.from(latin1Path, 'latin1'), constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
         if (isNotFound(err)) throw missing(latin1Path);
         if (isCode(err, 'ELOOP')) {
-          throw new SourceError('INVALID_SOURCE', path, `${path} (a file of layer ${origin}) is a symbolic link where the layer has a file with content; the layer's files are damaged, pull or load the image again`);
+          throw new InvalidSourceError(path, `${path} (a file of layer ${origin}) is a symbolic link where the layer has a file with content; the layer's files are damaged, pull or load the image again`);
         }
         throw err;
       });
       try {
         const stats = await handle.stat();
         if (!stats.isFile()) {
-          throw new SourceError('INVALID_SOURCE', path, `${path} (a file of layer ${origin}) is not a regular file where the layer has one; the layer's files are damaged, pull or load the image again`);
+          throw new InvalidSourceError(path, `${path} (a file of layer ${origin}) is not a regular file where the layer has one; the layer's files are damaged, pull or load the image again`);
         }
       } catch (err) {
         await handle.close();

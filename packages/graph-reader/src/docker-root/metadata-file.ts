@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 import type { Digest } from '@rxpush/core';
-import { SourceError, isDigest } from '@rxpush/core';
+import { InvalidSourceError, SourceError, isDigest } from '@rxpush/core';
 
 import { isCode, isNotFound } from '../shared/files.js';
 
@@ -42,5 +42,5 @@ export async function readDigestFile(path: string, what: string): Promise<Digest
 
 /** A SourceError for a file of the data root that is not what Docker writes. */
 export function damaged(path: string, problem: string): SourceError {
-  return new SourceError('INVALID_SOURCE', path, `${path} ${problem}: the Docker data root is damaged; pull or load the image into Docker again`);
+  return new InvalidSourceError(path, `${path} ${problem}: the Docker data root is damaged; pull or load the image into Docker again`);
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 
 import type { BlobSource, Digest, ImageRecord, LayerLink, Logger } from '@rxpush/core';
-import { MediaType, SourceError, UnsupportedError, UsageError, isDigest, splitDigest } from '@rxpush/core';
+import { InvalidSourceError, MediaType, SourceError, SourceNotFoundError, UnsupportedError, UsageError, isDigest, splitDigest } from '@rxpush/core';
 
 import { parseJson } from '../shared/json.js';
 import { assembleTarSplit, type TarSplitFiles } from '../tar-split/assembly.js';
@@ -97,24 +97,22 @@ async function findDriver(reference: DockerRootReference, options: ReadDockerRoo
   const { dataRoot } = options;
   const stats = await stat(dataRoot).catch((err: unknown) => {
     if (isNotFound(err)) {
-      throw new SourceError('SOURCE_NOT_FOUND', dataRoot, `Docker data root ${dataRoot} does not exist; give Docker's with --data-root DIR (docker info -f '{{.DockerRootDir}}' prints it)`);
+      throw new SourceNotFoundError(dataRoot, `Docker data root ${dataRoot} does not exist; give Docker's with --data-root DIR (docker info -f '{{.DockerRootDir}}' prints it)`);
     }
     throw err;
   });
-  if (!stats.isDirectory()) throw new SourceError('INVALID_SOURCE', dataRoot, `Docker data root ${dataRoot} is not a directory; give Docker's with --data-root DIR`);
+  if (!stats.isDirectory()) throw new InvalidSourceError(dataRoot, `Docker data root ${dataRoot} is not a directory; give Docker's with --data-root DIR`);
 
   const imageDir = join(dataRoot, 'image');
   const found = await readdir(imageDir, { withFileTypes: true }).catch((err: unknown) => {
     if (!isNotFound(err)) throw err;
-    throw new SourceError(
-      'INVALID_SOURCE',
-      imageDir,
+    throw new InvalidSourceError(imageDir,
       `${dataRoot} has no image/ directory, so it is not a Docker data root, or its daemon keeps images in the containerd image store, which rxpush cannot read; push docker-daemon:NAME:TAG instead`,
     );
   });
   const names = found.filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
   if (options.storageDriver !== undefined && !names.includes(options.storageDriver)) {
-    throw new SourceError('SOURCE_NOT_FOUND', join(imageDir, options.storageDriver), `${dataRoot} has no images of storage driver ${options.storageDriver} (it has: ${names.join(', ') || 'none'})`);
+    throw new SourceNotFoundError(join(imageDir, options.storageDriver), `${dataRoot} has no images of storage driver ${options.storageDriver} (it has: ${names.join(', ') || 'none'})`);
   }
 
   const drivers: Driver[] = [];
@@ -176,9 +174,7 @@ function notFound(reference: DockerRootReference, drivers: readonly Driver[], op
     .sort();
   const listed = known.slice(0, NAMES_SHOWN).join(', ') + (known.length > NAMES_SHOWN ? ` and ${known.length - NAMES_SHOWN} more` : '');
   const where = drivers.length > 0 ? drivers.map((driver) => driver.file).join(', ') : join(options.dataRoot, 'image');
-  return new SourceError(
-    'SOURCE_NOT_FOUND',
-    where,
+  return new SourceNotFoundError(where,
     `no image ${wanted} in ${where}; ${known.length > 0 ? `it has ${listed}` : 'it has no tagged images'}`,
   );
 }
@@ -215,7 +211,7 @@ async function readImage(driver: Driver, selection: Selection, layers: Map<Diges
   const configPath = join(driver.dir, 'imagedb', 'content', 'sha256', splitDigest(imageId).hex);
   const bytes = await readMetadataFile(configPath, `the config of ${source}`);
   if (bytes === undefined) {
-    throw new SourceError('INVALID_SOURCE', configPath, `${driver.file} names image ${imageId} for ${source}, but its config ${configPath} is missing: the Docker data root is damaged; pull or load the image again`);
+    throw new InvalidSourceError(configPath, `${driver.file} names image ${imageId} for ${source}, but its config ${configPath} is missing: the Docker data root is damaged; pull or load the image again`);
   }
   verifyDigest(bytes, imageId, configPath);
   const diffIds = diffIdsOf(bytes, configPath);
@@ -268,16 +264,14 @@ async function layerSource(driver: Driver, layer: StoredLayer, options: ReadDock
   const filesDir = LAYER_FILES[driver.name]!(options.dataRoot, layer.cacheId);
   const filesStats = await stat(filesDir).catch((err: unknown) => {
     if (!isNotFound(err)) throw err;
-    throw new SourceError('INVALID_SOURCE', filesDir, `the files of layer ${origin} (${driver.name} cache id ${layer.cacheId}) are missing: ${filesDir} does not exist; pull or load the image into Docker again`);
+    throw new InvalidSourceError(filesDir, `the files of layer ${origin} (${driver.name} cache id ${layer.cacheId}) are missing: ${filesDir} does not exist; pull or load the image into Docker again`);
   });
   if (!filesStats.isDirectory()) throw damaged(filesDir, `(the files of layer ${origin}) is not a directory`);
 
   const tarSplit = join(layer.dir, 'tar-split.json.gz');
   const size = await tarSizeOf(readTarSplitEntries(tarSplit, options.tarSplitLimits), tarSplit, origin).catch((err: unknown) => {
     if (!isNotFound(err)) throw err;
-    throw new SourceError(
-      'INVALID_SOURCE',
-      tarSplit,
+    throw new InvalidSourceError(tarSplit,
       `layer ${origin} has no tar-split.json.gz, so its exact tar cannot be rebuilt from the data root; push docker-daemon:NAME:TAG through the daemon instead`,
     );
   });
@@ -317,9 +311,7 @@ async function tarSizeOf(entries: AsyncIterable<TarSplitEntry>, tarSplit: string
       size += entry.bytes.length;
     } else if (entry.size > 0) {
       if (layerRelativePath(entry.name) === undefined) {
-        throw new SourceError(
-          'INVALID_SOURCE',
-          tarSplit,
+        throw new InvalidSourceError(tarSplit,
           `${tarSplit} names the file "${displayName(entry.name.toString('latin1'))}", which is outside layer ${origin}: the tar-split metadata is damaged or crafted; rxpush refuses to read it`,
         );
       }

@@ -1,5 +1,5 @@
 import type { Descriptor, Digest, Platform } from '@rxpush/core';
-import { MediaType, SourceError, parseDigest } from '@rxpush/core';
+import { InvalidSourceError, MediaType, SourceError, parseDigest } from '@rxpush/core';
 
 import { isJsonObject as isObject, parseJsonObject as parseObject, type JsonObject as Json } from '../shared/json.js';
 
@@ -26,7 +26,7 @@ export type InvalidDocument = (file: string, problem: string) => SourceError;
 
 /** An OCI layout's {@link InvalidDocument}: re-export the image. */
 export function invalidDocument(file: string, problem: string): SourceError {
-  return new SourceError('INVALID_SOURCE', file, `${file} ${problem}; the layout is damaged or was not written as an OCI image layout, re-export the image`);
+  return new InvalidSourceError(file, `${file} ${problem}; the layout is damaged or was not written as an OCI image layout, re-export the image`);
 }
 
 /** Parses `bytes` as a JSON object of an OCI layout; `file` names it in errors. */

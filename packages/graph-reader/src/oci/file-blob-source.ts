@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 import type { BlobSource, Descriptor, Digest, OpenOptions } from '@rxpush/core';
-import { BlobMissingError, SourceError } from '@rxpush/core';
+import { BlobMissingError, InvalidSourceError } from '@rxpush/core';
 
 import { isNotFound } from '../shared/files.js';
 import { checkSize } from './layout-files.js';
@@ -49,13 +49,13 @@ async function openChecked(path: string, digest: Digest, size: number, role: str
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
     if (isNotFound(err)) throw new BlobMissingError(digest, path, `it was removed after the image was read; re-export the image`);
     if ((err as { code?: unknown }).code === 'ELOOP') {
-      throw new SourceError('INVALID_SOURCE', path, `${path} (${role} ${digest}) became a symbolic link after the image was read; replace it with the blob itself`);
+      throw new InvalidSourceError(path, `${path} (${role} ${digest}) became a symbolic link after the image was read; replace it with the blob itself`);
     }
     throw err;
   });
   try {
     const stats = await handle.stat();
-    if (!stats.isFile()) throw new SourceError('INVALID_SOURCE', path, `${path} (${role} ${digest}) is not a regular file; re-export the image`);
+    if (!stats.isFile()) throw new InvalidSourceError(path, `${path} (${role} ${digest}) is not a regular file; re-export the image`);
     checkSize(path, stats.size, size, `${role} ${digest}`);
   } catch (err) {
     await handle.close();

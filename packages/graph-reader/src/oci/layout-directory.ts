@@ -1,7 +1,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { SourceError } from '@rxpush/core';
+import { InvalidSourceError, SourceNotFoundError } from '@rxpush/core';
 
 import { fileBlobSource } from './file-blob-source.js';
 import { isNotFound } from '../shared/files.js';
@@ -10,11 +10,11 @@ import { findBlob, readSmallFile, type LayoutDir, type LayoutFiles } from './lay
 /** The files of an OCI image layout directory (`oci:PATH`); fails when PATH is not a directory. */
 export async function openLayoutDirectory(dir: string): Promise<LayoutFiles> {
   const stats = await stat(dir).catch((err: unknown) => {
-    if (isNotFound(err)) throw new SourceError('SOURCE_NOT_FOUND', dir, `OCI layout directory ${dir} does not exist; check PATH in oci:PATH[:REF]`);
+    if (isNotFound(err)) throw new SourceNotFoundError(dir, `OCI layout directory ${dir} does not exist; check PATH in oci:PATH[:REF]`);
     throw err;
   });
   if (!stats.isDirectory()) {
-    throw new SourceError('INVALID_SOURCE', dir, `${dir} is not a directory; oci:PATH needs an OCI image layout directory (for a tar file use oci-archive:PATH)`);
+    throw new InvalidSourceError(dir, `${dir} is not a directory; oci:PATH needs an OCI image layout directory (for a tar file use oci-archive:PATH)`);
   }
   const layout: LayoutDir = { dir, realDir: await realpath(dir) };
   return {
@@ -36,9 +36,7 @@ export async function openLayoutDirectory(dir: string): Promise<LayoutFiles> {
       };
     },
     notALayout: (why) =>
-      new SourceError(
-        'INVALID_SOURCE',
-        dir,
+      new InvalidSourceError(dir,
         `${dir} is not an OCI image layout (${why}); point oci:PATH at a directory written by e.g. skopeo copy … oci:DIR or docker buildx build --output type=oci,tar=false`,
       ),
   };

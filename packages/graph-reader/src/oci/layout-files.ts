@@ -3,7 +3,7 @@ import { lstat, open, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 
 import type { BlobSource, Descriptor, Digest } from '@rxpush/core';
-import { BlobMissingError, SourceError, splitDigest } from '@rxpush/core';
+import { BlobMissingError, InvalidSourceError, SourceError, splitDigest } from '@rxpush/core';
 
 import { isCode, isNotFound } from '../shared/files.js';
 
@@ -64,15 +64,15 @@ export async function findBlob(layout: LayoutDir, digest: Digest, what: string):
     throw err;
   });
   if (stats.isSymbolicLink()) {
-    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is a symbolic link: rxpush reads only regular files inside the layout; replace the link with the blob itself`);
+    throw new InvalidSourceError(path, `${path} (${what}) is a symbolic link: rxpush reads only regular files inside the layout; replace the link with the blob itself`);
   }
   if (!stats.isFile()) {
-    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is not a regular file; the layout is damaged, re-export the image`);
+    throw new InvalidSourceError(path, `${path} (${what}) is not a regular file; the layout is damaged, re-export the image`);
   }
   // blobs/ or blobs/<algorithm> may themselves be links that lead elsewhere.
   const real = await realpath(path);
   if (!real.startsWith(layout.realDir + sep)) {
-    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) resolves to ${real}, outside the layout ${layout.realDir}; rxpush refuses blobs outside the layout, copy them in`);
+    throw new InvalidSourceError(path, `${path} (${what}) resolves to ${real}, outside the layout ${layout.realDir}; rxpush refuses blobs outside the layout, copy them in`);
   }
   return { path, size: stats.size };
 }
@@ -83,14 +83,14 @@ export async function findBlob(layout: LayoutDir, digest: Digest, what: string):
  */
 export async function readSmallFile(path: string, what: string, maxSize = MAX_DOCUMENT_SIZE): Promise<Buffer> {
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
-    if (isCode(err, 'ELOOP')) throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is a symbolic link: rxpush reads only regular files inside the layout; replace the link with the file itself`);
+    if (isCode(err, 'ELOOP')) throw new InvalidSourceError(path, `${path} (${what}) is a symbolic link: rxpush reads only regular files inside the layout; replace the link with the file itself`);
     throw err;
   });
   try {
     const stats = await handle.stat();
-    if (!stats.isFile()) throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is not a regular file; the layout is damaged, re-export the image`);
+    if (!stats.isFile()) throw new InvalidSourceError(path, `${path} (${what}) is not a regular file; the layout is damaged, re-export the image`);
     if (stats.size > maxSize) {
-      throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is ${stats.size} bytes, more than the ${maxSize} a manifest, index or config may have; the layout is damaged, re-export the image`);
+      throw new InvalidSourceError(path, `${path} (${what}) is ${stats.size} bytes, more than the ${maxSize} a manifest, index or config may have; the layout is damaged, re-export the image`);
     }
     return await handle.readFile();
   } finally {
@@ -101,6 +101,6 @@ export async function readSmallFile(path: string, what: string, maxSize = MAX_DO
 /** Fails when a blob file's size is not the size its descriptor records. */
 export function checkSize(path: string, actual: number, expected: number, what: string): void {
   if (actual !== expected) {
-    throw new SourceError('INVALID_SOURCE', path, `${path} (${what}) is ${actual} bytes but its descriptor says ${expected}; the blob is truncated or replaced, re-export the image`);
+    throw new InvalidSourceError(path, `${path} (${what}) is ${actual} bytes but its descriptor says ${expected}; the blob is truncated or replaced, re-export the image`);
   }
 }

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 
 import type { BlobSource, Descriptor, Digest, OpenOptions, SourceRecord } from '@rxpush/core';
-import { BlobMissingError, SourceError, splitDigest } from '@rxpush/core';
+import { BlobMissingError, InvalidSourceError, SourceNotFoundError, splitDigest } from '@rxpush/core';
 
 import { isNotFound } from '../shared/files.js';
 import { MAX_DOCUMENT_SIZE, type LayoutBlob, type LayoutFiles } from './layout-files.js';
@@ -22,11 +22,11 @@ export async function readOciArchive(reference: OciReference, options: ReadOciLa
 
 async function openOciArchive(path: string): Promise<LayoutFiles> {
   const stats = await stat(path).catch((err: unknown) => {
-    if (isNotFound(err)) throw new SourceError('SOURCE_NOT_FOUND', path, `OCI archive ${path} does not exist; check PATH in oci-archive:PATH[:REF]`);
+    if (isNotFound(err)) throw new SourceNotFoundError(path, `OCI archive ${path} does not exist; check PATH in oci-archive:PATH[:REF]`);
     throw err;
   });
   if (stats.isDirectory()) {
-    throw new SourceError('INVALID_SOURCE', path, `${path} is a directory; oci-archive:PATH needs a tar file (for an OCI layout directory use oci:PATH)`);
+    throw new InvalidSourceError(path, `${path} is a directory; oci-archive:PATH needs a tar file (for an OCI layout directory use oci:PATH)`);
   }
   const index = await indexTar(path);
   const display = (name: string) => memberPath(index, name);
@@ -37,20 +37,16 @@ async function openOciArchive(path: string): Promise<LayoutFiles> {
     if (member === undefined) return undefined;
     if (member.type === 'symlink' || member.type === 'hardlink') {
       const kind = member.type === 'symlink' ? 'a symbolic link' : 'a hard link';
-      throw new SourceError(
-        'INVALID_SOURCE',
-        path,
+      throw new InvalidSourceError(path,
         `${display(name)} (${what}) is ${kind} to "${member.linkname ?? ''}": rxpush reads only regular files in the archive; re-create the archive with the file itself`,
       );
     }
-    if (member.type !== 'file') throw new SourceError('INVALID_SOURCE', path, `${display(name)} (${what}) is not a regular file; the archive is damaged, re-export the image`);
+    if (member.type !== 'file') throw new InvalidSourceError(path, `${display(name)} (${what}) is not a regular file; the archive is damaged, re-export the image`);
     return member;
   };
   const readSmall = async (name: string, member: TarMember, what: string): Promise<Buffer> => {
     if (member.size > MAX_DOCUMENT_SIZE) {
-      throw new SourceError(
-        'INVALID_SOURCE',
-        path,
+      throw new InvalidSourceError(path,
         `${display(name)} (${what}) is ${member.size} bytes, more than the ${MAX_DOCUMENT_SIZE} a manifest, index or config may have; the archive is damaged, re-export the image`,
       );
     }
@@ -79,9 +75,7 @@ async function openOciArchive(path: string): Promise<LayoutFiles> {
       };
     },
     notALayout: (why) =>
-      new SourceError(
-        'INVALID_SOURCE',
-        path,
+      new InvalidSourceError(path,
         `${path} is not an OCI image archive (${why}); point oci-archive:PATH at a tar written by e.g. skopeo copy … oci-archive:FILE or docker buildx build --output type=oci,dest=FILE`,
       ),
   };

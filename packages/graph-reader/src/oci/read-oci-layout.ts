@@ -1,5 +1,5 @@
 import type { Descriptor, Digest, ImageRecord, IndexRecord, Logger, SourceRecord } from '@rxpush/core';
-import { MediaType, SourceError, UnsupportedError, UsageError, isDigest, isImageManifestType, isIndexType, parseDigest } from '@rxpush/core';
+import { InvalidSourceError, MediaType, SourceNotFoundError, UnsupportedError, UsageError, isDigest, isImageManifestType, isIndexType, parseDigest } from '@rxpush/core';
 
 import { openLayoutDirectory } from './layout-directory.js';
 import { verifyDigest } from '../shared/files.js';
@@ -39,7 +39,7 @@ export async function readLayout(files: LayoutFiles, ref: string | undefined, op
   if (marker === undefined) throw files.notALayout(`${markerFile} is missing`);
   const version = parseJsonObject(marker, markerFile).imageLayoutVersion;
   if (version !== '1.0.0') {
-    throw new SourceError('INVALID_SOURCE', markerFile, `${markerFile} has imageLayoutVersion ${JSON.stringify(version) ?? 'missing'}; rxpush reads OCI image layouts of version 1.0.0`);
+    throw new InvalidSourceError(markerFile, `${markerFile} has imageLayoutVersion ${JSON.stringify(version) ?? 'missing'}; rxpush reads OCI image layouts of version 1.0.0`);
   }
 
   const indexFile = files.display('index.json');
@@ -81,30 +81,28 @@ function select(entries: readonly Descriptor[], files: LayoutFiles, ref: string 
       selection.tags.push(name);
       byDigest.set(entry.digest, selection);
     }
-    if (byDigest.size === 0) throw new SourceError('INVALID_SOURCE', indexFile, `${indexFile} has no ref names to push as tags; ${available}`);
+    if (byDigest.size === 0) throw new InvalidSourceError(indexFile, `${indexFile} has no ref names to push as tags; ${available}`);
     return [...byDigest.values()];
   }
 
   if (ref !== undefined && /^sha(256|512):/.test(ref)) {
     const digest = parseDigest(ref, `digest in source ${options.source}`);
     const entry = entries.find((e) => e.digest === digest);
-    if (entry === undefined) throw new SourceError('SOURCE_NOT_FOUND', indexFile, `no image with digest ${digest} in ${indexFile}; ${available}`);
+    if (entry === undefined) throw new SourceNotFoundError(indexFile, `no image with digest ${digest} in ${indexFile}; ${available}`);
     return [{ descriptor: entry, tags: [] }];
   }
   if (ref !== undefined) {
     const entry = entries.find((e) => nameOf(e) === ref);
-    if (entry === undefined) throw new SourceError('SOURCE_NOT_FOUND', indexFile, `no image named "${ref}" in ${indexFile}; ${available}`);
+    if (entry === undefined) throw new SourceNotFoundError(indexFile, `no image named "${ref}" in ${indexFile}; ${available}`);
     return [{ descriptor: entry, tags: [ref] }];
   }
 
   const latest = entries.find((e) => nameOf(e) === 'latest');
   if (latest !== undefined) return [{ descriptor: latest, tags: ['latest'] }];
   const [only, ...others] = entries;
-  if (only === undefined) throw new SourceError('INVALID_SOURCE', indexFile, `${indexFile} lists no images; the layout is empty`);
+  if (only === undefined) throw new InvalidSourceError(indexFile, `${indexFile} lists no images; the layout is empty`);
   if (others.length > 0) {
-    throw new SourceError(
-      'INVALID_SOURCE',
-      indexFile,
+    throw new InvalidSourceError(indexFile,
       `${files.location} holds ${entries.length} images and none is named "latest"; choose one as ${files.transport}:${files.location}:REF or push them all with --all-tags (${available})`,
     );
   }

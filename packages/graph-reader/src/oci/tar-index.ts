@@ -3,7 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 import type { OpenOptions } from '@rxpush/core';
-import { SourceError } from '@rxpush/core';
+import { InvalidSourceError, SourceError } from '@rxpush/core';
 
 // Archives are read in place: a tar is a sequence of 512-byte headers, each followed by its member's
 // data padded to 512 bytes, so reading only the headers (and skipping the data by offset) indexes an
@@ -290,7 +290,7 @@ async function readExactly(handle: FileHandle, buffer: Buffer, position: number,
 }
 
 function invalid(path: string, message: string): SourceError {
-  return new SourceError('INVALID_SOURCE', path, message);
+  return new InvalidSourceError(path, message);
 }
 
 function truncated(path: string, why: string): SourceError {

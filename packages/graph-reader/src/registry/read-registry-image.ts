@@ -2,16 +2,18 @@ import { PassThrough, type Readable } from 'node:stream';
 
 import type { BlobSource, Descriptor, Digest, ImageRecord, ImageReference, IndexRecord, Logger, Platform, RawManifest, SourceRecord } from '@rxpush/core';
 import {
-  isImageManifestType,
-  isIndexType,
-  isPushError,
+  InvalidSourceError,
   MediaType,
-  parseReference,
   ReferenceFormatError,
   RegistryError,
   SourceError,
+  SourceNotFoundError,
   UnsupportedError,
   UsageError,
+  isImageManifestType,
+  isIndexType,
+  isPushError,
+  parseReference,
 } from '@rxpush/core';
 import type { RegistryClient } from '@rxpush/registry-client';
 
@@ -60,7 +62,7 @@ export async function readRegistryImage(reference: string, options: ReadRegistry
       throw new UsageError(`source ${source} names one image (${ref.tag ?? ref.digest}) but all tags were asked for; drop it or --all-tags`);
     }
     const tags = await image.call(() => client.listTags(ref.repository), 'manifest');
-    if (tags.length === 0) throw new SourceError('SOURCE_NOT_FOUND', source, `${source}: ${ref.registry} has no tags in ${ref.repository}`);
+    if (tags.length === 0) throw new SourceNotFoundError(source, `${source}: ${ref.registry} has no tags in ${ref.repository}`);
     // Tags of one manifest become one record pushed once under all of them.
     const byDigest = new Map<Digest, { manifest: RawManifest; tags: string[] }>();
     for (const tag of tags) {
@@ -100,7 +102,7 @@ class RegistryImage {
     this.#ref = ref;
     this.#options = options;
     this.#invalid = (file, problem) =>
-      new SourceError('INVALID_SOURCE', options.source, `${options.source}: ${file} ${problem}; ${ref.registry} holds a damaged manifest, push the image there again`);
+      new InvalidSourceError(options.source, `${options.source}: ${file} ${problem}; ${ref.registry} holds a damaged manifest, push the image there again`);
   }
 
   /** A manifest or index by tag or digest (the client checks a digest against the bytes). */
@@ -112,9 +114,7 @@ class RegistryImage {
       throw new UnsupportedError(`${this.#options.source}: ${registry} serves ${repository}:${reference} as a Docker schema 1 manifest; rxpush copies schema 2 and OCI images only`);
     }
     if (!isImageManifestType(mediaType) && !isIndexType(mediaType)) {
-      throw new SourceError(
-        'INVALID_SOURCE',
-        this.#options.source,
+      throw new InvalidSourceError(this.#options.source,
         `${this.#options.source}: ${registry} answered GET /v2/${repository}/manifests/${reference} with ${mediaType}, not an image manifest or index; is ${registry} a registry (a proxy or login page may answer in its place)?`,
       );
     }
@@ -131,7 +131,7 @@ class RegistryImage {
       const chosen = findPlatform(index.manifests, platform);
       if (chosen === undefined) {
         const offered = index.manifests.map((entry) => platformText(entry.platform)).join(', ');
-        throw new SourceError('SOURCE_NOT_FOUND', source, `${source} has no image for ${platformText(platform)}; its index ${manifest.digest} in ${this.#ref.registry} offers ${offered}`);
+        throw new SourceNotFoundError(source, `${source} has no image for ${platformText(platform)}; its index ${manifest.digest} in ${this.#ref.registry} offers ${offered}`);
       }
       return this.#image(await this.#child(chosen, source), tags, source, chosen);
     }
@@ -201,7 +201,7 @@ class RegistryImage {
       if (error.name === 'AbortError' || isPushError(error)) out.destroy(error);
       else {
         out.destroy(
-          new SourceError('INVALID_SOURCE', this.#options.source, `${origin}: ${registry} broke off sending it (${error.message}); it may have been deleted from the source while copying; nothing was tagged at the destination, copy again`, {
+          new InvalidSourceError(this.#options.source, `${origin}: ${registry} broke off sending it (${error.message}); it may have been deleted from the source while copying; nothing was tagged at the destination, copy again`, {
             cause: error,
           }),
         );
@@ -239,17 +239,15 @@ class RegistryImage {
     const reason = error.message.split('; ')[0];
     if (error instanceof RegistryError && error.status === 404) {
       return what === 'manifest'
-        ? new SourceError('SOURCE_NOT_FOUND', source, `${source}: ${registry} has no such image (${reason}); check the repository and tag`, { cause: error })
-        : new SourceError('SOURCE_NOT_FOUND', source, `${origin} is gone from ${registry} (${reason}): it was deleted while copying; nothing was tagged at the destination, copy again`, { cause: error });
+        ? new SourceNotFoundError(source, `${source}: ${registry} has no such image (${reason}); check the repository and tag`, { cause: error })
+        : new SourceNotFoundError(source, `${origin} is gone from ${registry} (${reason}): it was deleted while copying; nothing was tagged at the destination, copy again`, { cause: error });
     }
     if (error.code === 'UNAUTHORIZED' || error.code === 'DENIED') {
-      return new SourceError(
-        'SOURCE_NOT_FOUND',
-        source,
+      return new SourceNotFoundError(source,
         `${source}: ${registry} does not let rxpush pull ${repository} (${reason}); the source registry needs its own credentials: --src-creds USER:PASS, --src-authfile PATH or docker login ${registry}`,
         { cause: error },
       );
     }
-    return new SourceError('SOURCE_NOT_FOUND', source, `${origin}: reading it from ${registry} failed: ${error.message}`, { cause: error });
+    return new SourceNotFoundError(source, `${origin}: reading it from ${registry} failed: ${error.message}`, { cause: error });
   }
 }

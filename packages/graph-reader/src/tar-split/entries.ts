@@ -2,7 +2,7 @@ import { constants, createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 
-import { SourceError } from '@rxpush/core';
+import { InvalidSourceError, SourceError } from '@rxpush/core';
 
 import { parseJsonObject } from '../shared/json.js';
 
@@ -128,9 +128,7 @@ function base64Field(value: unknown, path: string, position: number, field: stri
 }
 
 function corrupt(path: string, problem: string, cause?: unknown): SourceError {
-  return new SourceError(
-    'INVALID_SOURCE',
-    path,
+  return new InvalidSourceError(path,
     `${path} ${problem}: the layer's tar-split metadata is damaged, so its exact tar cannot be rebuilt; pull or load the image into Docker again`,
     cause !== undefined ? { cause } : undefined,
   );
