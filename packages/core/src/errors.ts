@@ -17,6 +17,10 @@ export type PushErrorCode =
   | 'INVALID_RESPONSE'
   | 'UNAUTHORIZED'
   | 'DENIED'
+  | 'CREDENTIALS'
+  | 'TOKEN_REALM'
+  | 'INSUFFICIENT_SCOPE'
+  | 'INVALID_CHALLENGE'
   | 'TLS'
   | 'TLS_CONFIG'
   | 'TIMEOUT'
@@ -44,8 +48,8 @@ export abstract class PushError extends Error {
   static readonly brand: string = '';
   /**
    * A family whose codes all have a class among its subclasses (with no fields of their own) sets this:
-   * its instances then carry their code's brand too, so `new SourceError('SOURCE_NOT_FOUND', …)` is a
-   * SourceNotFoundError. A class that only borrows codes (AuthError) must not, or it would pass for a RegistryError.
+   * its instances then carry their code's brand too, so `new RegistryError({ status: 401, … })` is an
+   * UnauthorizedError. A class that only borrows codes must not, or it would pass for the class of that code.
    */
   static readonly brandsItsCode: boolean = false;
   override readonly name: string = 'PushError';
@@ -103,18 +107,17 @@ export class DigestFormatError extends PushError {
 }
 
 /**
- * The source does not exist (`SOURCE_NOT_FOUND`), or is not what its transport says it is (`INVALID_SOURCE`).
- * A family: `new SourceError('SOURCE_NOT_FOUND', …)` is a {@link SourceNotFoundError}, and the other code an
- * {@link InvalidSourceError}, for `instanceof` as for `code`.
+ * The family of problems with the source: it does not exist ({@link SourceNotFoundError}), or is not what its
+ * transport says it is ({@link InvalidSourceError}). Its subclasses fix the code; `instanceof SourceError` matches both.
  */
-export class SourceError extends PushError {
+export abstract class SourceError extends PushError {
   static override readonly brand: string = 'SOURCE';
-  static override readonly brandsItsCode = true;
   override readonly name: string = 'SourceError';
   /** The file, directory or image the problem is in. */
   readonly path: string;
-  constructor(code: 'SOURCE_NOT_FOUND' | 'INVALID_SOURCE', path: string, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  protected constructor(path: string, message: string, options?: { cause?: unknown }) {
+    // The concrete class's brand is its code, as for RegistryUnreachableError.
+    super((new.target as unknown as typeof PushError).brand as 'SOURCE_NOT_FOUND' | 'INVALID_SOURCE', message, options);
     this.path = path;
   }
 }
@@ -124,7 +127,7 @@ export class SourceNotFoundError extends SourceError {
   static override readonly brand = 'SOURCE_NOT_FOUND';
   override readonly name = 'SourceNotFoundError';
   constructor(path: string, message: string, options?: { cause?: unknown }) {
-    super('SOURCE_NOT_FOUND', path, message, options);
+    super(path, message, options);
   }
 }
 
@@ -133,7 +136,7 @@ export class InvalidSourceError extends SourceError {
   static override readonly brand = 'INVALID_SOURCE';
   override readonly name = 'InvalidSourceError';
   constructor(path: string, message: string, options?: { cause?: unknown }) {
-    super('INVALID_SOURCE', path, message, options);
+    super(path, message, options);
   }
 }
 
@@ -351,6 +354,7 @@ export class CancelledError extends PushError {
 
 /** A signing or verification key that is missing, unreadable, unparsable, locked, or of a type the format cannot use. */
 export class KeyError extends PushError {
+  static override readonly brand = 'INVALID_KEY';
   override readonly name = 'KeyError';
   /** The key file (or `the key` when it came as text). */
   readonly path: string;
@@ -362,6 +366,7 @@ export class KeyError extends PushError {
 
 /** The image is in the registry, but its signature could not be pushed: say so, with the digest. */
 export class NotSignedError extends PushError {
+  static override readonly brand = 'NOT_SIGNED';
   override readonly name = 'NotSignedError';
   readonly digest: string;
   constructor(digest: string, reason: string, options?: { cause?: unknown }) {
@@ -375,6 +380,7 @@ export type VerifyFailure = 'no-signature' | 'other-key' | 'other-digest' | 'oth
 
 /** No signature by the given key covers exactly the image's digest and repository. */
 export class VerifyError extends PushError {
+  static override readonly brand = 'VERIFY_FAILED';
   override readonly name = 'VerifyError';
   readonly reason: VerifyFailure;
   constructor(reason: VerifyFailure, message: string) {

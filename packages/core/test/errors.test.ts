@@ -8,6 +8,8 @@ import {
   DeniedError,
   DigestMismatchError,
   InvalidSourceError,
+  KeyError,
+  NotSignedError,
   PushError,
   RegistryError,
   RegistryUnreachableError,
@@ -18,6 +20,7 @@ import {
   TlsError,
   UnauthorizedError,
   UsageError,
+  VerifyError,
 } from '../src/index.ts';
 
 describe('error classes', () => {
@@ -37,6 +40,9 @@ describe('error classes', () => {
       [new TlsConfigError('ca.crt', 'x'), 'TLS_CONFIG'],
       [new BlobNotVerifiedError('x'), 'BLOB_NOT_VERIFIED'],
       [new CancelledError(), 'CANCELLED'],
+      [new KeyError('k', 'x'), 'INVALID_KEY'],
+      [new NotSignedError('sha256:0', 'x'), 'NOT_SIGNED'],
+      [new VerifyError('no-signature', 'x'), 'VERIFY_FAILED'],
     ];
     for (const [error, code] of cases) {
       assert.equal(error.code, code, error.name);
@@ -51,9 +57,10 @@ describe('error classes', () => {
     assert.ok(new TimeoutError(url, 'x') instanceof RegistryUnreachableError);
     assert.ok(!(new TimeoutError(url, 'x') instanceof TlsError));
     assert.ok(new SourceNotFoundError('p', 'x') instanceof SourceError);
-    // A family constructed with a code is an instance of that code's class.
-    assert.ok(new SourceError('SOURCE_NOT_FOUND', 'p', 'x') instanceof SourceNotFoundError);
-    assert.ok(!(new SourceError('INVALID_SOURCE', 'p', 'x') instanceof SourceNotFoundError));
+    // The family takes no code: each failure is its own class, and a sibling is not one of the other.
+    assert.ok(new InvalidSourceError('p', 'x') instanceof SourceError);
+    assert.ok(!(new InvalidSourceError('p', 'x') instanceof SourceNotFoundError));
+    assert.ok(!(new SourceNotFoundError('p', 'x') instanceof InvalidSourceError));
     assert.ok(new UsageError('x') instanceof PushError && new UsageError('x') instanceof Error);
     assert.ok(!(new UsageError('x') instanceof CancelledError));
     assert.ok(!(new Error('x') instanceof PushError));
@@ -86,5 +93,44 @@ describe('error classes', () => {
     assert.ok(!(foreign instanceof UsageError));
     assert.ok(new UnauthorizedError({ method: 'GET', url: 'u' }) instanceof other.RegistryError);
     assert.ok(other.isPushError(new CancelledError()));
+  });
+
+  it('are each recognised by instanceof across two installed copies of core, as their own class only', async () => {
+    const other = (await import(`../src/errors.ts?copy=${Date.now()}-all`)) as typeof import('../src/errors.ts');
+    const url = 'https://r.example/v2/';
+    // One of every concrete class, made by the other copy, with this copy's class it must match.
+    const made: [PushError, Function][] = [
+      [new other.UsageError('x'), UsageError],
+      [new other.SourceNotFoundError('p', 'x'), SourceNotFoundError],
+      [new other.InvalidSourceError('p', 'x'), InvalidSourceError],
+      [new other.DigestMismatchError('a', 'b', 'p'), DigestMismatchError],
+      [new other.RegistryError({ method: 'GET', url, status: 500 }), RegistryError],
+      [new other.UnauthorizedError({ method: 'GET', url }), UnauthorizedError],
+      [new other.DeniedError({ method: 'GET', url }), DeniedError],
+      [new other.RegistryUnreachableError(url, 'x'), RegistryUnreachableError],
+      [new other.TimeoutError(url, 'x'), TimeoutError],
+      [new other.TlsError(url, 'x'), TlsError],
+      [new other.TlsConfigError('ca.crt', 'x'), TlsConfigError],
+      [new other.BlobNotVerifiedError('x'), BlobNotVerifiedError],
+      [new other.CancelledError(), CancelledError],
+      [new other.KeyError('k', 'x'), KeyError],
+      [new other.NotSignedError('sha256:0', 'x'), NotSignedError],
+      [new other.VerifyError('no-signature', 'x'), VerifyError],
+    ];
+    const families = new Map<Function, Function[]>([
+      [SourceNotFoundError, [SourceError]],
+      [InvalidSourceError, [SourceError]],
+      [UnauthorizedError, [RegistryError]],
+      [DeniedError, [RegistryError]],
+      [TimeoutError, [RegistryUnreachableError]],
+      [TlsError, [RegistryUnreachableError]],
+    ]);
+    for (const [error, own] of made) {
+      assert.ok(error instanceof PushError && error instanceof own, `${error.name} is a ${own.name} here too`);
+      for (const family of families.get(own) ?? []) assert.ok(error instanceof family, `${error.name} is a ${family.name}`);
+      for (const [, otherClass] of made) {
+        if (otherClass !== own && !(families.get(own) ?? []).includes(otherClass)) assert.ok(!(error instanceof otherClass), `${error.name} is not a ${otherClass.name}`);
+      }
+    }
   });
 });
