@@ -20,6 +20,6 @@ export type { Challenge } from './auth/parse-challenges.js';
 export { fetchToken } from './auth/fetch-token.js';
 export type { Token, TokenRequest } from './auth/fetch-token.js';
 export { credentialRefusal } from './auth/realm-policy.js';
-export { AuthError } from './auth/auth-error.js';
+export { AuthError, CredentialsError, InsufficientScopeError, TokenRealmError } from './auth/auth-error.js';
 export { createDispatcher } from './tls/create-dispatcher.js';
 export type { DispatcherOptions } from './tls/create-dispatcher.js';

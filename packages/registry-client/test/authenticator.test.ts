@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 
-import type { Logger } from '@rxpush/core';
+import { DeniedError, InvalidResponseError, PushError, RegistryError, UnauthorizedError, type Logger } from '@rxpush/core';
 import { MockAgent } from 'undici';
 
-import { AuthError, ChallengeParseError, createAuthenticator } from '../src/index.ts';
+import { AuthError, ChallengeParseError, InsufficientScopeError, TokenRealmError, createAuthenticator } from '../src/index.ts';
 import type { AuthenticatorOptions, Credentials } from '../src/index.ts';
 
 const REGISTRY = 'https://registry.example';
@@ -170,7 +170,8 @@ describe('createAuthenticator: Bearer tokens', () => {
     const anon = await ask(['repository:app:push,pull'], { challenge: CHALLENGE });
     if (anon === undefined) throw new Error('no token');
     await assert.rejects(ask(['repository:app:push,pull'], { challenge: `${CHALLENGE},error="insufficient_scope"`, rejected: anon }), (error: AuthError) => {
-      assert.equal(error.code, 'UNAUTHORIZED');
+      assert.ok(error instanceof InsufficientScopeError && error.anonymous, String(error));
+      assert.equal(error.code, 'INSUFFICIENT_SCOPE');
       assert.equal(error.message, 'registry.example wants credentials for repository:app:pull,push: an anonymous token does not allow it; pass credentials with --creds USER:PASS, --authfile PATH or docker login');
       return true;
     });
@@ -183,7 +184,8 @@ describe('createAuthenticator: Bearer tokens', () => {
     const token = await ask(['repository:app:push,pull'], { challenge: CHALLENGE });
     if (token === undefined) throw new Error('no token');
     await assert.rejects(ask(['repository:app:push,pull'], { challenge: `${CHALLENGE},error="insufficient_scope"`, rejected: token }), (error: AuthError) => {
-      assert.equal(error.code, 'DENIED');
+      assert.ok(error instanceof InsufficientScopeError && !error.anonymous, String(error));
+      assert.equal(error.code, 'INSUFFICIENT_SCOPE');
       assert.match(error.message, /^the token service https:\/\/auth\.example\/token did not grant repository:app:pull,push to alice \(from --creds\) \(insufficient_scope\); check that the account may do this/);
       assert.doesNotMatch(error.message, /pa55w0rd/);
       return true;
@@ -300,23 +302,25 @@ describe('createAuthenticator: Basic', () => {
 });
 
 describe('createAuthenticator: what the token service may answer', () => {
-  const cases: [string, Reply, RegExp, string][] = [
-    ['refuses the credentials (401)', { status: 401, body: '{"details":"incorrect username or password"}' }, /^GET https:\/\/auth\.example\/token → 401 incorrect username or password; the token service refused the credentials; check the credentials \(from --creds\): --creds, --authfile or docker login$/, 'UNAUTHORIZED'],
-    ['denies access (403)', { status: 403, body: '' }, /→ 403; the credentials may not have this access \(repository:app:pull\)/, 'DENIED'],
-    ['fails (503)', { status: 503, body: 'down' }, /→ 503; the token service failed; try again later/, 'REGISTRY_ERROR'],
-    ['answers HTML', { status: 200, body: '<html><body>Login</body></html>' }, /→ 200 with a body that is not a JSON token answer \(starts "<html><body>Login<\/body><\/html>"\); is the realm right\?/, 'REGISTRY_ERROR'],
-    ['answers an empty body', { status: 200, body: '' }, /not a JSON token answer \(empty\)/, 'REGISTRY_ERROR'],
-    ['answers JSON without a token', { status: 200, body: '{"expires_in":60}' }, /without a usable token/, 'REGISTRY_ERROR'],
-    ['answers a token with spaces in it', { status: 200, body: '{"token":"a b"}' }, /without a usable token/, 'REGISTRY_ERROR'],
-    ['announces a body over 1 MiB', { status: 200, body: '{}', headers: { 'content-length': String(5 * 1024 * 1024) } }, /a body of 5242880 bytes, too large for a token answer/, 'REGISTRY_ERROR'],
-    ['sends a body over 1 MiB', { status: 200, body: Buffer.alloc(1024 * 1024 + 10, 0x20) }, /a body over 1 MiB/, 'REGISTRY_ERROR'],
+  // A token service's answers are what the registry's would be: the request, its status and what to do.
+  const cases: [string, Reply, RegExp, string, Function][] = [
+    ['refuses the credentials (401)', { status: 401, body: '{"details":"incorrect username or password"}' }, /^GET https:\/\/auth\.example\/token → 401 incorrect username or password; the token service refused the credentials; check the credentials \(from --creds\): --creds, --authfile or docker login$/, 'UNAUTHORIZED', UnauthorizedError],
+    ['denies access (403)', { status: 403, body: '' }, /→ 403; the credentials may not have this access \(repository:app:pull\)/, 'DENIED', DeniedError],
+    ['fails (503)', { status: 503, body: 'down' }, /→ 503; the token service failed; try again later/, 'REGISTRY_ERROR', RegistryError],
+    ['answers HTML', { status: 200, body: '<html><body>Login</body></html>' }, /→ 200 with a body that is not a JSON token answer \(starts "<html><body>Login<\/body><\/html>"\); is the realm right\?/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['answers an empty body', { status: 200, body: '' }, /not a JSON token answer \(empty\)/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['answers JSON without a token', { status: 200, body: '{"expires_in":60}' }, /without a usable token/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['answers a token with spaces in it', { status: 200, body: '{"token":"a b"}' }, /without a usable token/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['announces a body over 1 MiB', { status: 200, body: '{}', headers: { 'content-length': String(5 * 1024 * 1024) } }, /a body of 5242880 bytes, too large for a token answer/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['sends a body over 1 MiB', { status: 200, body: Buffer.alloc(1024 * 1024 + 10, 0x20) }, /a body over 1 MiB/, 'INVALID_RESPONSE', InvalidResponseError],
   ];
-  for (const [what, reply, message, code] of cases) {
+  for (const [what, reply, message, code, kind] of cases) {
     it(`fails with one clear line when the token service ${what}`, async (t) => {
       const { ask, on } = setup(t, { credentials: alice });
       on('GET', AUTH, '/token', () => reply);
       await assert.rejects(ask(['repository:app:pull'], { challenge: CHALLENGE }), (error: unknown) => {
-        assert.ok(error instanceof AuthError, String(error));
+        assert.ok(error instanceof PushError && error instanceof kind, String(error));
+        assert.ok(!(error instanceof AuthError), 'a token service that answers is no local auth failure');
         assert.equal(error.code, code);
         assert.match(error.message, message);
         assert.doesNotMatch(error.message, /\n|pa55w0rd|scope=|account=/);
@@ -341,7 +345,8 @@ describe('createAuthenticator: credentials stay with the registry', () => {
   it('refuses to send credentials to a plain-HTTP realm of an HTTPS registry, without a request', async (t) => {
     const { ask, seen } = setup(t, { credentials: alice });
     await assert.rejects(ask(['repository:app:pull'], { challenge: 'Bearer realm="http://auth.example/token"' }), (error: AuthError) => {
-      assert.equal(error.code, 'UNAUTHORIZED');
+      assert.ok(error instanceof TokenRealmError, String(error));
+      assert.equal(error.code, 'TOKEN_REALM');
       assert.match(error.message, /^rxpush will not send credentials \(from --creds\) to the token realm http:\/\/auth\.example\/token that registry\.example names: it is plain HTTP while the registry uses HTTPS/);
       return true;
     });

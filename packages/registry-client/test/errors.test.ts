@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { InvalidResponseError, PushError, RegistryError } from '@rxpush/core';
+
 import { isCertificateError, isPlainHttpAnswer, parseErrorBody, registryError, retriesSpent, transportError } from '../src/errors.ts';
 
 const json = (value: unknown): Uint8Array => Buffer.from(JSON.stringify(value));
@@ -76,5 +78,37 @@ describe('errors', () => {
     const spent = retriesSpent(transportError(closed, { method: 'PUT', url, bodyError: closed }), 3);
     assert.match(spent.message, /try again \(gave up after 3 attempts\)$/);
     assert.deepEqual([(spent as { retryable?: boolean }).retryable, (spent as { attempts?: number }).attempts], [false, 3]);
+  });
+});
+
+describe('auth error classes', () => {
+  it('fix their code, carry its brand, and are recognised by instanceof across two installed copies', async () => {
+    const here = await import('../src/index.ts');
+    // The same modules loaded a second time, as a second copy in node_modules would be.
+    const other = (await import(`../src/auth/auth-error.ts?copy=${Date.now()}`)) as typeof import('../src/auth/auth-error.ts');
+    const otherParse = (await import(`../src/auth/parse-challenges.ts?copy=${Date.now()}`)) as typeof import('../src/auth/parse-challenges.ts');
+    assert.notEqual(other.CredentialsError, here.CredentialsError);
+    let challengeError: unknown;
+    try {
+      otherParse.parseChallenges('Bearer realm="unterminated');
+    } catch (error) {
+      challengeError = error;
+    }
+    const made: [unknown, Function, string][] = [
+      [new other.CredentialsError('x'), here.CredentialsError, 'CREDENTIALS'],
+      [new other.TokenRealmError('x'), here.TokenRealmError, 'TOKEN_REALM'],
+      [new other.InsufficientScopeError('x', { scopes: ['repository:app:pull'], anonymous: true }), here.InsufficientScopeError, 'INSUFFICIENT_SCOPE'],
+      [challengeError, here.ChallengeParseError, 'INVALID_CHALLENGE'],
+    ];
+    for (const [error, own, code] of made) {
+      assert.ok(error instanceof own, `${String(error)} is a ${own.name} here too`);
+      assert.equal((error as { code: string }).code, code);
+      assert.equal((error as Record<symbol, unknown>)[Symbol.for(`rxpush.error.${code}`)], true);
+      assert.ok(error instanceof PushError);
+      assert.equal(error instanceof here.AuthError, code !== 'INVALID_CHALLENGE');
+      // None passes for a registry's answer: they have no method, URL or status.
+      assert.ok(!(error instanceof RegistryError) && !(error instanceof InvalidResponseError));
+      for (const [, otherClass] of made) if (otherClass !== own) assert.ok(!(error instanceof otherClass), `${String(error)} is not a ${otherClass.name}`);
+    }
   });
 });

@@ -78,7 +78,7 @@ describe('parseChallenges', () => {
         () => parseChallenges(header),
         (error: unknown) => {
           assert.ok(error instanceof ChallengeParseError, String(error));
-          assert.equal(error.code, 'REGISTRY_ERROR');
+          assert.equal(error.code, 'INVALID_CHALLENGE');
           assert.match(error.message, message);
           assert.match(error.message, /^cannot parse the registry's WWW-Authenticate header .* at character \d+: /);
           assert.doesNotMatch(error.message, /\n/);

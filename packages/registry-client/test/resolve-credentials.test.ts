@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 
 import { pidIn, waitGone } from '../../../test/helpers/processes.ts';
-import { AuthError, resolveCredentials } from '../src/index.ts';
+import { AuthError, CredentialsError, resolveCredentials } from '../src/index.ts';
 import type { ResolveCredentialsOptions } from '../src/index.ts';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -90,6 +90,8 @@ describe('resolveCredentials', () => {
     const h = await home(t);
     await assert.rejects(h.resolve('r.example', { authfile: join(h.dir, 'nope.json') }), (error: AuthError) => {
       assert.ok(error instanceof AuthError);
+      assert.ok(error instanceof CredentialsError);
+      assert.equal(error.code, 'CREDENTIALS');
       assert.match(error.message, /^cannot read the credentials file .*nope\.json: it does not exist; check --authfile/);
       return true;
     });
@@ -150,7 +152,7 @@ describe('resolveCredentials with credential helpers', () => {
   it('fails clearly when the helper is not installed, fails, or answers garbage', async (t) => {
     const h = await home(t);
     await h.config({ credHelpers: { 'r.example': 'missing' } });
-    await assert.rejects(h.resolve('r.example'), /^AuthError: the credential helper docker-credential-missing that .*config\.json names is not installed \(not on PATH\); install it, or remove it/);
+    await assert.rejects(h.resolve('r.example'), /^CredentialsError: the credential helper docker-credential-missing that .*config\.json names is not installed \(not on PATH\); install it, or remove it/);
     await h.helper('broken', 'echo "gpg: decryption failed" >&2; exit 2');
     await h.config({ credHelpers: { 'r.example': 'broken' } });
     await assert.rejects(h.resolve('r.example'), /docker-credential-broken failed \(exit status 2\): gpg: decryption failed; run "docker-credential-broken get" by hand/);

@@ -3,7 +3,7 @@ import { getGlobalDispatcher, type Dispatcher } from 'undici';
 
 import type { Authenticator } from '../types.js';
 import { apiHost } from '../urls.js';
-import { AuthError, checkCredentialsHint } from './auth-error.js';
+import { InsufficientScopeError, TokenRealmError, checkCredentialsHint } from './auth-error.js';
 import { hasPassword, type Credentials, type CredentialsLoader } from './credentials.js';
 import { fetchToken, shown, type Token } from './fetch-token.js';
 import { parseChallenges, type Challenge } from './parse-challenges.js';
@@ -55,7 +55,9 @@ const EXPIRY_MARGIN_MS = 5_000;
  * Credentials are only ever sent to the registry (the client sends Authorization to its origin alone)
  * and to a token realm `credentialRefusal` allows. Nothing secret is logged.
  *
- * @throws {AuthError} from `authorize` when the token service refuses or answers garbage, or the realm is refused.
+ * @throws {UnauthorizedError}, {DeniedError}, {RegistryError} or {InvalidResponseError} from `authorize` when the token service
+ *   refuses or answers garbage; {TokenRealmError} when the realm is refused; {InsufficientScopeError} when a token is short;
+ *   {CredentialsError} when the credentials cannot be read.
  * @throws {ChallengeParseError} when the registry's WWW-Authenticate header is malformed.
  * @example
  * const auth = createAuthenticator({ registry: 'ghcr.io', credentials: { username: 'me', password: token, source: '--creds' } });
@@ -230,15 +232,18 @@ class TokenAuthenticator implements Authenticator {
 }
 
 /** The registry wants more than the token service granted: say whether credentials are missing or lack the access. */
-function insufficientScope(scheme: Scheme & { kind: 'bearer' }, scopes: readonly string[], origin: URL, credentials: Credentials | undefined): AuthError {
+function insufficientScope(scheme: Scheme & { kind: 'bearer' }, scopes: readonly string[], origin: URL, credentials: Credentials | undefined): InsufficientScopeError {
   const wanted = scopes.join(' ');
   if (!hasPassword(credentials) && credentials?.identityToken === undefined) {
-    return new AuthError('UNAUTHORIZED', `${origin.host} wants credentials for ${wanted}: an anonymous token does not allow it; ${checkCredentialsHint(undefined)}`);
+    return new InsufficientScopeError(`${origin.host} wants credentials for ${wanted}: an anonymous token does not allow it; ${checkCredentialsHint(undefined)}`, {
+      scopes,
+      anonymous: true,
+    });
   }
   const who = credentials.username !== undefined ? `${credentials.username} (from ${credentials.source})` : `the credentials from ${credentials.source}`;
-  return new AuthError(
-    'DENIED',
+  return new InsufficientScopeError(
     `the token service ${shown(scheme.realm)} did not grant ${wanted} to ${who} (insufficient_scope); check that the account may do this, and ${checkCredentialsHint(credentials.source)}`,
+    { scopes, anonymous: false, where: shown(scheme.realm) },
   );
 }
 
@@ -251,20 +256,20 @@ function toScheme(challenge: Challenge, origin: URL): Scheme {
   if (challenge.scheme === 'basic') return { kind: 'basic' };
   const realm = challenge.params.get('realm');
   if (realm === undefined || realm === '') {
-    throw new AuthError('REGISTRY_ERROR', `${origin.host} asks for a Bearer token but names no realm to get it from; the registry's auth configuration is broken`);
+    throw new TokenRealmError(`${origin.host} asks for a Bearer token but names no realm to get it from; the registry's auth configuration is broken`);
   }
   let url: URL;
   try {
     // A relative realm is resolved against the registry, as browsers resolve Location.
     url = new URL(realm, origin);
   } catch {
-    throw new AuthError('REGISTRY_ERROR', `${origin.host} names a token realm that is not a URL (${JSON.stringify(realm.slice(0, 100))}); the registry's auth configuration is broken`);
+    throw new TokenRealmError(`${origin.host} names a token realm that is not a URL (${JSON.stringify(realm.slice(0, 100))}); the registry's auth configuration is broken`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new AuthError('REGISTRY_ERROR', `${origin.host} names a token realm that is not http(s) (${url.protocol}); the registry's auth configuration is broken`);
+    throw new TokenRealmError(`${origin.host} names a token realm that is not http(s) (${url.protocol}); the registry's auth configuration is broken`);
   }
   if (url.username !== '' || url.password !== '') {
-    throw new AuthError('REGISTRY_ERROR', `${origin.host} names a token realm with user info in it; the registry's auth configuration is broken`);
+    throw new TokenRealmError(`${origin.host} names a token realm with user info in it; the registry's auth configuration is broken`);
   }
   return { kind: 'bearer', realm: url, service: challenge.params.get('service') };
 }

@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
 
+import { DeniedError, InvalidResponseError, RegistryError, UnauthorizedError } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
 import { transportError } from '../errors.js';
 import { dump, header, readBody } from '../send.js';
 import { resolveLocation } from '../urls.js';
-import { AuthError, checkCredentialsHint } from './auth-error.js';
+import { TokenRealmError, checkCredentialsHint } from './auth-error.js';
 import { hasPassword, type Credentials } from './credentials.js';
 import { credentialRefusal } from './realm-policy.js';
 
@@ -53,8 +54,9 @@ export interface Token {
  *
  * Credentials are never sent to a realm `credentialRefusal` rejects, nor along a redirect to another origin.
  *
- * @throws {AuthError} refused credentials (401: UNAUTHORIZED, 403: DENIED), a realm rxpush will not send
- *   credentials to, an answer that is not a token (garbage, over 1 MiB, no `token`/`access_token`).
+ * @throws {UnauthorizedError} (401), {DeniedError} (403) or {RegistryError} (another status) when the token service refuses,
+ *   as the registry's own answers are; {InvalidResponseError} for an answer that is not a token (garbage, over 1 MiB, no
+ *   `token`/`access_token`); {TokenRealmError} for a realm rxpush will not send credentials to or follow.
  * @throws {RegistryUnreachableError} when the token service does not answer.
  * @example
  * const { token } = await fetchToken({ realm: new URL('https://auth.example/token'), service: 'registry.example', scopes: ['repository:app:pull'], … })
@@ -93,11 +95,10 @@ async function get(req: TokenRequest, password: { username: string; password: st
     if (!isRedirect(res.statusCode) || location === undefined) return { method: 'GET', url, status: res.statusCode, headers: res.headers, body: res.body };
     await dump(res.body);
     const next = resolveLocation(location, url, { method: 'GET', status: res.statusCode });
-    if (redirects >= MAX_REDIRECTS) throw new AuthError('REGISTRY_ERROR', `GET ${shown(url)} redirected more than ${MAX_REDIRECTS} times; check the registry's token realm`);
+    if (redirects >= MAX_REDIRECTS) throw new TokenRealmError(`GET ${shown(url)} redirected more than ${MAX_REDIRECTS} times; check the registry's token realm`, { where: shown(url) });
     // The credentials were for the realm the registry named, not for wherever it sends us next.
     if (authorization !== undefined && next.origin !== new URL(req.realm).origin) {
-      throw new AuthError(
-        'UNAUTHORIZED',
+      throw new TokenRealmError(
         `GET ${shown(url)} → ${res.statusCode} redirects to ${shown(next)}, another host; rxpush does not send credentials (from ${req.credentials?.source ?? '?'}) there. Point the registry's token realm at the final address`,
         { where: shown(url) },
       );
@@ -127,7 +128,7 @@ async function post(req: TokenRequest, refreshToken: string | undefined, passwor
   if (isRedirect(res.statusCode)) {
     await dump(res.body);
     // A form with a secret in it is never re-posted to wherever a redirect points.
-    throw new AuthError('REGISTRY_ERROR', `POST ${shown(url)} → ${res.statusCode} redirect; rxpush does not re-send an OAuth2 form. Point the registry's token realm at the final address`, {
+    throw new TokenRealmError(`POST ${shown(url)} → ${res.statusCode} redirect; rxpush does not re-send an OAuth2 form. Point the registry's token realm at the final address`, {
       where: shown(url),
     });
   }
@@ -154,21 +155,17 @@ async function dispatch(req: TokenRequest, method: 'GET' | 'POST', url: URL, hea
 function refuseIfUnsafe(target: URL, req: TokenRequest): void {
   const reason = credentialRefusal(target, req.registryOrigin);
   if (reason === undefined) return;
-  throw new AuthError(
-    'UNAUTHORIZED',
+  throw new TokenRealmError(
     `rxpush will not send credentials (from ${req.credentials?.source ?? '?'}) to the token realm ${shown(target)} that ${req.registryOrigin.host} names: ${reason}; fix the registry's token realm (auth.token.realm)`,
     { where: shown(target) },
   );
 }
 
 async function parseTokenAnswer(res: Answer, req: TokenRequest, started: number): Promise<Token> {
-  const where = `${res.method} ${shown(res.url)}`;
   const declared = Number(header(res.headers, 'content-length'));
   if (Number.isFinite(declared) && declared > TOKEN_BODY_LIMIT) {
     await dump(res.body);
-    throw new AuthError('REGISTRY_ERROR', `${where} → ${res.status} with a body of ${declared} bytes, too large for a token answer (1 MiB at most); is the realm right?`, {
-      where: shown(res.url),
-    });
+    throw invalidAnswer(res, `with a body of ${declared} bytes, too large for a token answer (1 MiB at most); is the realm right?`);
   }
   let read: { bytes: Buffer; complete: boolean };
   try {
@@ -176,9 +173,9 @@ async function parseTokenAnswer(res: Answer, req: TokenRequest, started: number)
   } catch (error) {
     throw transportError(error, { method: res.method, url: shown(res.url), signal: req.signal });
   }
-  if (res.status !== 200) throw statusError(res, where, read.bytes, req);
+  if (res.status !== 200) throw statusError(res, read.bytes, req);
   if (!read.complete) {
-    throw new AuthError('REGISTRY_ERROR', `${where} → ${res.status} with a body over 1 MiB, too large for a token answer; is the realm right?`, { where: shown(res.url) });
+    throw invalidAnswer(res, 'with a body over 1 MiB, too large for a token answer; is the realm right?');
   }
 
   let json: unknown;
@@ -188,18 +185,12 @@ async function parseTokenAnswer(res: Answer, req: TokenRequest, started: number)
     json = undefined;
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new AuthError('REGISTRY_ERROR', `${where} → ${res.status} with a body that is not a JSON token answer (${snippet(read.bytes)}); is the realm right?`, {
-      where: shown(res.url),
-    });
+    throw invalidAnswer(res, `with a body that is not a JSON token answer (${snippet(read.bytes)}); is the realm right?`);
   }
   const answer = json as { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown; refresh_token?: unknown };
   const token = typeof answer.token === 'string' && answer.token !== '' ? answer.token : answer.access_token;
   if (typeof token !== 'string' || !TOKEN_PATTERN.test(token)) {
-    throw new AuthError(
-      'REGISTRY_ERROR',
-      `${where} → ${res.status} without a usable token (no "token" or "access_token" of printable characters); the token service is misconfigured`,
-      { where: shown(res.url) },
-    );
+    throw invalidAnswer(res, 'without a usable token (no "token" or "access_token" of printable characters); the token service is misconfigured');
   }
   const lifetime = typeof answer.expires_in === 'number' && Number.isFinite(answer.expires_in) && answer.expires_in > 0 ? answer.expires_in : DEFAULT_LIFETIME_S;
   const refreshToken = typeof answer.refresh_token === 'string' && TOKEN_PATTERN.test(answer.refresh_token) ? answer.refresh_token : undefined;
@@ -216,21 +207,28 @@ function issuedAt(value: unknown, now: number, lifetimeS: number): number {
   return at;
 }
 
-function statusError(res: Answer, where: string, bytes: Buffer, req: TokenRequest): AuthError {
+/** A token service's error status is what the same status from the registry is: the request, its status, and what to do. */
+function statusError(res: Answer, bytes: Buffer, req: TokenRequest): RegistryError {
   const detail = errorDetail(bytes);
-  const head = `${where} → ${res.status}${detail !== '' ? ` ${detail}` : ''}`;
+  const init = { method: res.method, url: shown(res.url), detail: detail !== '' ? detail : undefined };
   const withCredentials = req.credentials !== undefined && (hasPassword(req.credentials) || req.credentials.identityToken !== undefined);
-  const options = { where: shown(res.url) };
   if (res.status === 401) {
     const hint = withCredentials ? `the token service refused the credentials; ${checkCredentialsHint(req.credentials?.source)}` : `the token service wants credentials; ${checkCredentialsHint(undefined)}`;
-    return new AuthError('UNAUTHORIZED', `${head}; ${hint}`, options);
+    return new UnauthorizedError({ ...init, hint });
   }
-  if (res.status === 403) return new AuthError('DENIED', `${head}; the credentials may not have this access (${req.scopes.join(' ')}); check the repository name and your access to it`, options);
-  if (res.status === 404 || res.status === 405) {
-    return new AuthError('REGISTRY_ERROR', `${head}; the token realm does not serve tokens${res.method === 'POST' ? ' by OAuth2 POST (drop the identitytoken from config.json and use a password)' : ''}`, options);
-  }
-  if (res.status >= 500) return new AuthError('REGISTRY_ERROR', `${head}; the token service failed; try again later`, options);
-  return new AuthError('REGISTRY_ERROR', `${head}; the token service refused the request`, options);
+  if (res.status === 403) return new DeniedError({ ...init, hint: `the credentials may not have this access (${req.scopes.join(' ')}); check the repository name and your access to it` });
+  const hint =
+    res.status === 404 || res.status === 405
+      ? `the token realm does not serve tokens${res.method === 'POST' ? ' by OAuth2 POST (drop the identitytoken from config.json and use a password)' : ''}`
+      : res.status >= 500
+        ? 'the token service failed; try again later'
+        : 'the token service refused the request';
+  return new RegistryError({ ...init, status: res.status, hint });
+}
+
+/** A 200 (or other) answer that is no token answer: named like the registry's own malformed answers. */
+function invalidAnswer(res: Answer, problem: string): InvalidResponseError {
+  return new InvalidResponseError({ method: res.method, url: shown(res.url), status: res.status, problem });
 }
 
 /** The reason a token service gives in its error body (`details`, OAuth2 `error_description`, registry `errors`). */

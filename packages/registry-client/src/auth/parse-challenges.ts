@@ -12,8 +12,7 @@ export interface Challenge {
 
 /** A WWW-Authenticate header rxpush cannot read; the registry (or a proxy) sent something broken. */
 export class ChallengeParseError extends PushError {
-  /** Its own brand, so instanceof works across installed copies; the code is borrowed, so it is not a RegistryError. */
-  static override readonly brand = 'CHALLENGE_PARSE';
+  static override readonly brand = 'INVALID_CHALLENGE';
   override readonly name = 'ChallengeParseError';
   /** The header as received (capped), for logs. */
   readonly header: string;
@@ -21,7 +20,7 @@ export class ChallengeParseError extends PushError {
   readonly position: number;
   constructor(header: string, position: number, reason: string) {
     super(
-      'REGISTRY_ERROR',
+      'INVALID_CHALLENGE',
       `cannot parse the registry's WWW-Authenticate header ${shown(header)} at character ${position + 1}: ${reason}; the registry or a proxy in front of it is misconfigured`,
     );
     this.header = header.slice(0, MAX_HEADER);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import { jsonSyntaxReason, silentLogger, type Logger } from '@rxpush/core';
 
-import { AuthError } from './auth-error.js';
+import { CredentialsError } from './auth-error.js';
 import type { Credentials } from './credentials.js';
 import { runCredentialHelper } from './run-credential-helper.js';
 
@@ -53,7 +53,7 @@ const DOCKER_HUB_SERVER = 'https://index.docker.io/v1/';
  * none, push anonymously. Docker Hub's names (docker.io, index.docker.io, registry-1.docker.io,
  * `https://index.docker.io/v1/`) are one registry, as in Docker.
  *
- * @throws {AuthError} when `--authfile` is missing, a config file is not JSON, an `auth` value does not
+ * @throws {CredentialsError} when `--authfile` is missing, a config file is not JSON, an `auth` value does not
  *   decode, or a credential helper fails.
  * @example const credentials = await resolveCredentials({ registry: 'ghcr.io' })
  */
@@ -87,19 +87,19 @@ async function readConfig(file: string, required: boolean): Promise<DockerConfig
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !required) return undefined;
     const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
-    throw new AuthError('UNAUTHORIZED', `cannot read the credentials file ${file}: ${reason}; check --authfile (or log in with docker login)`, { where: file, cause: error });
+    throw new CredentialsError(`cannot read the credentials file ${file}: ${reason}; check --authfile (or log in with docker login)`, { where: file, cause: error });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
     // Never V8's message: it quotes the text around the error, which may be a password.
-    throw new AuthError('UNAUTHORIZED', `the credentials file ${file} is not valid JSON (${jsonSyntaxReason(error, text)}); fix it, or log in again with docker login`, {
+    throw new CredentialsError(`the credentials file ${file} is not valid JSON (${jsonSyntaxReason(error, text)}); fix it, or log in again with docker login`, {
       where: file,
     });
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new AuthError('UNAUTHORIZED', `the credentials file ${file} is not a JSON object like Docker's config.json; fix it, or log in again with docker login`, { where: file });
+    throw new CredentialsError(`the credentials file ${file} is not a JSON object like Docker's config.json; fix it, or log in again with docker login`, { where: file });
   }
   return json as DockerConfig;
 }
@@ -139,7 +139,7 @@ function fromEntry(entry: AuthEntry, file: string, registry: string): Credential
     const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     if (colon < 1 || !/^[A-Za-z0-9+/=\s]+$/.test(entry.auth)) {
-      throw new AuthError('UNAUTHORIZED', `the "auth" for ${registry} in ${file} is not base64 of USER:PASSWORD; log in again with docker login`, { where: file });
+      throw new CredentialsError(`the "auth" for ${registry} in ${file} is not base64 of USER:PASSWORD; log in again with docker login`, { where: file });
     }
     username = decoded.slice(0, colon);
     password = decoded.slice(colon + 1);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 import { CancelledError } from '@rxpush/core';
 
-import { AuthError } from './auth-error.js';
+import { CredentialsError } from './auth-error.js';
 import type { Credentials } from './credentials.js';
 
 const OUTPUT_LIMIT = 1024 * 1024;
@@ -29,26 +29,25 @@ export interface CredentialHelperOptions {
  * The helper runs in a process group of its own, and the whole group is killed when rxpush gives up on it
  * (timeout, `signal`) or exits, so no `gpg`, `sleep` or shell it started is left behind.
  *
- * @throws {AuthError} when the helper is not installed, fails, times out or answers something else than JSON.
+ * @throws {CredentialsError} when the helper is not installed, fails, times out or answers something else than JSON.
  * @throws {CancelledError} when `signal` fires first.
  * @example await runCredentialHelper('pass', 'ghcr.io', { configFile: '/home/me/.docker/config.json' })
  */
 export async function runCredentialHelper(name: string, serverUrl: string, options: CredentialHelperOptions): Promise<Credentials | undefined> {
   const program = `docker-credential-${name}`;
   if (!HELPER_NAME.test(name)) {
-    throw new AuthError('UNAUTHORIZED', `${options.configFile} names the credential helper ${JSON.stringify(name)}, which is not a valid helper name; fix credsStore/credHelpers there`);
+    throw new CredentialsError(`${options.configFile} names the credential helper ${JSON.stringify(name)}, which is not a valid helper name; fix credsStore/credHelpers there`);
   }
   const result = await run(program, serverUrl, options);
   if (result.kind === 'cancelled') throw new CancelledError(`cancelled while the credential helper ${program} was running`);
   if (result.kind === 'missing') {
-    throw new AuthError(
-      'UNAUTHORIZED',
+    throw new CredentialsError(
       `the credential helper ${program} that ${options.configFile} names is not installed (not on PATH); install it, or remove it from credsStore/credHelpers there`,
       { where: options.configFile },
     );
   }
   if (result.kind === 'timeout') {
-    throw new AuthError('UNAUTHORIZED', `the credential helper ${program} did not answer within ${(options.timeoutMs ?? 60_000) / 1000} s; run "${program} get" by hand to see why`, {
+    throw new CredentialsError(`the credential helper ${program} did not answer within ${(options.timeoutMs ?? 60_000) / 1000} s; run "${program} get" by hand to see why`, {
       where: options.configFile,
     });
   }
@@ -56,7 +55,7 @@ export async function runCredentialHelper(name: string, serverUrl: string, optio
   if (result.code !== 0) {
     // Docker's helpers say so on stdout with a non-zero exit status when they hold nothing for the server.
     if (/credentials not found/i.test(output)) return undefined;
-    throw new AuthError('UNAUTHORIZED', `the credential helper ${program} failed (exit status ${result.code}): ${firstLine(output)}; run "${program} get" by hand to see why`, {
+    throw new CredentialsError(`the credential helper ${program} failed (exit status ${result.code}): ${firstLine(output)}; run "${program} get" by hand to see why`, {
       where: options.configFile,
     });
   }
@@ -68,7 +67,7 @@ export async function runCredentialHelper(name: string, serverUrl: string, optio
   }
   const { Username: username, Secret: secret } = (answer ?? {}) as { Username?: unknown; Secret?: unknown };
   if (typeof answer !== 'object' || answer === null || typeof secret !== 'string' || (username !== undefined && typeof username !== 'string')) {
-    throw new AuthError('UNAUTHORIZED', `the credential helper ${program} answered something that is not {"Username","Secret"} JSON; check it with "${program} get"`, {
+    throw new CredentialsError(`the credential helper ${program} answered something that is not {"Username","Secret"} JSON; check it with "${program} get"`, {
       where: options.configFile,
     });
   }
@@ -144,7 +143,7 @@ function run(program: string, input: string, options: CredentialHelperOptions): 
       settle();
       if (over) return;
       if (error.code === 'ENOENT') resolve({ kind: 'missing' });
-      else reject(new AuthError('UNAUTHORIZED', `cannot run the credential helper ${program}: ${error.message}`, { cause: error }));
+      else reject(new CredentialsError(`cannot run the credential helper ${program}: ${error.message}`, { cause: error }));
     });
     // The helper is done; whatever it left running in its group (holding the pipes open) must not outlive it.
     child.on('exit', () => killGroup(child));
