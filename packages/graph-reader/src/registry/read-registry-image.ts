@@ -242,7 +242,8 @@ class RegistryImage {
         ? new SourceNotFoundError(source, `${source}: ${registry} has no such image (${reason}); check the repository and tag`, { cause: error })
         : new SourceNotFoundError(source, `${origin} is gone from ${registry} (${reason}): it was deleted while copying; nothing was tagged at the destination, copy again`, { cause: error });
     }
-    if (error.code === 'UNAUTHORIZED' || error.code === 'DENIED') {
+    // Refused, or no token that allows the pull, or credentials that cannot be read: the source wants its own.
+    if (error.code === 'UNAUTHORIZED' || error.code === 'DENIED' || error.code === 'INSUFFICIENT_SCOPE' || error.code === 'CREDENTIALS') {
       return new SourceNotFoundError(source,
         `${source}: ${registry} does not let rxpush pull ${repository} (${reason}); the source registry needs its own credentials: --src-creds USER:PASS, --src-authfile PATH or docker login ${registry}`,
         { cause: error },
