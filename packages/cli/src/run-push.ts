@@ -90,11 +90,13 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
   const logger = commandLogger(command.logLevel, stderr);
   const renderer = chooseRenderer(command, stdout);
   const tally = pushTally(command.dryRun);
+  /** Chunked uploads the push left in the cache directory for the next run to resume. */
+  let kept = 0;
   try {
     const destination = parseReference(command.destination);
     const pipeline = io.push === undefined ? await import('@rxpush/pipeline') : undefined;
     const push = io.push ?? (pipeline as typeof import('@rxpush/pipeline')).push;
-    let options = pushOptions(command, logger, credentials, signKey);
+    let options: PushOptions = { ...pushOptions(command, logger, credentials, signKey), onSessionsKept: (count) => (kept = count) };
     // The process runs this one push: a --concurrency above the shared upload limit's slots gets a limit of its own.
     if (pipeline !== undefined && command.concurrency > pipeline.sharedUploadLimiter.slots) {
       options = { ...options, uploadLimiter: new pipeline.UploadLimiter(command.concurrency) };
@@ -113,7 +115,9 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     return 0;
   } catch (error) {
     renderer.error(error instanceof Error ? error : new Error(String(error)));
-    return fail(error, stderr, command.logLevel, help);
+    // Ctrl-C with uploads kept open: say so, and how to give them back, in the one line of the failure.
+    const cancelled = error instanceof CancelledError && kept > 0 ? new CancelledError(`${error.message}; ${keptUploads(kept)}`) : error;
+    return fail(cancelled, stderr, command.logLevel, help);
   }
 }
 
@@ -190,6 +194,12 @@ function run(events: Observable<PushEvent>, renderer: ProgressRenderer, tally: P
     signal.addEventListener('abort', cancel, { once: true });
     subscription.add(() => signal.removeEventListener('abort', cancel));
   });
+}
+
+/** What a cancelled push says of the chunked uploads it left open for the next run. */
+function keptUploads(count: number): string {
+  const uploads = count === 1 ? '1 chunked upload was' : `${count} chunked uploads were`;
+  return `${uploads} kept for resuming: run the same push again to go on (--no-resume starts over)`;
 }
 
 /** Like skopeo's and podman's `--digestfile`: the digest alone, no newline. */

@@ -106,7 +106,8 @@ describe('rxpush push', () => {
     assert.match(stderr, /^1 layer pushed, 0 mounted, 0 skipped: 2MB sent in \d+\.\ds \([\d.]+[kMG]?B\/s\)\n$/, 'only the summary line');
     const [options] = fake.calls;
     assert.ok(options?.logger, 'a logger is passed');
-    const { logger, ...rest } = options;
+    assert.equal(typeof options.onSessionsKept, 'function', 'the push tells what it kept for resuming');
+    const { logger, onSessionsKept, ...rest } = options;
     assert.deepEqual(rest, {
       source: 'oci:./image:latest',
       destination: 'localhost:5000/app:1.0',
@@ -128,7 +129,7 @@ describe('rxpush push', () => {
   it('passes only what was asked, with a concurrency of 4 by default', async () => {
     const fake = fakePush(SUCCESS);
     await run(['push', 'oci:./image', 'registry.example/team/app', '--all-tags'], { push: fake.push });
-    const { logger, ...rest } = fake.calls[0]!;
+    const { logger, onSessionsKept, ...rest } = fake.calls[0]!;
     assert.deepEqual(rest, { source: 'oci:./image', destination: 'registry.example/team/app', concurrency: 4, allTags: true });
   });
 

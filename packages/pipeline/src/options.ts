@@ -61,6 +61,11 @@ export interface PushOptions {
    * a cancelled push gives its sessions back). Layers of 256 MiB or more go up in 64 MiB chunks for it.
    */
   readonly resume?: boolean;
+  /**
+   * Told, once the push is over (done, failed or cancelled), how many chunked uploads it left open in the cache
+   * directory for the next run to resume: the CLI says so when Ctrl-C keeps some.
+   */
+  readonly onSessionsKept?: (count: number) => void;
   /** Upload in PATCH chunks of this many bytes instead of one monolithic PUT. */
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */

@@ -4,7 +4,7 @@ import { readImages } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
 import { createRegistryClient, type RegistryClient } from '@rxpush/registry-client';
-import { fileSessionStore, uploadBlobs } from '@rxpush/uploader';
+import { fileSessionStore, uploadBlobs, type SessionKey, type SessionStore } from '@rxpush/uploader';
 import { defer, finalize, identity, map, pipe, tap, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
@@ -62,6 +62,8 @@ export function push(options: PushOptions): Observable<PushEvent> {
     }
     const target = { client, repository: destination.repository, logger };
     const cache = options.cacheDir === false ? undefined : new DigestCache(options.cacheDir ?? defaultCacheDir(), { logger });
+    // Kept beside the digest cache, so a push broken off resumes its chunked uploads in the next run.
+    const sessions = options.cacheDir !== false && options.resume !== false ? countedSessions(fileSessionStore(options.cacheDir ?? defaultCacheDir(), { logger })) : undefined;
 
     return readImages(options.source, {
       ...(sourceClient !== undefined && { registryClient: sourceClient }),
@@ -80,14 +82,34 @@ export function push(options: PushOptions): Observable<PushEvent> {
         ...(options.compression !== undefined && { compression: options.compression }),
         ...(options.dryRun === true && { dryRun: true }),
       }),
-      options.dryRun === true ? releaseBlobs() : write(options, target, cache),
+      options.dryRun === true ? releaseBlobs() : write(options, target, cache, sessions),
       finalize(() => {
         // The client lets the session cancels of an unsubscribed push go out before it closes its dispatcher.
         void client.close();
         void sourceClient?.close();
+        // The uploads' own teardown ran first: what is still stored now is what the next run can resume.
+        if (sessions !== undefined) options.onSessionsKept?.(sessions.open.size);
       }),
     );
   });
+}
+
+/** A session store that also knows which sessions are stored now (saved and not forgotten since). */
+function countedSessions(store: SessionStore): SessionStore & { readonly open: ReadonlySet<string> } {
+  const open = new Set<string>();
+  const id = (key: SessionKey): string => `${key.registry}\0${key.repository}\0${key.blob}`;
+  return {
+    open,
+    load: (key) => store.load(key),
+    save(key, session) {
+      open.add(id(key));
+      return store.save(key, session);
+    },
+    forget(key) {
+      open.delete(id(key));
+      return store.forget(key);
+    },
+  };
 }
 
 /**
@@ -119,6 +141,7 @@ function write(
   options: PushOptions,
   target: { client: RegistryClient; repository: string; logger: Logger },
   cache: DigestCache | undefined,
+  sessions: SessionStore | undefined,
 ): OperatorFunction<PushEvent, PushEvent> {
   const { client, repository } = target;
   return pipe(
@@ -129,8 +152,7 @@ function write(
       ...(options.compression !== undefined && { compression: options.compression }),
       ...(options.compressionLevel !== undefined && { compressionLevel: options.compressionLevel }),
       ...(options.chunkSize !== undefined && { chunkSize: options.chunkSize }),
-      // Kept beside the digest cache, so a push broken off resumes its chunked uploads in the next run.
-      ...(options.cacheDir !== false && options.resume !== false && { sessions: fileSessionStore(options.cacheDir ?? defaultCacheDir(), { logger: target.logger }) }),
+      ...(sessions !== undefined && { sessions }),
     }),
     cache ? rememberBlobs({ cache, registry: client.registry, repository }) : identity,
     pushManifests({

@@ -149,6 +149,13 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         .uploadStatus({ location: new URL(kept.location), offset: 0, repository: context.repository }, request)
         .catch((error: unknown) => {
           if (request.signal.aborted) throw error;
+          // Said, not only logged at debug: the user expected a resume. The reference registry (distribution 2.8)
+          // ends up here after any kill in the middle of a PATCH: it keeps the cut chunk's bytes, and then cancels a
+          // session whose signed `_state` names fewer bytes than it holds, on the first request (this GET included).
+          logger.warn(
+            { key: blob.key, status: error instanceof RegistryError ? error.status : undefined },
+            `cannot resume the upload of ${blob.key} an earlier push left: the registry no longer has its session (a chunk was cut off in the middle, or the session expired); sending it from the start`,
+          );
           logger.debug({ key: blob.key, err: error }, 'the upload session an earlier run left is gone');
           return undefined;
         });
