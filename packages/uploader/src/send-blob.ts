@@ -159,25 +159,32 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
 }
 
 /**
- * Pipes a source through its stages and remembers why the flow broke, so that a request error caused
+ * Pipes a source through its stages and remembers where the flow broke first, so that a request error caused
  * by the source (a read error, a digest mismatch) is reported as the source's fault, naming the file.
- * A break that started at the last stage came from its consumer (the request, when the connection
- * failed): that is no fault of the source, and the request's own error says what happened.
+ * A break that started at the last stage came from its consumer, the request: undici destroys the body, with
+ * no error, when the registry answers before the body's end (an early answer, even after every byte arrived:
+ * the source's end-of-file read can lag behind the answer) or with the connection's error when it fails. That
+ * is no fault of the source, and the request's own outcome says what happened. The pipeline then tears the
+ * source down with "Premature close", so the break is told by which stream went first, not by error codes.
  */
 function connect(input: Readable, stages: readonly NodeJS.ReadWriteStream[]): { failure(blob: BlobSource): PushError | undefined } {
   const streams = [input, ...stages] as unknown as Readable[];
-  let first: { index: number; error: Error } | undefined;
-  streams.forEach((stream, index) => stream.on('error', (error: Error) => void (first ??= { index, error })));
+  let first: { index: number; error: Error | undefined } | undefined;
+  streams.forEach((stream, index) => {
+    // Registered before the pipeline's own listeners: a stream's break is seen before the pipeline spreads it.
+    stream.on('error', (error: Error) => void (first ??= { index, error }));
+    // Closed before its end without an error: destroyed from outside (for the last stage, by the request).
+    stream.on('close', () => void (stream.readableEnded || (first ??= { index, error: undefined })));
+  });
   pipeStreams(streams as unknown as [Readable, NodeJS.WritableStream], () => {});
   return {
     failure(blob) {
       const mismatch = stages.find((stage): stage is HashingStream => stage instanceof HashingStream && stage.failure !== undefined);
       if (mismatch) return mismatch.failure;
-      if (first === undefined || first.index === streams.length - 1 || first.error.name === 'AbortError') return undefined;
-      // A stage torn down from downstream (the request ended before its body did: an early answer) is no fault of the source.
-      if ((first.error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') return undefined;
+      if (first === undefined || first.index === streams.length - 1 || first.error?.name === 'AbortError') return undefined;
       if (isPushError(first.error)) return first.error;
-      return new InvalidSourceError(blob.origin, `cannot read ${blob.origin}: ${first.error.message}`, { cause: first.error });
+      const why = first.error?.message ?? 'it closed before its end';
+      return new InvalidSourceError(blob.origin, `cannot read ${blob.origin}: ${why}`, { ...(first.error !== undefined && { cause: first.error }) });
     },
   };
 }
