@@ -164,6 +164,56 @@ describe('createAuthenticator: Bearer tokens', () => {
     assert.equal(seen.length, 2);
   });
 
+  it('replaces a rejected token once, even when a request that started with the replacement reports it rejected', async (t) => {
+    // The interleaving behind a flaky e2e run: A and B send with the first token, A's 401 gets a second
+    // token, C (started after it landed) sends with the second and gets a 401 too, then B's 401 comes in.
+    const { ask, on, seen } = setup(t, { credentials: alice });
+    on('GET', AUTH, '/token', () => tokenAnswer({ expires_in: 300 }));
+    const expired = `${CHALLENGE},error="invalid_token"`;
+    const first = await ask(['repository:app:pull,push'], { challenge: CHALLENGE });
+    if (first === undefined) throw new Error('no token');
+    const second = await ask(['repository:app:pull,push'], { challenge: expired, rejected: first });
+    if (second === undefined) throw new Error('no replacement');
+    assert.notEqual(second, first);
+    assert.equal(await ask(['repository:app:pull,push']), second, 'C starts with the replacement');
+    assert.equal(await ask(['repository:app:pull,push'], { challenge: expired, rejected: second }), undefined, 'C: the replacement is not replaced');
+    assert.equal(await ask(['repository:app:pull,push'], { challenge: expired, rejected: first }), second, 'B: the replacement, without a fetch');
+    assert.equal(seen.length, 2);
+  });
+
+  it('marks the shared token a replacement when any concurrent caller reported a rejection', async (t) => {
+    const { ask, on, seen } = setup(t, { credentials: alice });
+    on('GET', AUTH, '/token', () => tokenAnswer({ expires_in: 300 }));
+    const expired = `${CHALLENGE},error="invalid_token"`;
+    const first = await ask(['repository:app:pull,push'], { challenge: CHALLENGE });
+    if (first === undefined) throw new Error('no token');
+    // Both report the first token at once and share one token request: what they get is a replacement.
+    const [a, b] = await Promise.all([
+      ask(['repository:app:pull,push'], { challenge: expired, rejected: first }),
+      ask(['repository:app:pull,push'], { challenge: expired, rejected: first }),
+    ]);
+    if (a === undefined) throw new Error('no replacement');
+    assert.equal(a, b);
+    assert.equal(await ask(['repository:app:pull,push'], { challenge: expired, rejected: a }), undefined);
+    assert.equal(seen.length, 2);
+  });
+
+  it('replaces a replacement that was later renewed and then rejected: the renewal is a token like the first', async (t) => {
+    const { ask, on, seen, clock } = setup(t, { credentials: alice });
+    on('GET', AUTH, '/token', () => tokenAnswer({ expires_in: 300 }));
+    const expired = `${CHALLENGE},error="invalid_token"`;
+    const first = await ask(['repository:app:pull'], { challenge: CHALLENGE });
+    if (first === undefined) throw new Error('no token');
+    const second = await ask(['repository:app:pull'], { challenge: expired, rejected: first });
+    clock.now += 301_000;
+    const renewed = await ask(['repository:app:pull']);
+    if (renewed === undefined) throw new Error('no renewal');
+    assert.notEqual(renewed, second);
+    const replaced = await ask(['repository:app:pull'], { challenge: expired, rejected: renewed });
+    assert.ok(replaced !== undefined && replaced !== renewed);
+    assert.equal(seen.length, 4);
+  });
+
   it('says credentials are needed when an anonymous token for exactly these scopes is short (insufficient_scope)', async (t) => {
     const { ask, on, seen } = setup(t);
     on('GET', AUTH, '/token', () => tokenAnswer());

@@ -49,8 +49,9 @@ const EXPIRY_MARGIN_MS = 5_000;
  *
  * Tokens are cached per scope set until shortly before they expire; a request for scopes a cached token
  * already covers reuses it. After a 401 the client asks again with the challenge: a token that was
- * rejected (`invalid_token`, expired, revoked) is replaced once; the client retries a request once,
- * so nothing loops. Concurrent requests for the same scopes share one token request.
+ * rejected (`invalid_token`, expired, revoked) is replaced once, and a replacement that is rejected in
+ * turn is not replaced again, however many concurrent requests report it; the client retries a request
+ * once, so nothing loops. Concurrent requests for the same scopes share one token request.
  *
  * Credentials are only ever sent to the registry (the client sends Authorization to its origin alone)
  * and to a token realm `credentialRefusal` allows. Nothing secret is logged.
@@ -77,8 +78,10 @@ class TokenAuthenticator implements Authenticator {
   #refreshToken: string | undefined;
   readonly #tokens = new Map<string, CachedToken>();
   readonly #pending = new Map<string, Promise<CachedToken>>();
-  /** Which scope set each recent token was issued for. */
-  readonly #issuedFor = new Map<string, string>();
+  /** Scope sets whose token request in flight replaces a rejected token (some caller sent `rejected`). */
+  readonly #replacing = new Set<string>();
+  /** Which scope set each recent token was issued for, and whether it was fetched to replace a rejected one. */
+  readonly #issuedFor = new Map<string, { readonly key: string; readonly replacement: boolean }>();
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
@@ -140,13 +143,21 @@ class TokenAuthenticator implements Authenticator {
 
     // A token the service issued for exactly these scopes that the registry finds short: asking again gets
     // the same grant. Only an expired or revoked token (invalid_token) is worth replacing.
-    if (rejected !== undefined && error === 'insufficient_scope' && this.#issuedFor.get(rejected) === scopeKey(scopes)) {
+    const issued = rejected === undefined ? undefined : this.#issuedFor.get(rejected);
+    if (issued !== undefined && error === 'insufficient_scope' && issued.key === scopeKey(scopes)) {
       throw insufficientScope(scheme, scopes, origin, credentials);
     }
     const cached = this.#lookup(scopes);
     if (cached !== undefined && cached.header !== rejected) return cached.header;
+    // A token fetched to replace a rejected one was rejected in turn: the registry refuses fresh tokens, so
+    // another would be refused too. Each request retries once, but concurrent requests each report their
+    // own 401; counting per token, not per request, keeps it to one replacement whatever the interleaving.
+    if (issued?.replacement === true) {
+      this.#logger.debug({ scopes }, 'a replacement token was rejected too; not fetching another');
+      return undefined;
+    }
     if (cached !== undefined) this.#tokens.delete(cached.key);
-    const fresh = await this.#fetchShared(scheme, scopes, origin, credentials, signal);
+    const fresh = await this.#fetchShared(scheme, scopes, origin, credentials, rejected !== undefined, signal);
     return fresh.header === rejected ? undefined : fresh.header;
   }
 
@@ -165,12 +176,26 @@ class TokenAuthenticator implements Authenticator {
     return undefined;
   }
 
-  /** One token request per scope set at a time: concurrent callers wait for the same answer. */
-  #fetchShared(scheme: Scheme & { kind: 'bearer' }, scopes: readonly string[], origin: URL, credentials: Credentials | undefined, signal: AbortSignal | undefined): Promise<CachedToken> {
+  /**
+   * One token request per scope set at a time: concurrent callers wait for the same answer. When any of
+   * them is `replacing` a rejected token, the token it gets is marked a replacement before anyone can use it.
+   */
+  #fetchShared(
+    scheme: Scheme & { kind: 'bearer' },
+    scopes: readonly string[],
+    origin: URL,
+    credentials: Credentials | undefined,
+    replacing: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<CachedToken> {
     const key = scopeKey(scopes);
+    if (replacing) this.#replacing.add(key);
     const pending = this.#pending.get(key);
     if (pending !== undefined) return pending;
-    const promise = this.#fetch(scheme, scopes, origin, credentials, signal).finally(() => this.#pending.delete(key));
+    const promise = this.#fetch(scheme, scopes, origin, credentials, signal).finally(() => {
+      this.#pending.delete(key);
+      this.#replacing.delete(key);
+    });
     this.#pending.set(key, promise);
     return promise;
   }
@@ -203,7 +228,7 @@ class TokenAuthenticator implements Authenticator {
     const renewAt = token.expiresAt - Math.min(EXPIRY_MARGIN_MS, Math.max(0, token.expiresAt - now) / 10);
     const entry: CachedToken = { key: scopeKey(scopes), scopes, header: `Bearer ${token.token}`, renewAt };
     this.#tokens.set(entry.key, entry);
-    this.#issuedFor.set(entry.header, entry.key);
+    this.#issuedFor.set(entry.header, { key: entry.key, replacement: this.#replacing.delete(entry.key) });
     // Only recent tokens can come back as rejected; keep the map small.
     if (this.#issuedFor.size > 64) this.#issuedFor.delete(this.#issuedFor.keys().next().value ?? '');
     this.#logger.debug(
