@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { isDigest, silentLogger, type Digest, type Logger } from '@rxpush/core';
+import { isDigest, makeDirectory, silentLogger, type Digest, type Logger } from '@rxpush/core';
 
 /** A compressed form of a layer: what one diff ID was pushed as. */
 export interface CompressedForm {
@@ -219,7 +219,7 @@ export const diskFiles: CacheFiles = {
   },
   async write(path, text) {
     const dir = join(path, '..');
-    await mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
     const temporary = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     try {
       await writeFile(temporary, text, { flag: 'wx' });

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { CancelledError, silentLogger, type Digest, type Logger } from '@rxpush/core';
+import { CancelledError, makeDirectory, silentLogger, type Digest, type Logger } from '@rxpush/core';
 
 /** The blob, and where it is to be mounted. */
 export interface MountTarget {
@@ -84,7 +84,7 @@ export class MountClaims {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'EEXIST') return 'busy';
-        if (code === 'ENOENT' && (await mkdir(this.#dir, { recursive: true }).then(() => true, () => false))) continue;
+        if (code === 'ENOENT' && (await makeDirectory(this.#dir).then(() => true, () => false))) continue;
         return this.#unguarded(error);
       }
     }

@@ -58,3 +58,4 @@ export {
 export type { PushErrorCode, RetryFacts, VerifyFailure } from './errors.js';
 export { fromAbortable } from './from-abortable.js';
 export { jsonSyntaxReason, printable } from './printable.js';
+export { makeDirectory } from './make-directory.js';

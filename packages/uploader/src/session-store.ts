@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { silentLogger, type Logger } from '@rxpush/core';
+import { makeDirectory, silentLogger, type Logger } from '@rxpush/core';
 
 /** Which upload a stored session belongs to: the same blob, to the same repository of the same registry. */
 export interface SessionKey {
@@ -75,7 +75,7 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
       const previous = writing.get(file) ?? Promise.resolve();
       const next = previous.then(async () => {
         try {
-          await mkdir(folder, { recursive: true, mode: 0o700 });
+          await makeDirectory(folder, 0o700);
           const temporary = `${file}.${process.pid}.tmp`;
           const { size, ...rest } = key;
           await writeFile(temporary, JSON.stringify({ ...rest, ...(size !== undefined && { size }), ...session, savedAt: new Date().toISOString() }), { mode: 0o600 });
