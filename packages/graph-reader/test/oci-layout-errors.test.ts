@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 
@@ -281,6 +281,20 @@ describe('readImages from oci: fails clearly', () => {
       await assert.rejects(layer.open(), /is 1 bytes but its descriptor says/);
       await rm(blobPath(fixture.dir, layers[0] ?? ''));
       await assert.rejects(layer.open(), (err: unknown) => err instanceof PushError && err.code === 'BLOB_MISSING');
+    });
+
+    it('reads no further than the descriptor\'s size, even when the file grew after it was opened', async (t) => {
+      const { fixture, layers } = await image(t);
+      const [record] = await lastValueFrom(readImages(`oci:${fixture.dir}`).pipe(toArray()));
+      assert.equal(record?.type, 'image');
+      const img = record.image as ImageRecord;
+      const layer = img.layers.kind === 'list' ? img.layers.layers[0] : undefined;
+      assert.ok(layer?.size !== undefined);
+      const stream = await layer.open();
+      await appendFile(blobPath(fixture.dir, layers[0] ?? ''), 'appended after the open');
+      let bytes = 0;
+      for await (const chunk of stream) bytes += (chunk as Buffer).length;
+      assert.equal(bytes, layer.size);
     });
   });
 });

@@ -1,6 +1,6 @@
 import { constants, createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 import type { BlobSource, Descriptor, Digest, OpenOptions } from '@rxpush/core';
 import { BlobMissingError, InvalidSourceError } from '@rxpush/core';
@@ -61,5 +61,18 @@ async function openChecked(path: string, digest: Digest, size: number, role: str
     await handle.close();
     throw err;
   }
-  return createReadStream(path, { fd: handle, highWaterMark: READ_CHUNK, ...(options?.signal !== undefined && { signal: options.signal }) });
+  if (size === 0) {
+    await handle.close();
+    return Readable.from([]);
+  }
+  // The end bounds each read to what is left: without it, every read asks for a whole READ_CHUNK (a blob of
+  // 64 KiB cost 1 MiB for its bytes and another 1 MiB for the empty read at its end: 300 small blobs made
+  // ~600 MB of garbage for V8 to collect).
+  return createReadStream(path, {
+    fd: handle,
+    start: 0,
+    end: size - 1,
+    highWaterMark: READ_CHUNK,
+    ...(options?.signal !== undefined && { signal: options.signal }),
+  });
 }
