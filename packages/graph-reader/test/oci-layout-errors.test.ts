@@ -270,12 +270,16 @@ describe('readImages from oci: fails clearly', () => {
   });
 
   describe('on a blob that changes after it was read', () => {
-    it('when a layer was truncated before it is opened', async (t) => {
-      const { fixture, layers } = await image(t);
+    const firstLayer = async (fixture: OciLayoutFixture) => {
       const [record] = await lastValueFrom(readImages(`oci:${fixture.dir}`).pipe(toArray()));
       assert.equal(record?.type, 'image');
       const img = record.image as ImageRecord;
-      const layer = img.layers.kind === 'list' ? img.layers.layers[0] : undefined;
+      return img.layers.kind === 'list' ? img.layers.layers[0] : undefined;
+    };
+
+    it('when a layer was truncated before it is opened', async (t) => {
+      const { fixture, layers } = await image(t);
+      const layer = await firstLayer(fixture);
       assert.ok(layer);
       await truncate(blobPath(fixture.dir, layers[0] ?? ''), 1);
       await assert.rejects(layer.open(), /is 1 bytes but its descriptor says/);
@@ -285,10 +289,7 @@ describe('readImages from oci: fails clearly', () => {
 
     it('reads no further than the descriptor\'s size, even when the file grew after it was opened', async (t) => {
       const { fixture, layers } = await image(t);
-      const [record] = await lastValueFrom(readImages(`oci:${fixture.dir}`).pipe(toArray()));
-      assert.equal(record?.type, 'image');
-      const img = record.image as ImageRecord;
-      const layer = img.layers.kind === 'list' ? img.layers.layers[0] : undefined;
+      const layer = await firstLayer(fixture);
       assert.ok(layer?.size !== undefined);
       const stream = await layer.open();
       await appendFile(blobPath(fixture.dir, layers[0] ?? ''), 'appended after the open');
