@@ -16,13 +16,22 @@ import { Observable } from 'rxjs';
 export function fromAbortable<T>(run: (signal: AbortSignal, emit: (value: T) => void) => Promise<T>): Observable<T> {
   return new Observable<T>((subscriber) => {
     const controller = new AbortController();
+    let settled = false;
     run(controller.signal, (value) => subscriber.next(value)).then(
       (value) => {
+        settled = true;
         subscriber.next(value);
         subscriber.complete();
       },
-      (error: unknown) => subscriber.error(error),
+      (error: unknown) => {
+        settled = true;
+        subscriber.error(error);
+      },
     );
-    return () => controller.abort();
+    // Only work still running is aborted: abort() builds a DOMException (a stack trace) each time, and the
+    // teardown runs after every completion too (one per request of a push).
+    return () => {
+      if (!settled) controller.abort();
+    };
   });
 }
