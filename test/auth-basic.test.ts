@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,7 +10,7 @@ import { createAuthenticator, createDispatcher, RegistryClient } from '@rxpush/r
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
-import { CLI_BIN, runCli } from './helpers/run-cli.ts';
+import { runCli, startCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 
@@ -132,19 +131,17 @@ describe('credentials for a TLS registry with htpasswd (the CLI)', () => {
     assert.deepEqual((await readFile(asked, 'utf8')).trim().split('\n'), [`get ${registry.host}`], 'the helper is run once, with get and the registry');
   });
 
-  it('prints no password at any log level and keeps it off the process title', async () => {
+  it('prints no password at any log level and keeps it off the process title', async (t) => {
     const big = await makeOciLayout(join(work, 'big'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 4_000_000, seed: 'title' }] }] });
-    const args = [CLI_BIN, 'push', `oci:${big.dir}:latest`, `${registry.host}/basic/title:1`, '--creds', `bob:${PASSWORD}`, '--ca-file', caFile, '--log-level', 'trace', '--progress', 'plain'];
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
+    const args = ['push', `oci:${big.dir}:latest`, `${registry.host}/basic/title:1`, '--creds', `bob:${PASSWORD}`, '--ca-file', caFile, '--log-level', 'trace', '--progress', 'plain'];
+    const cli = startCli(t, args, { env });
     let cmdline: string | undefined;
-    child.stderr.on('data', (chunk: Buffer) => void (output += chunk.toString('utf8')));
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString('utf8');
+    cli.child.stdout.on('data', () => {
       // Once progress shows, the push is under way: read the command line as `ps` would.
-      cmdline ??= readCmdline(child.pid);
+      cmdline ??= readCmdline(cli.child.pid);
     });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { code, stdout, stderr } = await cli.result;
+    const output = stderr + stdout;
     assert.equal(code, 0, output);
     assert.ok(cmdline !== undefined, 'the command line was read during the push');
     assert.ok(!cmdline.includes(PASSWORD), `the password is visible in /proc: ${cmdline}`);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -9,7 +8,7 @@ import { push, type PushOptions } from '@rxpush/pipeline';
 import type { Subscription } from 'rxjs';
 
 import { useProxiedRegistry } from './helpers/proxied-registry.ts';
-import { CLI_BIN } from './helpers/run-cli.ts';
+import { startCli } from './helpers/run-cli.ts';
 
 /** The upload session (UUID) in a blob upload URL. */
 const sessionOf = (url: string): string => /\/blobs\/uploads\/([^/?]+)/.exec(url)![1]!;
@@ -58,29 +57,19 @@ describe('cancelling a push', () => {
     assert.equal(env.proxy.requests.filter((r) => r.method === 'PUT' && put.test(r.url)).length, 1, 'no retry after the cancel');
   });
 
-  it('exits 130 with "rxpush: push cancelled" and no stack on Ctrl-C, deleting the open session', { timeout: 20_000 }, async () => {
+  it('exits 130 with "rxpush: push cancelled" and no stack on Ctrl-C, deleting the open session', { timeout: 20_000 }, async (t) => {
     const cache = await mkdtemp(join(env.work, 'cache-'));
     const put = new RegExp(`cancel/cli/blobs/uploads/.*digest=${layer()}`);
     env.proxy.addFault({ method: 'PUT', path: put, fault: { kind: 'stall' } });
-    const child = spawn(process.execPath, [CLI_BIN, 'push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/cancel/cli:1.0`, '--progress', 'plain'], {
-      env: { ...process.env, NO_COLOR: '1', RXPUSH_CACHE_DIR: cache },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.stdout.resume();
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    try {
-      const upload = await env.proxy.waitFor('PUT', put);
-      child.kill('SIGINT');
-      const code = await exited;
-      assert.equal(code, 130, stderr);
-      assert.equal(stderr, 'rxpush: push cancelled\n');
-      const deleted = await env.proxy.waitFor('DELETE', new RegExp(sessionOf(upload.url)));
-      assert.ok(deleted);
-      assert.equal(await env.direct.hasManifest('cancel/cli', '1.0'), undefined);
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
+    const cli = startCli(t, ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/cancel/cli:1.0`, '--progress', 'plain'], { env: { RXPUSH_CACHE_DIR: cache } });
+    const upload = await env.proxy.waitFor('PUT', put);
+    cli.child.kill('SIGINT');
+    const { code, stderr } = await cli.result;
+    assert.equal(code, 130, stderr);
+    assert.equal(stderr, 'rxpush: push cancelled\n');
+    const deleted = await env.proxy.waitFor('DELETE', new RegExp(sessionOf(upload.url)));
+    await env.proxy.settled(deleted);
+    assert.ok(deleted.status !== undefined && deleted.status < 300, `DELETE answered ${deleted.status}`);
+    assert.equal(await env.direct.hasManifest('cancel/cli', '1.0'), undefined);
   });
 });

@@ -4,7 +4,6 @@
  * registry, and the same dockerd pulls them back: the layers and image ID must be the originals.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,7 +24,7 @@ import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon/rea
 import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { makeCertificates, startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { CLI_BIN, runCli } from './helpers/run-cli.ts';
+import { runCli, startCli } from './helpers/run-cli.ts';
 import { skopeoCopy } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
@@ -310,16 +309,12 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     await engine!.docker(['load', '-i', archive]);
     const doomed = await startRegistry();
     try {
-      const child = spawn(process.execPath, [CLI_BIN, 'push', 'docker-daemon:fixtures/big:v1', `${doomed.host}/daemon/dies:v1`, '--progress', 'json', '--retries', '2'], {
-        env: { ...process.env, NO_COLOR: '1', DOCKER_HOST: engine!.host, RXPUSH_CACHE_DIR: join(work, 'dies-cache') },
-        stdio: ['ignore', 'pipe', 'pipe'],
+      const cli = startCli(t, ['push', 'docker-daemon:fixtures/big:v1', `${doomed.host}/daemon/dies:v1`, '--progress', 'json', '--retries', '2'], {
+        env: { DOCKER_HOST: engine!.host, RXPUSH_CACHE_DIR: join(work, 'dies-cache') },
       });
-      const stderr: Buffer[] = [];
-      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       let stopped: Promise<void> | undefined;
       let buffered = '';
-      child.stdout.on('data', (chunk: Buffer) => {
+      cli.child.stdout.on('data', (chunk: Buffer) => {
         buffered += chunk.toString('utf8');
         for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
           const line = buffered.slice(0, nl);
@@ -329,14 +324,11 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
           if (stopped === undefined && message.status === 'Pushing' && (message.progressDetail?.current ?? 0) > 0) stopped = doomed.stop();
         }
       });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-      const code = await exited;
-      clearTimeout(timer);
+      const result = await cli.result;
       await stopped;
-      const text = Buffer.concat(stderr).toString('utf8');
       assert.ok(stopped !== undefined, 'the push was still uploading when the registry was stopped');
-      assertOneLineError({ code: code ?? -1, stdout: '', stderr: text }, /^rxpush: (PATCH|PUT|POST|HEAD) http:\/\/127\.0\.0\.1:\d+\/v2\/daemon\/dies\/\S+ failed: (connection refused|the connection was closed before the registry answered)/);
-      assert.doesNotMatch(text, /stopped reading|cancelled/);
+      assertOneLineError(result, /^rxpush: (PATCH|PUT|POST|HEAD) http:\/\/127\.0\.0\.1:\d+\/v2\/daemon\/dies\/\S+ failed: (connection refused|the connection was closed before the registry answered)/);
+      assert.doesNotMatch(result.stderr, /stopped reading|cancelled/);
     } finally {
       await doomed.stop();
     }

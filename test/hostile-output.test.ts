@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 import { pidIn, waitGone } from './helpers/processes.ts';
-import { CLI_BIN, runCli } from './helpers/run-cli.ts';
+import { runCli, startCli } from './helpers/run-cli.ts';
 
 /** No raw control character (C0 but newline, DEL, C1) in what rxpush printed. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
@@ -70,44 +69,28 @@ describe('what reaches the terminal from hostile files and registries', () => {
     await writeFile(helper, `#!/bin/sh\nsleep 300 &\necho "$!" > "${dir}/child.pid"\necho "$$" > "${dir}/helper.pid"\nwait\n`);
     await chmod(helper, 0o755);
 
-    const child = spawn(process.execPath, [CLI_BIN, 'push', `oci:${layout.dir}:latest`, `${guarded.host}/hostile/helper:1`, '--ca-file', guarded.caFile ?? ''], {
-      env: { ...process.env, NO_COLOR: '1', DOCKER_CONFIG: dir, PATH: `${join(dir, 'bin')}:${process.env['PATH'] ?? ''}` },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    const cli = startCli(t, ['push', `oci:${layout.dir}:latest`, `${guarded.host}/hostile/helper:1`, '--ca-file', guarded.caFile ?? ''], {
+      env: { DOCKER_CONFIG: dir, PATH: `${join(dir, 'bin')}:${process.env['PATH'] ?? ''}` },
     });
-    t.after(() => void child.kill('SIGKILL'));
-    const stderr: Buffer[] = [];
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
     const pids = [await pidIn(join(dir, 'helper.pid')), await pidIn(join(dir, 'child.pid'))];
-    child.kill('SIGINT');
+    cli.child.kill('SIGINT');
+    const { code, stderr } = await cli.result;
     // Exit 130, not the helper's timeout (60 s, exit 1): rxpush did not wait for it.
-    assert.equal(await exited, 130);
-    assert.equal(Buffer.concat(stderr).toString('utf8'), 'rxpush: push cancelled\n');
+    assert.equal(code, 130);
+    assert.equal(stderr, 'rxpush: push cancelled\n');
     for (const pid of pids) await waitGone(pid);
   });
 
-  it('pushes on, without a stack trace, when its reader closes stdout (rxpush … | head -1)', async () => {
-    const result = await new Promise<{ code: number | null; stderr: string; firstLine: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI_BIN, 'push', `oci:${layout.dir}:latest`, `${registry.host}/hostile/head:1`, '--progress', 'plain'], {
-        env: { ...process.env, NO_COLOR: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let firstLine = '';
-      const stderr: Buffer[] = [];
-      // What head -1 does: read a line, then close the pipe while rxpush still has lines to write.
-      child.stdout.once('data', (chunk: Buffer) => {
-        firstLine = chunk.toString('utf8').split('\n')[0] ?? '';
-        child.stdout.destroy();
-      });
-      child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stderr: Buffer.concat(stderr).toString('utf8'), firstLine });
-      });
+  it('pushes on, without a stack trace, when its reader closes stdout (rxpush … | head -1)', async (t) => {
+    const cli = startCli(t, ['push', `oci:${layout.dir}:latest`, `${registry.host}/hostile/head:1`, '--progress', 'plain']);
+    let firstLine = '';
+    // What head -1 does: read a line, then close the pipe while rxpush still has lines to write.
+    cli.child.stdout.once('data', (chunk: Buffer) => {
+      firstLine = chunk.toString('utf8').split('\n')[0] ?? '';
+      cli.child.stdout.destroy();
     });
-    assert.equal(result.firstLine, `The push refers to repository [${registry.host}/hostile/head]`);
+    const result = await cli.result;
+    assert.equal(firstLine, `The push refers to repository [${registry.host}/hostile/head]`);
     // Nothing on stderr but the push's summary line: no stack trace, no EPIPE.
     assert.match(result.stderr, /^1 layer pushed, 0 mounted, 0 skipped: [^\n]+\n$/);
     assert.equal(result.code, 0);

@@ -4,16 +4,15 @@
  * sent, and sends only the rest. The proxy's record of the requests is the registry's access log here.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 
 import type { Digest } from '@rxpush/core';
 
 import type { RecordedRequest } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry, type ProxiedRegistry } from './helpers/proxied-registry.ts';
-import { CLI_BIN, runCli } from './helpers/run-cli.ts';
+import { runCli, startCli, type CliResult } from './helpers/run-cli.ts';
 
 const MIB = 1024 * 1024;
 
@@ -21,7 +20,7 @@ describe('resuming a chunked upload in the next run', () => {
   // One layer of ~24 MiB of pseudo-random bytes: 24 chunks of 1 MiB.
   const env = useProxiedRegistry('resume', [{ tags: ['latest'], layers: [{ files: 24, fileSize: MIB, seed: 'resume' }] }]);
 
-  it('sends only the rest after a push killed mid-layer, and ends with the same digests', async () => {
+  it('sends only the rest after a push killed mid-layer, and ends with the same digests', async (t) => {
     // The 7th chunk never reaches the registry (the network is gone), and the push is killed while it waits:
     // the registry's session holds 6 whole chunks. (One killed in the middle of a chunk is the next test.)
     const image = env.layout.images[0]!;
@@ -33,12 +32,11 @@ describe('resuming a chunked upload in the next run', () => {
     const cliEnv = { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') };
 
     env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 7, fault: { kind: 'stall' } });
-    const first = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...cliEnv }, stdio: 'ignore' });
-    const killed = new Promise((resolve) => first.on('close', resolve));
+    const first = startCli(t, args, { env: cliEnv });
     while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
-    first.kill('SIGKILL');
+    first.child.kill('SIGKILL');
     env.proxy.clearFaults();
-    await killed;
+    await first.result;
     const before = env.proxy.requests.length;
     assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined, 'the killed push left no tag');
     assert.equal((await readdir(join(cache, 'uploads'))).length >= 1, true, 'the session was kept in the cache directory');
@@ -60,23 +58,23 @@ describe('resuming a chunked upload in the next run', () => {
     assert.deepEqual(await readdir(join(cache, 'uploads')), [], 'the kept session is gone once the blob landed');
   });
 
-  it('says on Ctrl-C that the chunked uploads were kept for resuming, and keeps them', { timeout: 30_000 }, async () => {
+  it('says on Ctrl-C that the chunked uploads were kept for resuming, and keeps them', { timeout: 30_000 }, async (t) => {
     // The 3rd chunk is held by the proxy (none of it reaches the registry) while the push is interrupted.
     const repository = 'resume/interrupted';
     const cache = await mkdtemp(join(env.work, 'cache-'));
     env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 3, fault: { kind: 'stall' } });
-    const { code, stderr } = await interrupt(env, repository, cache, []);
+    const { code, stderr } = await interrupt(t, env, repository, cache, []);
     assert.equal(code, 130, stderr);
     assert.equal(stderr, 'rxpush: push cancelled; 1 chunked upload was kept for resuming: run the same push again to go on (--no-resume starts over)\n');
     assert.equal((await readdir(join(cache, 'uploads'))).length, 1, 'the session is in the cache directory');
     assert.equal(env.proxy.requests.some((r) => r.method === 'DELETE' && r.url.includes(repository)), false, 'the kept session was not given back');
   });
 
-  it('says nothing of kept uploads on Ctrl-C with --no-resume, and gives the session back', { timeout: 30_000 }, async () => {
+  it('says nothing of kept uploads on Ctrl-C with --no-resume, and gives the session back', { timeout: 30_000 }, async (t) => {
     const repository = 'resume/no-resume';
     const cache = await mkdtemp(join(env.work, 'cache-'));
     env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 3, fault: { kind: 'stall' } });
-    const { code, stderr } = await interrupt(env, repository, cache, ['--no-resume']);
+    const { code, stderr } = await interrupt(t, env, repository, cache, ['--no-resume']);
     assert.equal(code, 130, stderr);
     assert.equal(stderr, 'rxpush: push cancelled\n');
     await env.proxy.waitFor('DELETE', new RegExp(`${repository}/blobs/uploads/`));
@@ -88,7 +86,7 @@ describe('a push killed in the middle of a chunk, against the reference registry
   // PATCH body, small for the shared 2-core machine (the 300 MiB case of issue 11 was run by hand).
   const env = useProxiedRegistry('resume-cut', [{ tags: ['latest'], layers: [{ files: 48, fileSize: MIB, seed: 'resume-cut' }] }]);
 
-  it('finds the kept session cancelled by the registry, says so, and pushes the layer whole from the start', { timeout: 120_000 }, async () => {
+  it('finds the kept session cancelled by the registry, says so, and pushes the layer whole from the start', { timeout: 120_000 }, async (t) => {
     // distribution 2.8 writes a PATCH's bytes as they come and keeps them when the client dies; every request
     // to the session then carries a signed `_state` naming fewer bytes than it holds, and the registry cancels
     // the session ("upload resumed at wrong offest") rather than answer: no client can go on from the cut.
@@ -98,15 +96,14 @@ describe('a push killed in the middle of a chunk, against the reference registry
     const cache = await mkdtemp(join(env.work, 'cache-'));
     const args = ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--chunk-size', '8MiB', '--progress', 'plain', '--concurrency', '1'];
     const cliEnv = { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') };
-    const first = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...cliEnv }, stdio: 'ignore' });
-    const killed = new Promise((resolve) => first.on('close', resolve));
+    const first = startCli(t, args, { env: cliEnv });
     const patches = (): RecordedRequest[] => env.proxy.requests.filter((r) => r.method === 'PATCH' && r.url.includes(repository));
     // Two chunks landed, and the third is flowing: kill -9 in the middle of its body.
     while (!(patches().filter((r) => r.status === 202).length >= 2 && patches().some((r) => r.status === undefined && r.bodyBytes > 0))) {
       await new Promise((resolve) => setTimeout(resolve, 2));
     }
-    first.kill('SIGKILL');
-    await killed;
+    first.child.kill('SIGKILL');
+    await first.result;
     const cut = patches().find((r) => r.status !== 202);
     assert.ok(cut !== undefined && cut.bodyBytes > 0 && cut.status === undefined, 'a PATCH was cut off with part of its chunk sent and no answer');
     assert.equal((await readdir(join(cache, 'uploads'))).length, 1, 'the session was kept in the cache directory');
@@ -135,22 +132,10 @@ describe('a push killed in the middle of a chunk, against the reference registry
 });
 
 /** Starts a chunked CLI push of the suite's image, waits until the proxy holds a PATCH, and interrupts it (SIGINT, as Ctrl-C). */
-async function interrupt(env: ProxiedRegistry, repository: string, cache: string, extra: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+async function interrupt(t: TestContext, env: ProxiedRegistry, repository: string, cache: string, extra: readonly string[]): Promise<CliResult> {
   const args = ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--chunk-size', '1MiB', '--progress', 'plain', '--concurrency', '1', ...extra];
-  const child = spawn(process.execPath, [CLI_BIN, ...args], {
-    env: { ...process.env, NO_COLOR: '1', RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  child.stdout.resume();
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  try {
-    while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
-    child.kill('SIGINT');
-    const code = await exited;
-    return { code, stderr };
-  } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  }
+  const cli = startCli(t, args, { env: { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') } });
+  while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
+  cli.child.kill('SIGINT');
+  return cli.result;
 }

@@ -1,9 +1,12 @@
 /**
  * Runs the real `rxpush` CLI (packages/cli/bin/rxpush.js) as a child process, as
- * a user would, and collects its exit code and output.
+ * a user would, and collects its exit code and output. One place spawns it, so
+ * every end-to-end test gets the same environment, the same bound on how long a
+ * run may take, and no process left behind when a test fails half-way.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { dirname, join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -25,37 +28,76 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs `rxpush ARGS…` and resolves with its exit code and output (never rejects on a non-zero exit). */
-export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
-  return new Promise((ok, fail) => {
-    const child = spawn(process.execPath, [CLI_BIN, ...args], {
-      cwd: opts.cwd ?? root,
-      env: { ...process.env, NO_COLOR: '1', ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => stdout.push(c));
-    child.stderr.on('data', (c: Buffer) => stderr.push(c));
-    const timeoutMs = opts.timeoutMs ?? 120_000;
-    const timer = setTimeout(() => {
+/** A CLI run still going, for a test that acts while it runs (signals it, reads its output as it comes). */
+export interface RunningCli {
+  /** The process: its pid, its streams (the output is also collected for `result`), `kill('SIGINT')` for Ctrl-C. */
+  readonly child: ChildProcessWithoutNullStreams;
+  /**
+   * Resolves once the CLI has exited and closed its output, with its exit code (128 when a signal ended it)
+   * and everything it wrote; never rejects on a non-zero exit. Rejects, having killed the CLI, when it runs
+   * longer than `timeoutMs` or cannot be started.
+   */
+  readonly result: Promise<CliResult>;
+}
+
+function spawnCli(args: string[], opts: RunCliOptions): RunningCli & { gone: Promise<void> } {
+  const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    cwd: opts.cwd ?? root,
+    env: { ...process.env, NO_COLOR: '1', ...opts.env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => stdout.push(c));
+  child.stderr.on('data', (c: Buffer) => stderr.push(c));
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  let timer: NodeJS.Timeout | undefined;
+  const result = new Promise<CliResult>((ok, fail) => {
+    timer = setTimeout(() => {
       child.kill('SIGKILL');
       fail(new Error(`rxpush ${args.join(' ')} did not finish within ${timeoutMs} ms; stderr so far:\n${Buffer.concat(stderr).toString('utf8')}`));
     }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      fail(err);
-    });
+    child.on('error', fail);
     child.on('close', (code, signal) => {
-      clearTimeout(timer);
       ok({
         code: code ?? (signal ? 128 : 1),
         stdout: Buffer.concat(stdout).toString('utf8'),
         stderr: Buffer.concat(stderr).toString('utf8'),
       });
     });
-    // EPIPE when the CLI exits without reading stdin is not a failure of the run.
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
+  }).finally(() => clearTimeout(timer));
+  // A test that fails before it awaits the result must not add an unhandled rejection to its report.
+  result.catch(() => {});
+  const gone = new Promise<void>((resolve) => {
+    child.on('close', () => resolve());
+    child.on('error', () => resolve());
   });
+  // EPIPE when the CLI exits without reading stdin is not a failure of the run.
+  child.stdin.on('error', () => {});
+  child.stdin.end(opts.input ?? '');
+  return { child, result, gone };
+}
+
+/** Runs `rxpush ARGS…` and resolves with its exit code and output (never rejects on a non-zero exit). */
+export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
+  return spawnCli(args, opts).result;
+}
+
+/**
+ * Starts `rxpush ARGS…` and returns at once, for a test that signals it or watches its output while it runs.
+ * Whatever the test does, the CLI is killed (SIGKILL) and waited for after test `t`, if it still runs then.
+ *
+ * @example
+ * const cli = startCli(t, ['push', source, destination]);
+ * await env.proxy.waitFor('PUT', uploads);
+ * cli.child.kill('SIGINT');
+ * const { code, stderr } = await cli.result;
+ */
+export function startCli(t: TestContext, args: string[], opts: RunCliOptions = {}): RunningCli {
+  const { child, result, gone } = spawnCli(args, opts);
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await gone;
+  });
+  return { child, result };
 }
