@@ -9,14 +9,14 @@ import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 
 import { RegistryClient } from '@rxpush/registry-client';
 
 import { entry, makeDockerSave, makeLegacyDockerSave } from '../packages/graph-reader/test/docker-save-fixtures.ts';
-import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { useDockerd } from './helpers/docker-engine.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
@@ -24,8 +24,7 @@ import { assertOneLineError } from './helpers/assert-cli.ts';
 
 
 describe('pushing docker save archives (docker-archive:)', () => {
-  let engine: RunningDockerd | undefined;
-  let skipped: string | undefined;
+  const dockerd = useDockerd();
   let registry: RunningRegistry;
   let client: RegistryClient;
   let work: string;
@@ -33,23 +32,18 @@ describe('pushing docker save archives (docker-archive:)', () => {
   /** What skopeo made of the layout: a docker-archive with the image as fixtures/app:v1. */
   let skopeoArchive: string;
 
-  function requireEngine(t: TestContext): boolean {
-    if (skipped !== undefined) t.skip(`no Docker engine: ${skipped}`);
-    return skipped === undefined;
-  }
-
   /** Empties the engine, so a pull downloads every layer instead of finding it. */
   async function emptyEngine(): Promise<void> {
-    const { stdout } = await engine!.docker(['images', '-aq']);
+    const { stdout } = await dockerd.engine.docker(['images', '-aq']);
     const ids = [...new Set(stdout.split('\n').filter(Boolean))];
-    if (ids.length > 0) await engine!.docker(['rmi', '-f', ...ids]);
+    if (ids.length > 0) await dockerd.engine.docker(['rmi', '-f', ...ids]);
   }
 
   /** Pulls `ref` into an empty engine: the layers (RootFS) and image ID Docker computes. */
   async function pullBack(ref: string): Promise<{ layers: string[]; id: string }> {
     await emptyEngine();
-    await engine!.docker(['pull', ref]);
-    const { stdout } = await engine!.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
+    await dockerd.engine.docker(['pull', ref]);
+    const { stdout } = await dockerd.engine.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
     const [layers, id] = stdout.trim().split(' ');
     return { layers: JSON.parse(layers ?? '[]'), id: id ?? '' };
   }
@@ -63,15 +57,11 @@ describe('pushing docker save archives (docker-archive:)', () => {
     });
     skopeoArchive = join(work, 'skopeo.tar');
     await skopeoCopy(`oci:${layout.dir}:latest`, `docker-archive:${skopeoArchive}:fixtures/app:v1`);
-    const started = await startDockerd();
-    if ('skipped' in started) skipped = started.skipped;
-    else engine = started;
   });
 
   after(async () => {
     await client?.close();
     await registry?.stop();
-    await engine?.stop();
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 
@@ -83,19 +73,19 @@ describe('pushing docker save archives (docker-archive:)', () => {
     // The layers went up gzipped on the fly; the config as stored.
     const raw = await skopeoInspectRaw(`${registry.host}/archive/skopeo:v1`);
     assert.deepEqual(raw.json.layers.map((l: { mediaType: string }) => l.mediaType), Array(3).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'));
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const pulled = await pullBack(`${registry.host}/archive/skopeo:v1`);
     assert.deepEqual(pulled.layers, layout.images[0]?.diffIds);
     assert.equal(pulled.id, raw.json.config.digest);
   });
 
   it("pushes what docker save wrote, with the CLI, and keeps the layers' diff IDs", async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     await emptyEngine();
-    await engine!.docker(['load', '-i', skopeoArchive]);
+    await dockerd.engine.docker(['load', '-i', skopeoArchive]);
     const saved = join(work, 'saved.tar');
-    await engine!.docker(['save', '-o', saved, 'fixtures/app:v1']);
-    const { stdout: id } = await engine!.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/app:v1']);
+    await dockerd.engine.docker(['save', '-o', saved, 'fixtures/app:v1']);
+    const { stdout: id } = await dockerd.engine.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/app:v1']);
 
     const result = await runCli(['push', `docker-archive:${saved}:fixtures/app:v1`, `${registry.host}/archive/saved:v1`, '--progress', 'plain']);
     assert.equal(result.code, 0, result.stderr);
@@ -112,12 +102,12 @@ describe('pushing docker save archives (docker-archive:)', () => {
     const events = await pushAll({ source: `docker-archive:${legacy.path}:fixtures/legacy:v1`, destination: `${registry.host}/archive/legacy:v1` });
     const configDigest = (await skopeoInspectRaw(`${registry.host}/archive/legacy:v1`)).json.config.digest;
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     // Docker 20.10 still loads legacy archives: the image ID it computes is the config rxpush made.
     await emptyEngine();
     // A legacy load prints no "Loaded image" line; the tag is checked by the inspect below.
-    await engine!.docker(['load', '-i', legacy.path]);
-    const { stdout: id } = await engine!.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/legacy:v1']);
+    await dockerd.engine.docker(['load', '-i', legacy.path]);
+    const { stdout: id } = await dockerd.engine.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/legacy:v1']);
     assert.equal(configDigest, id.trim());
     const pulled = await pullBack(`${registry.host}/archive/legacy:v1`);
     assert.deepEqual(pulled.layers, legacy.images[0]?.diffIds);
@@ -223,7 +213,7 @@ describe('pushing docker save archives (docker-archive:)', () => {
       assert.deepEqual(diffIds, diffIdsOf);
       assert.deepEqual(config.rootfs.diff_ids, diffIdsOf);
 
-      if (!requireEngine(t)) continue;
+      if (!dockerd.require(t)) continue;
       const pulled = await pullBack(destination);
       assert.deepEqual(pulled.layers, diffIdsOf);
     }

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 
 import { silentLogger, type Logger, type PushEvent } from '@rxpush/core';
 import { checkBlobs } from '@rxpush/blob-checker';
@@ -21,9 +21,9 @@ import { from, lastValueFrom, map, mergeMap, tap, toArray } from 'rxjs';
 import tar from 'tar-stream';
 
 import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon/read-docker-daemon.ts';
-import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { makeCertificates, startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { makeCertificates, startRegistry, type RunningRegistry, type TestCertificates } from '../tools/registry.ts';
+import { useDockerd } from './helpers/docker-engine.ts';
 import { runCli, startCli } from './helpers/run-cli.ts';
 import { skopeoCopy } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
@@ -46,8 +46,6 @@ async function readSave(path: string): Promise<{ names: string[]; manifest: { La
 }
 
 describe('pushing from a Docker Engine (docker-daemon:)', () => {
-  let engine: RunningDockerd | undefined;
-  let skipped: string | undefined;
   let registry: RunningRegistry;
   let client: RegistryClient;
   let work: string;
@@ -55,6 +53,8 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   let certPath: string;
   let caOnly: string;
   let otherCa: string;
+  /** The engine's own certificates, for its TLS listener. */
+  let certs: TestCertificates;
   /** Three layers: fewer than the uploader's default of 4 at once. */
   let small: OciLayoutFixture;
   /** Seven layers, the last repeating the first, whose save stream is not in base-to-top order. */
@@ -63,20 +63,15 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   let twelve: OciLayoutFixture;
   const ids = new Map<string, string>();
 
-  function requireEngine(t: TestContext): boolean {
-    if (skipped !== undefined) t.skip(`no Docker engine: ${skipped}`);
-    return skipped === undefined;
-  }
-
   /**
    * Pulls `ref` after removing the original image (`name`) from the engine, so every layer is downloaded;
    * Docker's RootFS and ID for it. The pulled image is the original again: it is tagged back as `name`.
    */
   async function pullBack(ref: string, name: string): Promise<{ layers: string[]; id: string }> {
-    await engine!.docker(['rmi', '-f', ids.get(name) ?? name]);
-    await engine!.docker(['pull', ref]);
-    const inspected = await engine!.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
-    await engine!.docker(['tag', ref, name]);
+    await dockerd.engine.docker(['rmi', '-f', ids.get(name) ?? name]);
+    await dockerd.engine.docker(['pull', ref]);
+    const inspected = await dockerd.engine.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
+    await dockerd.engine.docker(['tag', ref, name]);
     const [layers, id] = inspected.stdout.trim().split(' ');
     return { layers: JSON.parse(layers ?? '[]'), id: id ?? '' };
   }
@@ -88,7 +83,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     caOnly = join(work, 'docker-ca-only');
     otherCa = join(work, 'docker-other-ca');
     await Promise.all([join(work, 'certs'), join(work, 'other-certs'), certPath, caOnly, otherCa].map((dir) => mkdir(dir)));
-    const certs = await makeCertificates(join(work, 'certs'), { client: true });
+    certs = await makeCertificates(join(work, 'certs'), { client: true });
     const other = await makeCertificates(join(work, 'other-certs'));
     await Promise.all([
       copyFile(certs.caFile, join(certPath, 'ca.pem')),
@@ -99,12 +94,11 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
       copyFile(certs.clientCertFile!, join(otherCa, 'cert.pem')),
       copyFile(certs.clientKeyFile!, join(otherCa, 'key.pem')),
     ]);
-    const started = await startDockerd({ tcpTls: { caFile: certs.caFile, certFile: certs.certFile, keyFile: certs.keyFile } });
-    if ('skipped' in started) {
-      skipped = started.skipped;
-      return;
-    }
-    engine = started;
+  });
+  const dockerd = useDockerd(() => ({ tcpTls: { caFile: certs.caFile, certFile: certs.certFile, keyFile: certs.keyFile } }));
+  before(async () => {
+    if (dockerd.skipped !== undefined) return;
+    const engine = dockerd.engine;
     // push() and readImages take the engine from DOCKER_HOST, as the CLI does.
     process.env.DOCKER_HOST = engine.host;
     registry = await startRegistry();
@@ -132,12 +126,11 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     delete process.env.DOCKER_HOST;
     await client?.close();
     await registry?.stop();
-    await engine?.stop();
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 
   it('pushes an image from the engine, and docker pulls back the same layers and ID', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const events = await pushAll({ source: 'docker-daemon:fixtures/small:v1', destination: `${registry.host}/daemon/small` });
     const [pushed] = ofType(events, 'manifest-pushed');
     assert.equal(pushed?.tag, 'v1');
@@ -149,7 +142,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   });
 
   it('says every blob exists on a second push, and reads nothing of the save stream', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const destination = `${registry.host}/daemon/again:v1`;
     await pushAll({ source: 'docker-daemon:fixtures/small:v1', destination });
     // The layers are known by diff ID only; the digest cache maps them to what the registry holds.
@@ -166,9 +159,9 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   });
 
   it("reads docker save's members in name order, not base to top, and pushes them even one upload at a time", async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const saved = join(work, 'seven-saved.tar');
-    await engine!.docker(['save', '-o', saved, 'fixtures/seven:v1']);
+    await dockerd.engine.docker(['save', '-o', saved, 'fixtures/seven:v1']);
     const { names, manifest } = await readSave(saved);
     assert.deepEqual(names, [...names].sort(), 'docker save writes its export directory in name order');
     // The layer directories are named by v1 IDs, so the stream does not have them base to top.
@@ -186,7 +179,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   });
 
   it('shows each layer as waiting until the save stream reaches it, then pushing with its tar size as the total', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     // One timeline of the save stream reaching layers (its debug log) and the progress events.
     const timeline: string[] = [];
     const logger: Logger = {
@@ -223,9 +216,9 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   });
 
   it('pushes an image of more layers than the upload limiter has slots, the save stream in another order than the manifest', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const saved = join(work, 'twelve-saved.tar');
-    await engine!.docker(['save', '-o', saved, 'fixtures/twelve:v1']);
+    await dockerd.engine.docker(['save', '-o', saved, 'fixtures/twelve:v1']);
     const { names, manifest } = await readSave(saved);
     assert.notDeepEqual(
       names.filter((name) => name.endsWith('/layer.tar')),
@@ -244,21 +237,21 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   });
 
   it("pushes an image of more layers than the shared upload limit's 8 slots with the CLI's defaults", async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const result = await runCli(['push', 'docker-daemon:fixtures/twelve:v1', `${registry.host}/daemon/twelve-cli:v1`, '--progress', 'plain'], {
-      env: { DOCKER_HOST: engine!.host, RXPUSH_CACHE_DIR: join(work, 'twelve-cli-cache') },
+      env: { DOCKER_HOST: dockerd.engine.host, RXPUSH_CACHE_DIR: join(work, 'twelve-cli-cache') },
     });
     assert.equal(result.code, 0, result.stderr);
     assert.ok(await client.hasManifest('daemon/twelve-cli', 'v1'));
   });
 
   it('fails, saying what to do, when a pipeline reads a layer the engine is not sending yet, and pushes no manifest', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const repository = 'daemon/stuck';
     const target = { client, repository, logger: silentLogger };
     // A pipeline that ignores `sequential` and reads one blob at a time: layer 1 first, while the
     // engine's stream starts with another layer.
-    const read = readDockerDaemon('fixtures/seven:v1', { source: 'docker-daemon:fixtures/seven:v1', allTags: false, logger: silentLogger, host: engine!.host, stallTimeoutMs: 500 });
+    const read = readDockerDaemon('fixtures/seven:v1', { source: 'docker-daemon:fixtures/seven:v1', allTags: false, logger: silentLogger, host: dockerd.engine.host, stallTimeoutMs: 500 });
     const notSequential = map((event: PushEvent): PushEvent => (event.type === 'blob' ? { type: 'blob', blob: { ...event.blob, sequential: false } } : event));
     const pushed = from(read).pipe(
       mergeMap((records) => records.map((image): PushEvent => ({ type: 'image', image }))),
@@ -280,37 +273,37 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   });
 
   it('fails with one line when the engine does not have the image', async (t) => {
-    if (!requireEngine(t)) return;
-    const result = await runCli(['push', 'docker-daemon:fixtures/nope:v1', `${registry.host}/daemon/nope:v1`], { env: { DOCKER_HOST: engine!.host } });
-    assertOneLineError(result, new RegExp(`^rxpush: image fixtures/nope:v1 not found in the Docker Engine at ${engine!.host}; docker pull it or check the name$`));
+    if (!dockerd.require(t)) return;
+    const result = await runCli(['push', 'docker-daemon:fixtures/nope:v1', `${registry.host}/daemon/nope:v1`], { env: { DOCKER_HOST: dockerd.engine.host } });
+    assertOneLineError(result, new RegExp(`^rxpush: image fixtures/nope:v1 not found in the Docker Engine at ${dockerd.engine.host}; docker pull it or check the name$`));
   });
 
   it('fails with one line when no engine answers at DOCKER_HOST', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const host = `unix://${join(work, 'no-daemon.sock')}`;
     const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/down:v1`], { env: { DOCKER_HOST: host } });
     assertOneLineError(result, /^rxpush: cannot reach the Docker Engine at unix:\/\/.*no-daemon\.sock \(.*\): is dockerd running\? \(DOCKER_HOST=unix:\/\/.*no-daemon\.sock\)$/);
   });
 
   it('pushes with the CLI, reading the engine from DOCKER_HOST', async (t) => {
-    if (!requireEngine(t)) return;
-    const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/cli:v1`, '--progress', 'plain'], { env: { DOCKER_HOST: engine!.host } });
+    if (!dockerd.require(t)) return;
+    const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/cli:v1`, '--progress', 'plain'], { env: { DOCKER_HOST: dockerd.engine.host } });
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^v1: digest: sha256:[a-f0-9]{64} size: \d+$/m);
     assert.ok(await client.hasManifest('daemon/cli', 'v1'));
   });
 
   it("ends with the registry's connection error and exit 1 when the registry dies mid-push, never as a cancelled push", async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     // Layers big enough (gzipped on the way) that the registry can be stopped while they go up.
     const big = await makeOciLayout(join(work, 'big'), { images: [{ tags: ['latest'], layers: [1, 2].map((i) => ({ files: 4, fileSize: 4_000_000, seed: `dies-${i}` })) }] });
     const archive = join(work, 'big.tar');
     await skopeoCopy(`oci:${big.dir}:latest`, `docker-archive:${archive}:fixtures/big:v1`);
-    await engine!.docker(['load', '-i', archive]);
+    await dockerd.engine.docker(['load', '-i', archive]);
     const doomed = await startRegistry();
     try {
       const cli = startCli(t, ['push', 'docker-daemon:fixtures/big:v1', `${doomed.host}/daemon/dies:v1`, '--progress', 'json', '--retries', '2'], {
-        env: { DOCKER_HOST: engine!.host, RXPUSH_CACHE_DIR: join(work, 'dies-cache') },
+        env: { DOCKER_HOST: dockerd.engine.host, RXPUSH_CACHE_DIR: join(work, 'dies-cache') },
       });
       let stopped: Promise<void> | undefined;
       let buffered = '';
@@ -335,10 +328,10 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   });
 
   describe('over TCP with TLS (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH)', () => {
-    const tlsEnv = (dir: string): Record<string, string> => ({ DOCKER_HOST: engine!.tcpHost!, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir });
+    const tlsEnv = (dir: string): Record<string, string> => ({ DOCKER_HOST: dockerd.engine.tcpHost!, DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir });
 
     it('pushes from an engine that checks client certificates, with the ones in DOCKER_CERT_PATH', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls:v1`, '--progress', 'plain'], { env: tlsEnv(certPath) });
       assert.equal(result.code, 0, result.stderr);
       assert.match(result.stdout, /^v1: digest: sha256:[a-f0-9]{64} size: \d+$/m);
@@ -346,14 +339,14 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     });
 
     it('says to set DOCKER_TLS_VERIFY when plain HTTP reaches the TLS port', async (t) => {
-      if (!requireEngine(t)) return;
-      const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-plain:v1`], { env: { DOCKER_HOST: engine!.tcpHost! } });
+      if (!dockerd.require(t)) return;
+      const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-plain:v1`], { env: { DOCKER_HOST: dockerd.engine.tcpHost! } });
       assertOneLineError(result, /→ 400: .*HTTP request to an HTTPS server.*; the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH$/);
       assert.equal(await client.hasManifest('daemon/tls-plain', 'v1'), undefined);
     });
 
     it('says the engine wants a client certificate when DOCKER_CERT_PATH has none', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-nocert:v1`], { env: tlsEnv(caOnly) });
       assertOneLineError(
         result,
@@ -362,7 +355,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     });
 
     it('says the TLS handshake failed, and what to check, when ca.pem is not the CA of the engine', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-otherca:v1`], { env: tlsEnv(otherCa) });
       assertOneLineError(
         result,
@@ -371,7 +364,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     });
 
     it('says which file is missing when DOCKER_CERT_PATH has no ca.pem', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const result = await runCli(['push', 'docker-daemon:fixtures/small:v1', `${registry.host}/daemon/tls-noca:v1`], { env: tlsEnv(join(work, 'nowhere')) });
       assertOneLineError(result, /^rxpush: DOCKER_TLS_VERIFY is set for DOCKER_HOST=tcp:\/\/127\.0\.0\.1:\d+, but .*nowhere\/ca\.pem cannot be read \(.*\); set DOCKER_CERT_PATH to the directory with ca\.pem, cert\.pem and key\.pem$/);
     });

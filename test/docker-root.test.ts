@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
@@ -20,8 +20,8 @@ import { push } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 import { lastValueFrom, toArray } from 'rxjs';
 
-import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { useDockerd } from './helpers/docker-engine.ts';
 import { FIXTURE_REFS, inspectImage, loadFixtures, type InspectedImage } from './helpers/docker-root-fixtures.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { runCliAsNobody } from '../tools/as-nobody.ts';
@@ -43,8 +43,7 @@ async function layersOf(dataRoot: string, source: string): Promise<BlobSource[]>
 }
 
 describe('pushing from a Docker data root (docker-root:), no daemon needed', () => {
-  let engine: RunningDockerd | undefined;
-  let skipped: string | undefined;
+  const dockerd = useDockerd();
   let registry: RunningRegistry;
   let client: RegistryClient;
   let work: string;
@@ -63,24 +62,15 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
 
   /** Pulls `ref` into the engine and checks the layers Docker computed are the original image's. */
   async function pullsBackAs(ref: string, original: string): Promise<void> {
-    await engine!.docker(['pull', ref]);
-    const pulled = await inspectImage(engine!, ref);
+    await dockerd.engine.docker(['pull', ref]);
+    const pulled = await inspectImage(dockerd.engine, ref);
     assert.deepEqual(pulled.layers, loaded.get(original)!.layers);
     assert.equal(pulled.id, loaded.get(original)!.id);
   }
 
-  function requireEngine(t: TestContext): boolean {
-    if (skipped !== undefined) t.skip(`no Docker engine: ${skipped}`);
-    return skipped === undefined;
-  }
-
   before(async () => {
-    const started = await startDockerd();
-    if ('skipped' in started) {
-      skipped = started.skipped;
-      return;
-    }
-    engine = started;
+    if (dockerd.skipped !== undefined) return;
+    const engine = dockerd.engine;
     work = await mkdtemp(join(tmpdir(), 'rxpush-docker-root-'));
     registry = await startRegistry();
     client = new RegistryClient({ registry: registry.host });
@@ -97,12 +87,11 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
   after(async () => {
     await client?.close();
     await registry?.stop();
-    await engine?.stop();
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 
   it('pushes an image from the copy and docker pulls back the same layers; the pull leaves hints docker-root: reads', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const events = await pushAll({ source: 'docker-root:fix/app:v1', destination: `${registry.host}/root/app:v1`, dataRoot });
     const [pushed] = ofType(events, 'manifest-pushed');
     assert.equal(pushed?.tag, 'v1');
@@ -116,7 +105,7 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
     await pullsBackAs(`${registry.host}/root/app:v1`, 'fix/app:v1');
 
     // Docker recorded which compressed digests it pulled, from where: rxpush reads that as hints.
-    const layers = await layersOf(engine!.dataRoot, `docker-root:${registry.host}/root/app:v1`);
+    const layers = await layersOf(dockerd.engine.dataRoot, `docker-root:${registry.host}/root/app:v1`);
     assert.deepEqual(
       layers.map((layer) => layer.hints?.find((hint) => hint.registry === registry.host)),
       raw.json.layers.map((layer: { digest: string }) => ({ digest: layer.digest, registry: registry.host, repository: 'root/app' })),
@@ -124,7 +113,7 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
   });
 
   it('rebuilds a layer with hard links, symbolic links, an empty directory, a PAX long name and whiteouts exactly, through the CLI', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const cache = join(work, 'cli-cache');
     const result = await runCli(['push', 'docker-root:fix/tricky:v1', `${registry.host}/root/tricky:v1`, '--data-root', dataRoot, '--progress', 'plain'], {
       env: { RXPUSH_CACHE_DIR: cache },
@@ -135,14 +124,14 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
   });
 
   it('reads Docker Hub names in the short form Docker stores, a name alone meaning latest', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const events = await pushAll({ source: 'docker-root:plain', destination: `${registry.host}/root/plain`, dataRoot });
     assert.deepEqual(ofType(events, 'manifest-pushed').map((e) => e.tag), ['latest']);
     assert.equal((await skopeoInspectRaw(`${registry.host}/root/plain:latest`)).json.config.digest, loaded.get('plain:latest')!.id);
   });
 
   it('pushes every tag of a repository with allTags, uploading the shared base layer once', async (t) => {
-    if (!requireEngine(t)) return;
+    if (!dockerd.require(t)) return;
     const events = await pushAll({ source: 'docker-root:fix/app', destination: `${registry.host}/root/all`, dataRoot, allTags: true });
     assert.deepEqual(ofType(events, 'manifest-pushed').map((e) => e.tag).sort(), ['v1', 'v2']);
     const uploaded = ofType(events, 'pushed').map((e) => e.digest);
@@ -152,7 +141,7 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
 
   describe('bad input: a clear error, and no manifest pushed', () => {
     it('fails with DIGEST_MISMATCH naming the file when a layer file was changed', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const root = await copyOfDataRoot();
       const [, top] = await layersOf(root, 'docker-root:fix/app:v1');
       const cacheId = (await readFile(join(top!.origin, 'cache-id'), 'utf8')).trim();
@@ -170,7 +159,7 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
     });
 
     it("fails with DIGEST_MISMATCH naming the layer when its rebuilt tar is not its diff ID", async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const root = await copyOfDataRoot();
       const [base] = await layersOf(root, 'docker-root:fix/app:v1');
       // Change one byte of the first header (its mtime) in the tar-split: files are intact, the tar is not.
@@ -191,7 +180,7 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
     });
 
     it('refuses a parent chain that loops before uploading anything', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const root = await copyOfDataRoot();
       const [base, top] = await layersOf(root, 'docker-root:fix/app:v1');
       const topChain = `sha256:${top!.origin.split('/').at(-1)}`;
@@ -210,7 +199,7 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
     });
 
     it('refuses a parent that names a missing layer, through the CLI', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const root = await copyOfDataRoot();
       const [, top] = await layersOf(root, 'docker-root:fix/app:v1');
       const missing = `sha256:${'e'.repeat(64)}`;
@@ -221,16 +210,16 @@ describe('pushing from a Docker data root (docker-root:), no daemon needed', () 
     });
 
     it('names the images the data root has when the tag asked for is not there', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       const result = await runCli(['push', 'docker-root:fix/app:v9', `${registry.host}/root/nope:v9`, '--data-root', dataRoot], { env: { RXPUSH_CACHE_DIR: join(work, 'cli-cache') } });
       assertOneLineError(result, /^rxpush: no image fix\/app:v9 in .*repositories\.json; it has fix\/app:v1, fix\/app:v2, fix\/tricky:v1, plain:latest$/);
     });
 
     it('tells a user who may not read the data root to run as root or go through the daemon', async (t) => {
-      if (!requireEngine(t)) return;
+      if (!dockerd.require(t)) return;
       // The engine's real data root is root's alone (0710), as /var/lib/docker is: run the CLI as nobody
       // (from a copy: the checkout itself may be closed to nobody).
-      const result = await runCliAsNobody(['push', 'docker-root:fix/app:v1', `${registry.host}/root/denied:v1`, '--data-root', engine!.dataRoot]);
+      const result = await runCliAsNobody(['push', 'docker-root:fix/app:v1', `${registry.host}/root/denied:v1`, '--data-root', dockerd.engine.dataRoot]);
       assertOneLineError(result, /^rxpush: cannot read .* permission denied; .*run rxpush as root \(e\.g\. with sudo\).*docker-daemon:NAME:TAG/);
     });
   });

@@ -7,18 +7,18 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it, type TestContext } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 
 import { MediaType, RegistryError } from '@rxpush/core';
 import { generateSigningKey, loadSigningKey, parseSchema1, parseSigningKey, type SigningKey } from '@rxpush/manifest-signer';
 import { RegistryClient } from '@rxpush/registry-client';
 import tar from 'tar-stream';
 
-import { startDockerd, type RunningDockerd } from '../tools/dockerd.ts';
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { addIndex } from '../packages/graph-reader/test/layouts.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
+import { useDockerd } from './helpers/docker-engine.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
 import { skopeoCopy } from './helpers/skopeo.ts';
 import { runCli } from './helpers/run-cli.ts';
@@ -165,23 +165,13 @@ describe('Docker schema 1 manifests signed with the user key', () => {
 });
 
 describe('Docker schema 1 with a real Docker Engine', () => {
-  let engine: RunningDockerd | undefined;
-  let skipped: string | undefined;
+  const dockerd = useDockerd();
   let registry: RunningRegistry;
   let client: RegistryClient;
 
-  function requireEngine(t: TestContext): boolean {
-    if (skipped !== undefined) t.skip(`no Docker engine: ${skipped}`);
-    return skipped === undefined;
-  }
-
   before(async () => {
-    const started = await startDockerd();
-    if ('skipped' in started) {
-      skipped = started.skipped;
-      return;
-    }
-    engine = started;
+    if (dockerd.skipped !== undefined) return;
+    const engine = dockerd.engine;
     process.env.DOCKER_HOST = engine.host;
     registry = await startRegistry({ schema1: true });
     client = new RegistryClient({ registry: registry.host });
@@ -191,19 +181,18 @@ describe('Docker schema 1 with a real Docker Engine', () => {
     delete process.env.DOCKER_HOST;
     await client?.close();
     await registry?.stop();
-    await engine?.stop();
   });
 
   it("signs with the daemon's own key.json, and docker pulls the schema 1 image back with the same diff IDs", async (t) => {
-    if (!requireEngine(t)) return;
-    const keyJson = JSON.parse(await readFile(engine!.trustKeyFile, 'utf8')) as { kid: string; d?: string };
+    if (!dockerd.require(t)) return;
+    const keyJson = JSON.parse(await readFile(dockerd.engine.trustKeyFile, 'utf8')) as { kid: string; d?: string };
     assert.ok(keyJson.d !== undefined, "dockerd's key.json holds a private key");
-    const daemonKey = await loadSigningKey(engine!.trustKeyFile);
+    const daemonKey = await loadSigningKey(dockerd.engine.trustKeyFile);
     assert.equal(daemonKey.keyId, keyJson.kid, "rxpush names the key as libtrust (dockerd) does");
 
-    const original = JSON.parse((await engine!.docker(['image', 'inspect', 'fixtures/built:v1'])).stdout) as { Id: string; RootFS: { Layers: string[] } }[];
+    const original = JSON.parse((await dockerd.engine.docker(['image', 'inspect', 'fixtures/built:v1'])).stdout) as { Id: string; RootFS: { Layers: string[] } }[];
     // inspect reads the engine's config without waiting on the layers of its save stream.
-    const inspected = await runCli(['inspect', 'docker-daemon:fixtures/built:v1', '--config'], { env: { DOCKER_HOST: engine!.host } });
+    const inspected = await runCli(['inspect', 'docker-daemon:fixtures/built:v1', '--config'], { env: { DOCKER_HOST: dockerd.engine.host } });
     assert.equal(inspected.code, 0, inspected.stderr);
     assert.deepEqual((JSON.parse(inspected.stdout) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids, original[0]!.RootFS.Layers);
     const events = await pushAll({ source: 'docker-daemon:fixtures/built:v1', destination: `${registry.host}/s1/built:v1`, format: 'schema1', signKey: daemonKey });
@@ -222,10 +211,10 @@ describe('Docker schema 1 with a real Docker Engine', () => {
     await skopeoCopy(`${registry.host}/s1/built:v2`, `${registry.host}/s1/built:skopeo`, { format: 'v2s1' });
     assert.deepEqual(await schema1Content(client, 's1/built', 'v1'), await schema1Content(client, 's1/built', 'skopeo'));
 
-    await engine!.docker(['rmi', '-f', original[0]!.Id]);
+    await dockerd.engine.docker(['rmi', '-f', original[0]!.Id]);
     const ref = `${registry.host}/s1/built:v1`;
-    await engine!.docker(['pull', ref]);
-    const pulled = JSON.parse((await engine!.docker(['image', 'inspect', ref])).stdout) as { RootFS: { Layers: string[] }; Config: { Env: string[]; Cmd: string[] } }[];
+    await dockerd.engine.docker(['pull', ref]);
+    const pulled = JSON.parse((await dockerd.engine.docker(['image', 'inspect', ref])).stdout) as { RootFS: { Layers: string[] }; Config: { Env: string[]; Cmd: string[] } }[];
     const shown = await runCli(['inspect', ref, '--config']);
     assert.equal(shown.code, 0, shown.stderr);
     assert.deepEqual((JSON.parse(shown.stdout) as { config: { Cmd: string[] } }).config.Cmd, ['/b.txt'], "a schema 1 image's config is its top v1Compatibility");
