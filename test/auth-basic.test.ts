@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
 import { createAuthenticator, createDispatcher, RegistryClient } from '@rxpush/registry-client';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { makeOciLayout } from '../tools/fixtures.ts';
+import { startRegistry } from '../tools/registry.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli, startCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
@@ -18,45 +19,36 @@ const PASSWORD = 'basic-s3cret-pw';
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 
 describe('credentials for a TLS registry with htpasswd (the CLI)', () => {
-  let work: string;
-  let layout: OciLayoutFixture;
-  let registry: RunningRegistry;
+  const suite = useRegistry('auth-basic', {
+    registry: { tls: true, htpasswd: { bob: PASSWORD } },
+    images: [{ tags: ['latest'], layers: [{ files: 2, fileSize: 40_000, seed: 'basic-base' }, { files: 1, fileSize: 8_000, seed: 'basic-app' }] }],
+  });
   let caFile: string;
   /** Environment for CLI runs: its own HOME, Docker config dir and cache, so nothing of this machine is read. */
   let env: Record<string, string>;
-  let dockerDir: string;
   let tag = 0;
 
   before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-auth-basic-'));
-    dockerDir = join(work, 'docker');
+    const dockerDir = join(suite.work, 'docker');
     await mkdir(dockerDir);
-    env = { HOME: work, DOCKER_CONFIG: dockerDir, RXPUSH_CACHE_DIR: join(work, 'cache') };
-    registry = await startRegistry({ tls: true, htpasswd: { bob: PASSWORD } });
-    caFile = registry.caFile ?? '';
-    layout = await makeOciLayout(join(work, 'layout'), {
-      images: [{ tags: ['latest'], layers: [{ files: 2, fileSize: 40_000, seed: 'basic-base' }, { files: 1, fileSize: 8_000, seed: 'basic-app' }] }],
-    });
-  });
-  after(async () => {
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
+    env = { HOME: suite.work, DOCKER_CONFIG: dockerDir, RXPUSH_CACHE_DIR: join(suite.work, 'cache') };
+    caFile = suite.registry.caFile ?? '';
   });
 
   /** `rxpush push` of the layout to a fresh tag of basic/app; returns the result and the reference. */
   async function pushWith(args: string[], options: { env?: Record<string, string>; input?: string } = {}) {
-    const ref = `${registry.host}/basic/app:t${++tag}`;
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, ref, ...args], { env: { ...env, ...options.env }, ...(options.input !== undefined && { input: options.input }) });
+    const ref = `${suite.registry.host}/basic/app:t${++tag}`;
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, ref, ...args], { env: { ...env, ...options.env }, ...(options.input !== undefined && { input: options.input }) });
     return { result, ref, tag: `t${tag}` };
   }
 
   /** The manifest under `tag`, asked with bob's credentials, or undefined. */
   async function stored(tagName: string) {
-    const dispatcher = createDispatcher({ registry: registry.host, caFile });
+    const dispatcher = createDispatcher({ registry: suite.registry.host, caFile });
     const client = new RegistryClient({
-      registry: registry.host,
+      registry: suite.registry.host,
       dispatcher,
-      auth: createAuthenticator({ registry: registry.host, dispatcher, credentials: { username: 'bob', password: PASSWORD, source: 'test' } }),
+      auth: createAuthenticator({ registry: suite.registry.host, dispatcher, credentials: { username: 'bob', password: PASSWORD, source: 'test' } }),
     });
     try {
       return await client.hasManifest('basic/app', tagName);
@@ -93,47 +85,47 @@ describe('credentials for a TLS registry with htpasswd (the CLI)', () => {
   });
 
   it("takes the credentials from Docker's config.json", async () => {
-    const dir = join(work, 'config-auths');
+    const dir = join(suite.work, 'config-auths');
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [`https://${registry.host}`]: { auth: b64(`bob:${PASSWORD}`) } } }));
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [`https://${suite.registry.host}`]: { auth: b64(`bob:${PASSWORD}`) } } }));
     const { result, tag: pushed } = await pushWith(['--ca-file', caFile], { env: { DOCKER_CONFIG: dir } });
     assert.equal(result.code, 0, result.stderr);
     assert.ok(await stored(pushed));
   });
 
   it('takes the credentials from --authfile, and says so when they are refused', async () => {
-    const authfile = join(work, 'auth.json');
-    await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { username: 'bob', password: PASSWORD } } }));
+    const authfile = join(suite.work, 'auth.json');
+    await writeFile(authfile, JSON.stringify({ auths: { [suite.registry.host]: { username: 'bob', password: PASSWORD } } }));
     const { result } = await pushWith(['--authfile', authfile, '--ca-file', caFile]);
     assert.equal(result.code, 0, result.stderr);
-    const missing = await pushWith(['--authfile', join(work, 'missing.json'), '--ca-file', caFile]);
+    const missing = await pushWith(['--authfile', join(suite.work, 'missing.json'), '--ca-file', caFile]);
     assertOneLineError(missing.result, /cannot read the credentials file .*missing\.json: it does not exist; check --authfile/);
   });
 
   it('runs the credential helper config.json names, with the registry on stdin', async () => {
-    const bin = join(work, 'bin');
-    const dir = join(work, 'config-helper');
+    const bin = join(suite.work, 'bin');
+    const dir = join(suite.work, 'config-helper');
     await mkdir(bin, { recursive: true });
     await mkdir(dir, { recursive: true });
-    const asked = join(work, 'helper-asked');
+    const asked = join(suite.work, 'helper-asked');
     const helper = join(bin, 'docker-credential-test');
     await writeFile(
       helper,
       `#!/bin/sh\nserver=$(cat)\necho "$1 $server" >> "${asked}"\n` +
-        `[ "$server" = "${registry.host}" ] || { echo "credentials not found in native keychain"; exit 1; }\n` +
+        `[ "$server" = "${suite.registry.host}" ] || { echo "credentials not found in native keychain"; exit 1; }\n` +
         `printf '{"ServerURL":"%s","Username":"bob","Secret":"${PASSWORD}"}' "$server"\n`,
     );
     await chmod(helper, 0o755);
-    await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { [registry.host]: 'test' } }));
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { [suite.registry.host]: 'test' } }));
     const { result, tag: pushed } = await pushWith(['--ca-file', caFile], { env: { DOCKER_CONFIG: dir, PATH: `${bin}:${process.env['PATH'] ?? ''}` } });
     assert.equal(result.code, 0, result.stderr);
     assert.ok(await stored(pushed));
-    assert.deepEqual((await readFile(asked, 'utf8')).trim().split('\n'), [`get ${registry.host}`], 'the helper is run once, with get and the registry');
+    assert.deepEqual((await readFile(asked, 'utf8')).trim().split('\n'), [`get ${suite.registry.host}`], 'the helper is run once, with get and the registry');
   });
 
   it('prints no password at any log level and keeps it off the process title', async (t) => {
-    const big = await makeOciLayout(join(work, 'big'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 4_000_000, seed: 'title' }] }] });
-    const args = ['push', `oci:${big.dir}:latest`, `${registry.host}/basic/title:1`, '--creds', `bob:${PASSWORD}`, '--ca-file', caFile, '--log-level', 'trace', '--progress', 'plain'];
+    const big = await makeOciLayout(join(suite.work, 'big'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 4_000_000, seed: 'title' }] }] });
+    const args = ['push', `oci:${big.dir}:latest`, `${suite.registry.host}/basic/title:1`, '--creds', `bob:${PASSWORD}`, '--ca-file', caFile, '--log-level', 'trace', '--progress', 'plain'];
     const cli = startCli(t, args, { env });
     let cmdline: string | undefined;
     cli.child.stdout.on('data', () => {

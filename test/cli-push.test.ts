@@ -1,49 +1,31 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { RegistryClient } from '@rxpush/registry-client';
-
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { makeOciLayout } from '../tools/fixtures.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
 
 const blobPath = (dir: string, digest: string): string => join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
 
 describe('rxpush push (the CLI) against the reference registry', () => {
-  let registry: RunningRegistry;
-  let client: RegistryClient;
-  let work: string;
-  let layout: OciLayoutFixture;
-
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-cli-'));
-    registry = await startRegistry();
-    client = new RegistryClient({ registry: registry.host });
-    layout = await makeOciLayout(join(work, 'layout'), {
-      images: [
-        { tags: ['latest'], layers: [{ files: 2, fileSize: 100_000, seed: 'cli-base' }, { files: 1, fileSize: 20_000, seed: 'cli-app' }] },
-        { tags: ['edge'], layers: [{ files: 2, fileSize: 100_000, seed: 'cli-base' }, { files: 1, fileSize: 20_000, seed: 'cli-edge' }] },
-      ],
-    });
-  });
-  after(async () => {
-    await client?.close();
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
+  const suite = useRegistry('cli', {
+    images: [
+      { tags: ['latest'], layers: [{ files: 2, fileSize: 100_000, seed: 'cli-base' }, { files: 1, fileSize: 20_000, seed: 'cli-app' }] },
+      { tags: ['edge'], layers: [{ files: 2, fileSize: 100_000, seed: 'cli-base' }, { files: 1, fileSize: 20_000, seed: 'cli-edge' }] },
+    ],
   });
 
   it('writes Docker jsonmessage lines ending with the aux digest, and the digest file', async () => {
-    const digestfile = join(work, 'digest');
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/cli/json:1.0`, '--progress', 'json', '--digestfile', digestfile]);
+    const digestfile = join(suite.work, 'digest');
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/cli/json:1.0`, '--progress', 'json', '--digestfile', digestfile]);
     assert.equal(result.code, 0, result.stderr);
     const messages = result.stdout.trimEnd().split('\n').map((line) => JSON.parse(line));
-    const [image] = layout.images;
+    const [image] = suite.layout.images;
     assert.deepEqual(messages.at(-1), { progressDetail: {}, aux: { Tag: '1.0', Digest: image!.manifestDigest, Size: image!.manifestSize } });
     assert.deepEqual(messages.at(-2), { status: `1.0: digest: ${image!.manifestDigest} size: ${image!.manifestSize}` });
     for (const layer of image!.layerDigests) {
@@ -53,86 +35,86 @@ describe('rxpush push (the CLI) against the reference registry', () => {
       assert.equal(statuses.at(-1), 'Pushed');
     }
     assert.equal(await readFile(digestfile, 'utf8'), image!.manifestDigest);
-    assert.equal((await skopeoInspectRaw(`docker://${registry.host}/cli/json:1.0`)).json.layers.length, 2);
+    assert.equal((await skopeoInspectRaw(`docker://${suite.registry.host}/cli/json:1.0`)).json.layers.length, 2);
   });
 
   it('says "Layer already exists" for every layer on a second push', async () => {
-    const args = ['push', `oci:${layout.dir}:latest`, `${registry.host}/cli/twice:latest`, '--progress', 'plain'];
+    const args = ['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/cli/twice:latest`, '--progress', 'plain'];
     assert.equal((await runCli(args)).code, 0);
     const second = await runCli(args);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stdout, /^The push refers to repository \[127\.0\.0\.1:\d+\/cli\/twice\]$/m);
-    for (const layer of layout.images[0]!.layerDigests) assert.match(second.stdout, new RegExp(`^${layer.slice(7, 19)}: Layer already exists$`, 'm'));
+    for (const layer of suite.layout.images[0]!.layerDigests) assert.match(second.stdout, new RegExp(`^${layer.slice(7, 19)}: Layer already exists$`, 'm'));
     assert.doesNotMatch(second.stdout, /Pushed/);
     assert.match(second.stdout, /^latest: digest: sha256:[a-f0-9]{64} size: \d+$/m);
   });
 
   it('redraws layer lines in place with --progress tty', async () => {
-    const result = await runCli(['push', `oci:${layout.dir}:edge`, `${registry.host}/cli/tty:edge`, '--progress', 'tty']);
+    const result = await runCli(['push', `oci:${suite.layout.dir}:edge`, `${suite.registry.host}/cli/tty:edge`, '--progress', 'tty']);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /\x1b\[\d*A/, 'cursor moves up to redraw');
     assert.match(result.stdout, /edge: digest: sha256:[a-f0-9]{64} size: \d+/);
   });
 
   it('pushes every tag with --all-tags and converts with --format docker', async () => {
-    const result = await runCli(['push', `oci:${layout.dir}`, `${registry.host}/cli/all`, '--all-tags', '--format', 'docker', '--quiet']);
+    const result = await runCli(['push', `oci:${suite.layout.dir}`, `${suite.registry.host}/cli/all`, '--all-tags', '--format', 'docker', '--quiet']);
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(result.stdout.trimEnd().split('\n').sort(), [`${registry.host}/cli/all:edge`, `${registry.host}/cli/all:latest`]);
-    const raw = await skopeoInspectRaw(`docker://${registry.host}/cli/all:edge`);
+    assert.deepEqual(result.stdout.trimEnd().split('\n').sort(), [`${suite.registry.host}/cli/all:edge`, `${suite.registry.host}/cli/all:latest`]);
+    const raw = await skopeoInspectRaw(`docker://${suite.registry.host}/cli/all:edge`);
     assert.equal(raw.json.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
   });
 
   describe('bad input gets one clear line and pushes nothing', () => {
     it('a missing directory', async () => {
-      const result = await runCli(['push', `oci:${join(work, 'nowhere')}`, `${registry.host}/cli/bad:1`]);
+      const result = await runCli(['push', `oci:${join(suite.work, 'nowhere')}`, `${suite.registry.host}/cli/bad:1`]);
       assertOneLineError(result, /nowhere/, 1);
     });
 
     it('a directory that is not an OCI layout', async () => {
-      const empty = join(work, 'empty');
+      const empty = join(suite.work, 'empty');
       await mkdir(empty, { recursive: true });
-      assertOneLineError(await runCli(['push', `oci:${empty}`, `${registry.host}/cli/bad:1`]), /oci-layout|OCI (image )?layout/i, 1);
+      assertOneLineError(await runCli(['push', `oci:${empty}`, `${suite.registry.host}/cli/bad:1`]), /oci-layout|OCI (image )?layout/i, 1);
     });
 
     it('an unknown ref, listing the ones there are', async () => {
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}:nope`, `${registry.host}/cli/bad:1`]), /nope.*(latest|edge)/, 1);
+      assertOneLineError(await runCli(['push', `oci:${suite.layout.dir}:nope`, `${suite.registry.host}/cli/bad:1`]), /nope.*(latest|edge)/, 1);
     });
 
     it('a malformed index.json', async () => {
-      const broken = await makeOciLayout(join(work, 'bad-index'));
+      const broken = await makeOciLayout(join(suite.work, 'bad-index'));
       await writeFile(join(broken.dir, 'index.json'), '{"schemaVersion": 2, "manifests": [');
-      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/bad-index:1`]), /index\.json/, 1);
-      assert.equal(await client.hasManifest('cli/bad-index', '1'), undefined);
+      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${suite.registry.host}/cli/bad-index:1`]), /index\.json/, 1);
+      assert.equal(await suite.client.hasManifest('cli/bad-index', '1'), undefined);
     });
 
     it('a blob missing from the layout', async () => {
-      const broken = await makeOciLayout(join(work, 'missing-blob'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1000, seed: 'gone' }] }] });
+      const broken = await makeOciLayout(join(suite.work, 'missing-blob'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1000, seed: 'gone' }] }] });
       await unlink(blobPath(broken.dir, broken.images[0]!.layerDigests[0]!));
-      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/missing:1`]), /missing|not found|no such/i, 1);
-      assert.equal(await client.hasManifest('cli/missing', '1'), undefined);
+      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${suite.registry.host}/cli/missing:1`]), /missing|not found|no such/i, 1);
+      assert.equal(await suite.client.hasManifest('cli/missing', '1'), undefined);
     });
 
     it('a layer whose bytes do not match its digest', async () => {
-      const broken = await makeOciLayout(join(work, 'mismatch'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1000, seed: 'flip' }] }] });
+      const broken = await makeOciLayout(join(suite.work, 'mismatch'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1000, seed: 'flip' }] }] });
       const path = blobPath(broken.dir, broken.images[0]!.layerDigests[0]!);
       const bytes = await readFile(path);
       bytes.writeUInt8(bytes.readUInt8(100) ^ 0x01, 100);
       await writeFile(path, bytes);
-      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${registry.host}/cli/mismatch:1`]), /does not match its digest/, 1);
-      assert.equal(await client.hasManifest('cli/mismatch', '1'), undefined);
+      assertOneLineError(await runCli(['push', `oci:${broken.dir}`, `${suite.registry.host}/cli/mismatch:1`]), /does not match its digest/, 1);
+      assert.equal(await suite.client.hasManifest('cli/mismatch', '1'), undefined);
     });
 
     it('a malformed destination', async () => {
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}`, `${registry.host}/Bad Name:1`]), /invalid image reference/, 1);
+      assertOneLineError(await runCli(['push', `oci:${suite.layout.dir}`, `${suite.registry.host}/Bad Name:1`]), /invalid image reference/, 1);
     });
 
     it('an unreachable registry', async () => {
       const port = await closedPort();
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}`, `127.0.0.1:${port}/cli/app:1`]), /^rxpush: GET http\S+\/v2\/ failed: connection refused/, 1);
+      assertOneLineError(await runCli(['push', `oci:${suite.layout.dir}`, `127.0.0.1:${port}/cli/app:1`]), /^rxpush: GET http\S+\/v2\/ failed: connection refused/, 1);
     });
 
     it('a missing argument is a usage error', async () => {
-      assertOneLineError(await runCli(['push', `oci:${layout.dir}`]), /DEST|argument/i, 2);
+      assertOneLineError(await runCli(['push', `oci:${suite.layout.dir}`]), /DEST|argument/i, 2);
     });
   });
 });

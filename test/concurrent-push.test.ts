@@ -7,13 +7,11 @@
  * as the symptom: no blob is ever mounted twice into one repository.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli } from './helpers/run-cli.ts';
 
 const N = 20;
@@ -21,37 +19,25 @@ const ROUNDS = 3;
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 describe(`${N} concurrent pushes into one repository`, () => {
-  let registry: RunningRegistry;
-  let work: string;
-  let cacheDir: string;
-  let layout: OciLayoutFixture;
-
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-concurrent-'));
-    cacheDir = join(work, 'cache');
-    registry = await startRegistry();
+  const suite = useRegistry('concurrent', {
     // Small layers: the race is in the requests, not the bytes, and 2 cores run all N processes.
-    layout = await makeOciLayout(join(work, 'layout'), {
-      images: Array.from({ length: N }, (_, i) => ({
-        tags: [`t${i}`],
-        layers: [
-          { files: 2, fileSize: 64 * 1024, seed: 'shared-base' },
-          { files: 1, fileSize: 8 * 1024, seed: `own-${i}` },
-        ],
-      })),
-    });
+    images: Array.from({ length: N }, (_, i) => ({
+      tags: [`t${i}`],
+      layers: [
+        { files: 2, fileSize: 64 * 1024, seed: 'shared-base' },
+        { files: 1, fileSize: 8 * 1024, seed: `own-${i}` },
+      ],
+    })),
   });
-  after(async () => {
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
-  });
+  let cacheDir: string;
+  before(() => void (cacheDir = join(suite.work, 'cache')));
 
   for (let round = 0; round < ROUNDS; round++) {
     const repository = `fleet/round${round}`;
     it(`round ${round + 1}: every push exits 0 and every tag names its image${round > 0 ? ' (mounting from the earlier rounds)' : ''}`, async () => {
       const results = await Promise.all(
-        layout.images.map((_, i) =>
-          runCli(['push', `oci:${layout.dir}:t${i}`, `${registry.host}/${repository}:t${i}`, '--progress', 'plain'], {
+        suite.layout.images.map((_, i) =>
+          runCli(['push', `oci:${suite.layout.dir}:t${i}`, `${suite.registry.host}/${repository}:t${i}`, '--progress', 'plain'], {
             env: { RXPUSH_CACHE_DIR: cacheDir },
           }),
         ),
@@ -59,14 +45,14 @@ describe(`${N} concurrent pushes into one repository`, () => {
       const failed = results.flatMap((result, i) => (result.code === 0 ? [] : [`t${i} exited ${result.code}: ${result.stderr.trim()}`]));
       assert.deepEqual(failed, []);
 
-      for (const [i, image] of layout.images.entries()) {
-        const res = await fetch(`${registry.url}/v2/${repository}/manifests/t${i}`, { method: 'HEAD', headers: { accept: OCI_MANIFEST } });
+      for (const [i, image] of suite.layout.images.entries()) {
+        const res = await fetch(`${suite.registry.url}/v2/${repository}/manifests/t${i}`, { method: 'HEAD', headers: { accept: OCI_MANIFEST } });
         assert.equal(res.status, 200, `${repository}:t${i}`);
         assert.equal(res.headers.get('docker-content-digest'), image.manifestDigest, `${repository}:t${i}`);
       }
 
       if (round > 0) {
-        const mounted = await mountsIn(registry.logFile, repository);
+        const mounted = await mountsIn(suite.registry.logFile, repository);
         assert.ok(mounted.length > 0, `round ${round + 1} mounts blobs from the earlier rounds`);
         const twice = mounted.filter((digest, index) => mounted.indexOf(digest) !== index);
         assert.deepEqual(twice, [], `no blob is mounted into ${repository} once it is there`);

@@ -5,42 +5,29 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
 
 
 describe('the digest cache with an uncompressed source', () => {
-  let registry: RunningRegistry;
-  let work: string;
+  const suite = useRegistry('cache-e2e', { images: [{ tags: ['latest'], layers: [1, 2].map((i) => ({ files: 2, fileSize: 300_000, seed: `cache-${i}` })) }] });
   let cacheDir: string;
-  let layout: OciLayoutFixture;
   let archive: string;
 
   before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-cache-e2e-'));
-    cacheDir = join(work, 'cache');
-    registry = await startRegistry();
-    layout = await makeOciLayout(join(work, 'layout'), {
-      images: [{ tags: ['latest'], layers: [1, 2].map((i) => ({ files: 2, fileSize: 300_000, seed: `cache-${i}` })) }],
-    });
-    archive = join(work, 'image.tar');
-    await skopeoCopy(`oci:${layout.dir}:latest`, `docker-archive:${archive}:cache/app:v1`);
-  });
-  after(async () => {
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
+    cacheDir = join(suite.work, 'cache');
+    archive = join(suite.work, 'image.tar');
+    await skopeoCopy(`oci:${suite.layout.dir}:latest`, `docker-archive:${archive}:cache/app:v1`);
   });
 
   it('compresses on the first push and, on the second, finds the layers by the digests they became', async () => {
-    const destination = `${registry.host}/cache/first:v1`;
+    const destination = `${suite.registry.host}/cache/first:v1`;
     const first = await pushAll({ source: `docker-archive:${archive}`, destination, cacheDir });
     const layerDigests = ofType(first, 'pushed').filter((e) => e.role === 'layer').map((e) => e.digest);
     assert.equal(layerDigests.length, 2);
@@ -52,20 +39,20 @@ describe('the digest cache with an uncompressed source', () => {
   });
 
   it('compresses again without the cache', async () => {
-    const events = await pushAll({ source: `docker-archive:${archive}`, destination: `${registry.host}/cache/first:v1`, cacheDir: false });
+    const events = await pushAll({ source: `docker-archive:${archive}`, destination: `${suite.registry.host}/cache/first:v1`, cacheDir: false });
     assert.equal(ofType(events, 'exists').filter((e) => e.role === 'layer').length, 0);
     assert.equal(ofType(events, 'pushed').filter((e) => e.role === 'layer').length, 2);
   });
 
   it('mounts every blob into a new repository from the one the cache knows, and says so', async () => {
-    const result = await runCli(['push', `docker-archive:${archive}`, `${registry.host}/cache/second:v1`, '--progress', 'plain'], {
+    const result = await runCli(['push', `docker-archive:${archive}`, `${suite.registry.host}/cache/second:v1`, '--progress', 'plain'], {
       env: { RXPUSH_CACHE_DIR: cacheDir },
     });
     assert.equal(result.code, 0, result.stderr);
     const mounted = result.stdout.split('\n').filter((line) => line.endsWith(': Mounted from cache/first'));
     assert.equal(mounted.length, 2, result.stdout);
     assert.doesNotMatch(result.stdout, /Pushed/);
-    const raw = await skopeoInspectRaw(`${registry.host}/cache/second:v1`);
+    const raw = await skopeoInspectRaw(`${suite.registry.host}/cache/second:v1`);
     assert.equal(raw.json.layers.length, 2);
   });
 
@@ -89,9 +76,9 @@ describe('the digest cache with an uncompressed source', () => {
   ];
   for (const [what, prepare] of cases) {
     it(`pushes all the same with ${what}`, async () => {
-      const dir = await mkdtemp(join(work, 'hostile-'));
+      const dir = await mkdtemp(join(suite.work, 'hostile-'));
       const cacheDir = await prepare(dir);
-      const result = await runCli(['push', `docker-archive:${archive}`, `${registry.host}/hostile/app:v1`, '--progress', 'plain'], {
+      const result = await runCli(['push', `docker-archive:${archive}`, `${suite.registry.host}/hostile/app:v1`, '--progress', 'plain'], {
         env: { RXPUSH_CACHE_DIR: cacheDir },
         timeoutMs: 30_000,
       });

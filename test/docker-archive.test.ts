@@ -5,18 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, truncate } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { after, before, describe, it } from 'node:test';
-
-import { RegistryClient } from '@rxpush/registry-client';
+import { before, describe, it } from 'node:test';
 
 import { entry, makeDockerSave, makeLegacyDockerSave } from '../packages/graph-reader/test/docker-save-fixtures.ts';
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { makeOciLayout } from '../tools/fixtures.ts';
 import { useDockerd } from './helpers/docker-engine.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
@@ -25,10 +22,9 @@ import { assertOneLineError } from './helpers/assert-cli.ts';
 
 describe('pushing docker save archives (docker-archive:)', () => {
   const dockerd = useDockerd();
-  let registry: RunningRegistry;
-  let client: RegistryClient;
-  let work: string;
-  let layout: OciLayoutFixture;
+  const suite = useRegistry('docker-archive-e2e', {
+    images: [{ tags: ['latest'], layers: [1, 2, 3].map((i) => ({ files: 2, fileSize: 150_000, seed: `archive-${i}` })) }],
+  });
   /** What skopeo made of the layout: a docker-archive with the image as fixtures/app:v1. */
   let skopeoArchive: string;
 
@@ -49,33 +45,21 @@ describe('pushing docker save archives (docker-archive:)', () => {
   }
 
   before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-docker-archive-e2e-'));
-    registry = await startRegistry();
-    client = new RegistryClient({ registry: registry.host });
-    layout = await makeOciLayout(join(work, 'layout'), {
-      images: [{ tags: ['latest'], layers: [1, 2, 3].map((i) => ({ files: 2, fileSize: 150_000, seed: `archive-${i}` })) }],
-    });
-    skopeoArchive = join(work, 'skopeo.tar');
-    await skopeoCopy(`oci:${layout.dir}:latest`, `docker-archive:${skopeoArchive}:fixtures/app:v1`);
-  });
-
-  after(async () => {
-    await client?.close();
-    await registry?.stop();
-    if (work !== undefined) await rm(work, { recursive: true, force: true });
+    skopeoArchive = join(suite.work, 'skopeo.tar');
+    await skopeoCopy(`oci:${suite.layout.dir}:latest`, `docker-archive:${skopeoArchive}:fixtures/app:v1`);
   });
 
   it('pushes an archive skopeo wrote as a Docker image, and docker pulls back its layers', async (t) => {
-    const events = await pushAll({ source: `docker-archive:${skopeoArchive}`, destination: `${registry.host}/archive/skopeo:v1` });
+    const events = await pushAll({ source: `docker-archive:${skopeoArchive}`, destination: `${suite.registry.host}/archive/skopeo:v1` });
     const [pushed] = ofType(events, 'manifest-pushed');
     assert.equal(pushed?.tag, 'v1');
     assert.equal(pushed?.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
     // The layers went up gzipped on the fly; the config as stored.
-    const raw = await skopeoInspectRaw(`${registry.host}/archive/skopeo:v1`);
+    const raw = await skopeoInspectRaw(`${suite.registry.host}/archive/skopeo:v1`);
     assert.deepEqual(raw.json.layers.map((l: { mediaType: string }) => l.mediaType), Array(3).fill('application/vnd.docker.image.rootfs.diff.tar.gzip'));
     if (!dockerd.require(t)) return;
-    const pulled = await pullBack(`${registry.host}/archive/skopeo:v1`);
-    assert.deepEqual(pulled.layers, layout.images[0]?.diffIds);
+    const pulled = await pullBack(`${suite.registry.host}/archive/skopeo:v1`);
+    assert.deepEqual(pulled.layers, suite.layout.images[0]?.diffIds);
     assert.equal(pulled.id, raw.json.config.digest);
   });
 
@@ -83,24 +67,24 @@ describe('pushing docker save archives (docker-archive:)', () => {
     if (!dockerd.require(t)) return;
     await emptyEngine();
     await dockerd.engine.docker(['load', '-i', skopeoArchive]);
-    const saved = join(work, 'saved.tar');
+    const saved = join(suite.work, 'saved.tar');
     await dockerd.engine.docker(['save', '-o', saved, 'fixtures/app:v1']);
     const { stdout: id } = await dockerd.engine.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/app:v1']);
 
-    const result = await runCli(['push', `docker-archive:${saved}:fixtures/app:v1`, `${registry.host}/archive/saved:v1`, '--progress', 'plain']);
+    const result = await runCli(['push', `docker-archive:${saved}:fixtures/app:v1`, `${suite.registry.host}/archive/saved:v1`, '--progress', 'plain']);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^v1: digest: sha256:[a-f0-9]{64} size: \d+$/m);
-    const pulled = await pullBack(`${registry.host}/archive/saved:v1`);
-    assert.deepEqual(pulled.layers, layout.images[0]?.diffIds);
+    const pulled = await pullBack(`${suite.registry.host}/archive/saved:v1`);
+    assert.deepEqual(pulled.layers, suite.layout.images[0]?.diffIds);
     assert.equal(pulled.id, id.trim());
   });
 
   it('pushes a legacy archive with the config docker load makes of it', async (t) => {
-    const legacy = await makeLegacyDockerSave(join(work, 'legacy.tar'), {
+    const legacy = await makeLegacyDockerSave(join(suite.work, 'legacy.tar'), {
       images: [{ repoTags: ['fixtures/legacy:v1'], layers: [{ 'etc/base': 'base\n'.repeat(1000) }, { 'usr/app': 'app\n' }, { 'etc/app.conf': 'conf\n' }] }],
     });
-    const events = await pushAll({ source: `docker-archive:${legacy.path}:fixtures/legacy:v1`, destination: `${registry.host}/archive/legacy:v1` });
-    const configDigest = (await skopeoInspectRaw(`${registry.host}/archive/legacy:v1`)).json.config.digest;
+    const events = await pushAll({ source: `docker-archive:${legacy.path}:fixtures/legacy:v1`, destination: `${suite.registry.host}/archive/legacy:v1` });
+    const configDigest = (await skopeoInspectRaw(`${suite.registry.host}/archive/legacy:v1`)).json.config.digest;
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
     if (!dockerd.require(t)) return;
     // Docker 20.10 still loads legacy archives: the image ID it computes is the config rxpush made.
@@ -109,28 +93,28 @@ describe('pushing docker save archives (docker-archive:)', () => {
     await dockerd.engine.docker(['load', '-i', legacy.path]);
     const { stdout: id } = await dockerd.engine.docker(['image', 'inspect', '--format', '{{.Id}}', 'fixtures/legacy:v1']);
     assert.equal(configDigest, id.trim());
-    const pulled = await pullBack(`${registry.host}/archive/legacy:v1`);
+    const pulled = await pullBack(`${suite.registry.host}/archive/legacy:v1`);
     assert.deepEqual(pulled.layers, legacy.images[0]?.diffIds);
     assert.equal(pulled.id, id.trim());
   });
 
   it('pushes every image of an archive with --all-tags, a shared layer once', async () => {
-    const path = join(work, 'two.tar');
+    const path = join(suite.work, 'two.tar');
     await makeDockerSave(path, {
       images: [
         { repoTags: ['fixtures/a:1', 'fixtures/a:latest'], layers: [{ base: 'shared' }, { a: 'a' }] },
         { repoTags: ['fixtures/b:2'], layers: [{ base: 'shared' }, { b: 'b' }] },
       ],
     });
-    const events = await pushAll({ source: `docker-archive:${path}`, destination: `${registry.host}/archive/all`, allTags: true });
+    const events = await pushAll({ source: `docker-archive:${path}`, destination: `${suite.registry.host}/archive/all`, allTags: true });
     assert.deepEqual(ofType(events, 'manifest-pushed').map((e) => e.tag).sort(), ['1', '2', 'latest']);
     // base, a, b and two configs.
     assert.equal(ofType(events, 'pushed').length, 5);
-    assert.deepEqual((await client.listTags('archive/all')).sort(), ['1', '2', 'latest']);
+    assert.deepEqual((await suite.client.listTags('archive/all')).sort(), ['1', '2', 'latest']);
   });
 
   it('fails on a layer whose bytes are not its diff ID, naming it, and pushes no manifest', async () => {
-    const path = join(work, 'corrupt.tar');
+    const path = join(suite.work, 'corrupt.tar');
     await makeDockerSave(path, {
       images: [{ repoTags: ['fixtures/corrupt:v1'], layers: [{ a: 'a'.repeat(5000) }, { b: 'b'.repeat(5000) }] }],
       edit: (entries) => {
@@ -141,22 +125,22 @@ describe('pushing docker save archives (docker-archive:)', () => {
         layer.data = bytes;
       },
     });
-    const result = await runCli(['push', `docker-archive:${path}`, `${registry.host}/archive/corrupt:v1`, '--progress', 'plain']);
+    const result = await runCli(['push', `docker-archive:${path}`, `${suite.registry.host}/archive/corrupt:v1`, '--progress', 'plain']);
     assertOneLineError(result, /^rxpush: .*corrupt\.tar:[a-f0-9]{64}\/layer\.tar does not match its digest: expected sha256:[a-f0-9]{64}, read sha256:[a-f0-9]{64}/);
-    assert.equal(await client.hasManifest('archive/corrupt', 'v1'), undefined);
+    assert.equal(await suite.client.hasManifest('archive/corrupt', 'v1'), undefined);
   });
 
   it('fails on a truncated archive with one line naming it, and pushes nothing', async () => {
-    const path = join(work, 'truncated.tar');
+    const path = join(suite.work, 'truncated.tar');
     await makeDockerSave(path, { images: [{ repoTags: ['fixtures/cut:v1'], layers: [{ a: 'a'.repeat(20_000) }] }] });
     await truncate(path, (await readFile(path)).length - 3000);
-    const result = await runCli(['push', `docker-archive:${path}`, `${registry.host}/archive/cut:v1`]);
+    const result = await runCli(['push', `docker-archive:${path}`, `${suite.registry.host}/archive/cut:v1`]);
     assertOneLineError(result, /^rxpush: .*truncated\.tar is truncated: .*; copy or export the archive again$/);
-    assert.deepEqual(await client.listTags('archive/cut').catch(() => []), []);
+    assert.deepEqual(await suite.client.listTags('archive/cut').catch(() => []), []);
   });
 
   it('fails on an archive whose manifest.json leads outside it', async () => {
-    const path = join(work, 'escape.tar');
+    const path = join(suite.work, 'escape.tar');
     await makeDockerSave(path, {
       images: [{ repoTags: ['fixtures/escape:v1'], layers: [{ a: 'a' }] }],
       edit: (entries) => {
@@ -166,7 +150,7 @@ describe('pushing docker save archives (docker-archive:)', () => {
         manifest.data = JSON.stringify(items);
       },
     });
-    const result = await runCli(['push', `docker-archive:${path}`, `${registry.host}/archive/escape:v1`]);
+    const result = await runCli(['push', `docker-archive:${path}`, `${suite.registry.host}/archive/escape:v1`]);
     assertOneLineError(result, /^rxpush: .*escape\.tar:manifest\.json has entry 0 "Layers"\[0\] "\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd", which leads outside the archive/);
   });
 
@@ -182,26 +166,26 @@ describe('pushing docker save archives (docker-archive:)', () => {
     const hash = createHash('sha512');
     let noise = '';
     for (let i = 0; noise.length < 3 * 1024 * 1024; i++) noise += hash.copy().update(String(i)).digest('base64');
-    const textual = join(work, 'blocks.tar');
+    const textual = join(suite.work, 'blocks.tar');
     const saved = await makeDockerSave(textual, {
       images: [{ repoTags: ['fixtures/blocks:v1'], layers: [{ 'a.txt': text(0, 3_500_000) }, { 'noise.b64': noise, 'b.txt': text(10, 2_500_000) }] }],
     });
-    const randomLayout = await makeOciLayout(join(work, 'random-layout'), {
+    const randomLayout = await makeOciLayout(join(suite.work, 'random-layout'), {
       images: [{ tags: ['latest'], layers: [{ files: 3, fileSize: 3 * 1024 * 1024, seed: 'blocks-random' }] }],
     });
-    const random = join(work, 'random.tar');
+    const random = join(suite.work, 'random.tar');
     await skopeoCopy(`oci:${randomLayout.dir}:latest`, `docker-archive:${random}:fixtures/random:v1`);
 
     for (const [archive, diffIdsOf] of [
       [textual, saved.images[0]?.diffIds],
       [random, randomLayout.images[0]?.diffIds],
     ] as const) {
-      const destination = `${registry.host}/archive/blocks-${archive === random ? 'random' : 'text'}:v1`;
+      const destination = `${suite.registry.host}/archive/blocks-${archive === random ? 'random' : 'text'}:v1`;
       const result = await runCli(['push', `docker-archive:${archive}`, destination, '--progress', 'plain']);
       assert.equal(result.code, 0, result.stderr);
 
       // skopeo, as the reader: the pushed layers gunzip to the bytes their config's diff IDs name.
-      const copy = await mkdtemp(join(work, 'blocks-copy-'));
+      const copy = await mkdtemp(join(suite.work, 'blocks-copy-'));
       await skopeoCopy(destination, `dir:${copy}`);
       const manifest = JSON.parse(await readFile(join(copy, 'manifest.json'), 'utf8'));
       const config = JSON.parse(await readFile(join(copy, manifest.config.digest.slice(7)), 'utf8'));

@@ -1,46 +1,28 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { RegistryClient } from '@rxpush/registry-client';
-
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { startRegistry } from '../tools/registry.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 import { pidIn, waitGone } from './helpers/processes.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli, startCli } from './helpers/run-cli.ts';
 
 /** No raw control character (C0 but newline, DEL, C1) in what rxpush printed. */
 const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
 
 describe('what reaches the terminal from hostile files and registries', () => {
-  let registry: RunningRegistry;
-  let client: RegistryClient;
-  let work: string;
-  let layout: OciLayoutFixture;
-
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-hostile-output-'));
-    registry = await startRegistry();
-    client = new RegistryClient({ registry: registry.host });
-    layout = await makeOciLayout(join(work, 'layout'), { images: [{ tags: ['latest'], layers: [{ files: 2, fileSize: 50_000, seed: 'hostile-output' }] }] });
-  });
-  after(async () => {
-    await client?.close();
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
-  });
+  const suite = useRegistry('hostile-output', { images: [{ tags: ['latest'], layers: [{ files: 2, fileSize: 50_000, seed: 'hostile-output' }] }] });
 
   it('escapes the control characters a crafted index.json puts in a ref name', async () => {
-    const indexFile = join(layout.dir, 'index.json');
+    const indexFile = join(suite.layout.dir, 'index.json');
     const original = await readFile(indexFile, 'utf8');
     const index = JSON.parse(original) as { manifests: { annotations?: Record<string, string> }[] };
     index.manifests[0]!.annotations = { 'org.opencontainers.image.ref.name': '\u001b]0;pwned\u0007\u001b[2J\u009b31m' };
     await writeFile(indexFile, JSON.stringify(index));
     try {
-      const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/hostile/ref:1`]);
+      const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/hostile/ref:1`]);
       assertOneLineError(result, /no image named "latest"/, 1);
       assert.doesNotMatch(result.stderr, RAW_CONTROL);
       assert.ok(result.stderr.includes('\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m'), result.stderr);
@@ -52,9 +34,9 @@ describe('what reaches the terminal from hostile files and registries', () => {
   it('never quotes a credentials file that is not JSON', async (t) => {
     const guarded = await startRegistry({ tls: true, htpasswd: { bob: 'hunter2' } });
     t.after(() => guarded.stop());
-    const authfile = join(work, 'auth.json');
+    const authfile = join(suite.work, 'auth.json');
     await writeFile(authfile, `{"auths":{"${guarded.host}":{"auth":"Ym9iOmh1bnRlcjI=" "password":"hunter2\u001b[0m"}}}`);
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${guarded.host}/hostile/authfile:1`, '--authfile', authfile, '--ca-file', guarded.caFile ?? '']);
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${guarded.host}/hostile/authfile:1`, '--authfile', authfile, '--ca-file', guarded.caFile ?? '']);
     assertOneLineError(result, /auth\.json is not valid JSON \(invalid JSON at line 1, column \d+\); fix it/, 1);
     assert.doesNotMatch(result.stderr, /hunter2|Ym9iOmh1bnRlcjI/);
   });
@@ -62,14 +44,14 @@ describe('what reaches the terminal from hostile files and registries', () => {
   it('exits 130 at once on Ctrl-C while a credential helper hangs, and kills the helper and its children', async (t) => {
     const guarded = await startRegistry({ tls: true, htpasswd: { bob: 'hunter2' } });
     t.after(() => guarded.stop());
-    const dir = join(work, 'hanging-helper');
+    const dir = join(suite.work, 'hanging-helper');
     await mkdir(join(dir, 'bin'), { recursive: true });
     await writeFile(join(dir, 'config.json'), JSON.stringify({ credHelpers: { [guarded.host]: 'hang' } }));
     const helper = join(dir, 'bin', 'docker-credential-hang');
     await writeFile(helper, `#!/bin/sh\nsleep 300 &\necho "$!" > "${dir}/child.pid"\necho "$$" > "${dir}/helper.pid"\nwait\n`);
     await chmod(helper, 0o755);
 
-    const cli = startCli(t, ['push', `oci:${layout.dir}:latest`, `${guarded.host}/hostile/helper:1`, '--ca-file', guarded.caFile ?? ''], {
+    const cli = startCli(t, ['push', `oci:${suite.layout.dir}:latest`, `${guarded.host}/hostile/helper:1`, '--ca-file', guarded.caFile ?? ''], {
       env: { DOCKER_CONFIG: dir, PATH: `${join(dir, 'bin')}:${process.env['PATH'] ?? ''}` },
     });
     const pids = [await pidIn(join(dir, 'helper.pid')), await pidIn(join(dir, 'child.pid'))];
@@ -82,7 +64,7 @@ describe('what reaches the terminal from hostile files and registries', () => {
   });
 
   it('pushes on, without a stack trace, when its reader closes stdout (rxpush … | head -1)', async (t) => {
-    const cli = startCli(t, ['push', `oci:${layout.dir}:latest`, `${registry.host}/hostile/head:1`, '--progress', 'plain']);
+    const cli = startCli(t, ['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/hostile/head:1`, '--progress', 'plain']);
     let firstLine = '';
     // What head -1 does: read a line, then close the pipe while rxpush still has lines to write.
     cli.child.stdout.once('data', (chunk: Buffer) => {
@@ -90,11 +72,11 @@ describe('what reaches the terminal from hostile files and registries', () => {
       cli.child.stdout.destroy();
     });
     const result = await cli.result;
-    assert.equal(firstLine, `The push refers to repository [${registry.host}/hostile/head]`);
+    assert.equal(firstLine, `The push refers to repository [${suite.registry.host}/hostile/head]`);
     // Nothing on stderr but the push's summary line: no stack trace, no EPIPE.
     assert.match(result.stderr, /^1 layer pushed, 0 mounted, 0 skipped: [^\n]+\n$/);
     assert.equal(result.code, 0);
-    const pushed = await client.hasManifest('hostile/head', '1');
-    assert.equal(pushed?.digest, layout.images[0]!.manifestDigest);
+    const pushed = await suite.client.hasManifest('hostile/head', '1');
+    assert.equal(pushed?.digest, suite.layout.images[0]!.manifestDigest);
   });
 });

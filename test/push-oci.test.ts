@@ -1,58 +1,45 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { splitDigest, type PushEvent } from '@rxpush/core';
 import { push } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { makeOciLayout } from '../tools/fixtures.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { skopeoCopyToOci, skopeoInspectRaw } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
 
 // No digest cache unless a test asks: each test sees exactly what its own push does.
 
 describe('pushing an OCI layout to the reference registry', () => {
-  let registry: RunningRegistry;
-  let work: string;
-  let layout: OciLayoutFixture;
-
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-e2e-'));
-    registry = await startRegistry();
-    layout = await makeOciLayout(join(work, 'layout'), {
-      images: [
-        { tags: ['latest', 'v1'], layers: [{ files: 3, fileSize: 200_000, seed: 'base' }, { files: 2, fileSize: 50_000, seed: 'app' }] },
-        { tags: ['v2'], layers: [{ files: 3, fileSize: 200_000, seed: 'base' }, { files: 2, fileSize: 50_000, seed: 'app-2' }] },
-      ],
-    });
-  });
-  after(async () => {
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
+  const suite = useRegistry('e2e', {
+    images: [
+      { tags: ['latest', 'v1'], layers: [{ files: 3, fileSize: 200_000, seed: 'base' }, { files: 2, fileSize: 50_000, seed: 'app' }] },
+      { tags: ['v2'], layers: [{ files: 3, fileSize: 200_000, seed: 'base' }, { files: 2, fileSize: 50_000, seed: 'app-2' }] },
+    ],
   });
 
   it('pushes the manifest byte for byte and skopeo reads it back', async () => {
-    const events = await pushAll({ source: `oci:${layout.dir}:latest`, destination: `${registry.host}/e2e/app:1.0` });
-    const [image] = layout.images;
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/e2e/app:1.0` });
+    const [image] = suite.layout.images;
     const pushed = ofType(events, 'manifest-pushed');
     assert.deepEqual(
       pushed.map((e) => [e.tag, e.digest, e.size]),
       [['1.0', image!.manifestDigest, image!.manifestSize]],
     );
     assert.equal(events.at(-1)?.type, 'manifest-pushed');
-    const stored = await readFile(join(layout.dir, 'blobs', 'sha256', splitDigest(image!.manifestDigest as `sha256:${string}`).hex));
-    const raw = await skopeoInspectRaw(`docker://${registry.host}/e2e/app:1.0`);
+    const stored = await readFile(join(suite.layout.dir, 'blobs', 'sha256', splitDigest(image!.manifestDigest as `sha256:${string}`).hex));
+    const raw = await skopeoInspectRaw(`docker://${suite.registry.host}/e2e/app:1.0`);
     assert.deepEqual(raw.bytes, stored);
-    await skopeoCopyToOci(`docker://${registry.host}/e2e/app:1.0`, join(work, 'copied'));
+    await skopeoCopyToOci(`docker://${suite.registry.host}/e2e/app:1.0`, join(suite.work, 'copied'));
   });
 
   it('reports progress for each layer in order: preparing, waiting, pushing, pushed', async () => {
-    const events = await pushAll({ source: `oci:${layout.dir}:v2`, destination: `${registry.host}/e2e/progress:v2` });
-    const [, image] = layout.images;
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:v2`, destination: `${suite.registry.host}/e2e/progress:v2` });
+    const [, image] = suite.layout.images;
     for (const digest of image!.layerDigests) {
       const states = events.filter((e) => 'id' in e && 'key' in e && e.key === digest).map((e) => e.type);
       assert.equal(states[0], 'preparing');
@@ -63,23 +50,23 @@ describe('pushing an OCI layout to the reference registry', () => {
   });
 
   it('uploads nothing on a second push and says the layers exist', async () => {
-    const destination = `${registry.host}/e2e/again:latest`;
-    await pushAll({ source: `oci:${layout.dir}:latest`, destination });
-    const events = await pushAll({ source: `oci:${layout.dir}:latest`, destination });
+    const destination = `${suite.registry.host}/e2e/again:latest`;
+    await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination });
     assert.equal(ofType(events, 'pushing').length, 0);
     assert.equal(ofType(events, 'pushed').length, 0);
-    assert.equal(ofType(events, 'exists').length, layout.images[0]!.layerDigests.length + 1);
+    assert.equal(ofType(events, 'exists').length, suite.layout.images[0]!.layerDigests.length + 1);
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
   });
 
   it('pushes every tag with allTags and uploads shared layers once', async () => {
-    const events = await pushAll({ source: `oci:${layout.dir}`, destination: `${registry.host}/e2e/all`, allTags: true });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}`, destination: `${suite.registry.host}/e2e/all`, allTags: true });
     assert.deepEqual(ofType(events, 'manifest-pushed').map((e) => e.tag).sort(), ['latest', 'v1', 'v2']);
     const pushedDigests = ofType(events, 'pushed').map((e) => e.digest);
     assert.equal(new Set(pushedDigests).size, pushedDigests.length, 'a blob was uploaded twice');
     // base layer shared by both images, plus two app layers and two configs
     assert.equal(pushedDigests.length, 5);
-    const client = new RegistryClient({ registry: registry.host });
+    const client = new RegistryClient({ registry: suite.registry.host });
     try {
       assert.deepEqual((await client.listTags('e2e/all')).sort(), ['latest', 'v1', 'v2']);
     } finally {
@@ -88,33 +75,33 @@ describe('pushing an OCI layout to the reference registry', () => {
   });
 
   it('pushes one image under several tags', async () => {
-    const events = await pushAll({ source: `oci:${layout.dir}:v1`, destination: `${registry.host}/e2e/tags:a`, tags: ['b', 'c'] });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:v1`, destination: `${suite.registry.host}/e2e/tags:a`, tags: ['b', 'c'] });
     assert.deepEqual(ofType(events, 'manifest-pushed').map((e) => e.tag), ['a', 'b', 'c']);
   });
 
   it('converts to Docker schema 2 with format docker, and the registry accepts it', async () => {
-    const events = await pushAll({ source: `oci:${layout.dir}:latest`, destination: `${registry.host}/e2e/docker:latest`, format: 'docker' });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/e2e/docker:latest`, format: 'docker' });
     const [pushed] = ofType(events, 'manifest-pushed');
     assert.equal(pushed?.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
-    const raw = await skopeoInspectRaw(`docker://${registry.host}/e2e/docker:latest`);
+    const raw = await skopeoInspectRaw(`docker://${suite.registry.host}/e2e/docker:latest`);
     assert.equal(raw.json.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
     assert.equal(raw.json.layers[0].mediaType, 'application/vnd.docker.image.rootfs.diff.tar.gzip');
-    await skopeoCopyToOci(`docker://${registry.host}/e2e/docker:latest`, join(work, 'copied-docker'));
+    await skopeoCopyToOci(`docker://${suite.registry.host}/e2e/docker:latest`, join(suite.work, 'copied-docker'));
   });
 
   it('pushes no manifest when a layer does not match its digest', async () => {
-    const broken = await makeOciLayout(join(work, 'broken'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1000, seed: 'corrupt-me' }] }] });
+    const broken = await makeOciLayout(join(suite.work, 'broken'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1000, seed: 'corrupt-me' }] }] });
     const layer = broken.images[0]!.layerDigests[0]! as `sha256:${string}`;
     const path = join(broken.dir, 'blobs', 'sha256', splitDigest(layer).hex);
     const bytes = await readFile(path);
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
     await writeFile(path, bytes);
-    await assert.rejects(pushAll({ source: `oci:${broken.dir}`, destination: `${registry.host}/e2e/broken:latest` }), (error: Error & { code?: string }) => {
+    await assert.rejects(pushAll({ source: `oci:${broken.dir}`, destination: `${suite.registry.host}/e2e/broken:latest` }), (error: Error & { code?: string }) => {
       assert.equal(error.code, 'DIGEST_MISMATCH');
       assert.match(error.message, /does not match its digest/);
       return true;
     });
-    const client = new RegistryClient({ registry: registry.host });
+    const client = new RegistryClient({ registry: suite.registry.host });
     try {
       assert.equal(await client.hasManifest('e2e/broken', 'latest'), undefined);
       assert.equal(await client.hasBlob('e2e/broken', layer), undefined);
@@ -124,24 +111,24 @@ describe('pushing an OCI layout to the reference registry', () => {
   });
 
   it('mounts blobs from a repository the digest cache knows holds them', async () => {
-    const cacheDir = join(work, 'cache');
-    await pushAll({ source: `oci:${layout.dir}:latest`, destination: `${registry.host}/e2e/mount-a:latest`, cacheDir });
-    const events = await pushAll({ source: `oci:${layout.dir}:latest`, destination: `${registry.host}/e2e/mount-b:latest`, cacheDir });
-    const [image] = layout.images;
+    const cacheDir = join(suite.work, 'cache');
+    await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/e2e/mount-a:latest`, cacheDir });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/e2e/mount-b:latest`, cacheDir });
+    const [image] = suite.layout.images;
     assert.equal(ofType(events, 'pushed').length, 0);
     assert.deepEqual(
       ofType(events, 'mounted').map((e) => [e.digest, e.from]).sort(),
       [...image!.layerDigests, image!.configDigest].map((digest) => [digest, 'e2e/mount-a']).sort(),
     );
-    const raw = await skopeoInspectRaw(`docker://${registry.host}/e2e/mount-b:latest`);
+    const raw = await skopeoInspectRaw(`docker://${suite.registry.host}/e2e/mount-b:latest`);
     assert.equal(raw.json.layers.length, image!.layerDigests.length);
   });
 
   it('aborts uploads in flight when the subscriber unsubscribes', async () => {
-    const big = await makeOciLayout(join(work, 'big'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 8_000_000, seed: 'big' }] }] });
+    const big = await makeOciLayout(join(suite.work, 'big'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 8_000_000, seed: 'big' }] }] });
     const seen: PushEvent[] = [];
     await new Promise<void>((resolve, reject) => {
-      const subscription = push({ source: `oci:${big.dir}`, destination: `${registry.host}/e2e/cancel:latest` }).subscribe({
+      const subscription = push({ source: `oci:${big.dir}`, destination: `${suite.registry.host}/e2e/cancel:latest` }).subscribe({
         next: (event) => {
           seen.push(event);
           if (event.type === 'pushing' && event.current > 0) {
@@ -154,7 +141,7 @@ describe('pushing an OCI layout to the reference registry', () => {
       });
     });
     assert.equal(ofType(seen, 'manifest-pushed').length, 0);
-    const client = new RegistryClient({ registry: registry.host });
+    const client = new RegistryClient({ registry: suite.registry.host });
     try {
       assert.equal(await client.hasManifest('e2e/cancel', 'latest'), undefined);
     } finally {

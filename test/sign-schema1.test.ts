@@ -4,8 +4,7 @@
  * the image back with the same diff IDs.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -14,11 +13,12 @@ import { generateSigningKey, loadSigningKey, parseSchema1, parseSigningKey, type
 import { RegistryClient } from '@rxpush/registry-client';
 import tar from 'tar-stream';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
+import { makeOciLayout } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { addIndex } from '../packages/graph-reader/test/layouts.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 import { useDockerd } from './helpers/docker-engine.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
 import { skopeoCopy } from './helpers/skopeo.ts';
 import { runCli } from './helpers/run-cli.ts';
@@ -45,27 +45,11 @@ async function buildContext(): Promise<Buffer> {
 }
 
 describe('Docker schema 1 manifests signed with the user key', () => {
-  let registry: RunningRegistry;
-  let client: RegistryClient;
-  let work: string;
-  let fixture: OciLayoutFixture;
-  let key: SigningKey;
-
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-schema1-'));
-    registry = await startRegistry({ schema1: true });
-    client = new RegistryClient({ registry: registry.host });
-    fixture = await makeOciLayout(join(work, 'layout'));
-    key = parseSigningKey(generateSigningKey().privatePem, { origin: 'test key' });
-  });
-  after(async () => {
-    await client?.close();
-    await registry?.stop();
-    if (work !== undefined) await rm(work, { recursive: true, force: true });
-  });
+  const suite = useRegistry('schema1', { registry: { schema1: true } });
+  const key: SigningKey = parseSigningKey(generateSigningKey().privatePem, { origin: 'test key' });
 
   it('pushes a schema 1 manifest the registry verifies, signed with the JWK of the user key', async () => {
-    const events = await pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${registry.host}/s1/app:1.0`, format: 'schema1', signKey: key });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/s1/app:1.0`, format: 'schema1', signKey: key });
     const [signed] = ofType(events, 'signed-manifest');
     const [manifest] = ofType(events, 'manifest');
     const [pushed] = ofType(events, 'manifest-pushed');
@@ -83,7 +67,7 @@ describe('Docker schema 1 manifests signed with the user key', () => {
     assert.equal(sent.tag, '1.0');
 
     // The registry names it by the payload's digest and keeps that payload byte for byte.
-    const stored = await client.getManifest('s1/app', '1.0', { accept: [MediaType.dockerSchema1Signed] });
+    const stored = await suite.client.getManifest('s1/app', '1.0', { accept: [MediaType.dockerSchema1Signed] });
     assert.equal(stored.digest, pushed?.digest);
     assert.equal(stored.digest, sent.digest);
     const served = await parseSchema1(stored.bytes);
@@ -91,71 +75,71 @@ describe('Docker schema 1 manifests signed with the user key', () => {
     assert.equal(sent.payload.byteLength, JSON.stringify(JSON.parse(Buffer.from(sent.payload).toString()), null, 3).length);
 
     // distribution keeps the payload only, and signs what it serves with its own key: verify says so.
-    const keyFile = join(work, 'user.pub');
+    const keyFile = join(suite.work, 'user.pub');
     await writeFile(keyFile, key.publicKey.export({ format: 'pem', type: 'spki' }));
-    const verified = await runCli(['verify', `${registry.host}/s1/app:1.0`, '--key', keyFile]);
+    const verified = await runCli(['verify', `${suite.registry.host}/s1/app:1.0`, '--key', keyFile]);
     assertOneLineError(verified, new RegExp(`is by the key ${key.keyId} .*: its schema 1 JWS is by ${served.signatures[0]!.keyId} \\(registries such as distribution re-sign schema 1 manifests with their own key as they serve them\\)$`));
   });
 
   it('names the same layers and v1 history as containers/image (skopeo --format v2s1) does for the image', async () => {
-    await pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${registry.host}/s1/same:rxpush`, format: 'schema1', signKey: key });
-    await skopeoCopy(`oci:${fixture.dir}:latest`, `${registry.host}/s1/same:skopeo`, { format: 'v2s1' });
-    assert.deepEqual(await schema1Content(client, 's1/same', 'rxpush'), await schema1Content(client, 's1/same', 'skopeo'));
+    await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/s1/same:rxpush`, format: 'schema1', signKey: key });
+    await skopeoCopy(`oci:${suite.layout.dir}:latest`, `${suite.registry.host}/s1/same:skopeo`, { format: 'v2s1' });
+    assert.deepEqual(await schema1Content(suite.client, 's1/same', 'rxpush'), await schema1Content(suite.client, 's1/same', 'skopeo'));
   });
 
   it('is refused by the registry when the payload was changed after signing', async () => {
-    const events = await pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${registry.host}/s1/app:2.0`, format: 'schema1', signKey: key });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/s1/app:2.0`, format: 'schema1', signKey: key });
     const [manifest] = ofType(events, 'manifest');
     const text = Buffer.from(manifest!.bytes).toString();
     const tampered = Buffer.from(text.replace('"tag": "2.0"', '"tag": "6.6"'));
     assert.notEqual(tampered.toString(), text);
-    await assert.rejects(client.putManifest('s1/app', '6.6', { bytes: tampered, mediaType: MediaType.dockerSchema1Signed }), (error: unknown) => {
+    await assert.rejects(suite.client.putManifest('s1/app', '6.6', { bytes: tampered, mediaType: MediaType.dockerSchema1Signed }), (error: unknown) => {
       assert.ok(error instanceof RegistryError, String(error));
       assert.equal(error.status, 400);
       assert.match(error.message, /MANIFEST_UNVERIFIED|MANIFEST_INVALID/);
       return true;
     });
-    assert.equal(await client.hasManifest('s1/app', '6.6'), undefined);
+    assert.equal(await suite.client.hasManifest('s1/app', '6.6'), undefined);
   });
 
   it('pushes one signed manifest per tag, each naming its own tag', async () => {
-    const events = await pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${registry.host}/s1/tags:a`, tags: ['b'], format: 'schema1', signKey: key });
+    const events = await pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/s1/tags:a`, tags: ['b'], format: 'schema1', signKey: key });
     const pushed = ofType(events, 'manifest-pushed');
     assert.deepEqual(pushed.map((e) => e.tag), ['a', 'b']);
     assert.notEqual(pushed[0]?.digest, pushed[1]?.digest);
-    const tags = await Promise.all(['a', 'b'].map(async (tag) => (await parseSchema1((await client.getManifest('s1/tags', tag, { accept: [MediaType.dockerSchema1Signed] })).bytes)).tag));
+    const tags = await Promise.all(['a', 'b'].map(async (tag) => (await parseSchema1((await suite.client.getManifest('s1/tags', tag, { accept: [MediaType.dockerSchema1Signed] })).bytes)).tag));
     assert.deepEqual(tags, ['a', 'b']);
   });
 
   it('refuses an index, a push without a key and an Ed25519 key, before anything is pushed', async () => {
-    const index = await makeOciLayout(join(work, 'index'), {
+    const index = await makeOciLayout(join(suite.work, 'index'), {
       images: [
         { tags: ['amd64'], layers: [{ files: 1, fileSize: 10, seed: 'i1' }] },
         { tags: ['arm64'], layers: [{ files: 1, fileSize: 10, seed: 'i2' }] },
       ],
     });
     await addIndex(index, 'multi');
-    await assert.rejects(pushAll({ source: `oci:${index.dir}:multi`, destination: `${registry.host}/s1/index:1`, format: 'schema1', signKey: key }), /is an index of 2 images, and a schema 1 manifest holds one image: push one platform's image, or push the index with --format oci/);
-    assert.equal(await client.hasManifest('s1/index', '1'), undefined);
-    await assert.rejects(pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${registry.host}/s1/nokey:1`, format: 'schema1' }), /must be signed: give --sign-key FILE/);
+    await assert.rejects(pushAll({ source: `oci:${index.dir}:multi`, destination: `${suite.registry.host}/s1/index:1`, format: 'schema1', signKey: key }), /is an index of 2 images, and a schema 1 manifest holds one image: push one platform's image, or push the index with --format oci/);
+    assert.equal(await suite.client.hasManifest('s1/index', '1'), undefined);
+    await assert.rejects(pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/s1/nokey:1`, format: 'schema1' }), /must be signed: give --sign-key FILE/);
     const { generateKeyPairSync } = await import('node:crypto');
     const ed = parseSigningKey(generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), { origin: 'ed.pem' });
-    await assert.rejects(pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${registry.host}/s1/ed:1`, format: 'schema1', signKey: ed }), /ed\.pem is an Ed25519 key/);
-    assert.equal(await client.hasManifest('s1/nokey', '1'), undefined);
+    await assert.rejects(pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${suite.registry.host}/s1/ed:1`, format: 'schema1', signKey: ed }), /ed\.pem is an Ed25519 key/);
+    assert.equal(await suite.client.hasManifest('s1/nokey', '1'), undefined);
   });
 
   it('says the registry refuses schema 1, and to push with --format oci, when compatibility is off', async () => {
     const plain = await startRegistry();
     try {
-      await assert.rejects(pushAll({ source: `oci:${fixture.dir}:latest`, destination: `${plain.host}/s1/app:1`, format: 'schema1', signKey: key }), (error: Error) => {
+      await assert.rejects(pushAll({ source: `oci:${suite.layout.dir}:latest`, destination: `${plain.host}/s1/app:1`, format: 'schema1', signKey: key }), (error: Error) => {
         assert.match(error.message, /the registry refuses Docker schema 1 manifests .*compatibility\.schema1\.enabled.*; push with --format oci$/);
         return true;
       });
-      const keyFile = join(work, 'cli.key');
+      const keyFile = join(suite.work, 'cli.key');
       await writeFile(keyFile, key.privateKey.export({ format: 'pem', type: 'sec1' }));
-      const refused = await runCli(['push', `oci:${fixture.dir}:latest`, `${plain.host}/s1/cli:1`, '--format', 'schema1', '--sign-key', keyFile]);
+      const refused = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${plain.host}/s1/cli:1`, '--format', 'schema1', '--sign-key', keyFile]);
       assertOneLineError(refused, /^rxpush: PUT .*\/v2\/s1\/cli\/manifests\/1 → 500 .*: the registry refuses Docker schema 1 manifests .*; push with --format oci$/);
-      const accepted = await runCli(['push', `oci:${fixture.dir}:latest`, `${registry.host}/s1/cli:1`, '--format', 'schema1', '--sign-key', keyFile, '--progress', 'plain']);
+      const accepted = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/s1/cli:1`, '--format', 'schema1', '--sign-key', keyFile, '--progress', 'plain']);
       assert.equal(accepted.code, 0, accepted.stderr);
       assert.match(accepted.stdout, new RegExp(`^1: signed with ${key.keyId}$`, 'm'));
     } finally {

@@ -1,62 +1,51 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
-import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 
 describe('TLS to the registry', () => {
-  let work: string;
-  let layout: OciLayoutFixture;
-  let registry: RunningRegistry;
+  const suite = useRegistry('tls', { registry: { tls: true }, images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 10_000, seed: 'tls' }] }] });
   let env: Record<string, string>;
 
-  before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-tls-'));
-    env = { HOME: work, DOCKER_CONFIG: join(work, 'docker'), RXPUSH_CACHE_DIR: join(work, 'cache') };
-    registry = await startRegistry({ tls: true });
-    layout = await makeOciLayout(join(work, 'layout'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 10_000, seed: 'tls' }] }] });
-  });
-  after(async () => {
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
+  before(() => {
+    env = { HOME: suite.work, DOCKER_CONFIG: join(suite.work, 'docker'), RXPUSH_CACHE_DIR: join(suite.work, 'cache') };
   });
 
   it('refuses an unknown CA with exit 1 and one line naming --ca-file, and never tries plain HTTP', async () => {
-    const logged = (await readFile(registry.logFile, 'utf8')).length;
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/tls/app:1`], { env });
+    const logged = (await readFile(suite.registry.logFile, 'utf8')).length;
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:1`], { env });
     assertOneLineError(result, /^rxpush: [A-Z]+ https:\/\/127\.0\.0\.1:\d+\/v2\/\S* failed: the TLS certificate is not trusted .*; pass --ca-file PATH with the registry's CA, or --tls-verify=false if you trust the network$/);
     // The registry logs every HTTP request it serves; a plain-HTTP attempt would show as an HTTP request or a "client sent an HTTP request to an HTTPS server" error.
-    const log = (await readFile(registry.logFile, 'utf8')).slice(logged);
+    const log = (await readFile(suite.registry.logFile, 'utf8')).slice(logged);
     assert.match(log, /TLS handshake error/, 'the client did try TLS');
     assert.doesNotMatch(log, /HTTP request to an HTTPS server|http\.request\.method/);
   });
 
   it('trusts the CA given with --ca-file', async () => {
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/tls/app:2`, '--ca-file', registry.caFile ?? ''], { env });
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:2`, '--ca-file', suite.registry.caFile ?? ''], { env });
     assert.equal(result.code, 0, result.stderr);
   });
 
   it('trusts the *.crt of --cert-dir, as in /etc/docker/certs.d/HOST:PORT', async () => {
-    const dir = join(work, 'certs.d', registry.host);
+    const dir = join(suite.work, 'certs.d', suite.registry.host);
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'ca.crt'), await readFile(registry.caFile ?? ''));
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/tls/app:3`, '--cert-dir', dir], { env });
+    await writeFile(join(dir, 'ca.crt'), await readFile(suite.registry.caFile ?? ''));
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:3`, '--cert-dir', dir], { env });
     assert.equal(result.code, 0, result.stderr);
   });
 
   it('pushes without verification with --tls-verify=false, warning on stderr', async () => {
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/tls/app:4`, '--tls-verify=false'], { env });
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:4`, '--tls-verify=false'], { env });
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /TLS verification is off for 127\.0\.0\.1 \(--tls-verify=false\)/);
   });
 
   it('fails with exit 1 and one line for a --ca-file that is not there', async () => {
-    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/tls/app:5`, '--ca-file', join(work, 'nope.crt')], { env });
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:5`, '--ca-file', join(suite.work, 'nope.crt')], { env });
     assertOneLineError(result, /cannot read --ca-file .*nope\.crt: it does not exist; give the PEM file of the CA that signed the registry's certificate$/);
   });
 });

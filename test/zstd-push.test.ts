@@ -6,15 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import * as zlib from 'node:zlib';
 
-import { makeOciLayout } from '../tools/fixtures.ts';
-import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoCopyToOci, skopeoInspectRaw } from './helpers/skopeo.ts';
 
@@ -22,44 +20,34 @@ const zstd = zlib as unknown as { createZstdCompress?: unknown; zstdDecompressSy
 const hasZstd = typeof zstd.createZstdCompress === 'function';
 
 describe(`--compression zstd on Node.js ${process.versions.node}`, () => {
-  let registry: RunningRegistry;
-  let work: string;
+  const suite = useRegistry('zstd', { images: [{ tags: ['latest'], layers: [1, 2].map((i) => ({ files: 2, fileSize: 64 * 1024, seed: `zstd-${i}` })) }] });
   let archive: string;
 
   before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rxpush-zstd-'));
-    registry = await startRegistry();
-    const layout = await makeOciLayout(join(work, 'layout'), {
-      images: [{ tags: ['latest'], layers: [1, 2].map((i) => ({ files: 2, fileSize: 64 * 1024, seed: `zstd-${i}` })) }],
-    });
     // skopeo writes docker-archive layers uncompressed: what rxpush compresses on the way.
-    archive = join(work, 'image.tar');
-    await skopeoCopy(`oci:${layout.dir}:latest`, `docker-archive:${archive}:zstd/app:v1`);
-  });
-  after(async () => {
-    await registry?.stop();
-    await rm(work, { recursive: true, force: true });
+    archive = join(suite.work, 'image.tar');
+    await skopeoCopy(`oci:${suite.layout.dir}:latest`, `docker-archive:${archive}:zstd/app:v1`);
   });
 
   const nothingPushed = async (): Promise<void> => {
-    const catalog = (await (await fetch(`${registry.url}/v2/_catalog`)).json()) as { repositories: string[] };
+    const catalog = (await (await fetch(`${suite.registry.url}/v2/_catalog`)).json()) as { repositories: string[] };
     assert.deepEqual(catalog.repositories, [], 'nothing reached the registry');
   };
 
   it('refuses --format docker with zstd in one line, before sending anything', async () => {
-    const result = await runCli(['push', `docker-archive:${archive}`, `${registry.host}/zstd/docker:v1`, '--compression', 'zstd', '--format', 'docker']);
+    const result = await runCli(['push', `docker-archive:${archive}`, `${suite.registry.host}/zstd/docker:v1`, '--compression', 'zstd', '--format', 'docker']);
     assertOneLineError(result, /--compression zstd needs an OCI manifest .*use --format oci/, 2);
     await nothingPushed();
   });
 
   it('on Node 20, refuses zstd in one line naming the Node.js it needs, before sending anything', { skip: hasZstd && 'this Node.js has zstd' }, async () => {
-    const result = await runCli(['push', `docker-archive:${archive}`, `${registry.host}/zstd/old:v1`, '--compression', 'zstd']);
+    const result = await runCli(['push', `docker-archive:${archive}`, `${suite.registry.host}/zstd/old:v1`, '--compression', 'zstd']);
     assertOneLineError(result, new RegExp(`zstd compression needs Node\\.js 22\\.15 or newer .*this is Node\\.js ${process.versions.node.replaceAll('.', '\\.')}; .*--compression gzip`));
     await nothingPushed();
   });
 
   it('pushes the layers as zstd in an OCI manifest, and skopeo pulls back the very layers', { skip: !hasZstd && 'this Node.js has no zstd' }, async () => {
-    const destination = `${registry.host}/zstd/app:v1`;
+    const destination = `${suite.registry.host}/zstd/app:v1`;
     const result = await runCli(['push', `docker-archive:${archive}`, destination, '--compression', 'zstd', '--progress', 'plain']);
     assert.equal(result.code, 0, result.stderr);
 
@@ -71,7 +59,7 @@ describe(`--compression zstd on Node.js ${process.versions.node}`, () => {
     );
 
     // skopeo checks every blob's digest as it pulls; the layers, unzstd'ed, must be the image's diff IDs.
-    const pulled = join(work, 'pulled');
+    const pulled = join(suite.work, 'pulled');
     await skopeoCopyToOci(destination, pulled);
     const blob = (digest: string) => readFile(join(pulled, 'blobs', 'sha256', digest.slice('sha256:'.length)));
     const config = JSON.parse((await blob(manifest.config.digest)).toString('utf8'));
