@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 
 import { MediaType, type BlobSource, type Digest, type PushEvent } from '@rxpush/core';
-import { push, type PushOptions } from '@rxpush/pipeline';
+import type { PushOptions } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
 import { lastValueFrom, of, toArray } from 'rxjs';
@@ -17,7 +17,7 @@ import type { RecordedRequest } from './helpers/fault-proxy.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
 import { useProxiedRegistry } from './helpers/proxied-registry.ts';
-import { ofType } from './helpers/push-events.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
 
 const CHUNK = 256 * 1024;
 
@@ -29,17 +29,7 @@ describe('chunked uploads to the reference registry', () => {
   const env = useProxiedRegistry('chunked', [{ tags: ['latest'], layers: [{ files: 5, fileSize: 200_000, seed: 'chunked' }] }]);
 
   const pushVia = (repository: string, options: Partial<PushOptions> = {}): Promise<PushEvent[]> =>
-    lastValueFrom(
-      push({
-        source: `oci:${env.layout.dir}:latest`,
-        destination: `${env.proxy.host}/${repository}:1.0`,
-        cacheDir: false,
-        chunkSize: CHUNK,
-        concurrency: 1,
-        retry: { baseDelayMs: 5, maxDelayMs: 20 },
-        ...options,
-      }).pipe(toArray()),
-    );
+    pushAll({ source: `oci:${env.layout.dir}:latest`, destination: `${env.proxy.host}/${repository}:1.0`, chunkSize: CHUNK, concurrency: 1, retry: { baseDelayMs: 5, maxDelayMs: 20 }, ...options });
   const layerSize = () => env.layout.images[0]!.layerSizes[0]!;
   /** The PATCHes of a repository, grouped by session, in order. */
   const patches = (repository: string): RecordedRequest[][] => {

@@ -13,7 +13,7 @@ import { lastValueFrom, of, toArray } from 'rxjs';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
 import { useProxiedRegistry } from './helpers/proxied-registry.ts';
-import { ofType } from './helpers/push-events.ts';
+import { ofType, pushAll } from './helpers/push-events.ts';
 
 const MANIFESTS = /\/manifests\//;
 
@@ -23,15 +23,7 @@ describe('pushing through a faulty network to the reference registry', () => {
 
   /** Pushes through the proxy with quick retries; no digest cache, so every blob is asked for. */
   const pushVia = (repository: string, options: Partial<PushOptions> = {}): Promise<PushEvent[]> =>
-    lastValueFrom(
-      push({
-        source: `oci:${env.layout.dir}:latest`,
-        destination: `${env.proxy.host}/${repository}:1.0`,
-        cacheDir: false,
-        retry: { baseDelayMs: 5, maxDelayMs: 20 },
-        ...options,
-      }).pipe(toArray()),
-    );
+    pushAll({ source: `oci:${env.layout.dir}:latest`, destination: `${env.proxy.host}/${repository}:1.0`, retry: { baseDelayMs: 5, maxDelayMs: 20 }, ...options });
   const seen = (method: string, path: RegExp) => env.proxy.requests.filter((r) => r.method === method && path.test(r.url));
   const image = () => env.layout.images[0]!;
 
