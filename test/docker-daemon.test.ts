@@ -64,16 +64,18 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
   const ids = new Map<string, string>();
 
   /**
-   * Pulls `ref` after removing the original image (`name`) from the engine, so every layer is downloaded;
-   * Docker's RootFS and ID for it. The pulled image is the original again: it is tagged back as `name`.
+   * Pulls `ref` after removing the original image (`name`) from the engine, so every layer is downloaded,
+   * and checks that Docker computes the fixture's diff IDs and the original's image ID for it. The pulled
+   * image is the original again: it is tagged back as `name`.
    */
-  async function pullBack(ref: string, name: string): Promise<{ layers: string[]; id: string }> {
+  async function pullsBackAs(ref: string, name: string, fixture: OciLayoutFixture): Promise<void> {
     await dockerd.engine.docker(['rmi', '-f', ids.get(name) ?? name]);
     await dockerd.engine.docker(['pull', ref]);
     const inspected = await dockerd.engine.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}} {{.Id}}', ref]);
     await dockerd.engine.docker(['tag', ref, name]);
     const [layers, id] = inspected.stdout.trim().split(' ');
-    return { layers: JSON.parse(layers ?? '[]'), id: id ?? '' };
+    assert.deepEqual(JSON.parse(layers ?? '[]'), fixture.images[0]?.diffIds);
+    assert.equal(id ?? '', ids.get(name));
   }
 
   before(async () => {
@@ -136,9 +138,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     assert.equal(pushed?.tag, 'v1');
     assert.equal(pushed?.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
     assert.equal(ofType(events, 'pushed').length, 4);
-    const pulled = await pullBack(`${registry.host}/daemon/small:v1`, 'fixtures/small:v1');
-    assert.deepEqual(pulled.layers, small.images[0]?.diffIds);
-    assert.equal(pulled.id, ids.get('fixtures/small:v1'));
+    await pullsBackAs(`${registry.host}/daemon/small:v1`, 'fixtures/small:v1', small);
   });
 
   it('says every blob exists on a second push, and reads nothing of the save stream', async (t) => {
@@ -173,9 +173,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     // The daemon's blobs are sequential: the uploader opens them all at once whatever its concurrency.
     const events = await pushAll({ source: 'docker-daemon:fixtures/seven:v1', destination: `${registry.host}/daemon/seven:v1`, concurrency: 1 });
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
-    const pulled = await pullBack(`${registry.host}/daemon/seven:v1`, 'fixtures/seven:v1');
-    assert.deepEqual(pulled.layers, seven.images[0]?.diffIds);
-    assert.equal(pulled.id, ids.get('fixtures/seven:v1'));
+    await pullsBackAs(`${registry.host}/daemon/seven:v1`, 'fixtures/seven:v1', seven);
   });
 
   it('shows each layer as waiting until the save stream reaches it, then pushing with its tar size as the total', async (t) => {
@@ -231,9 +229,7 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     assert.equal(ofType(events, 'pushed').length, 13);
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
     assert.equal(limiter.busy + limiter.waiting, 0);
-    const pulled = await pullBack(`${registry.host}/daemon/twelve:v1`, 'fixtures/twelve:v1');
-    assert.deepEqual(pulled.layers, twelve.images[0]?.diffIds);
-    assert.equal(pulled.id, ids.get('fixtures/twelve:v1'));
+    await pullsBackAs(`${registry.host}/daemon/twelve:v1`, 'fixtures/twelve:v1', twelve);
   });
 
   it("pushes an image of more layers than the shared upload limit's 8 slots with the CLI's defaults", async (t) => {
