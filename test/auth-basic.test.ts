@@ -11,7 +11,7 @@ import { makeOciLayout } from '../tools/fixtures.ts';
 import { startRegistry } from '../tools/registry.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
-import { runCli, startCli } from './helpers/run-cli.ts';
+import { homeIn, runCli, startCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 
@@ -29,9 +29,8 @@ describe('credentials for a TLS registry with htpasswd (the CLI)', () => {
   let tag = 0;
 
   before(async () => {
-    const dockerDir = join(suite.work, 'docker');
-    await mkdir(dockerDir);
-    env = { HOME: suite.work, DOCKER_CONFIG: dockerDir, RXPUSH_CACHE_DIR: join(suite.work, 'cache') };
+    await mkdir(join(suite.work, 'docker'));
+    env = homeIn(suite.work);
     caFile = suite.registry.caFile ?? '';
   });
 
@@ -161,7 +160,7 @@ describe('credentials and Location headers that point elsewhere', () => {
     });
     const layout = await makeOciLayout(join(work, 'layout'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 5_000, seed: 'loc' }] }] });
     const result = await runCli(['push', `oci:${layout.dir}:latest`, `${front.host}/loc/app:1`, '--creds', `bob:${PASSWORD}`], {
-      env: { HOME: work, DOCKER_CONFIG: join(work, 'docker'), RXPUSH_CACHE_DIR: join(work, 'cache') },
+      env: homeIn(work),
     });
     assert.equal(result.code, 1, result.stderr);
     assert.ok(front.requests.some((r) => r.headers.authorization !== undefined), 'the registry itself got the credentials');

@@ -9,7 +9,7 @@ import { createAuthenticator, RegistryClient } from '@rxpush/registry-client';
 
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { runCli, type CliResult } from './helpers/run-cli.ts';
+import { homeIn, runCli, type CliResult } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
 import { startTokenServer, type RunningTokenServer, type TokenServerOptions } from './helpers/token-server.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
@@ -206,7 +206,7 @@ describe('token auth with TLS, and credentials that must stay home', () => {
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'rxpush-auth-tls-token-'));
-    env = { HOME: work, DOCKER_CONFIG: join(work, 'docker'), RXPUSH_CACHE_DIR: join(work, 'cache') };
+    env = homeIn(work);
     layout = await makeOciLayout(join(work, 'layout'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 20_000, seed: 'tls-token' }] }] });
   });
   after(() => rm(work, { recursive: true, force: true }));

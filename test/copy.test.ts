@@ -14,7 +14,7 @@ import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 import { startFaultProxy } from './helpers/fault-proxy.ts';
-import { runCli } from './helpers/run-cli.ts';
+import { homeIn, runCli } from './helpers/run-cli.ts';
 import { runSkopeo, skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 
 const sha256 = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -71,7 +71,7 @@ describe('rxpush copy between two reference registries', () => {
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'rxpush-copy-'));
-    env = { HOME: work, DOCKER_CONFIG: join(work, 'docker'), RXPUSH_CACHE_DIR: join(work, 'cache') };
+    env = homeIn(work);
     [plain, secure] = await Promise.all([startRegistry(), startRegistry({ tls: true, htpasswd: { alice: 's3cret' } })]);
     toSecure = ['--creds', CREDS, '--ca-file', secure.caFile ?? ''];
     layout = await makeOciLayout(join(work, 'layout'), {

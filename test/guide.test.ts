@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
-import { runCli } from './helpers/run-cli.ts';
+import { homeIn, runCli } from './helpers/run-cli.ts';
 
 const guidePath = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'guide.md');
 
@@ -32,7 +32,7 @@ describe('the troubleshooting section of docs/guide.md', () => {
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'rxpush-guide-'));
-    env = { HOME: work, DOCKER_CONFIG: join(work, 'docker'), RXPUSH_CACHE_DIR: join(work, 'cache') };
+    env = homeIn(work);
     [plain, tls] = await Promise.all([startRegistry(), startRegistry({ tls: true, htpasswd: { bob: 's3cret' } })]);
     await makeOciLayout(join(work, 'image'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1_000, seed: 'guide' }] }] });
     guide = normalized(await readFile(guidePath, 'utf8'));

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 
 import { useRegistry } from './helpers/registry-suite.ts';
-import { runCli } from './helpers/run-cli.ts';
+import { homeIn, runCli } from './helpers/run-cli.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 
 describe('TLS to the registry', () => {
@@ -12,7 +12,7 @@ describe('TLS to the registry', () => {
   let env: Record<string, string>;
 
   before(() => {
-    env = { HOME: suite.work, DOCKER_CONFIG: join(suite.work, 'docker'), RXPUSH_CACHE_DIR: join(suite.work, 'cache') };
+    env = homeIn(suite.work);
   });
 
   it('refuses an unknown CA with exit 1 and one line naming --ca-file, and never tries plain HTTP', async () => {

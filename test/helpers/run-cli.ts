@@ -78,6 +78,14 @@ function spawnCli(args: string[], opts: RunCliOptions): RunningCli & { gone: Pro
   return { child, result, gone };
 }
 
+/**
+ * An environment for CLI runs that reads nothing of this machine's user: HOME, DOCKER_CONFIG and
+ * RXPUSH_CACHE_DIR under `dir`, so no credentials, Docker config or digest cache of earlier runs.
+ */
+export function homeIn(dir: string): Record<string, string> {
+  return { HOME: dir, DOCKER_CONFIG: join(dir, 'docker'), RXPUSH_CACHE_DIR: join(dir, 'cache') };
+}
+
 /** Runs `rxpush ARGS…` and resolves with its exit code and output (never rejects on a non-zero exit). */
 export function runCli(args: string[], opts: RunCliOptions = {}): Promise<CliResult> {
   return spawnCli(args, opts).result;
