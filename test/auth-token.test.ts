@@ -18,7 +18,6 @@ import { pushAll } from './helpers/push-events.ts';
 const USERS = { alice: 'correct-horse-battery' };
 const alice = { username: 'alice', password: USERS.alice };
 
-/** A failure is one line on stderr naming what is wrong and what to do, and no password. */
 /** One line on stderr, exit 1, and the password nowhere in the output. */
 function assertOneLineErrorWithoutPassword(result: CliResult, pattern: RegExp): void {
   assertOneLineError(result, pattern);

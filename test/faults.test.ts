@@ -10,6 +10,7 @@ import { RegistryClient } from '@rxpush/registry-client';
 import { uploadBlobs } from '@rxpush/uploader';
 import { lastValueFrom, of, toArray } from 'rxjs';
 
+import { assertOneLineError } from './helpers/assert-cli.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopyToOci } from './helpers/skopeo.ts';
 import { useProxiedRegistry } from './helpers/proxied-registry.ts';
@@ -184,10 +185,7 @@ describe('pushing through a faulty network to the reference registry', () => {
     const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/faults/cli-broken:1.0`, '--progress', 'plain', '--retries', '4'], {
       env: { RXPUSH_CACHE_DIR: cache },
     });
-    assert.equal(result.code, 1, result.stderr);
-    const lines = result.stderr.trimEnd().split('\n');
-    assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0]!, /^rxpush: PUT http:\/\/127\.0\.0\.1:\d+\/v2\/faults\/cli-broken\/manifests\/1\.0 → 500 .*\(gave up after 5 attempts\)$/);
+    assertOneLineError(result, /^rxpush: PUT http:\/\/127\.0\.0\.1:\d+\/v2\/faults\/cli-broken\/manifests\/1\.0 → 500 .*\(gave up after 5 attempts\)$/);
     assert.match(result.stdout, /Retrying in 0 seconds/);
     assert.equal(seen('PUT', /faults\/cli-broken\/manifests\//).length, 5);
     assert.equal(await env.direct.hasManifest('faults/cli-broken', '1.0'), undefined);
