@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { createGunzip } from 'node:zlib';
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { startRegistry } from '../tools/registry.ts';
+import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -193,5 +194,14 @@ describe('tools/bundle-cli.mjs (run by npm run build)', () => {
     assert.equal(new Set(modules.filter((path) => path.includes('/string-width@')).map((path) => /string-width@[^/]+/.exec(path)?.[0])).size, 1);
     const entry = texts[files.indexOf('rxpush.mjs')] ?? '';
     assert.doesNotMatch(entry, /rxjs/, 'the entry holds the command line, not the push');
+  });
+
+  it("prints help without building string-width's Unicode tables, which its ASCII text does not need", async () => {
+    // string-width builds an Intl.Segmenter when it loads; the bundle's shim measures printable ASCII itself.
+    const spy = "const S=Intl.Segmenter;Intl.Segmenter=class extends S{constructor(...a){super(...a);process.stderr.write('segmenter built\\n')}}";
+    const result = await runCli(['push', '--help'], { env: { NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(spy)}` } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /--concurrency/);
+    assert.doesNotMatch(result.stderr, /segmenter built/);
   });
 });
