@@ -183,16 +183,17 @@ describe('startRegistry', () => {
 describe('tools/bundle-cli.mjs (run by npm run build)', () => {
   it("bundles the CLI with undici's dispatchers only, one string-width, and the push split off", async () => {
     const dir = join(import.meta.dirname, '..', 'packages', 'cli', 'bundle');
-    const files = (await readdir(dir)).filter((name) => name.endsWith('.mjs'));
+    const files = (await readdir(dir)).filter((name) => name.endsWith('.cjs') && name !== 'load.cjs');
     const texts = await Promise.all(files.map((name) => readFile(join(dir, name), 'utf8')));
-    // esbuild heads each module it includes with a comment naming its path.
-    const modules = texts.flatMap((text) => [...text.matchAll(/^\/\/ (\S+)$/gm)].map((match) => match[1] ?? ''));
+    // esbuild heads each module it includes with a comment naming its path (kept as `//! path` in the CommonJS chunks).
+    const modules = texts.flatMap((text) => [...text.matchAll(/^\/\/! (\S+)$/gm)].map((match) => match[1] ?? ''));
     assert.ok(modules.some((path) => path.includes('undici/lib/dispatcher/agent.js')), 'undici is bundled');
     // The request API's bodies use a few of fetch's helpers (body mixins); fetch itself is not there.
     const unused = /undici\/lib\/(web\/fetch\/index|web\/websocket\/|web\/cookies\/|web\/eventsource\/|cache\/|mock\/)/;
     assert.deepEqual(modules.filter((path) => unused.test(path)), [], 'no fetch, WebSocket, cookies, caches or mocks');
     assert.equal(new Set(modules.filter((path) => path.includes('/string-width@')).map((path) => /string-width@[^/]+/.exec(path)?.[0])).size, 1);
-    const entry = texts[files.indexOf('rxpush.mjs')] ?? '';
+    const entry = texts[files.indexOf('rxpush.cjs')] ?? '';
+    assert.ok(modules.includes('packages/cli/dist/main.js'), 'the entry is there');
     assert.doesNotMatch(entry, /rxjs/, 'the entry holds the command line, not the push');
   });
 

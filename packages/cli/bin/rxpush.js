@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A committed shim, so the bin link exists from install time on; the code is built into dist.
 import { readdirSync, statSync } from 'node:fs';
-import module from 'node:module';
+import module, { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
 // Checked before any of rxpush loads: on an older Node it would fail somewhere deep and obscure.
@@ -12,17 +13,26 @@ if (major < NEEDED.major || (major === NEEDED.major && minor < NEEDED.minor)) {
   process.exit(2);
 }
 
-// Node 22.1+ keeps V8's compiled code of the bundle on disk (in the OS temp dir, or NODE_COMPILE_CACHE),
-// so later runs skip most of the parse and compile; Node 20 has no such cache and starts as before.
-module.enableCompileCache?.();
-
 // undici's HTTP parser is WebAssembly; V8 re-compiles it with TurboFan in the background and the
 // process waits for that before it exits (~0.3 s, ~35 MB). The baseline compiler is fast enough
-// for parsing registry answers. Set before anything loads undici.
+// for parsing registry answers. Set before anything loads undici (and before any code is cached: V8 keeps
+// cached code only for the flags it was made with).
 setFlagsFromString('--liftoff-only');
 
-const bundle = new URL('../bundle/rxpush.mjs', import.meta.url);
-const { main } = await import(isFresh(bundle) ? bundle.href : '../dist/main.js');
+const bundle = new URL('../bundle/', import.meta.url);
+let main;
+if (isFresh(new URL('rxpush.cjs', bundle))) {
+  // The bundle's chunks are compiled with V8's code of earlier runs, kept in rxpush's cache directory
+  // (tools/bundle/load-bundle.cjs); what this run compiled anew is cached as it ends.
+  const { createBundleLoader } = createRequire(import.meta.url)('../bundle/load.cjs');
+  const loader = createBundleLoader(fileURLToPath(bundle));
+  process.once('exit', () => loader.save());
+  ({ main } = loader.load('rxpush.cjs'));
+} else {
+  // Node 22.1+ keeps V8's compiled code of the modules on disk (in the OS temp dir, or NODE_COMPILE_CACHE).
+  module.enableCompileCache?.();
+  ({ main } = await import('../dist/main.js'));
+}
 process.exitCode = await main(process.argv.slice(2));
 
 /**

@@ -1,0 +1,153 @@
+/**
+ * tools/bundle/load-bundle.cjs, which runs the CLI bundle's chunks with a V8 code cache: the cache is used,
+ * and a cache that is garbled, for another source, or cannot be written never changes what runs.
+ * Each load is its own `node` process, as the CLI's runs are.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+
+import { runCli } from './helpers/run-cli.ts';
+
+const LOADER = join(import.meta.dirname, '..', 'tools', 'bundle', 'load-bundle.cjs');
+
+async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'rxpush-bundle-loader-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A bundle of two chunks: the entry requires the other and a Node module, as esbuild's chunks do. */
+async function makeBundle(dir: string, word = 'one'): Promise<void> {
+  await writeFile(join(dir, 'entry.cjs'), `const { word } = require('./part.cjs');\nconst { sep } = require('node:path');\nexports.say = () => word + sep + __filename.endsWith('entry.cjs');\n`);
+  await writeFile(join(dir, 'part.cjs'), `exports.word = ${JSON.stringify(word)};\n`);
+}
+
+interface LoadResult {
+  said: string;
+  status: Record<string, string>;
+}
+
+/** Loads the bundle's entry in a new process, runs it, saves the cache as the CLI does, and reports. */
+async function load(bundleDir: string, cacheDir: string): Promise<LoadResult> {
+  const script = `
+    const { createBundleLoader } = require(${JSON.stringify(LOADER)});
+    const loader = createBundleLoader(${JSON.stringify(bundleDir)}, { cacheDir: ${JSON.stringify(cacheDir)} });
+    process.once('exit', () => loader.save());
+    const said = loader.load('entry.cjs').say();
+    process.stdout.write(JSON.stringify({ said, status: Object.fromEntries(loader.status) }));`;
+  const { stdout } = await promisify(execFile)(process.execPath, ['-e', script]);
+  return JSON.parse(stdout) as LoadResult;
+}
+
+async function cacheFiles(cacheDir: string): Promise<string[]> {
+  const [versionDir] = await readdir(join(cacheDir, 'code-cache'));
+  assert.equal(versionDir, `${process.version}-${process.arch}`);
+  return (await readdir(join(cacheDir, 'code-cache', versionDir))).map((name) => join(cacheDir, 'code-cache', versionDir, name)).sort();
+}
+
+describe('tools/bundle/load-bundle.cjs', () => {
+  it('compiles the chunks the first time, caches them as the process ends, and runs them from the cache after', async (t) => {
+    const dir = await tempDir(t);
+    const [bundle, cache] = [join(dir, 'bundle'), join(dir, 'cache')];
+    await mkdir(bundle);
+    await makeBundle(bundle);
+
+    const first = await load(bundle, cache);
+    assert.deepEqual(first, { said: 'one/true', status: { 'entry.cjs': 'compiled', 'part.cjs': 'compiled' } });
+    const files = await cacheFiles(cache);
+    assert.equal(files.length, 2);
+    const written = await Promise.all(files.map(async (file) => (await stat(file)).mtimeMs));
+
+    const second = await load(bundle, cache);
+    assert.deepEqual(second, { said: 'one/true', status: { 'entry.cjs': 'cached', 'part.cjs': 'cached' } });
+    assert.deepEqual(await cacheFiles(cache), files, 'nothing new is written');
+    assert.deepEqual(await Promise.all(files.map(async (file) => (await stat(file)).mtimeMs)), written, 'nor rewritten');
+  });
+
+  it('ignores a garbled or foreign cache file, runs the chunk compiled, and replaces the file', async (t) => {
+    const dir = await tempDir(t);
+    const [bundle, cache] = [join(dir, 'bundle'), join(dir, 'cache')];
+    await mkdir(bundle);
+    await makeBundle(bundle);
+    await load(bundle, cache);
+    const [entryCache, partCache] = await cacheFiles(cache);
+    assert.ok(entryCache !== undefined && partCache !== undefined && entryCache.includes('entry.cjs') && partCache.includes('part.cjs'));
+
+    // A flipped byte in the middle of V8's data: the file's own checksum no longer matches.
+    const bytes = await readFile(entryCache);
+    const middle = bytes.length >> 1;
+    bytes[middle] = (bytes[middle] ?? 0) ^ 0xff;
+    await writeFile(entryCache, bytes);
+    // Data whose checksum matches but that V8 did not make (another V8's, say): V8 itself rejects it.
+    const junk = Buffer.alloc(256, 7);
+    await writeFile(partCache, Buffer.concat([createHash('sha256').update(junk).digest(), junk]));
+
+    assert.deepEqual(await load(bundle, cache), { said: 'one/true', status: { 'entry.cjs': 'rejected', 'part.cjs': 'rejected' } });
+    assert.deepEqual(await load(bundle, cache), { said: 'one/true', status: { 'entry.cjs': 'cached', 'part.cjs': 'cached' } }, 'both were replaced');
+  });
+
+  it('never runs cached code of another source, even of the same length, and drops the old file', async (t) => {
+    const dir = await tempDir(t);
+    const [bundle, cache] = [join(dir, 'bundle'), join(dir, 'cache')];
+    await mkdir(bundle);
+    await makeBundle(bundle, 'one');
+    await load(bundle, cache);
+    const before = await cacheFiles(cache);
+
+    // V8 checks a cache against the source's length only: the loader's key is the source itself.
+    await makeBundle(bundle, 'two');
+    assert.deepEqual(await load(bundle, cache), { said: 'two/true', status: { 'entry.cjs': 'cached', 'part.cjs': 'compiled' } });
+    const after = await cacheFiles(cache);
+    assert.equal(after.length, 2, 'one file per chunk: the edited chunk\'s old cache is gone');
+    assert.ok(before.includes(after.find((file) => file.includes('entry.cjs')) ?? ''));
+    assert.ok(!before.includes(after.find((file) => file.includes('part.cjs')) ?? ''));
+  });
+
+  it('runs the bundle just the same where the cache directory cannot be made', async (t) => {
+    const dir = await tempDir(t);
+    const bundle = join(dir, 'bundle');
+    await mkdir(bundle);
+    await makeBundle(bundle);
+    // A file where a directory should be: no mkdir under it succeeds, not even for root.
+    const blocked = join(dir, 'not-a-dir');
+    await writeFile(blocked, '');
+    assert.deepEqual(await load(bundle, join(blocked, 'cache')), { said: 'one/true', status: { 'entry.cjs': 'compiled', 'part.cjs': 'compiled' } });
+    assert.deepEqual(await load(bundle, join(blocked, 'cache')), { said: 'one/true', status: { 'entry.cjs': 'compiled', 'part.cjs': 'compiled' } });
+  });
+});
+
+describe('the CLI and its code cache', () => {
+  it('keeps the bundle\'s compiled code in RXPUSH_CACHE_DIR and reuses it; a garbled cache changes nothing', async (t) => {
+    const dir = await tempDir(t);
+    const env = { RXPUSH_CACHE_DIR: dir };
+    const first = await runCli(['--help'], { env });
+    assert.equal(first.code, 0, first.stderr);
+    const files = await cacheFiles(dir);
+    assert.ok(files.some((file) => file.includes('rxpush.cjs-')), 'the entry chunk is cached');
+    // Only what --help ran was loaded (and so cached): the command line, not the push.
+    const bundleDir = join(import.meta.dirname, '..', 'packages', 'cli', 'bundle');
+    for (const file of files) {
+      const chunk = await readFile(join(bundleDir, basename(file).replace(/-[0-9a-f]{32}\.bin$/, '')), 'utf8');
+      assert.doesNotMatch(chunk, /^\/\/! node_modules\/\.pnpm\/(rxjs|undici|pino)@/m, `${basename(file)} is a chunk of the push`);
+    }
+    const written = await Promise.all(files.map(async (file) => (await stat(file)).mtimeMs));
+
+    const again = await runCli(['--help'], { env });
+    assert.equal(again.stdout, first.stdout);
+    // A chunk V8 did not take would be written anew as the run ends.
+    assert.deepEqual(await Promise.all(files.map(async (file) => (await stat(file)).mtimeMs)), written, 'V8 took every cached chunk');
+
+    for (const file of files) await writeFile(file, 'garbage');
+    const garbled = await runCli(['--help'], { env });
+    assert.equal(garbled.code, 0, garbled.stderr);
+    assert.equal(garbled.stdout, first.stdout);
+    assert.equal(garbled.stderr, '');
+    for (const file of files) assert.notEqual(await readFile(file, 'utf8').catch(() => 'gone'), 'garbage', 'replaced');
+  });
+});
