@@ -22,7 +22,9 @@ const outdir = join(cli, 'bundle');
  * Start-up savings no source change can make, as the modules are others':
  * - `undici` is its lean part (tools/bundle/undici-lean.cjs): no fetch, cookies or WebSocket;
  * - `string-width` is one copy, not two (yargs and cliui depend on different majors of the same API),
- *   and it and `cliui` load on first use, i.e. only when help or a usage error is shown.
+ *   and it and `cliui` load on first use, i.e. only when help or a usage error is shown;
+ * - `pino` is evaluated on the first line logged (tools/bundle/lazy-pino.cjs), which a push at the default
+ *   level never writes.
  */
 const startUpPlugin = {
   name: 'rxpush-start-up',
@@ -42,6 +44,11 @@ const startUpPlugin = {
     pluginBuild.onResolve({ filter: /^undici\/lib\// }, (args) => (args.pluginData?.real ? undefined : real(args.path, registryClient, args.kind)));
     pluginBuild.onResolve({ filter: /^string-width$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-string-width.cjs') }));
     pluginBuild.onResolve({ filter: /^cliui$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-cliui.cjs') }));
+    const lazyPino = join(shims, 'lazy-pino.cjs');
+    pluginBuild.onResolve({ filter: /^pino$/ }, (args) => {
+      if (args.pluginData?.real) return undefined;
+      return args.importer === lazyPino ? real('pino', cli, args.kind) : { path: lazyPino };
+    });
     pluginBuild.onResolve({ filter: /^rxpush-bundle:/ }, (args) => real(args.path.slice('rxpush-bundle:'.length), yargsDir, args.kind));
   },
 };
