@@ -11,7 +11,7 @@
 // garbled, from another Node.js or for another source is ignored (and replaced), and a cache directory that
 // cannot be written is simply not written.
 const { createHash } = require('node:crypto');
-const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { homedir } = require('node:os');
 const { basename, dirname, join } = require('node:path');
@@ -82,7 +82,7 @@ function createBundleLoader(bundleDir, options = {}) {
   function save() {
     if (toSave.length === 0 || cacheDir === null) return;
     try {
-      mkdirSync(cacheDir, { recursive: true });
+      makeDirectory(cacheDir);
     } catch {
       return;
     }
@@ -112,6 +112,37 @@ function createBundleLoader(bundleDir, options = {}) {
   }
 
   return { load, save, status };
+}
+
+/**
+ * `mkdir -p` that always ends, as @rxpush/core's makeDirectory (which the loader cannot import): Node's
+ * recursive mkdir retries forever where mkdir answers ENOENT under a parent that exists (under /proc/PID, say),
+ * and this runs as the process exits.
+ */
+function makeDirectory(path) {
+  try {
+    mkdirSync(path);
+    return;
+  } catch (error) {
+    if (isDirectoryAfter(error, path)) return;
+    const parent = dirname(path);
+    if (error.code !== 'ENOENT' || parent === path) throw error;
+    makeDirectory(parent);
+  }
+  try {
+    mkdirSync(path);
+  } catch (error) {
+    if (!isDirectoryAfter(error, path)) throw error;
+  }
+}
+
+function isDirectoryAfter(error, path) {
+  if (error.code !== 'EEXIST') return false;
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 module.exports = { createBundleLoader, defaultCacheDir };
