@@ -45,10 +45,14 @@ async function load(bundleDir: string, cacheDir: string): Promise<LoadResult> {
   return JSON.parse(stdout) as LoadResult;
 }
 
+/** The cache files of the one bundle that used `cacheDir`. */
 async function cacheFiles(cacheDir: string): Promise<string[]> {
   const [versionDir] = await readdir(join(cacheDir, 'code-cache'));
   assert.equal(versionDir, `${process.version}-${process.arch}`);
-  return (await readdir(join(cacheDir, 'code-cache', versionDir))).map((name) => join(cacheDir, 'code-cache', versionDir, name)).sort();
+  const [bundleDir, ...others] = await readdir(join(cacheDir, 'code-cache', versionDir));
+  assert.ok(bundleDir !== undefined && others.length === 0, 'one bundle used the cache');
+  const dir = join(cacheDir, 'code-cache', versionDir, bundleDir);
+  return (await readdir(dir)).map((name) => join(dir, name)).sort();
 }
 
 describe('tools/bundle/load-bundle.cjs', () => {
@@ -107,6 +111,18 @@ describe('tools/bundle/load-bundle.cjs', () => {
     assert.equal(after.length, 2, 'one file per chunk: the edited chunk\'s old cache is gone');
     assert.ok(before.includes(after.find((file) => file.includes('entry.cjs')) ?? ''));
     assert.ok(!before.includes(after.find((file) => file.includes('part.cjs')) ?? ''));
+  });
+
+  it('does not use code cached for the same bundle elsewhere, whose stack traces would name the other files', async (t) => {
+    const dir = await tempDir(t);
+    const cache = join(dir, 'cache');
+    for (const copy of ['one', 'two']) {
+      await mkdir(join(dir, copy));
+      await makeBundle(join(dir, copy));
+    }
+    await load(join(dir, 'one'), cache);
+    assert.deepEqual(await load(join(dir, 'two'), cache), { said: 'one/true', status: { 'entry.cjs': 'compiled', 'part.cjs': 'compiled' } });
+    assert.deepEqual(await load(join(dir, 'one'), cache), { said: 'one/true', status: { 'entry.cjs': 'cached', 'part.cjs': 'cached' } }, 'each copy keeps its own');
   });
 
   it('runs the bundle just the same where the cache directory cannot be made', async (t) => {

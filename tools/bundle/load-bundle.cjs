@@ -37,8 +37,10 @@ function defaultCacheDir(env = process.env) {
  */
 function createBundleLoader(bundleDir, options = {}) {
   const cacheRoot = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
-  // V8 rejects data of another V8 or flag set, but each Node.js keeps its own files rather than fight over one.
-  const cacheDir = cacheRoot === null ? null : join(cacheRoot, 'code-cache', `${process.version}-${process.arch}`);
+  // V8 rejects data of another V8 or flag set, but each Node.js keeps its own files rather than fight over one;
+  // and each copy of the bundle too, as code V8 made for a file names that file in stack traces.
+  const place = createHash('sha256').update(bundleDir).digest('hex').slice(0, 16);
+  const cacheDir = cacheRoot === null ? null : join(cacheRoot, 'code-cache', `${process.version}-${process.arch}`, place);
   const modules = new Map();
   const toSave = [];
   const status = new Map();
