@@ -9,16 +9,19 @@
 //
 // The cache is an optimisation and never fails a command: a file that is missing, unreadable, truncated,
 // garbled, from another Node.js or for another source is ignored (and replaced), and a cache directory that
-// cannot be written is simply not written.
-const { createHash } = require('node:crypto');
+// cannot be written is simply not written. Nothing here loads node:crypto (~3 ms, which `rxpush --help`
+// would not otherwise pay): each cache file holds the source it was made for, compared byte for byte, and a
+// CRC-32 of V8's data, which V8 itself does not check in release builds.
 const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { homedir } = require('node:os');
-const { basename, dirname, join } = require('node:path');
+const { dirname, join } = require('node:path');
 const vm = require('node:vm');
+const { crc32 } = require('node:zlib');
 
-/** Bytes of the SHA-256 of the V8 data that head each cache file: V8 trusts the data it is given. */
-const CHECK_BYTES = 32;
+/** "RXPC", format 1; then the lengths of the chunk's path and source and the CRC-32 of V8's data (u32 LE each). */
+const MAGIC = Buffer.from('RXPC\x01\x00\x00\x00', 'latin1');
+const HEADER = MAGIC.length + 12;
 
 /**
  * rxpush's cache directory, as the digest cache finds it (packages/blob-checker's defaultCacheDir, which the
@@ -32,14 +35,14 @@ function defaultCacheDir(env = process.env) {
  * Makes a loader of the chunks in `bundleDir`. `load(name)` returns a chunk's exports, evaluating it once;
  * `save()` writes the cache of every chunk compiled without usable cached code (call it as the process ends);
  * `status` tells, per chunk file, whether it was `cached` (V8 took the cached code), `compiled` (no cache file),
- * or `rejected` (a file was there but unusable).
+ * or `rejected` (a file was there but unusable: garbled, stale, or refused by V8).
  * With `cacheDir: null` nothing is cached.
  */
 function createBundleLoader(bundleDir, options = {}) {
   const cacheRoot = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
   // V8 rejects data of another V8 or flag set, but each Node.js keeps its own files rather than fight over one;
   // and each copy of the bundle too, as code V8 made for a file names that file in stack traces.
-  const place = createHash('sha256').update(bundleDir).digest('hex').slice(0, 16);
+  const place = (crc32(bundleDir) >>> 0).toString(16).padStart(8, '0');
   const cacheDir = cacheRoot === null ? null : join(cacheRoot, 'code-cache', `${process.version}-${process.arch}`, place);
   const modules = new Map();
   const toSave = [];
@@ -49,14 +52,14 @@ function createBundleLoader(bundleDir, options = {}) {
     const known = modules.get(name);
     if (known !== undefined) return known.exports;
     const file = join(bundleDir, name);
-    const source = readFileSync(file, 'utf8');
-    // V8 checks only a cache's length against the source: the key must be the source itself.
-    const cacheFile = cacheDir === null ? null : join(cacheDir, `${name}-${createHash('sha256').update(source).digest('hex').slice(0, 32)}.bin`);
-    const cached = cacheFile === null ? { found: false } : readCache(cacheFile);
-    const script = new vm.Script(Module.wrap(source), { filename: file, ...(cached.data !== undefined && { cachedData: cached.data }) });
+    const sourceBytes = readFileSync(file);
+    const path = Buffer.from(file);
+    const cacheFile = cacheDir === null ? null : join(cacheDir, `${name}.bin`);
+    const cached = cacheFile === null ? { found: false } : readCache(cacheFile, path, sourceBytes);
+    const script = new vm.Script(Module.wrap(sourceBytes.toString('utf8')), { filename: file, ...(cached.data !== undefined && { cachedData: cached.data }) });
     const state = cached.data !== undefined && !script.cachedDataRejected ? 'cached' : cached.found ? 'rejected' : 'compiled';
     status.set(name, state);
-    if (state !== 'cached' && cacheFile !== null) toSave.push({ name, script, cacheFile });
+    if (state !== 'cached' && cacheFile !== null) toSave.push({ script, cacheFile, path, sourceBytes });
 
     const module = { exports: {}, filename: file, id: file, loaded: false };
     modules.set(name, module);
@@ -68,17 +71,25 @@ function createBundleLoader(bundleDir, options = {}) {
     return module.exports;
   }
 
-  /** The V8 data of a cache file, when the file is there (`found`) and whole (`data`). */
-  function readCache(cacheFile) {
+  /** V8's data from a cache file, when the file is there (`found`) and was made, whole, for this very file and source (`data`). */
+  function readCache(cacheFile, path, sourceBytes) {
     let bytes;
     try {
       bytes = readFileSync(cacheFile);
     } catch {
       return { found: false };
     }
-    const data = bytes.subarray(CHECK_BYTES);
-    const whole = bytes.length > CHECK_BYTES && createHash('sha256').update(data).digest().equals(bytes.subarray(0, CHECK_BYTES));
-    return whole ? { found: true, data } : { found: true };
+    if (bytes.length < HEADER || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return { found: true };
+    const pathLength = bytes.readUInt32LE(MAGIC.length);
+    const sourceLength = bytes.readUInt32LE(MAGIC.length + 4);
+    const check = bytes.readUInt32LE(MAGIC.length + 8);
+    const sourceStart = HEADER + pathLength;
+    const dataStart = sourceStart + sourceLength;
+    if (pathLength !== path.length || sourceLength !== sourceBytes.length || dataStart >= bytes.length) return { found: true };
+    // V8 checks only a cache's length against the source: this compares the source itself.
+    if (!bytes.subarray(HEADER, sourceStart).equals(path) || !bytes.subarray(sourceStart, dataStart).equals(sourceBytes)) return { found: true };
+    const data = bytes.subarray(dataStart);
+    return crc32(data) >>> 0 === check ? { found: true, data } : { found: true };
   }
 
   function save() {
@@ -88,28 +99,34 @@ function createBundleLoader(bundleDir, options = {}) {
     } catch {
       return;
     }
-    for (const { name, script, cacheFile } of toSave.splice(0)) {
+    for (const { script, cacheFile, path, sourceBytes } of toSave.splice(0)) {
       try {
         const data = script.createCachedData();
+        const header = Buffer.alloc(HEADER);
+        MAGIC.copy(header);
+        header.writeUInt32LE(path.length, MAGIC.length);
+        header.writeUInt32LE(sourceBytes.length, MAGIC.length + 4);
+        header.writeUInt32LE(crc32(data) >>> 0, MAGIC.length + 8);
         const temp = `${cacheFile}.${process.pid}.tmp`;
-        writeFileSync(temp, Buffer.concat([createHash('sha256').update(data).digest(), data]));
+        writeFileSync(temp, Buffer.concat([header, path, sourceBytes, data]));
         // Whole or not at all, whatever another rxpush running at the same time does.
         renameSync(temp, cacheFile);
-        dropOlder(name, basename(cacheFile));
       } catch {
         // Not writable, full, gone: the next run compiles again.
       }
     }
+    dropGone();
   }
 
-  // Each build names its chunks anew (the entry keeps its name), so an upgrade leaves the old files behind:
-  // those of chunks this bundle no longer has, and the entry's earlier versions, go when a new one is written.
-  let current;
-  function dropOlder(name, keep) {
-    current ??= new Set(readdirSync(bundleDir));
-    for (const file of readdirSync(cacheDir)) {
-      const chunk = file.replace(/-[0-9a-f]{32}\.bin(\.\d+\.tmp)?$/, '');
-      if (file !== keep && (chunk === name || !current.has(chunk))) rmSync(join(cacheDir, file), { force: true });
+  // Each build names its chunks anew: the files of chunks this bundle no longer has go when a new one is written.
+  function dropGone() {
+    try {
+      const current = new Set(readdirSync(bundleDir));
+      for (const file of readdirSync(cacheDir)) {
+        if (!current.has(file.replace(/\.bin(\.\d+\.tmp)?$/, ''))) rmSync(join(cacheDir, file), { force: true });
+      }
+    } catch {
+      // Someone else is cleaning up too.
     }
   }
 

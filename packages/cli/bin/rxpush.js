@@ -1,9 +1,12 @@
 #!/usr/bin/env node
-// A committed shim, so the bin link exists from install time on; the code is built into dist.
-import { readdirSync, statSync } from 'node:fs';
-import module, { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
+// A committed shim, so the bin link exists from install time on; the code is built into dist and bundle.
+// CommonJS (bin/package.json), as the bundle's chunks are: an ES module entry would start Node's ESM loader
+// only to load this file (~3 ms of every run).
+'use strict';
+const { readdirSync, statSync } = require('node:fs');
+const module_ = require('node:module');
+const { join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
 
 // Checked before any of rxpush loads: on an older Node it would fail somewhere deep and obscure.
 const NEEDED = { major: 20, minor: 19 };
@@ -19,21 +22,26 @@ if (major < NEEDED.major || (major === NEEDED.major && minor < NEEDED.minor)) {
 // cached code only for the flags it was made with).
 setFlagsFromString('--liftoff-only');
 
-const bundle = new URL('../bundle/', import.meta.url);
-let main;
-if (isFresh(new URL('rxpush.cjs', bundle))) {
-  // The bundle's chunks are compiled with V8's code of earlier runs, kept in rxpush's cache directory
-  // (tools/bundle/load-bundle.cjs); what this run compiled anew is cached as it ends.
-  const { createBundleLoader } = createRequire(import.meta.url)('../bundle/load.cjs');
-  const loader = createBundleLoader(fileURLToPath(bundle));
-  process.once('exit', () => loader.save());
-  ({ main } = loader.load('rxpush.cjs'));
-} else {
-  // Node 22.1+ keeps V8's compiled code of the modules on disk (in the OS temp dir, or NODE_COMPILE_CACHE).
-  module.enableCompileCache?.();
-  ({ main } = await import('../dist/main.js'));
+const bundle = join(__dirname, '..', 'bundle');
+run().then((code) => {
+  process.exitCode = code;
+});
+
+async function run() {
+  let main;
+  if (isFresh(join(bundle, 'rxpush.cjs'))) {
+    // The bundle's chunks are compiled with V8's code of earlier runs, kept in rxpush's cache directory
+    // (tools/bundle/load-bundle.cjs); what this run compiled anew is cached as it ends.
+    const loader = require('../bundle/load.cjs').createBundleLoader(bundle);
+    process.once('exit', () => loader.save());
+    ({ main } = loader.load('rxpush.cjs'));
+  } else {
+    // Node 22.1+ keeps V8's compiled code of the modules on disk (in the OS temp dir, or NODE_COMPILE_CACHE).
+    module_.enableCompileCache?.();
+    ({ main } = await import('../dist/main.js'));
+  }
+  return main(process.argv.slice(2));
 }
-process.exitCode = await main(process.argv.slice(2));
 
 /**
  * The bundle (tools/bundle-cli.mjs) loads much faster than the ~500 modules it holds, but it
@@ -46,10 +54,10 @@ function isFresh(file) {
   } catch {
     return false;
   }
-  const packages = new URL('../../', import.meta.url);
+  const packages = join(__dirname, '..', '..');
   for (const name of readdirSync(packages)) {
     try {
-      if (statSync(new URL(`${name}/dist/.tsbuildinfo`, packages)).mtimeMs > made) return false;
+      if (statSync(join(packages, name, 'dist', '.tsbuildinfo')).mtimeMs > made) return false;
     } catch {
       // Not a built package of the workspace.
     }
