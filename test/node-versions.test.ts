@@ -1,14 +1,11 @@
 /**
- * The CLI on the Node.js versions people run: it refuses one older than it supports in one line, and
- * on a Node.js with a module compile cache (22.1+) it keeps its compiled code there, while on Node 20
- * it starts just the same without one.
+ * The CLI on the Node.js versions people run: it refuses one older than it supports in one line, and on
+ * every one it keeps its bundle's compiled code in its own cache directory (tools/bundle/load-bundle.cjs).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import module from 'node:module';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { assertOneLineError } from './helpers/assert-cli.ts';
@@ -16,7 +13,6 @@ import { runCli } from './helpers/run-cli.ts';
 
 /** Makes the CLI's process report another Node.js version, as an older installation would. */
 const pretend = (version: string) => ({ NODE_OPTIONS: `--import=data:text/javascript,Object.defineProperty(process.versions,'node',{value:'${version}'})` });
-const hasCompileCache = typeof (module as { enableCompileCache?: unknown }).enableCompileCache === 'function';
 
 describe(`the CLI on Node.js ${process.versions.node}`, () => {
   for (const old of ['18.20.4', '20.18.1']) {
@@ -32,23 +28,19 @@ describe(`the CLI on Node.js ${process.versions.node}`, () => {
     assert.equal(result.code, 0, result.stderr);
   });
 
-  it('keeps its compiled code in the module compile cache', { skip: !hasCompileCache && 'this Node.js has no compile cache' }, async (t) => {
+  it("keeps its bundle's compiled code in rxpush's cache directory, not in Node's compile cache", async (t) => {
     const temp = await mkdtemp(join(tmpdir(), 'rxpush-compile-cache-'));
     t.after(() => rm(temp, { recursive: true, force: true }));
-    // Node's default cache directory is node-compile-cache in the OS temp dir, which follows TMPDIR.
-    const result = await runCli(['--version'], { env: { TMPDIR: temp } });
-    assert.equal(result.code, 0, result.stderr);
-    const cache = join(temp, 'node-compile-cache');
-    assert.ok(existsSync(cache), 'the cache directory is made');
-    assert.ok((await readdir(cache, { recursive: true })).length > 0, 'and holds compiled code');
-  });
-
-  it('starts without a compile cache where Node.js has none', { skip: hasCompileCache && 'this Node.js has a compile cache' }, async (t) => {
-    const temp = await mkdtemp(join(tmpdir(), 'rxpush-compile-cache-'));
-    t.after(() => rm(temp, { recursive: true, force: true }));
-    const result = await runCli(['--version'], { env: { TMPDIR: temp } });
+    const cacheDir = join(temp, 'cache');
+    const tmp = join(temp, 'tmp');
+    await mkdir(tmp);
+    // Node's own compile cache (22.1+) would be node-compile-cache in the OS temp dir, which follows TMPDIR.
+    const result = await runCli(['--version'], { env: { TMPDIR: tmp, RXPUSH_CACHE_DIR: cacheDir } });
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^\d+\.\d+\.\d+/);
-    assert.deepEqual(await readdir(temp), []);
+    const cache = join(cacheDir, 'code-cache', `${process.version}-${process.arch}`);
+    const files = await readdir(cache, { recursive: true });
+    assert.ok(files.some((name) => basename(name) === 'rxpush.cjs.bin'), 'the code cache holds the entry chunk');
+    assert.deepEqual(await readdir(tmp), [], 'nothing in the temp dir');
   });
 });

@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { createGunzip } from 'node:zlib';
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { startRegistry } from '../tools/registry.ts';
+import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 
 async function tempDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
@@ -180,18 +181,30 @@ describe('startRegistry', () => {
 });
 
 describe('tools/bundle-cli.mjs (run by npm run build)', () => {
-  it("bundles the CLI with undici's dispatchers only, one string-width, and the push split off", async () => {
+  it("bundles the CLI with undici's dispatchers only, one string-width, a lazy pino, and the push split off", async () => {
     const dir = join(import.meta.dirname, '..', 'packages', 'cli', 'bundle');
-    const files = (await readdir(dir)).filter((name) => name.endsWith('.mjs'));
+    const files = (await readdir(dir)).filter((name) => name.endsWith('.cjs') && name !== 'load.cjs');
     const texts = await Promise.all(files.map((name) => readFile(join(dir, name), 'utf8')));
-    // esbuild heads each module it includes with a comment naming its path.
-    const modules = texts.flatMap((text) => [...text.matchAll(/^\/\/ (\S+)$/gm)].map((match) => match[1] ?? ''));
+    // esbuild heads each module it includes with a comment naming its path (kept as `//! path` in the CommonJS chunks).
+    const modules = texts.flatMap((text) => [...text.matchAll(/^\/\/! (\S+)$/gm)].map((match) => match[1] ?? ''));
     assert.ok(modules.some((path) => path.includes('undici/lib/dispatcher/agent.js')), 'undici is bundled');
     // The request API's bodies use a few of fetch's helpers (body mixins); fetch itself is not there.
     const unused = /undici\/lib\/(web\/fetch\/index|web\/websocket\/|web\/cookies\/|web\/eventsource\/|cache\/|mock\/)/;
     assert.deepEqual(modules.filter((path) => unused.test(path)), [], 'no fetch, WebSocket, cookies, caches or mocks');
     assert.equal(new Set(modules.filter((path) => path.includes('/string-width@')).map((path) => /string-width@[^/]+/.exec(path)?.[0])).size, 1);
-    const entry = texts[files.indexOf('rxpush.mjs')] ?? '';
+    assert.ok(modules.includes('tools/bundle/lazy-pino.cjs'), 'pino is behind the shim that loads it on the first line logged');
+    assert.ok(modules.some((path) => path.includes('/pino@')), 'and bundled');
+    const entry = texts[files.indexOf('rxpush.cjs')] ?? '';
+    assert.ok(modules.includes('packages/cli/dist/main.js'), 'the entry is there');
     assert.doesNotMatch(entry, /rxjs/, 'the entry holds the command line, not the push');
+  });
+
+  it("prints help without building string-width's Unicode tables, which its ASCII text does not need", async () => {
+    // string-width builds an Intl.Segmenter when it loads; the bundle's shim measures printable ASCII itself.
+    const spy = "const S=Intl.Segmenter;Intl.Segmenter=class extends S{constructor(...a){super(...a);process.stderr.write('segmenter built\\n')}}";
+    const result = await runCli(['push', '--help'], { env: { NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(spy)}` } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /--concurrency/);
+    assert.doesNotMatch(result.stderr, /segmenter built/);
   });
 });

@@ -1,15 +1,16 @@
 #!/usr/bin/env node
-// Bundles the built CLI (packages/cli/dist) into packages/cli/bundle/: rxpush.mjs and the chunks
-// it imports on demand. Loading ~500 small modules (rxjs's CommonJS build alone is 223 files, undici 110)
-// cost ~0.4 CPU-s and ~30 MB on every run; a few files parse lazily and load in a fraction of that.
-// Code splitting keeps what main.ts imports dynamically (the push: rxjs, undici, pino, the pipeline) out
-// of the entry file, so `rxpush --help` loads yargs and little else. The bin uses the bundle only while it
-// is newer than every package's last build, so a stale bundle is never run.
-import { rmSync } from 'node:fs';
+// Bundles the built CLI (packages/cli/dist) into packages/cli/bundle/: rxpush.cjs, the chunks it requires on
+// demand, and load.cjs, which the bin runs them with. Loading ~500 small modules (rxjs's CommonJS build alone
+// is 223 files, undici 110) cost ~0.4 CPU-s and ~30 MB on every run; a few files parse lazily and load in a
+// fraction of that. Code splitting keeps what main.ts imports dynamically (the push: rxjs, undici, pino, the
+// pipeline) out of the entry file, so `rxpush --help` loads yargs and little else. The chunks are CommonJS so
+// that load.cjs can compile them with a V8 code cache (tools/bundle/load-bundle.cjs). The bin uses the bundle
+// only while it is newer than every package's last build, so a stale bundle is never run.
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { build } from 'esbuild';
+import { build, transform } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'packages', 'cli');
@@ -21,7 +22,9 @@ const outdir = join(cli, 'bundle');
  * Start-up savings no source change can make, as the modules are others':
  * - `undici` is its lean part (tools/bundle/undici-lean.cjs): no fetch, cookies or WebSocket;
  * - `string-width` is one copy, not two (yargs and cliui depend on different majors of the same API),
- *   and it and `cliui` load on first use, i.e. only when help or a usage error is shown.
+ *   and it and `cliui` load on first use, i.e. only when help or a usage error is shown;
+ * - `pino` is evaluated on the first line logged (tools/bundle/lazy-pino.cjs), which a push at the default
+ *   level never writes.
  */
 const startUpPlugin = {
   name: 'rxpush-start-up',
@@ -41,6 +44,11 @@ const startUpPlugin = {
     pluginBuild.onResolve({ filter: /^undici\/lib\// }, (args) => (args.pluginData?.real ? undefined : real(args.path, registryClient, args.kind)));
     pluginBuild.onResolve({ filter: /^string-width$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-string-width.cjs') }));
     pluginBuild.onResolve({ filter: /^cliui$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-cliui.cjs') }));
+    const lazyPino = join(shims, 'lazy-pino.cjs');
+    pluginBuild.onResolve({ filter: /^pino$/ }, (args) => {
+      if (args.pluginData?.real) return undefined;
+      return args.importer === lazyPino ? real('pino', cli, args.kind) : { path: lazyPino };
+    });
     pluginBuild.onResolve({ filter: /^rxpush-bundle:/ }, (args) => real(args.path.slice('rxpush-bundle:'.length), yargsDir, args.kind));
   },
 };
@@ -49,20 +57,45 @@ rmSync(outdir, { recursive: true, force: true });
 // The single-file bundle of earlier builds.
 rmSync(join(cli, 'dist', 'rxpush.mjs'), { force: true });
 
-await build({
+// esbuild splits only ES modules; its chunks are then made CommonJS (below), named .cjs from the start so
+// that they import each other by their final names.
+const split = await build({
   entryPoints: { rxpush: join(cli, 'dist', 'main.js') },
   outdir,
   entryNames: '[name]',
   chunkNames: 'chunk-[hash]',
-  outExtension: { '.js': '.mjs' },
+  outExtension: { '.js': '.cjs' },
   bundle: true,
   splitting: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // Some dependencies are CommonJS and call require(); ESM output needs one made for it.
-  banner: { js: "import { createRequire as __rxpushRequire } from 'node:module'; const require = __rxpushRequire(import.meta.url);" },
   plugins: [startUpPlugin],
   legalComments: 'none',
   logLevel: 'warning',
+  write: false,
 });
+
+/**
+ * Each chunk as a CommonJS module, for tools/bundle/load-bundle.cjs to compile with a V8 code cache (Node 20
+ * caches no ES module's code). Imports become require() calls, dynamic ones too, so a chunk still loads only
+ * when the code that needs it runs; `import.meta` is the chunk's own URL, as in the ES module it was.
+ */
+const IMPORT_META = `const __rxpushImportMeta = { url: require('node:url').pathToFileURL(__filename).href, resolve: (specifier) => require('node:url').pathToFileURL(require.resolve(specifier)).href };`;
+mkdirSync(outdir, { recursive: true });
+for (const file of split.outputFiles) {
+  // esbuild heads each module with a `// path` comment (test/tools.test.ts reads them); a transform keeps only
+  // legal comments, so they are made legal comments for it.
+  const { code } = await transform(file.text.replace(/^\/\/ (\S+)$/gm, '//! $1'), {
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    supported: { 'dynamic-import': false },
+    define: { 'import.meta': '__rxpushImportMeta' },
+    banner: file.text.includes('import.meta') ? IMPORT_META : '',
+    legalComments: 'inline',
+    logLevel: 'warning',
+  });
+  writeFileSync(file.path, code);
+}
+copyFileSync(join(shims, 'load-bundle.cjs'), join(outdir, 'load.cjs'));

@@ -1,8 +1,12 @@
 #!/usr/bin/env node
-// A committed shim, so the bin link exists from install time on; the code is built into dist.
-import { readdirSync, statSync } from 'node:fs';
-import module from 'node:module';
-import { setFlagsFromString } from 'node:v8';
+// A committed shim, so the bin link exists from install time on; the code is built into dist and bundle.
+// CommonJS (bin/package.json), as the bundle's chunks are: an ES module entry would start Node's ESM loader
+// only to load this file (~3 ms of every run).
+'use strict';
+const { readdirSync, statSync } = require('node:fs');
+const module_ = require('node:module');
+const { join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
 
 // Checked before any of rxpush loads: on an older Node it would fail somewhere deep and obscure.
 const NEEDED = { major: 20, minor: 19 };
@@ -12,18 +16,32 @@ if (major < NEEDED.major || (major === NEEDED.major && minor < NEEDED.minor)) {
   process.exit(2);
 }
 
-// Node 22.1+ keeps V8's compiled code of the bundle on disk (in the OS temp dir, or NODE_COMPILE_CACHE),
-// so later runs skip most of the parse and compile; Node 20 has no such cache and starts as before.
-module.enableCompileCache?.();
-
 // undici's HTTP parser is WebAssembly; V8 re-compiles it with TurboFan in the background and the
 // process waits for that before it exits (~0.3 s, ~35 MB). The baseline compiler is fast enough
-// for parsing registry answers. Set before anything loads undici.
+// for parsing registry answers. Set before anything loads undici (and before any code is cached: V8 keeps
+// cached code only for the flags it was made with).
 setFlagsFromString('--liftoff-only');
 
-const bundle = new URL('../bundle/rxpush.mjs', import.meta.url);
-const { main } = await import(isFresh(bundle) ? bundle.href : '../dist/main.js');
-process.exitCode = await main(process.argv.slice(2));
+const bundle = join(__dirname, '..', 'bundle');
+run().then((code) => {
+  process.exitCode = code;
+});
+
+async function run() {
+  let main;
+  if (isFresh(join(bundle, 'rxpush.cjs'))) {
+    // The bundle's chunks are compiled with V8's code of earlier runs, kept in rxpush's cache directory
+    // (tools/bundle/load-bundle.cjs); what this run compiled anew is cached as it ends.
+    const loader = require('../bundle/load.cjs').createBundleLoader(bundle);
+    process.once('exit', () => loader.save());
+    ({ main } = loader.load('rxpush.cjs'));
+  } else {
+    // Node 22.1+ keeps V8's compiled code of the modules on disk (in the OS temp dir, or NODE_COMPILE_CACHE).
+    module_.enableCompileCache?.();
+    ({ main } = await import('../dist/main.js'));
+  }
+  return main(process.argv.slice(2));
+}
 
 /**
  * The bundle (tools/bundle-cli.mjs) loads much faster than the ~500 modules it holds, but it
@@ -36,10 +54,10 @@ function isFresh(file) {
   } catch {
     return false;
   }
-  const packages = new URL('../../', import.meta.url);
+  const packages = join(__dirname, '..', '..');
   for (const name of readdirSync(packages)) {
     try {
-      if (statSync(new URL(`${name}/dist/.tsbuildinfo`, packages)).mtimeMs > made) return false;
+      if (statSync(join(packages, name, 'dist', '.tsbuildinfo')).mtimeMs > made) return false;
     } catch {
       // Not a built package of the workspace.
     }

@@ -55,7 +55,34 @@ describe('humanSize', () => {
 
   it('rounds ties to even and keeps 1000 in the lower unit, like Go', () => {
     assert.equal(humanSize(12_125), '12.12kB');
+    assert.equal(humanSize(12_135), '12.14kB');
     assert.equal(humanSize(999_999), '1000kB');
+    assert.equal(humanSize(999_950), '1000kB');
+    assert.equal(humanSize(999_949), '999.9kB');
+  });
+
+  it("writes every size and rate as Intl.NumberFormat's four significant digits, ties to even, would", () => {
+    // humanSize formats without Intl (building the formatter costs ~10 ms at start-up); this is what it replaces.
+    const intl = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 4, roundingMode: 'halfEven', useGrouping: false });
+    const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
+    const expected = (bytes: number) => {
+      let size = bytes;
+      let unit = 0;
+      while (size >= 1000 && unit < UNITS.length - 1) {
+        size /= 1000;
+        unit += 1;
+      }
+      return `${intl.format(size)}${UNITS[unit]}`;
+    };
+    const values: number[] = [];
+    for (let bytes = 0; bytes <= 30_000; bytes++) values.push(bytes);
+    // Ties and near-ties at every unit, and a deterministic spread of sizes and of rates (bytes per second).
+    for (let unit = 1; unit <= 1e24; unit *= 1000) for (const base of [1.0005, 1.0015, 10.005, 10.015, 99.995, 999.95, 999.5, 12.125, 0.5]) values.push(base * unit);
+    let seed = 1;
+    const random = () => (seed = (seed * 48_271) % 2_147_483_647) / 2_147_483_647;
+    for (let i = 0; i < 20_000; i++) values.push(Math.floor(random() * 10 ** (random() * 16)), random() * 10 ** (random() * 12), random());
+    for (const bytes of values) assert.equal(humanSize(bytes), expected(bytes), String(bytes));
+    assert.equal(humanSize(Number.POSITIVE_INFINITY), expected(Number.POSITIVE_INFINITY));
   });
 });
 

@@ -3,16 +3,7 @@ import { InvalidSourceError, SourceError, UsageError, isPushError, silentLogger 
 import type { RegistryClient } from '@rxpush/registry-client';
 import { defer, mergeMap, type Observable } from 'rxjs';
 
-import { readDockerArchive } from './docker-archive/read-docker-archive.js';
-import { parseDockerArchiveReference } from './docker-archive/reference.js';
-import { dockerTlsFromEnv, type DockerTls } from './docker-daemon/engine.js';
-import { readDockerDaemon } from './docker-daemon/read-docker-daemon.js';
-import { parsePlatform } from './registry/platform.js';
-import { readRegistryImage } from './registry/read-registry-image.js';
-import { readDockerRoot } from './docker-root/read-docker-root.js';
-import { readOciArchive } from './oci/read-oci-archive.js';
-import { readOciLayout } from './oci/read-oci-layout.js';
-import { parseOciReference } from './oci/reference.js';
+import type { DockerTls } from './docker-daemon/engine.js';
 
 /** Options of {@link readImages}. */
 export interface ReadImagesOptions {
@@ -80,10 +71,25 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
     if (options.platform !== undefined && transport !== 'docker') {
       throw new UsageError(`--platform chooses one image of a docker:// source's index; ${source} is not in a registry`);
     }
-    if (transport === 'oci') return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
-    if (transport === 'oci-archive') return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
-    if (transport === 'docker-archive') return await readDockerArchive(parseDockerArchiveReference(source.slice(colon + 1)), { source, allTags, logger });
+    // Each transport's reader is loaded when a source names it: the archive readers bring a tar parser, the
+    // engine's an HTTP client of its own, and a push of an OCI layout (the usual second push) needs neither.
+    if (transport === 'oci') {
+      const [{ readOciLayout }, { parseOciReference }] = await Promise.all([import('./oci/read-oci-layout.js'), import('./oci/reference.js')]);
+      return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
+    }
+    if (transport === 'oci-archive') {
+      const [{ readOciArchive }, { parseOciReference }] = await Promise.all([import('./oci/read-oci-archive.js'), import('./oci/reference.js')]);
+      return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
+    }
+    if (transport === 'docker-archive') {
+      const [{ readDockerArchive }, { parseDockerArchiveReference }] = await Promise.all([
+        import('./docker-archive/read-docker-archive.js'),
+        import('./docker-archive/reference.js'),
+      ]);
+      return await readDockerArchive(parseDockerArchiveReference(source.slice(colon + 1)), { source, allTags, logger });
+    }
     if (transport === 'docker-daemon') {
+      const [{ readDockerDaemon }, { dockerTlsFromEnv }] = await Promise.all([import('./docker-daemon/read-docker-daemon.js'), import('./docker-daemon/engine.js')]);
       return await readDockerDaemon(source.slice(colon + 1), {
         source,
         allTags,
@@ -94,12 +100,14 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
       });
     }
     if (transport === 'docker-root') {
+      const { readDockerRoot } = await import('./docker-root/read-docker-root.js');
       const { dataRoot = '/var/lib/docker', storageDriver } = options;
       return await readDockerRoot(source.slice(colon + 1), { source, allTags, logger, dataRoot, ...(storageDriver !== undefined && { storageDriver }) });
     }
     if (transport === 'docker') {
       const client = options.registryClient;
       if (client === undefined) throw new UsageError(`source ${source} is in a registry: readImages needs the registryClient option, a client for that registry`);
+      const [{ readRegistryImage }, { parsePlatform }] = await Promise.all([import('./registry/read-registry-image.js'), import('./registry/platform.js')]);
       return await readRegistryImage(source.slice('docker://'.length), {
         source,
         allTags,

@@ -1,0 +1,105 @@
+/**
+ * The CLI bundle's stand-ins for other packages' modules (tools/bundle/*.cjs, wired by tools/bundle-cli.mjs):
+ * each must behave as the module it stands in for, and load it only when it is needed.
+ */
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+
+const require = createRequire(import.meta.url);
+const root = join(import.meta.dirname, '..');
+/** What the test needs of pino (the root package does not depend on it; packages/cli does). */
+interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: object): Logger;
+}
+type PinoFunction = ((options: object, destination?: unknown) => Logger) & { destination(options: object): unknown };
+interface Pino {
+  pino: PinoFunction;
+  destination(options: object): unknown;
+}
+const realPino = createRequire(join(root, 'packages', 'cli', 'package.json'))('pino') as Pino;
+const { lazyPino } = require(join(root, 'tools', 'bundle', 'lazy-pino.cjs')) as { lazyPino: (load: () => Pino) => PinoFunction };
+
+/** A sink that keeps each line pino writes, parsed, without the fields that differ from run to run. */
+function lines(): { sink: Writable; written: () => object[] } {
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString('utf8');
+      done();
+    },
+  });
+  const written = () =>
+    text
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const { time: _time, pid: _pid, hostname: _hostname, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        return rest;
+      });
+  return { sink, written };
+}
+
+/** What a command does with its logger: children per package, lines at several levels, a secret to redact. */
+const BOOM = new Error('boom');
+function exercise(logger: Logger): void {
+  const child = logger.child({ pkg: 'registry-client' });
+  child.debug({ url: 'https://r.example/v2/' }, 'request');
+  child.info({ digest: 'sha256:ab' }, 'blob checked');
+  child.warn({ headers: { authorization: 'Bearer secret' } }, 'retrying');
+  child.child({ part: 'auth' }).error({ err: BOOM }, 'token refused');
+  logger.warn({ password: 'hunter2' }, 'top level');
+}
+
+describe('tools/bundle/lazy-pino.cjs', () => {
+  const REDACT = ['authorization', '*.authorization', 'headers.authorization', 'password', '*.password'];
+
+  for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const) {
+    it(`writes at level ${level} exactly the lines pino writes, redacted alike`, () => {
+      const real = lines();
+      exercise(realPino.pino({ level, redact: REDACT }, real.sink));
+      const lazy = lines();
+      exercise(lazyPino(() => realPino)({ level, redact: REDACT }, lazy.sink));
+      assert.deepEqual(lazy.written(), real.written());
+      if (level !== 'silent' && level !== 'error') assert.ok(real.written().length > 0, 'the comparison compares something');
+    });
+  }
+
+  it('does not load pino while nothing reaches the level, and loads it once for the first line that does', () => {
+    let loads = 0;
+    const out = lines();
+    const logger = lazyPino(() => {
+      loads++;
+      return realPino;
+    })({ level: 'warn', redact: REDACT }, out.sink);
+    const child = logger.child({ pkg: 'blob-checker' });
+    child.debug({ digest: 'sha256:ab' }, 'checked');
+    child.info({}, 'fine');
+    assert.equal(loads, 0, 'a push at the default level that logs nothing never loads pino');
+    child.warn({ path: '/cache' }, 'cache given up');
+    child.error({}, 'and worse');
+    assert.equal(loads, 1);
+    assert.deepEqual(out.written(), [
+      { level: 40, pkg: 'blob-checker', path: '/cache', msg: 'cache given up' },
+      { level: 50, pkg: 'blob-checker', msg: 'and worse' },
+    ]);
+  });
+
+  it("opens pino's destination only with the logger, with the options it was given", () => {
+    const asked: unknown[] = [];
+    const out = lines();
+    const fake = { ...realPino, destination: (options: unknown) => (asked.push(options), out.sink) } as unknown as Pino;
+    const pino = lazyPino(() => fake);
+    const logger = pino({ level: 'info' }, pino.destination({ dest: 2, sync: true }));
+    assert.deepEqual(asked, []);
+    logger.info({ a: 1 }, 'hello');
+    assert.deepEqual(asked, [{ dest: 2, sync: true }]);
+    assert.deepEqual(out.written(), [{ level: 30, a: 1, msg: 'hello' }]);
+  });
+});
