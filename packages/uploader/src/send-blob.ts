@@ -142,6 +142,7 @@ async function sendFile(attempt: Attempt, openFile: () => Promise<FileHandle>, d
   const pieces = new FilePieces(handle, { size, expected: digest, origin: blob.origin, onBytes: (n) => attempt.onBytes(n, size) });
   try {
     const info = await attempt.client.finishUpload(attempt.state.session, digest, { body: { pieces, length: size }, ...attempt.request });
+    await pieces.recycle();
     return { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, attempt.compress) };
   } catch (error) {
     // A request broken by its body (a read error, a file that is not the blob) reports the body's failure, naming the file.

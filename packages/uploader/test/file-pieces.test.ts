@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
 import { sha256Digest } from '@rxpush/core';
-import { FilePieces } from '@rxpush/uploader';
+import { FilePieces, PiecePool } from '@rxpush/uploader';
 
 const PIECE = 64 * 1024;
 
@@ -80,6 +80,46 @@ describe('FilePieces', () => {
     } finally {
       await handle.close();
     }
+  });
+
+  it('takes its buffers from the pool and gives them back when recycled, for the next file', async () => {
+    const first = await file('pooled-1', 3 * PIECE);
+    const second = await file('pooled-2', 3 * PIECE);
+    try {
+      const pool = new PiecePool(PIECE, 4);
+      const memory = async (handle: FileHandle, bytes: Buffer): Promise<{ pieces: FilePieces; seen: Set<ArrayBufferLike> }> => {
+        const pieces = new FilePieces(handle, { size: bytes.length, expected: sha256Digest(bytes), origin: 'pooled', pieceSize: PIECE, pool });
+        const seen = new Set<ArrayBufferLike>();
+        const copies: Buffer[] = [];
+        for await (const piece of pieces) {
+          seen.add(piece.buffer);
+          copies.push(Buffer.from(piece));
+        }
+        assert.deepEqual(Buffer.concat(copies), bytes);
+        return { pieces, seen };
+      };
+      const one = await memory(first.handle, first.bytes);
+      assert.equal(pool.spare, 0);
+      await one.pieces.recycle();
+      assert.equal(pool.spare, 2);
+      await one.pieces.recycle();
+      assert.equal(pool.spare, 2, 'a second recycle gives nothing twice');
+      const two = await memory(second.handle, second.bytes);
+      assert.equal(two.seen.size, 2);
+      assert.ok([...two.seen].every((memory) => one.seen.has(memory)), "the second file was read into the first one's buffers");
+    } finally {
+      await first.handle.close();
+      await second.handle.close();
+    }
+  });
+
+  it('keeps no more spare buffers than its max, and none of another size', () => {
+    const pool = new PiecePool(PIECE, 2);
+    const buffers = [pool.take(), pool.take(), pool.take()];
+    for (const buffer of buffers) pool.give(buffer);
+    pool.give(Buffer.alloc(10));
+    assert.equal(pool.spare, 2);
+    assert.equal(pool.take().length, PIECE);
   });
 
   it('gives a blob smaller than a piece buffers of its own size', async () => {
