@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, readFile, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 
-import { splitDigest, type PushEvent } from '@rxpush/core';
+import { MediaType, splitDigest, type BlobSource, type Digest, type PushEvent } from '@rxpush/core';
 import { push } from '@rxpush/pipeline';
 import { RegistryClient } from '@rxpush/registry-client';
+import { uploadBlobs } from '@rxpush/uploader';
+import { lastValueFrom, of, toArray } from 'rxjs';
 
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
@@ -122,6 +126,80 @@ describe('pushing an OCI layout to the reference registry', () => {
     );
     const raw = await skopeoInspectRaw(`docker://${suite.registry.host}/e2e/mount-b:latest`);
     assert.equal(raw.json.layers.length, image!.layerDigests.length);
+  });
+
+  it('pushes layers of several MiB read through reused buffers, four at once, and the registry holds every byte', async () => {
+    // Pieces of 1 MiB in two buffers per upload: a buffer refilled before the socket took its piece would show as a
+    // digest the registry refuses on PUT, or as other bytes read back. Sizes that are no multiple of a MiB.
+    const layers = Array.from({ length: 6 }, (_, i) => ({ files: 3, fileSize: 1_100_000 + i * 4099, seed: `pieces-${i}` }));
+    const large = await makeOciLayout(join(suite.work, 'pieces'), { images: [{ tags: ['latest'], layers }] });
+    const events = await pushAll({ source: `oci:${large.dir}:latest`, destination: `${suite.registry.host}/e2e/pieces:latest`, concurrency: 4 });
+    const [image] = large.images;
+    assert.equal(ofType(events, 'manifest-pushed').length, 1);
+    const client = new RegistryClient({ registry: suite.registry.host });
+    try {
+      for (const digest of [...image!.layerDigests, image!.configDigest] as Digest[]) {
+        const hash = createHash('sha256');
+        for await (const chunk of await client.getBlob('e2e/pieces', digest)) hash.update(chunk as Buffer);
+        assert.equal(`sha256:${hash.digest('hex')}`, digest);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('closes the file of a layer whose upload is cancelled mid-PUT, and of one that was pushed', async () => {
+    const big = await makeOciLayout(join(suite.work, 'big-file'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 8_000_000, seed: 'big-file' }] }] });
+    const [image] = big.images;
+    const handles: FileHandle[] = [];
+    const blob = (digest: Digest): BlobSource => {
+      const path = join(big.dir, 'blobs', 'sha256', splitDigest(digest).hex);
+      return {
+        key: digest,
+        role: 'layer',
+        mediaType: MediaType.ociLayerGzip,
+        digest,
+        size: image!.layerSizes[0]!,
+        form: 'stored',
+        origin: path,
+        open: () => Promise.reject(new Error('the uploader reads this blob with openFile')),
+        openFile: async () => {
+          const handle = await open(path);
+          handles.push(handle);
+          return handle;
+        },
+      };
+    };
+    const client = new RegistryClient({ registry: suite.registry.host });
+    try {
+      const layerDigest = image!.layerDigests[0]! as Digest;
+      await new Promise<void>((resolve, reject) => {
+        const subscription = of<PushEvent>({ type: 'blob', blob: blob(layerDigest) })
+          .pipe(uploadBlobs({ client, repository: 'e2e/file-cancel' }))
+          .subscribe({
+            next: (event) => {
+              if (event.type === 'pushing' && event.current > 0) {
+                subscription.unsubscribe();
+                resolve();
+              }
+            },
+            error: reject,
+            complete: () => reject(new Error('the upload completed before it could be cancelled')),
+          });
+      });
+      // The handle is closed once the aborted request and the read ahead are over.
+      for (let i = 0; i < 100 && handles[0]?.fd !== -1; i++) await delay(20);
+      assert.equal(handles.length, 1);
+      assert.equal(handles[0]!.fd, -1, 'the file was left open');
+      assert.equal(await client.hasBlob('e2e/file-cancel', layerDigest), undefined);
+
+      await lastValueFrom(of<PushEvent>({ type: 'blob', blob: blob(layerDigest) }).pipe(uploadBlobs({ client, repository: 'e2e/file-done' }), toArray()));
+      assert.equal(handles.length, 2);
+      assert.equal(handles[1]!.fd, -1, 'the file of a pushed layer was left open');
+      assert.equal((await client.hasBlob('e2e/file-done', layerDigest))?.size, image!.layerSizes[0]);
+    } finally {
+      await client.close();
+    }
   });
 
   it('aborts uploads in flight when the subscriber unsubscribes', async () => {

@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 import type { Descriptor, Platform } from './descriptor.js';
@@ -50,6 +51,12 @@ export interface BlobSource {
   readonly hints?: readonly BlobHint[];
   /** Opens the bytes as a stream; each call starts a fresh read. */
   open(options?: OpenOptions): Promise<Readable>;
+  /**
+   * For a blob that is a whole file of its own (an OCI layout's `blobs/`): the file, opened and checked as
+   * `open()` checks it, for a reader that reads it into buffers of its own and reuses them (the uploader);
+   * a stream allocates a buffer per read. The caller closes the handle. Absent: only `open()` reads the bytes.
+   */
+  openFile?(options?: OpenOptions): Promise<FileHandle>;
   /**
    * True when the bytes come from one stream the source shares among its blobs and reads in its own order
    * (a `docker save` over the API): the uploader then opens all such blobs at once, since a blob queued

@@ -167,7 +167,7 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
     }
   } catch (error) {
     // A stream that was not sent in full cannot be reused; release what it holds (file handles).
-    if (req.body !== undefined && !(req.body instanceof Uint8Array) && !req.body.stream.destroyed) req.body.stream.destroy();
+    if (req.body !== undefined && 'stream' in req.body && !req.body.stream.destroyed) req.body.stream.destroy();
     throw error;
   }
 }
@@ -189,11 +189,11 @@ async function authorize(ctx: SendContext, req: SendRequest, challenge: string |
 async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
   const headers: Record<string, string> = { 'user-agent': ctx.userAgent, ...req.headers };
   if (authorization !== undefined && url.origin === ctx.origin) headers['authorization'] = authorization;
-  let body: Uint8Array | Readable | undefined;
+  let body: Uint8Array | Readable | AsyncIterable<Uint8Array> | undefined;
   if (req.body instanceof Uint8Array) {
     body = req.body;
   } else if (req.body !== undefined) {
-    body = req.body.stream;
+    body = 'stream' in req.body ? req.body.stream : req.body.pieces;
     if (req.body.length !== undefined) headers['content-length'] = String(req.body.length);
   }
   const shown = redactUrl(url);
@@ -204,7 +204,8 @@ async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorizat
       path: `${url.pathname}${url.search}`,
       method: req.method,
       headers,
-      body: body ?? null,
+      // undici sends async iterables (client-h1.js writeIterable), though its types name streams and bytes only.
+      body: (body ?? null) as Readable | Uint8Array | null,
       signal: req.signal ?? null,
       headersTimeout: ctx.headersTimeout,
       bodyTimeout: ctx.bodyTimeout,
@@ -217,7 +218,7 @@ async function dispatch(ctx: SendContext, req: SendRequest, url: URL, authorizat
     ctx.logger.debug({ method: req.method, url: shown, status: res.statusCode, ms: Date.now() - started }, 'request');
     return res;
   } catch (error) {
-    const bodyError = body !== undefined && !(body instanceof Uint8Array) ? body.errored : undefined;
+    const bodyError = req.body !== undefined && 'stream' in req.body ? req.body.stream.errored : undefined;
     if (ctx.state !== undefined && isParserError(error)) ctx.state.headsClose = true;
     // Once the registry has answered anything, a refused connection is a registry restarting mid-push, not a wrong address.
     const refusedIsTransient = ctx.state?.answered === true;

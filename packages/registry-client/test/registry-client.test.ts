@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it, type TestContext } from 'node:test';
@@ -289,6 +290,60 @@ describe('RegistryClient bodies', () => {
       code: 'INVALID_SOURCE',
       message: `PATCH http://127.0.0.1:${port}/v2/app/blobs/uploads/u1: the body was not as long as its announced length; the blob's recorded size is wrong`,
     });
+  });
+});
+
+describe('RegistryClient pieces bodies', () => {
+  /**
+   * A server that takes its time: it reads nothing for a while, so the connection's buffers fill and undici's writes
+   * queue, then reads and hashes the body, answering 201 with the digest of what it got.
+   */
+  const slowServer = async (t: TestContext) => {
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      req.pause();
+      const hash = createHash('sha256');
+      setTimeout(() => {
+        req.on('data', (chunk: Buffer) => hash.update(chunk));
+        req.on('end', () => res.writeHead(201, { 'docker-content-digest': `sha256:${hash.digest('hex')}` }).end());
+        req.resume();
+      }, 300);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as { port: number }).port;
+    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, plainHttp: true });
+    t.after(() => client.close());
+    return { client, session: { location: new URL(`http://127.0.0.1:${port}/v2/app/blobs/uploads/u1`), offset: 0 } };
+  };
+
+  /** `count` pieces of `size` bytes, all in one buffer that is overwritten with the next piece as soon as it is asked for. */
+  const reusing = (count: number, size: number) => {
+    const memory = Buffer.alloc(size);
+    const expected = createHash('sha256');
+    for (let i = 0; i < count; i++) expected.update(Buffer.alloc(size, i % 251));
+    const pieces = (async function* () {
+      for (let i = 0; i < count; i++) {
+        memory.fill(i % 251);
+        yield memory;
+      }
+    })();
+    return { body: { pieces, length: count * size }, digest: `sha256:${expected.digest('hex')}` as Digest };
+  };
+
+  it('asks for the next piece only once the connection has taken the last one, so a piece may be reused then', async (t) => {
+    const { client, session } = await slowServer(t);
+    // 24 MiB, far more than loopback buffers hold while the server reads nothing.
+    const { body, digest } = reusing(96, 256 * 1024);
+    const info = await client.finishUpload(session, digest, { body });
+    assert.equal(info.digest, digest);
+  });
+
+  it('delivers other bytes when pieces below the socket high-water mark are reused (the control: the test above can fail)', async (t) => {
+    const { client, session } = await slowServer(t);
+    const { body, digest } = reusing(24 * 1024, 1024);
+    // The server stored other bytes than those sent: the reuse was seen, so the test above can fail.
+    await assert.rejects(client.finishUpload(session, digest, { body }), { code: 'DIGEST_MISMATCH' });
   });
 });
 

@@ -53,14 +53,19 @@ export class HashingStream extends Transform {
   override _flush(callback: TransformCallback): void {
     const digest: Digest = `sha256:${this.#hash.digest('hex')}`;
     this.#digest = digest;
-    const { expected, expectedSize, origin } = this.#options;
-    if (expectedSize !== undefined && this.#bytes !== expectedSize) {
-      this.failure = new DigestMismatchError(`${expectedSize} bytes`, `${this.#bytes} bytes`, origin, {
-        message: `${origin} has ${this.#bytes} bytes, but the image says ${expectedSize}; the source is corrupt, re-export the image`,
-      });
-    } else if (expected !== undefined && digest !== expected) {
-      this.failure = new DigestMismatchError(expected, digest, origin);
-    }
+    this.failure = mismatch(this.#options, digest, this.#bytes);
     callback(this.failure ?? null);
   }
+}
+
+/** How bytes read (`digest`, `bytes`) differ from what the image says they are, if they do. */
+export function mismatch(options: HashingStreamOptions, digest: Digest, bytes: number): DigestMismatchError | undefined {
+  const { expected, expectedSize, origin } = options;
+  if (expectedSize !== undefined && bytes !== expectedSize) {
+    return new DigestMismatchError(`${expectedSize} bytes`, `${bytes} bytes`, origin, {
+      message: `${origin} has ${bytes} bytes, but the image says ${expectedSize}; the source is corrupt, re-export the image`,
+    });
+  }
+  if (expected !== undefined && digest !== expected) return new DigestMismatchError(expected, digest, origin);
+  return undefined;
 }

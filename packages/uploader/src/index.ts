@@ -5,6 +5,8 @@ export { RESUMABLE_CHUNK_SIZE, RESUMABLE_SIZE } from './upload-blob.js';
 export { DEFAULT_UPLOAD_SLOTS, sharedUploadLimiter, UploadLimiter } from './upload-limiter.js';
 export type { UploadBlobsOptions } from './upload-blobs.js';
 export { HashingStream } from './hashing-stream.js';
+export { FilePieces, PIECE_SIZE, PiecePool, sharedPiecePool } from './file-pieces.js';
+export type { FilePiecesOptions } from './file-pieces.js';
 export type { HashingStreamOptions } from './hashing-stream.js';
 export { BLOCK_SIZE, DEFAULT_COMPRESSION_LEVEL, gzipLayer } from './compress/gzip-layer.js';
 export type { GzipLayerOptions } from './compress/gzip-layer.js';

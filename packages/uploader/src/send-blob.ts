@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { FileHandle } from 'node:fs/promises';
 import { pipeline as pipeStreams, Readable } from 'node:stream';
 
 import { InvalidResponseError, InvalidSourceError, isPushError, type BlobSource, type Digest, type PushError } from '@rxpush/core';
@@ -8,6 +9,7 @@ import { redactUrl } from '@rxpush/registry-client';
 import { ByteReader } from './byte-reader.js';
 import { chunkSizeFor } from './chunk-size.js';
 import { compressor, mediaTypeFor, type LayerCompression } from './compression.js';
+import { FilePieces } from './file-pieces.js';
 import { HashingStream } from './hashing-stream.js';
 
 /**
@@ -40,6 +42,8 @@ export interface Attempt {
   readonly chunkSize: number | undefined;
   /** Opens the source (again, on a retry). */
   readonly open: () => Promise<Readable>;
+  /** Opens the source's file, for a source that is one (again, on a retry); see {@link FilePieces}. */
+  readonly openFile?: (() => Promise<FileHandle>) | undefined;
   readonly onBytes: (current: number, total: number | undefined) => void;
   /**
    * Told of each session a chunk leaves, so it can be kept for resuming in a later run; the next chunk waits for
@@ -78,6 +82,9 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
   const digest = attempt.compress ? undefined : (blob.digest ?? blob.diffId);
   const total = attempt.compress ? undefined : blob.size;
   const onBytes = (n: number): void => attempt.onBytes(n, blob.size);
+  if (attempt.chunkSize === undefined && digest !== undefined && total !== undefined && attempt.openFile !== undefined) {
+    return sendFile(attempt, attempt.openFile, digest, total);
+  }
 
   // `read` sees the source's bytes (diff ID, progress), `sent` what goes to the registry (digest).
   const readExpected = attempt.compress ? blob.diffId : digest;
@@ -121,6 +128,29 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
   } catch (error) {
     sent.destroy();
     throw feed.failure(blob) ?? error;
+  }
+}
+
+/**
+ * The most common upload, a stored blob of a file (an OCI layout's layer), monolithic: one PUT whose body is the
+ * file read into two reused buffers ({@link FilePieces}), hashed on the way, its digest checked before the last
+ * piece goes out. No stream stages: a piece goes from the file to the socket.
+ */
+async function sendFile(attempt: Attempt, openFile: () => Promise<FileHandle>, digest: Digest, size: number): Promise<Sent> {
+  const { blob } = attempt;
+  const handle = await openFile();
+  const pieces = new FilePieces(handle, { size, expected: digest, origin: blob.origin, onBytes: (n) => attempt.onBytes(n, size) });
+  try {
+    const info = await attempt.client.finishUpload(attempt.state.session, digest, { body: { pieces, length: size }, ...attempt.request });
+    await pieces.recycle();
+    return { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, attempt.compress) };
+  } catch (error) {
+    // A request broken by its body (a read error, a file that is not the blob) reports the body's failure, naming the file.
+    throw pieces.failure ?? error;
+  } finally {
+    // A request can end before undici has finished with its body (an early answer, an abort): no read after the close.
+    await pieces.stop();
+    await handle.close();
   }
 }
 

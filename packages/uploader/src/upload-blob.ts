@@ -11,6 +11,7 @@ import {
   type BlobProgress,
   type BlobSource,
   type Logger,
+  type OpenOptions,
   type PushEvent,
   type RetryingEvent,
 } from '@rxpush/core';
@@ -95,9 +96,10 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       state.session = undefined;
     };
 
-    const open = (signal: AbortSignal) => async (): Promise<Readable> => {
+    /** Opens the source, as a stream or (`openFile`) as its file; a source that cannot be read again says so. */
+    const open = async <T>(signal: AbortSignal, how: (options: OpenOptions) => Promise<T>): Promise<T> => {
       try {
-        return await blob.open({ signal, onSize: (size) => void (announced = size) });
+        return await how({ signal, onSize: (size) => void (announced = size) });
       } catch (error) {
         if (broken === undefined || signal.aborted) throw error;
         const why = error instanceof Error ? error.message : String(error);
@@ -195,11 +197,18 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
         // Pushing from when the source is open: one that opens when its shared stream reaches the blob
         // (docker save) leaves the blob waiting until then, as docker push shows it.
         open: async () => {
-          const input = await open(request.signal)();
+          const input = await open(request.signal, (options) => blob.open(options));
           const total = blob.size ?? announced;
           emit({ type: 'pushing', ...progress, current: 0, ...(total !== undefined && { total }) });
           return input;
         },
+        ...(blob.openFile !== undefined && {
+          openFile: async () => {
+            const handle = await open(request.signal, (options) => blob.openFile!(options));
+            emit({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
+            return handle;
+          },
+        }),
         onBytes: (current, known) => {
           const total = known ?? announced;
           emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) });

@@ -1,5 +1,5 @@
 import { constants, createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 import type { BlobSource, Descriptor, Digest, OpenOptions } from '@rxpush/core';
@@ -12,12 +12,31 @@ import { checkSize } from './layout-files.js';
 const READ_CHUNK = 1024 * 1024;
 
 /**
- * A stored blob backed by a file already checked by findBlob. `open()` checks the file again (it may
- * have changed since it was read: no link, same size) and streams it from the opened handle, so what
+ * A stored blob backed by a file already checked by findBlob. `open()` and `openFile()` check the file again
+ * (it may have changed since it was read: no link, same size) and read it from the opened handle, so what
  * was checked is what is read.
  */
 export function fileBlobSource(descriptor: Descriptor, role: 'config' | 'layer', path: string, diffId?: Digest): BlobSource {
-  return storedBlobSource(descriptor, role, path, (options) => openChecked(path, descriptor.digest, descriptor.size, role, options), diffId);
+  const openFile = (options?: OpenOptions): Promise<FileHandle> => openChecked(path, descriptor.digest, descriptor.size, role, options);
+  const open = async (options?: OpenOptions): Promise<Readable> => {
+    const handle = await openFile(options);
+    const size = descriptor.size;
+    if (size === 0) {
+      await handle.close();
+      return Readable.from([]);
+    }
+    // The end bounds each read to what is left: without it, every read asks for a whole READ_CHUNK (a blob of
+    // 64 KiB cost 1 MiB for its bytes and another 1 MiB for the empty read at its end: 300 small blobs made
+    // ~600 MB of garbage for V8 to collect).
+    return createReadStream(path, {
+      fd: handle,
+      start: 0,
+      end: size - 1,
+      highWaterMark: READ_CHUNK,
+      ...(options?.signal !== undefined && { signal: options.signal }),
+    });
+  };
+  return { ...storedBlobSource(descriptor, role, path, open, diffId), openFile };
 }
 
 /** A blob pushed exactly as a layout's descriptor describes it, its bytes read by `open`. */
@@ -44,7 +63,7 @@ export function storedBlobSource(
   };
 }
 
-async function openChecked(path: string, digest: Digest, size: number, role: string, options?: OpenOptions): Promise<Readable> {
+async function openChecked(path: string, digest: Digest, size: number, role: string, options?: OpenOptions): Promise<FileHandle> {
   options?.signal?.throwIfAborted();
   const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
     if (isNotFound(err)) throw new BlobMissingError(digest, path, `it was removed after the image was read; re-export the image`);
@@ -61,18 +80,5 @@ async function openChecked(path: string, digest: Digest, size: number, role: str
     await handle.close();
     throw err;
   }
-  if (size === 0) {
-    await handle.close();
-    return Readable.from([]);
-  }
-  // The end bounds each read to what is left: without it, every read asks for a whole READ_CHUNK (a blob of
-  // 64 KiB cost 1 MiB for its bytes and another 1 MiB for the empty read at its end: 300 small blobs made
-  // ~600 MB of garbage for V8 to collect).
-  return createReadStream(path, {
-    fd: handle,
-    start: 0,
-    end: size - 1,
-    highWaterMark: READ_CHUNK,
-    ...(options?.signal !== undefined && { signal: options.signal }),
-  });
+  return handle;
 }
