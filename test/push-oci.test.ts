@@ -12,6 +12,7 @@ import { uploadBlobs } from '@rxpush/uploader';
 import { lastValueFrom, of, toArray } from 'rxjs';
 
 import { makeOciLayout } from '../tools/fixtures.ts';
+import { startFaultProxy } from './helpers/fault-proxy.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
 import { skopeoCopyToOci, skopeoInspectRaw } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
@@ -70,12 +71,7 @@ describe('pushing an OCI layout to the reference registry', () => {
     assert.equal(new Set(pushedDigests).size, pushedDigests.length, 'a blob was uploaded twice');
     // base layer shared by both images, plus two app layers and two configs
     assert.equal(pushedDigests.length, 5);
-    const client = new RegistryClient({ registry: suite.registry.host });
-    try {
-      assert.deepEqual((await client.listTags('e2e/all')).sort(), ['latest', 'v1', 'v2']);
-    } finally {
-      await client.close();
-    }
+    assert.deepEqual((await suite.client.listTags('e2e/all')).sort(), ['latest', 'v1', 'v2']);
   });
 
   it('pushes one image under several tags', async () => {
@@ -105,13 +101,8 @@ describe('pushing an OCI layout to the reference registry', () => {
       assert.match(error.message, /does not match its digest/);
       return true;
     });
-    const client = new RegistryClient({ registry: suite.registry.host });
-    try {
-      assert.equal(await client.hasManifest('e2e/broken', 'latest'), undefined);
-      assert.equal(await client.hasBlob('e2e/broken', layer), undefined);
-    } finally {
-      await client.close();
-    }
+    assert.equal(await suite.client.hasManifest('e2e/broken', 'latest'), undefined);
+    assert.equal(await suite.client.hasBlob('e2e/broken', layer), undefined);
   });
 
   it('mounts blobs from a repository the digest cache knows holds them', async () => {
@@ -136,15 +127,10 @@ describe('pushing an OCI layout to the reference registry', () => {
     const events = await pushAll({ source: `oci:${large.dir}:latest`, destination: `${suite.registry.host}/e2e/pieces:latest`, concurrency: 4 });
     const [image] = large.images;
     assert.equal(ofType(events, 'manifest-pushed').length, 1);
-    const client = new RegistryClient({ registry: suite.registry.host });
-    try {
-      for (const digest of [...image!.layerDigests, image!.configDigest] as Digest[]) {
-        const hash = createHash('sha256');
-        for await (const chunk of await client.getBlob('e2e/pieces', digest)) hash.update(chunk as Buffer);
-        assert.equal(`sha256:${hash.digest('hex')}`, digest);
-      }
-    } finally {
-      await client.close();
+    for (const digest of [...image!.layerDigests, image!.configDigest] as Digest[]) {
+      const hash = createHash('sha256');
+      for await (const chunk of await suite.client.getBlob('e2e/pieces', digest)) hash.update(chunk as Buffer);
+      assert.equal(`sha256:${hash.digest('hex')}`, digest);
     }
   });
 
@@ -202,28 +188,25 @@ describe('pushing an OCI layout to the reference registry', () => {
     }
   });
 
-  it('aborts uploads in flight when the subscriber unsubscribes', async () => {
+  it('aborts uploads in flight when the subscriber unsubscribes', async (t) => {
     const big = await makeOciLayout(join(suite.work, 'big'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 8_000_000, seed: 'big' }] }] });
+    // A proxy with no faults, to see from outside whether the upload was broken off or ran to its end.
+    const proxy = await startFaultProxy({ target: suite.registry.host });
+    t.after(() => proxy.close());
     const seen: PushEvent[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const subscription = push({ source: `oci:${big.dir}`, destination: `${suite.registry.host}/e2e/cancel:latest` }).subscribe({
-        next: (event) => {
-          seen.push(event);
-          if (event.type === 'pushing' && event.current > 0) {
-            subscription.unsubscribe();
-            resolve();
-          }
-        },
-        error: reject,
-        complete: () => reject(new Error('the push completed before it could be cancelled')),
-      });
+    let failed: unknown;
+    const subscription = push({ source: `oci:${big.dir}`, destination: `${proxy.host}/e2e/cancel:latest`, cacheDir: false }).subscribe({
+      next: (event) => seen.push(event),
+      error: (error: unknown) => (failed = error),
+      complete: () => (failed = new Error('the push completed before it could be cancelled')),
     });
+    // The layer's PUT has reached the registry's side and its body is on the way: cancel now.
+    const upload = await proxy.waitFor('PUT', new RegExp(`/e2e/cancel/blobs/uploads/.*digest=${big.images[0]!.layerDigests[0]!}`));
+    subscription.unsubscribe();
+    assert.equal(failed, undefined);
+    await proxy.settled(upload);
+    assert.equal(upload.aborted, true, 'the PUT was broken off, not sent to its end');
     assert.equal(ofType(seen, 'manifest-pushed').length, 0);
-    const client = new RegistryClient({ registry: suite.registry.host });
-    try {
-      assert.equal(await client.hasManifest('e2e/cancel', 'latest'), undefined);
-    } finally {
-      await client.close();
-    }
+    assert.equal(await suite.client.hasManifest('e2e/cancel', 'latest'), undefined);
   });
 });
