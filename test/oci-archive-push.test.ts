@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { splitDigest } from '@rxpush/core';
 
 import { makeOciLayout } from '../tools/fixtures.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
 import { runCli } from './helpers/run-cli.ts';
 import { runSkopeo, skopeoCopyToOci, skopeoInspectRaw } from './helpers/skopeo.ts';
@@ -72,10 +73,7 @@ describe('pushing an OCI archive to the reference registry', () => {
     await writeFile(cut, await readFile(archive));
     await truncate(cut, Math.floor((await stat(cut)).size / 2));
     const result = await runCli(['push', `oci-archive:${cut}`, `${suite.registry.host}/archive/cut:latest`, '--progress', 'plain']);
-    assert.equal(result.code, 1, result.stderr);
-    const lines = result.stderr.trimEnd().split('\n');
-    assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0]!, new RegExp(`^rxpush: ${cut.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is truncated: .*; copy or export the archive again$`));
+    assertOneLineError(result, new RegExp(`^rxpush: ${cut.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is truncated: .*; copy or export the archive again$`));
     assert.equal(await suite.client.hasManifest('archive/cut', 'latest'), undefined);
   });
 
