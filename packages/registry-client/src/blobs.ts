@@ -40,8 +40,15 @@ export async function rangedSize(r: Requester, path: string, repo: string, opts:
     onRetry: opts.onRetry,
     budget: opts.budget,
   });
-  // A 200 is the whole blob: its length is all that is wanted, not its bytes.
-  res.body.destroy();
+  if (res.status === 200) {
+    // The whole blob: its length is all that is wanted, not its bytes. undici fails a body destroyed before its
+    // end with an AbortError, expected here; an 'error' nobody listens to would end the process.
+    res.body.on('error', () => {});
+    res.body.destroy();
+  } else {
+    // One byte, or an error's few: read to the end, so the connection is kept.
+    await dump(res.body);
+  }
   if (res.status === 206) {
     const total = /\/(\d+)\s*$/.exec(header(res.headers, 'content-range') ?? '')?.[1];
     const size = Number(total);
