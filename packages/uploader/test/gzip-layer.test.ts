@@ -6,7 +6,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
-import { BLOCK_SIZE, gzipLayer } from '@rxpush/uploader';
+import { BLOCK_SIZE, DEFAULT_COMPRESSION_LEVEL, gzipLayer, TEXT_COMPRESSION_LEVEL } from '@rxpush/uploader';
 
 /** Text-like bytes that compress well (and differ everywhere, so matches span blocks only through the dictionary). */
 function text(size: number): Buffer {
@@ -18,6 +18,46 @@ function text(size: number): Buffer {
     length += line.length;
   }
   return Buffer.from(lines.join('')).subarray(0, size);
+}
+
+/** Prose of a small vocabulary (about 4.2 bits a byte, as English is), from a seeded generator. */
+function prose(size: number, seed = 7): Buffer {
+  const words = ['the', 'layer', 'is', 'pushed', 'and', 'a', 'registry', 'keeps', 'of', 'its', 'blobs', 'to', 'when', 'image'];
+  const out: string[] = [];
+  let length = 0;
+  let state = seed;
+  while (length < size) {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    const word = `${words[(state >>> 8) % words.length] as string}${(state >>> 20) % 9 === 0 ? '.\n' : ' '}`;
+    out.push(word);
+    length += word.length;
+  }
+  return Buffer.from(out.join('')).subarray(0, size);
+}
+
+/**
+ * Binary-like bytes (5–7 bits a byte, as code is): skewed values from a seeded generator, with repeats that
+ * deflate finds, so the same call always gives the same bytes.
+ */
+function binary(size: number, seed = 1): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let state = seed;
+  const next = (): number => {
+    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+    return state >>> 8;
+  };
+  for (let at = 0; at < size; ) {
+    if (at > 64 && next() % 4 === 0) {
+      // A repeat of something recent, as code repeats instruction sequences.
+      const length = Math.min(size - at, 4 + (next() % 28));
+      const from = at - 1 - (next() % Math.min(at - 1, 4096));
+      out.copy(out, at, from, Math.min(at, from + length));
+      at += Math.min(length, at - from);
+    } else {
+      out[at++] = Math.floor(256 * ((next() % 1000) / 1000) ** 3);
+    }
+  }
+  return out;
 }
 
 /** `input` gzipped by gzipLayer, fed in pieces of `piece` bytes. */
@@ -75,6 +115,31 @@ describe('gzipLayer', () => {
     const input = Buffer.concat([text(2 * BLOCK_SIZE), randomBytes(5 * BLOCK_SIZE), text(2 * BLOCK_SIZE + 99)]);
     const [a, b, c] = await Promise.all([gzip(input, { piece: 1000 }), gzip(input, { piece: BLOCK_SIZE }), gzip(input, { piece: 3 * BLOCK_SIZE + 1 })]);
     assert.ok(a.equals(b) && b.equals(c));
+  });
+
+  it('decides per block by the bytes of its samples: random blocks stored, text and binaries deflated', async () => {
+    const random = randomBytes(BLOCK_SIZE);
+    const input = Buffer.concat([text(BLOCK_SIZE), random, binary(BLOCK_SIZE), random]);
+    const gz = await gzip(input);
+    assert.ok(gunzipSync(gz).equals(input));
+    // The two random blocks cost their size plus 5 bytes per 64 KiB; the text and binary blocks shrink.
+    const deflated = gz.length - 2 * (BLOCK_SIZE + 5 * 17);
+    assert.ok(deflated < 0.75 * BLOCK_SIZE, `text + binary block took ${deflated} bytes`);
+    assert.ok(deflated > (await gzip(text(BLOCK_SIZE))).length, 'the binary block was deflated, not dropped');
+  });
+
+  it('deflates text one level higher by default, and every block at exactly the level asked for', async () => {
+    const english = prose(2 * BLOCK_SIZE);
+    const code = binary(2 * BLOCK_SIZE);
+    assert.equal(DEFAULT_COMPRESSION_LEVEL, 3);
+    assert.equal(TEXT_COMPRESSION_LEVEL, 4);
+    // Text-like blocks: level 4 by default, level 3 when 3 is asked for.
+    assert.ok((await gzip(english)).equals(await gzip(english, { level: TEXT_COMPRESSION_LEVEL })));
+    assert.ok(!(await gzip(english)).equals(await gzip(english, { level: DEFAULT_COMPRESSION_LEVEL })));
+    assert.ok(gunzipSync(await gzip(english)).equals(english));
+    // Other blocks: level 3 either way.
+    assert.ok((await gzip(code)).equals(await gzip(code, { level: DEFAULT_COMPRESSION_LEVEL })));
+    assert.ok(gunzipSync(await gzip(code)).equals(code));
   });
 
   it('stores everything at level 0, and refuses a level outside 0–9', async () => {
