@@ -12,8 +12,9 @@ export interface GzipLayerOptions {
 
 /**
  * The default gzip level: 3, the fastest level whose output stays within 5 % of skopeo's on real files
- * (docs/benchmarks.md). On the benchmark's 8 × 64 MiB of /usr/lib files, skopeo writes 137.7 MB; level 2
- * 147.3 MB (+7 %), level 3 144.5 MB (+4.9 %) for 9 % more CPU, level 4 137.3 MB for 25 % more. On 2-core
+ * (docs/benchmarks.md). On the benchmark's 8 × 64 MiB of /usr/lib files, skopeo writes 137.68 MB; level 2
+ * 147.37 MB (+7.0 %), level 3 144.56 MB (+5.0 %, at the limit) for 14 % more deflate CPU, level 4 137.42 MB
+ * for 26 % more; the default, level 3 with text at {@link TEXT_COMPRESSION_LEVEL}, 144.11 MB (+4.7 %). On 2-core
  * machines the registry's hashing shares the CPU, so every CPU-second saved shortens a push by about 0.6 s.
  */
 export const DEFAULT_COMPRESSION_LEVEL = 3;
