@@ -112,7 +112,8 @@ describe('gzipLayer', () => {
   });
 
   it('gives the same bytes for the same input, however it is fed', async () => {
-    const input = Buffer.concat([text(2 * BLOCK_SIZE), randomBytes(5 * BLOCK_SIZE), text(2 * BLOCK_SIZE + 99)]);
+    // Every kind of block: text (level 3), random (stored), prose (level 4), binary (level 3).
+    const input = Buffer.concat([text(2 * BLOCK_SIZE), randomBytes(5 * BLOCK_SIZE), prose(2 * BLOCK_SIZE), binary(BLOCK_SIZE), text(2 * BLOCK_SIZE + 99)]);
     const [a, b, c] = await Promise.all([gzip(input, { piece: 1000 }), gzip(input, { piece: BLOCK_SIZE }), gzip(input, { piece: 3 * BLOCK_SIZE + 1 })]);
     assert.ok(a.equals(b) && b.equals(c));
   });
