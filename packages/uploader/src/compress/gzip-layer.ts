@@ -41,7 +41,7 @@ const SAMPLES = 16;
 const SAMPLE_SIZE = 4 * 1024;
 /**
  * Random or already compressed data measures 7.99 (32 KiB of random bytes: 7.994); at 7.9, Huffman coding
- * could save 1.3 % at best, and the blocks of the benchmark's files that measure above it deflated to 97–99 %.
+ * could save 1.3 % at best, and the blocks of the benchmark's files that measure above it deflate to 97.5–99.5 %.
  */
 const STORE_ENTROPY = 7.9;
 /** Text, scripts and tables measure 4–5 bits a byte; code and other binaries 5–7. */
@@ -173,7 +173,7 @@ const counts = new Uint32Array(256);
  * The order-0 entropy, in bits a byte, of a block's samples: what Huffman coding alone could bring each byte
  * down to. Counted here in some 50 µs a block, instead of deflating samples on the thread pool as before:
  * that cost 3 % of a deflate per block, and a zlib stream whose ~300 KiB V8 counts towards its next full
- * collection (on random data, a fifth of the push's CPU went to probing and collecting).
+ * collection (on random data, the probes' deflate alone was 9 % of a push's CPU).
  */
 function sampledEntropy(pieces: readonly Buffer[]): number {
   const size = sizeOf(pieces);
