@@ -181,7 +181,7 @@ describe('startRegistry', () => {
 });
 
 describe('tools/bundle-cli.mjs (run by npm run build)', () => {
-  it("bundles the CLI with undici's dispatchers only, one string-width, a lazy pino, and the push split off", async () => {
+  it("bundles the CLI with undici's dispatchers only, one string-width, a lazy pino, rxjs's used modules, and the push split off", async () => {
     const dir = join(import.meta.dirname, '..', 'packages', 'cli', 'bundle');
     const files = (await readdir(dir)).filter((name) => name.endsWith('.cjs') && name !== 'load.cjs');
     const texts = await Promise.all(files.map((name) => readFile(join(dir, name), 'utf8')));
@@ -192,6 +192,10 @@ describe('tools/bundle-cli.mjs (run by npm run build)', () => {
     const unused = /undici\/lib\/(web\/fetch\/index|web\/websocket\/|web\/cookies\/|web\/eventsource\/|cache\/|mock\/)/;
     assert.deepEqual(modules.filter((path) => unused.test(path)), [], 'no fetch, WebSocket, cookies, caches or mocks');
     assert.equal(new Set(modules.filter((path) => path.includes('/string-width@')).map((path) => /string-width@[^/]+/.exec(path)?.[0])).size, 1);
+    // rxjs's ES2015 build, tree-shaken: its CommonJS index would bring all 223 modules.
+    assert.deepEqual(modules.filter((path) => path.includes('/rxjs/dist/cjs/')), [], "rxjs's CommonJS build is not bundled");
+    const rxjs = modules.filter((path) => path.includes('/rxjs/dist/esm/'));
+    assert.ok(rxjs.length > 0 && rxjs.length < 150, `rxjs's ES2015 build, only the modules used (${rxjs.length})`);
     assert.ok(modules.includes('tools/bundle/lazy-pino.cjs'), 'pino is behind the shim that loads it on the first line logged');
     assert.ok(modules.some((path) => path.includes('/pino@')), 'and bundled');
     const entry = texts[files.indexOf('rxpush.cjs')] ?? '';

@@ -44,6 +44,15 @@ const startUpPlugin = {
     pluginBuild.onResolve({ filter: /^undici\/lib\// }, (args) => (args.pluginData?.real ? undefined : real(args.path, registryClient, args.kind)));
     pluginBuild.onResolve({ filter: /^string-width$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-string-width.cjs') }));
     pluginBuild.onResolve({ filter: /^cliui$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-cliui.cjs') }));
+    // rxjs's exports map gives Node its CommonJS build, whose index requires all 223 modules; its ES2015 build
+    // (the same code, "sideEffects": false) lets esbuild keep only the operators rxpush uses.
+    pluginBuild.onResolve({ filter: /^rxjs$/ }, async (args) => {
+      if (args.pluginData?.real) return undefined;
+      const { path } = await real('rxjs', args.resolveDir, args.kind);
+      const esm = path.replace(/[/\\]dist[/\\]cjs[/\\]index\.js$/, '/dist/esm/index.js');
+      if (esm === path) throw new Error(`rxjs resolved to ${path}, not its dist/cjs/index.js: check tools/bundle-cli.mjs`);
+      return { path: esm };
+    });
     const lazyPino = join(shims, 'lazy-pino.cjs');
     pluginBuild.onResolve({ filter: /^pino$/ }, (args) => {
       if (args.pluginData?.real) return undefined;
