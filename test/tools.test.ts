@@ -181,7 +181,7 @@ describe('startRegistry', () => {
 });
 
 describe('tools/bundle-cli.mjs (run by npm run build)', () => {
-  it("bundles the CLI with undici's dispatchers only, one string-width, a lazy pino, and the push split off", async () => {
+  it("bundles the CLI with undici's dispatchers only, one string-width, a lazy pino, rxjs's used modules, and the push split off", async () => {
     const dir = join(import.meta.dirname, '..', 'packages', 'cli', 'bundle');
     const files = (await readdir(dir)).filter((name) => name.endsWith('.cjs') && name !== 'load.cjs');
     const texts = await Promise.all(files.map((name) => readFile(join(dir, name), 'utf8')));
@@ -192,6 +192,11 @@ describe('tools/bundle-cli.mjs (run by npm run build)', () => {
     const unused = /undici\/lib\/(web\/fetch\/index|web\/websocket\/|web\/cookies\/|web\/eventsource\/|cache\/|mock\/)/;
     assert.deepEqual(modules.filter((path) => unused.test(path)), [], 'no fetch, WebSocket, cookies, caches or mocks');
     assert.equal(new Set(modules.filter((path) => path.includes('/string-width@')).map((path) => /string-width@[^/]+/.exec(path)?.[0])).size, 1);
+    // rxjs's ES2015 build, tree-shaken: its CommonJS index would bring all 223 modules.
+    assert.deepEqual(modules.filter((path) => path.includes('/rxjs/dist/cjs/')), [], "rxjs's CommonJS build is not bundled");
+    const rxjs = modules.filter((path) => path.includes('/rxjs/dist/esm/'));
+    assert.ok(rxjs.length > 0 && rxjs.length < 150, `rxjs's ES2015 build, only the modules used (${rxjs.length})`);
+    assert.ok(modules.includes('tools/bundle/lazy-client-h2.cjs'), "undici's HTTP/2 client is behind the shim that loads it for an h2 connection");
     assert.ok(modules.includes('tools/bundle/lazy-pino.cjs'), 'pino is behind the shim that loads it on the first line logged');
     assert.ok(modules.some((path) => path.includes('/pino@')), 'and bundled');
     const entry = texts[files.indexOf('rxpush.cjs')] ?? '';
@@ -206,5 +211,28 @@ describe('tools/bundle-cli.mjs (run by npm run build)', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /--concurrency/);
     assert.doesNotMatch(result.stderr, /segmenter built/);
+  });
+});
+
+describe('what a second push loads', () => {
+  it('loads none of the Node modules only other commands, sources or protocols need', async (t) => {
+    // A push of an OCI layout that the registry has: the CLI bundle, the digest cache, HEADs and a manifest PUT.
+    const dir = await tempDir(t);
+    const { images } = await makeOciLayout(dir);
+    const registry = await startRegistry();
+    t.after(() => registry.stop());
+    const env = { RXPUSH_CACHE_DIR: join(dir, 'cache') };
+    const destination = `${registry.host}/second/push:1`;
+    assert.equal((await runCli(['push', `oci:${dir}:latest`, destination, '--quiet'], { env })).code, 0);
+    // Node's own list of the built-in modules it loaded, written as the process ends.
+    const report = "process.on('exit',()=>process.stderr.write('MODULES '+process.moduleLoadList.join(',')+'\\n'))";
+    const result = await runCli(['push', `oci:${dir}:latest`, destination, '--progress', 'plain'], { env: { ...env, NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(report)}` } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /Layer already exists/);
+    assert.match(result.stdout, new RegExp(`digest: ${images[0]?.manifestDigest ?? 'none'}`));
+    const loaded = new Set(/^MODULES (.*)$/m.exec(result.stderr)?.[1]?.split(',').map((entry) => entry.replace(/^NativeModule /, '')));
+    assert.ok(loaded.has('tls') && loaded.has('zlib'), 'the list is of this push');
+    // http2: undici's h2 client; child_process: credential helpers; worker_threads: pino's transports.
+    for (const name of ['http2', 'child_process', 'dgram', 'worker_threads']) assert.equal(loaded.has(name), false, `${name} is not loaded`);
   });
 });

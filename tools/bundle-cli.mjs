@@ -23,6 +23,7 @@ const outdir = join(cli, 'bundle');
  * - `undici` is its lean part (tools/bundle/undici-lean.cjs): no fetch, cookies or WebSocket;
  * - `string-width` is one copy, not two (yargs and cliui depend on different majors of the same API),
  *   and it and `cliui` load on first use, i.e. only when help or a usage error is shown;
+ * - undici's HTTP/2 client (and with it node:http2) loads only if a connection negotiates h2, which rxpush never asks for;
  * - `pino` is evaluated on the first line logged (tools/bundle/lazy-pino.cjs), which a push at the default
  *   level never writes.
  */
@@ -36,14 +37,29 @@ const startUpPlugin = {
     };
     const fromPackage = async (name, dir) => dirname((await real(name, dir, 'import-statement')).path);
     let yargsDir;
+    let undiciDispatcherDir;
     pluginBuild.onStart(async () => {
       yargsDir = await fromPackage('yargs', cli);
+      undiciDispatcherDir = dirname((await real('undici/lib/dispatcher/client.js', join(root, 'packages', 'registry-client'), 'require-call')).path);
     });
     const registryClient = join(root, 'packages', 'registry-client');
     pluginBuild.onResolve({ filter: /^undici$/ }, () => ({ path: join(shims, 'undici-lean.cjs') }));
     pluginBuild.onResolve({ filter: /^undici\/lib\// }, (args) => (args.pluginData?.real ? undefined : real(args.path, registryClient, args.kind)));
     pluginBuild.onResolve({ filter: /^string-width$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-string-width.cjs') }));
     pluginBuild.onResolve({ filter: /^cliui$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-cliui.cjs') }));
+    // rxjs's exports map gives Node its CommonJS build, whose index requires all 223 modules; its ES2015 build
+    // (the same code, "sideEffects": false) lets esbuild keep only the operators rxpush uses.
+    pluginBuild.onResolve({ filter: /^rxjs$/ }, async (args) => {
+      if (args.pluginData?.real) return undefined;
+      const { path } = await real('rxjs', args.resolveDir, args.kind);
+      const esm = path.replace(/[/\\]dist[/\\]cjs[/\\]index\.js$/, '/dist/esm/index.js');
+      if (esm === path) throw new Error(`rxjs resolved to ${path}, not its dist/cjs/index.js: check tools/bundle-cli.mjs`);
+      return { path: esm };
+    });
+    pluginBuild.onResolve({ filter: /^\.\/client-h2\.js$/ }, (args) =>
+      !args.pluginData?.real && args.resolveDir === undiciDispatcherDir ? { path: join(shims, 'lazy-client-h2.cjs') } : undefined,
+    );
+    pluginBuild.onResolve({ filter: /^rxpush-undici:/ }, (args) => real(args.path.slice('rxpush-undici:'.length), undiciDispatcherDir, args.kind));
     const lazyPino = join(shims, 'lazy-pino.cjs');
     pluginBuild.onResolve({ filter: /^pino$/ }, (args) => {
       if (args.pluginData?.real) return undefined;

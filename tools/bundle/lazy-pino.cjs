@@ -1,7 +1,7 @@
 'use strict';
 // What the CLI bundle gets for `import { pino } from 'pino'` (tools/bundle-cli.mjs): the same pino, evaluated
 // only when a line is logged. At the default level (warn) a push logs nothing, and loading pino (its
-// serializers, redaction, sonic-boom, thread-stream and node:worker_threads) was ~10 ms of a second push.
+// serializers, redaction, sonic-boom, thread-stream and node:worker_threads) cost a few ms of every push.
 // rxpush calls `pino(options, destination)` and `pino.destination(options)`, and then only the Logger seam of
 // @rxpush/core (debug, info, warn, error, child); a call below the level is dropped here as pino would drop
 // it, and the first one at or above it makes the real logger (and the chain of children) and passes it on.

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 
 import { CancelledError } from '@rxpush/core';
 
@@ -96,8 +96,10 @@ function killGroup(child: ChildProcess): void {
   }
 }
 
-function run(program: string, input: string, options: CredentialHelperOptions): Promise<RunResult> {
-  if (options.signal?.aborted === true) return Promise.resolve({ kind: 'cancelled' });
+async function run(program: string, input: string, options: CredentialHelperOptions): Promise<RunResult> {
+  // Loaded when a helper runs, not by every push that imports the client (node:child_process brings net and dgram: ~2 ms).
+  const { spawn } = await import('node:child_process');
+  if (options.signal?.aborted === true) return { kind: 'cancelled' };
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // 'exit' handlers run synchronously, whatever ended the process (Ctrl-C's exit 130 included).
