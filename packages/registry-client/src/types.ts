@@ -99,7 +99,7 @@ export interface BlobInfo {
  * `pieces` are written to the connection one at a time, in order, and the next one is asked for only once the
  * connection has taken this one: undici (client-h1.js `writeIterable`) pulls the next piece after `socket.write()`
  * returned true or the socket drained, and a write of a piece larger than the socket's high-water mark (16 KiB)
- * returns false, so 'drain' (every byte handed to the kernel) comes first. A producer of pieces of at least
+ * returns false, so 'drain' (every byte handed to the kernel, or encrypted, over TLS) comes first. A producer of pieces of at least
  * 64 KiB may therefore reuse a piece's memory once it is asked for the piece after it; a smaller piece may still
  * be queued at that point. The producer owns what it reads from: the request never closes it.
  */

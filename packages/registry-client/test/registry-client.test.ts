@@ -1,12 +1,19 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it, type TestContext } from 'node:test';
 
 import { MediaType, sha256Digest } from '@rxpush/core';
 import type { Digest, Logger, RegistryError } from '@rxpush/core';
-import { MockAgent } from 'undici';
+import { Agent, MockAgent } from 'undici';
+
+import { makeCertificates } from '../../../tools/registry.ts';
 
 import { RegistryClient } from '../src/index.ts';
 import type { Authenticator, RegistryClientOptions } from '../src/index.ts';
@@ -298,9 +305,8 @@ describe('RegistryClient pieces bodies', () => {
    * A server that takes its time: it reads nothing for a while, so the connection's buffers fill and undici's writes
    * queue, then reads and hashes the body, answering 201 with the digest of what it got.
    */
-  const slowServer = async (t: TestContext) => {
-    const { createServer } = await import('node:http');
-    const server = createServer((req, res) => {
+  const slowServer = async (t: TestContext, tls = false) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       req.pause();
       const hash = createHash('sha256');
       setTimeout(() => {
@@ -308,13 +314,25 @@ describe('RegistryClient pieces bodies', () => {
         req.on('end', () => res.writeHead(201, { 'docker-content-digest': `sha256:${hash.digest('hex')}` }).end());
         req.resume();
       }, 300);
-    });
+    };
+    let server: Server;
+    let agent: Agent | undefined;
+    if (tls) {
+      const dir = await mkdtemp(join(tmpdir(), 'rxpush-pieces-tls-'));
+      t.after(() => rm(dir, { recursive: true, force: true }));
+      const pki = await makeCertificates(dir);
+      server = createHttpsServer({ cert: await readFile(pki.certFile), key: await readFile(pki.keyFile) }, handler);
+      agent = new Agent({ connect: { ca: pki.ca } });
+    } else {
+      server = createHttpServer(handler);
+    }
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const port = (server.address() as { port: number }).port;
-    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, plainHttp: true });
+    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, ...(agent === undefined ? { plainHttp: true } : { dispatcher: agent, closeDispatcher: true }) });
     t.after(() => client.close());
-    return { client, session: { location: new URL(`http://127.0.0.1:${port}/v2/app/blobs/uploads/u1`), offset: 0 } };
+    const scheme = tls ? 'https' : 'http';
+    return { client, session: { location: new URL(`${scheme}://127.0.0.1:${port}/v2/app/blobs/uploads/u1`), offset: 0 } };
   };
 
   /** `count` pieces of `size` bytes, all in one buffer that is overwritten with the next piece as soon as it is asked for. */
@@ -339,11 +357,20 @@ describe('RegistryClient pieces bodies', () => {
     assert.equal(info.digest, digest);
   });
 
-  it('delivers other bytes when pieces below the socket high-water mark are reused (the control: the test above can fail)', async (t) => {
-    const { client, session } = await slowServer(t);
-    const { body, digest } = reusing(24 * 1024, 1024);
-    // The server stored other bytes than those sent: the reuse was seen, so the test above can fail.
-    await assert.rejects(client.finishUpload(session, digest, { body }), { code: 'DIGEST_MISMATCH' });
+  it('asks for the next piece only once a TLS connection has taken the last one', async (t) => {
+    const { client, session } = await slowServer(t, true);
+    const { body, digest } = reusing(96, 256 * 1024);
+    const info = await client.finishUpload(session, digest, { body });
+    assert.equal(info.digest, digest);
+  });
+
+  it('delivers other bytes when pieces below the socket high-water mark are reused, over TCP and TLS (the control: the tests above can fail)', async (t) => {
+    for (const tls of [false, true]) {
+      const { client, session } = await slowServer(t, tls);
+      const { body, digest } = reusing(24 * 1024, 1024);
+      // The server stored other bytes than those sent: the reuse was seen.
+      await assert.rejects(client.finishUpload(session, digest, { body }), { code: 'DIGEST_MISMATCH' });
+    }
   });
 });
 

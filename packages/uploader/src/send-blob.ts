@@ -63,7 +63,8 @@ export interface Sent {
 /**
  * Sends a blob's bytes, hashing them on the way, and commits them (PUT with the digest).
  *
- * - Stored blobs with known digest and size, monolithic: one PUT carrying the stream and its length.
+ * - Stored blobs with known digest and size, monolithic: one PUT carrying the stream and its length; for a blob
+ *   that is a file of its own (`openFile`), the file read into two reused buffers instead ({@link FilePieces}).
  * - Otherwise monolithic (compressed on the fly, or digest unknown): one streamed PATCH, then PUT.
  * - Chunked: PATCHes of `chunkSize` bytes with Content-Length and Content-Range. A chunk of a blob of
  *   known size streams straight from the source; when the size is unknown (gzip output) a chunk is

@@ -1,4 +1,4 @@
-import { isEvent, silentLogger, UnsupportedError, type BlobEvent, type BlobSource, type Logger, type PushEvent } from '@rxpush/core';
+import { isEvent, silentLogger, UnsupportedError, type BlobEvent, type Logger, type PushEvent } from '@rxpush/core';
 import type { RegistryClient } from '@rxpush/registry-client';
 import { asyncScheduler, connect, filter, merge, mergeMap, type Observable, type OperatorFunction, type SchedulerLike } from 'rxjs';
 
@@ -16,8 +16,7 @@ export interface UploadBlobsOptions {
   /**
    * The limit shared with other uploads of this process (default `sharedUploadLimiter`, 8 slots for all
    * pushes together): an upload needs a slot of it as well as one of `concurrency`. Blobs of a sequential
-   * source take neither (they must all be open at once for their stream to flow); a config of up to 1 MiB takes
-   * only a slot of this one, so it goes up beside the layers rather than after them.
+   * source take neither (they must all be open at once for their stream to flow).
    */
   readonly limiter?: UploadLimiter;
   /** How to compress `uncompressed` layers (default gzip). */
@@ -90,8 +89,6 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
   };
   const limiter = options.limiter ?? sharedUploadLimiter;
   const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context);
-  const sequential = (event: BlobEvent): boolean => event.blob.sequential === true;
-  const config = (event: BlobEvent): boolean => !sequential(event) && isSmallConfig(event.blob);
   return connect((events) =>
     merge(
       // Everything else passes at once, never queued behind busy upload slots.
@@ -102,26 +99,16 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
       // or by other pushes holding the slots) leaves the stream at a member nobody opens while the open
       // blobs wait for members further on: a deadlock. They cost the limit nothing it guards: the stream
       // feeds one member at a time, and the others wait with empty buffers.
-      events.pipe(filter(isEvent('blob')), filter(sequential), mergeMap(upload)),
-      // A config (one per image, a few KB) takes a slot of the limiter but not of `concurrency`: queued behind the
-      // layers, its POST and PUT came after the last layer, with both cores idle, and held back the manifest.
       events.pipe(
         filter(isEvent('blob')),
-        filter(config),
-        mergeMap((event) => upload(event).pipe(limiter.limit())),
+        filter((event) => event.blob.sequential === true),
+        mergeMap(upload),
       ),
       events.pipe(
         filter(isEvent('blob')),
-        filter((event) => !sequential(event) && !config(event)),
+        filter((event) => event.blob.sequential !== true),
         mergeMap((event) => upload(event).pipe(limiter.limit()), concurrency),
       ),
     ),
   );
-}
-
-/** Configs up to this size take no slot of `concurrency`: they cost next to nothing of what it guards. */
-const SMALL_CONFIG = 1024 * 1024;
-
-function isSmallConfig(blob: BlobSource): boolean {
-  return blob.role === 'config' && blob.size !== undefined && blob.size <= SMALL_CONFIG;
 }

@@ -151,28 +151,6 @@ describe('uploadBlobs', () => {
     await assert.rejects(done, /enough/);
   });
 
-  it('uploads a small config beside the layers that take all of concurrency, with a slot of the limiter', async (t) => {
-    const { client, on, requests } = registry(t);
-    const { blob, digest } = layer(Buffer.from('slow layer'));
-    const config = layer(Buffer.from('{"architecture":"amd64"}'), { role: 'config', mediaType: MediaType.ociConfig });
-    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
-    on('PUT', `${UPLOADS}u1?digest=${digest}`, { status: 201, delayMs: 300 });
-    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u2` } });
-    on('PUT', `${UPLOADS}u2?digest=${config.digest}`, { status: 201 });
-    const source = new Subject<PushEvent>();
-    const events: PushEvent[] = [];
-    const done = new Promise<void>((resolve, reject) =>
-      source.pipe(uploadBlobs({ client, repository: 'app', concurrency: 1, limiter: new UploadLimiter(2) })).subscribe({ next: (e) => events.push(e), error: reject, complete: resolve }),
-    );
-    source.next({ type: 'blob', blob });
-    source.next({ type: 'blob', blob: config.blob });
-    source.complete();
-    await done;
-    const ready = events.filter((e) => e.type === 'blob-ready').map((e) => e.type === 'blob-ready' && e.key);
-    assert.deepEqual(ready, [config.digest, digest], 'the config was pushed while the layer was');
-    assert.equal(requests().length, 4);
-  });
-
   it('restarts a broken upload in a fresh session, re-opening the source, and cancels the broken session', async (t) => {
     const { client, on, requests } = registry(t);
     const bytes = Buffer.from('a layer that breaks once');
