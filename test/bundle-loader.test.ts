@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -94,6 +94,24 @@ describe('tools/bundle/load-bundle.cjs', () => {
 
     // Whole files, but made by a V8 with other flags (as another Node.js would): V8 itself refuses them.
     assert.deepEqual(await load(bundle, cache, ['--no-opt']), { said: 'one/true', status: { 'entry.cjs': 'rejected', 'part.cjs': 'rejected' } });
+  });
+
+  it('runs no cached code from a file that another user owns or others may write, and writes its own 0600', async (t) => {
+    const dir = await tempDir(t);
+    const [bundle, cache] = [join(dir, 'bundle'), join(dir, 'cache')];
+    await mkdir(bundle);
+    await makeBundle(bundle);
+    await load(bundle, cache);
+    const [entryCache, partCache] = await cacheFiles(cache);
+    assert.ok(entryCache !== undefined && partCache !== undefined);
+    assert.equal((await stat(entryCache)).mode & 0o777, 0o600);
+    assert.equal((await stat(join(cache, 'code-cache'))).mode & 0o777, 0o700);
+
+    await chmod(partCache, 0o666);
+    const root = process.getuid?.() === 0;
+    if (root) await chown(entryCache, 65534, 65534);
+    assert.deepEqual(await load(bundle, cache), { said: 'one/true', status: { 'entry.cjs': root ? 'rejected' : 'cached', 'part.cjs': 'rejected' } });
+    assert.deepEqual(await load(bundle, cache), { said: 'one/true', status: { 'entry.cjs': 'cached', 'part.cjs': 'cached' } }, 'both were replaced');
   });
 
   it('never runs cached code of another source, even of the same length, and keeps one file per chunk', async (t) => {

@@ -12,7 +12,7 @@
 // cannot be written is simply not written. Nothing here loads node:crypto (~3 ms, which `rxpush --help`
 // would not otherwise pay): each cache file holds the source it was made for, compared byte for byte, and a
 // CRC-32 of V8's data, which V8 itself does not check in release builds.
-const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
+const { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const Module = require('node:module');
 const { homedir } = require('node:os');
 const { dirname, join } = require('node:path');
@@ -74,10 +74,24 @@ function createBundleLoader(bundleDir, options = {}) {
   /** V8's data from a cache file, when the file is there (`found`) and was made, whole, for this very file and source (`data`). */
   function readCache(cacheFile, path, sourceBytes) {
     let bytes;
+    let fd;
     try {
-      bytes = readFileSync(cacheFile);
+      fd = openSync(cacheFile, 'r');
     } catch {
       return { found: false };
+    }
+    try {
+      // Cached data is code V8 runs without parsing the source again: only a file of this user's own that
+      // nobody else may write is used (RXPUSH_CACHE_DIR may name a shared directory). Checked on the open file,
+      // so it cannot be swapped between the check and the read.
+      const info = fstatSync(fd);
+      const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+      if (!info.isFile() || (uid !== undefined && info.uid !== uid) || (info.mode & 0o022) !== 0) return { found: true };
+      bytes = readFileSync(fd);
+    } catch {
+      return { found: true };
+    } finally {
+      closeSync(fd);
     }
     if (bytes.length < HEADER || !bytes.subarray(0, MAGIC.length).equals(MAGIC)) return { found: true };
     const pathLength = bytes.readUInt32LE(MAGIC.length);
@@ -108,7 +122,7 @@ function createBundleLoader(bundleDir, options = {}) {
         header.writeUInt32LE(sourceBytes.length, MAGIC.length + 4);
         header.writeUInt32LE(crc32(data) >>> 0, MAGIC.length + 8);
         const temp = `${cacheFile}.${process.pid}.tmp`;
-        writeFileSync(temp, Buffer.concat([header, path, sourceBytes, data]));
+        writeFileSync(temp, Buffer.concat([header, path, sourceBytes, data]), { mode: 0o600 });
         // Whole or not at all, whatever another rxpush running at the same time does.
         renameSync(temp, cacheFile);
       } catch {
@@ -140,7 +154,7 @@ function createBundleLoader(bundleDir, options = {}) {
  */
 function makeDirectory(path) {
   try {
-    mkdirSync(path);
+    mkdirSync(path, { mode: 0o700 });
     return;
   } catch (error) {
     if (isDirectoryAfter(error, path)) return;
@@ -149,7 +163,7 @@ function makeDirectory(path) {
     makeDirectory(parent);
   }
   try {
-    mkdirSync(path);
+    mkdirSync(path, { mode: 0o700 });
   } catch (error) {
     if (!isDirectoryAfter(error, path)) throw error;
   }
