@@ -54,6 +54,18 @@ async function cacheFiles(cacheDir: string): Promise<string[]> {
   return (await readdir(dir)).map((name) => join(dir, name)).sort();
 }
 
+/** A bundle of two chunks run once, so the cache holds a file for each. */
+async function cachedBundle(t: { after(fn: () => Promise<void>): void }): Promise<{ bundle: string; cache: string; entryCache: string; partCache: string }> {
+  const dir = await tempDir(t);
+  const [bundle, cache] = [join(dir, 'bundle'), join(dir, 'cache')];
+  await mkdir(bundle);
+  await makeBundle(bundle);
+  await load(bundle, cache);
+  const [entryCache, partCache] = await cacheFiles(cache);
+  assert.ok(entryCache !== undefined && partCache !== undefined && entryCache.includes('entry.cjs') && partCache.includes('part.cjs'));
+  return { bundle, cache, entryCache, partCache };
+}
+
 describe('tools/bundle/load-bundle.cjs', () => {
   it('compiles the chunks the first time, caches them as the process ends, and runs them from the cache after', async (t) => {
     const dir = await tempDir(t);
@@ -74,13 +86,7 @@ describe('tools/bundle/load-bundle.cjs', () => {
   });
 
   it('ignores a garbled or foreign cache file, runs the chunk compiled, and replaces the file', async (t) => {
-    const dir = await tempDir(t);
-    const [bundle, cache] = [join(dir, 'bundle'), join(dir, 'cache')];
-    await mkdir(bundle);
-    await makeBundle(bundle);
-    await load(bundle, cache);
-    const [entryCache, partCache] = await cacheFiles(cache);
-    assert.ok(entryCache !== undefined && partCache !== undefined && entryCache.includes('entry.cjs') && partCache.includes('part.cjs'));
+    const { bundle, cache, entryCache, partCache } = await cachedBundle(t);
 
     // A flipped byte in V8's data (at the end of the file): its CRC no longer matches, and V8 would not notice.
     const bytes = await readFile(entryCache);
@@ -97,13 +103,7 @@ describe('tools/bundle/load-bundle.cjs', () => {
   });
 
   it('runs no cached code from a file that another user owns or others may write, and writes its own 0600', async (t) => {
-    const dir = await tempDir(t);
-    const [bundle, cache] = [join(dir, 'bundle'), join(dir, 'cache')];
-    await mkdir(bundle);
-    await makeBundle(bundle);
-    await load(bundle, cache);
-    const [entryCache, partCache] = await cacheFiles(cache);
-    assert.ok(entryCache !== undefined && partCache !== undefined);
+    const { bundle, cache, entryCache, partCache } = await cachedBundle(t);
     assert.equal((await stat(entryCache)).mode & 0o777, 0o600);
     assert.equal((await stat(join(cache, 'code-cache'))).mode & 0o777, 0o700);
 
