@@ -51,6 +51,8 @@ const MAX_FORMS = 4;
 const MAX_ENTRIES = 4000;
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
 const FILE_NAME = 'digests.json';
+/** An entry's last use is written again only when it is older than this (seconds): a push that learnt nothing new writes nothing. */
+const USED_REFRESH_S = 24 * 60 * 60;
 const FORMAT = 2;
 
 /**
@@ -85,6 +87,8 @@ export class DigestCache {
   #loaded: Promise<Map<Digest, Entry>> | undefined;
   /** What this instance learnt since the last flush, to merge into the file as it is then. */
   #pending = new Map<Digest, Entry>();
+  /** The file's entries as this instance read them, before its own changes. */
+  #asRead: Map<Digest, Entry> | undefined;
   #gaveUp = false;
 
   constructor(dir: string, options: DigestCacheOptions = {}) {
@@ -129,6 +133,10 @@ export class DigestCache {
     if (this.#pending.size === 0 || this.#gaveUp) return;
     const pending = this.#pending;
     this.#pending = new Map();
+    // A second push of the same image learns what the file says already: no write (it cost a mkdir, a
+    // write and a rename of up to 4 MiB on every push).
+    const read = this.#asRead;
+    if (read !== undefined && [...pending].every(([digest, change]) => alreadyKnown(read.get(digest), change))) return;
     await this.#bounded('write', async () => {
       const entries = parseFile(await this.#files.read(this.#path, MAX_FILE_BYTES));
       for (const [digest, change] of pending) entries.set(digest, merge(entries.get(digest), change));
@@ -155,6 +163,7 @@ export class DigestCache {
     let entries = new Map<Digest, Entry>();
     await this.#bounded('read', async () => {
       entries = parseFile(await this.#files.read(this.#path, MAX_FILE_BYTES));
+      this.#asRead = new Map(entries);
     });
     for (const [digest, change] of this.#pending) entries.set(digest, merge(entries.get(digest), change));
     return entries;
@@ -239,6 +248,18 @@ function serialize(entries: Map<Digest, Entry>): string {
     if (text.length <= MAX_FILE_BYTES || newest.length === 0) return text;
     newest.splice(Math.floor(newest.length * 0.75));
   }
+}
+
+/** Whether the file already says all that a change says, with a last use recent enough to keep. */
+function alreadyKnown(entry: Entry | undefined, change: Entry): boolean {
+  if (entry === undefined) return false;
+  const forms = new Set((entry.compressed ?? []).map((form) => form.digest));
+  const places = entry.locations ?? [];
+  return (
+    (change.compressed ?? []).every((form) => forms.has(form.digest)) &&
+    (change.locations ?? []).every((place) => places.some((other) => other.registry === place.registry && other.repository === place.repository)) &&
+    (change.used ?? 0) - (entry.used ?? 0) < USED_REFRESH_S
+  );
 }
 
 function merge(into: Entry | undefined, change: Entry): Entry {

@@ -73,6 +73,36 @@ describe('DigestCache', () => {
     assert.deepEqual(calls, ['read', 'write', 'read'], 'lookups share one read');
   });
 
+  it('writes nothing when a push learnt only what the file says, and writes what is new', async () => {
+    const calls: string[] = [];
+    const store = new Map<string, string>();
+    const files: CacheFiles = {
+      read: async (path) => (calls.push('read'), store.get(path)),
+      write: async (path, text) => void (calls.push('write'), store.set(path, text)),
+    };
+    const dir = await freshDir();
+    const first = new DigestCache(dir, { files });
+    first.addCompressedForm(diffId, { digest: gz, size: 10, mediaType: GZIP });
+    first.addLocation(gz, { registry: 'r', repository: 'app' });
+    await first.flush();
+    assert.deepEqual(calls, ['read', 'write']);
+
+    // A second push: it looks the layer up, finds it, and records the same again.
+    const second = new DigestCache(dir, { files });
+    assert.equal((await second.compressedForms(diffId)).length, 1);
+    second.addCompressedForm(diffId, { digest: gz, size: 10, mediaType: GZIP });
+    second.addLocation(gz, { registry: 'r', repository: 'app' });
+    await second.flush();
+    assert.deepEqual(calls, ['read', 'write', 'read'], 'nothing new, nothing written');
+
+    const third = new DigestCache(dir, { files });
+    await third.locations(gz);
+    third.addLocation(gz, { registry: 'r', repository: 'other' });
+    await third.flush();
+    assert.deepEqual(calls, ['read', 'write', 'read', 'read', 'read', 'write'], 'a new location is written');
+    assert.deepEqual((await new DigestCache(dir, { files }).locations(gz)).map((l) => l.repository), ['other', 'app']);
+  });
+
   it('keeps what another run wrote meanwhile', async () => {
     const dir = await freshDir();
     const first = new DigestCache(dir);
