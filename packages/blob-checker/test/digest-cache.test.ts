@@ -40,6 +40,17 @@ async function seeded(dir: string): Promise<void> {
   await cache.flush();
 }
 
+/** A disk in memory that lists the reads and writes made of it. */
+function countingFiles(): { files: CacheFiles; calls: string[] } {
+  const calls: string[] = [];
+  const store = new Map<string, string>();
+  const files: CacheFiles = {
+    read: async (path) => (calls.push('read'), store.get(path)),
+    write: async (path, text) => void (calls.push('write'), store.set(path, text)),
+  };
+  return { files, calls };
+}
+
 describe('DigestCache', () => {
   it('remembers compressed forms and locations across instances', async () => {
     const cache = new DigestCache(await freshDir());
@@ -55,12 +66,7 @@ describe('DigestCache', () => {
   });
 
   it('writes one file once per flush, and touches the disk for nothing else', async () => {
-    const calls: string[] = [];
-    const store = new Map<string, string>();
-    const files: CacheFiles = {
-      read: async (path) => (calls.push('read'), store.get(path)),
-      write: async (path, text) => void (calls.push('write'), store.set(path, text)),
-    };
+    const { files, calls } = countingFiles();
     const cache = new DigestCache(await freshDir(), { files });
     for (let i = 0; i < 50; i++) cache.addLocation(sha256Digest(`blob ${i}`), { registry: 'r', repository: 'app' });
     assert.deepEqual(calls, [], 'recording reads and writes nothing');
@@ -74,12 +80,7 @@ describe('DigestCache', () => {
   });
 
   it('writes nothing when a push learnt only what the file says, and writes what is new', async () => {
-    const calls: string[] = [];
-    const store = new Map<string, string>();
-    const files: CacheFiles = {
-      read: async (path) => (calls.push('read'), store.get(path)),
-      write: async (path, text) => void (calls.push('write'), store.set(path, text)),
-    };
+    const { files, calls } = countingFiles();
     const dir = await freshDir();
     const first = new DigestCache(dir, { files });
     first.addCompressedForm(diffId, { digest: gz, size: 10, mediaType: GZIP });
