@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 
 import type { PushEvent } from '@rxpush/core';
@@ -71,5 +72,27 @@ describe('cancelling a push', () => {
     await env.proxy.settled(deleted);
     assert.ok(deleted.status !== undefined && deleted.status < 300, `DELETE answered ${deleted.status}`);
     assert.equal(await env.direct.hasManifest('cancel/cli', '1.0'), undefined);
+  });
+});
+
+describe('cancelling a push whose uploads wait for a slot', () => {
+  const env = useProxiedRegistry('cancel-ahead', [{ tags: ['latest'], layers: [1, 2, 3, 4].map((i) => ({ files: 1, fileSize: 300_000, seed: `ahead-${i}` })) }]);
+
+  it('gives back every session: those of the uploads in flight and those opened ahead of their slot', { timeout: 20_000 }, async () => {
+    const put = /cancel\/ahead\/blobs\/uploads\/.*digest=/;
+    env.proxy.addFault({ method: 'PUT', path: put, fault: { kind: 'stall' } });
+    const posts = () => env.proxy.requests.filter((r) => r.method === 'POST' && r.url.includes('cancel/ahead/blobs/uploads/') && r.status === 202);
+    const subscription = push({ source: `oci:${env.layout.dir}:latest`, destination: `${env.proxy.host}/cancel/ahead:1.0`, cacheDir: false, concurrency: 2 }).subscribe();
+    await env.proxy.waitFor('PUT', put);
+    // Two uploads send (stalled); two more have opened their sessions and wait for a slot.
+    for (let i = 0; i < 200 && posts().length < 4; i++) await delay(25);
+    assert.equal(posts().length, 4, 'sessions opened');
+    subscription.unsubscribe();
+
+    // Every session the registry opened is given back: as many distinct sessions DELETEd as POSTs answered.
+    const deletes = () => env.proxy.requests.filter((r) => r.method === 'DELETE' && r.url.includes('cancel/ahead/blobs/uploads/') && r.status !== undefined && r.status < 300);
+    for (let i = 0; i < 200 && deletes().length < posts().length; i++) await delay(25);
+    assert.equal(new Set(deletes().map((r) => sessionOf(r.url))).size, posts().length, 'sessions left open in the registry');
+    assert.equal(await env.direct.hasManifest('cancel/ahead', '1.0'), undefined);
   });
 });

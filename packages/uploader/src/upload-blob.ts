@@ -45,6 +45,9 @@ export const RESUMABLE_CHUNK_SIZE = 64 * 1024 * 1024;
 /** A cancelled push gives its sessions back, but does not wait on a registry that stopped answering. */
 const CANCEL_TIMEOUT_MS = 10_000;
 
+/** What an upload waits at before it sends (upload slots): `work` is subscribed to once it may go. */
+export type Gate = <T>(work: Observable<T>) => Observable<T>;
+
 /** The end of one attempt, in the attempt's own stream: the blob is in the registry. */
 type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
 
@@ -60,7 +63,7 @@ type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
  * source is never attempted twice (its stream is read once): it fails with the failure itself. Unsubscribing
  * aborts the request in flight and DELETEs the open session once that request is over.
  */
-export function uploadBlob(blob: BlobSource, context: UploadContext): Observable<PushEvent> {
+export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate): Observable<PushEvent> {
   return defer(() => {
     const { client, logger, sessions } = context;
     const progress: BlobProgress = { id: shortId(blob.key), key: blob.key, role: blob.role };
@@ -168,8 +171,34 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       return session;
     };
 
+    /**
+     * With a gate, the session is opened as the upload starts to wait at it, so a slot that frees starts sending at
+     * once instead of waiting for a POST while the registry and both cores idle (the curl floor too sends every POST
+     * first). Its place at the gate is taken at once, so uploads go in the order they came. A session opened ahead is
+     * cancelled as any other if the push is; should the POST fail, `send` makes it again, with its retries: this is
+     * only a head start.
+     */
+    const ahead = new AbortController();
+    let opened: Promise<void> | undefined;
+    /** Retries of the POST made ahead, told once the upload goes on (its stream is not running before). */
+    const heldRetries: RetryingEvent[] = [];
+    const openAhead = async (): Promise<void> => {
+      try {
+        const start = await client.startUpload(context.repository, { signal: ahead.signal, budget, onRetry: (retrying) => void heldRetries.push(retrying) });
+        assert(start.kind === 'session', `the registry mounted ${blob.key} though no mount was asked for`);
+        if (ahead.signal.aborted) void client.cancelUpload(start, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS) });
+        else state.session = start;
+      } catch (error) {
+        if (!ahead.signal.aborted) logger.debug({ key: blob.key, err: error }, 'opening the upload ahead failed; the upload opens it itself');
+      } finally {
+        opened = undefined;
+      }
+    };
+
     /** Opens a session unless one is left to resume (from this run or an earlier one), and sends the blob's bytes into it. */
     const send = async (request: Request, emit: (step: Step) => void): Promise<Sent> => {
+      await opened;
+      for (const retrying of heldRetries.splice(0)) emit({ ...retrying, id: progress.id });
       if (state.session === undefined && !looked) {
         looked = true;
         state.session = await stored(request);
@@ -257,7 +286,11 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       );
     };
 
-    return attempt(1).pipe(
+    // A session kept for a later run is looked for first, behind the gate as before; otherwise the POST goes ahead.
+    if (gate !== undefined && store === undefined) opened = openAhead();
+    const steps = gate === undefined ? attempt(1) : attempt(1).pipe(gate);
+
+    return steps.pipe(
       mergeMap((step): PushEvent[] => {
         if (step.type !== 'sent') return [step];
         const { sent } = step;
@@ -275,6 +308,8 @@ export function uploadBlob(blob: BlobSource, context: UploadContext): Observable
       // A session left open holds registry storage until it expires: give it back, once the aborted request is over;
       // unless it is kept for the next run to resume (crash, kill, Ctrl-C, a lost network).
       finalize(() => {
+        // A POST still under way for a session opened ahead: its session is cancelled once it answers.
+        if (opened !== undefined) ahead.abort();
         if (store !== undefined && state.session !== undefined && state.session.offset > 0) {
           logger.debug({ key: blob.key, offset: state.session.offset }, 'upload session kept for the next push to resume');
           return;

@@ -4,8 +4,8 @@ import { asyncScheduler, connect, filter, merge, mergeMap, type Observable, type
 
 import { assertCompression } from './compression.js';
 import type { SessionStore } from './session-store.js';
-import { uploadBlob, type UploadContext } from './upload-blob.js';
-import { sharedUploadLimiter, type UploadLimiter } from './upload-limiter.js';
+import { uploadBlob, type Gate, type UploadContext } from './upload-blob.js';
+import { sharedUploadLimiter, UploadLimiter } from './upload-limiter.js';
 
 /** Options of {@link uploadBlobs}. */
 export interface UploadBlobsOptions {
@@ -89,8 +89,15 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
   };
   const limiter = options.limiter ?? sharedUploadLimiter;
   const upload = (event: BlobEvent): Observable<PushEvent> => uploadBlob(event.blob, context);
-  return connect((events) =>
-    merge(
+  return connect((events) => {
+    // With two or more at once, `concurrency` is a limiter of this subscription's own in front of the shared one (a
+    // blob takes its slot here before one of the process, so it never holds a shared slot while it waits for its
+    // own), and as many blobs again open their sessions ahead and wait at it: a slot that frees goes straight to the
+    // next PUT, not to a POST while the registry and both cores idle (~20 ms per round of uploads). Concurrency 1
+    // stays one upload, POST included, at a time.
+    const own = Number.isSafeInteger(concurrency) && concurrency >= 2 ? new UploadLimiter(concurrency) : undefined;
+    const gate: Gate | undefined = own === undefined ? undefined : (work) => work.pipe(limiter.limit(), own.limit());
+    return merge(
       // Everything else passes at once, never queued behind busy upload slots.
       events.pipe(filter((event) => event.type !== 'blob')),
       // Blobs of a sequential source all start at once, outside `concurrency` and the limiter: their shared
@@ -107,8 +114,10 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
       events.pipe(
         filter(isEvent('blob')),
         filter((event) => event.blob.sequential !== true),
-        mergeMap((event) => upload(event).pipe(limiter.limit()), concurrency),
+        own === undefined
+          ? mergeMap((event) => upload(event).pipe(limiter.limit()), concurrency)
+          : mergeMap((event) => uploadBlob(event.blob, context, gate), 2 * concurrency),
       ),
-    ),
-  );
+    );
+  });
 }

@@ -151,6 +151,31 @@ describe('uploadBlobs', () => {
     await assert.rejects(done, /enough/);
   });
 
+  it('opens the next uploads\' sessions while the first ones send, so a freed slot goes straight to a PUT', async (t) => {
+    const { client, on, requests } = registry(t);
+    const layers = [1, 2, 3, 4].map((i) => layer(Buffer.from(`layer ${i}`)));
+    for (let i = 1; i <= 4; i++) on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u${i}` } });
+    // The MockAgent hands the POST answers out in the order the POSTs come, so any session may go to any layer.
+    for (let i = 1; i <= 4; i++) on('PUT', `${UPLOADS}*`, { status: 201, delayMs: 50 });
+    const events = await run(client, layers.map((l) => l.blob), { concurrency: 2 });
+    assert.equal(events.filter((e) => e.type === 'blob-ready').length, 4);
+    const order = requests().map((r) => r.split(' ')[0]);
+    assert.deepEqual(order.slice(0, 4), ['POST', 'POST', 'POST', 'POST'], 'every session was opened before the first PUT was answered');
+    assert.equal(order.filter((m) => m === 'PUT').length, 4);
+  });
+
+  it('reports the retries of a session opened ahead as the upload\'s own', async (t) => {
+    const { client, on } = registry(t);
+    const { blob, digest } = layer(Buffer.from('a layer whose POST is refused once'));
+    on('POST', UPLOADS, { status: 429, headers: { 'retry-after': '0' } });
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
+    on('PUT', `${UPLOADS}u1?digest=${digest}`, { status: 201 });
+    const events = await run(client, [blob], { concurrency: 2 });
+    assert.deepEqual(types(events), ['retrying', 'pushed', 'blob-ready']);
+    const retrying = events.find((e) => e.type === 'retrying');
+    assert.equal(retrying?.type === 'retrying' && retrying.id, shortId(digest));
+  });
+
   it('restarts a broken upload in a fresh session, re-opening the source, and cancels the broken session', async (t) => {
     const { client, on, requests } = registry(t);
     const bytes = Buffer.from('a layer that breaks once');
