@@ -179,6 +179,9 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
      * only a head start.
      */
     const ahead = new AbortController();
+    /** Set when the upload is torn down while its POST ahead is under way: the session it answers with is given back. */
+    let cancelled = false;
+    let giveUp: NodeJS.Timeout | undefined;
     let opened: Promise<void> | undefined;
     /** Retries of the POST made ahead, told once the upload goes on (its stream is not running before). */
     const heldRetries: RetryingEvent[] = [];
@@ -186,12 +189,13 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
       try {
         const start = await client.startUpload(context.repository, { signal: ahead.signal, budget, onRetry: (retrying) => void heldRetries.push(retrying) });
         assert(start.kind === 'session', `the registry mounted ${blob.key} though no mount was asked for`);
-        if (ahead.signal.aborted) void client.cancelUpload(start, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS) });
+        if (cancelled) void client.cancelUpload(start, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS) });
         else state.session = start;
       } catch (error) {
-        if (!ahead.signal.aborted) logger.debug({ key: blob.key, err: error }, 'opening the upload ahead failed; the upload opens it itself');
+        if (!cancelled) logger.debug({ key: blob.key, err: error }, 'opening the upload ahead failed; the upload opens it itself');
       } finally {
         opened = undefined;
+        clearTimeout(giveUp);
       }
     };
 
@@ -308,8 +312,13 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
       // A session left open holds registry storage until it expires: give it back, once the aborted request is over;
       // unless it is kept for the next run to resume (crash, kill, Ctrl-C, a lost network).
       finalize(() => {
-        // A POST still under way for a session opened ahead: its session is cancelled once it answers.
-        if (opened !== undefined) ahead.abort();
+        // A POST still under way for a session opened ahead is let answer, so that its session can be given back
+        // (aborted, the registry may have opened it all the same, and its Location is lost); it has no body to
+        // send, and it waits no longer than a DELETE would.
+        if (opened !== undefined) {
+          cancelled = true;
+          giveUp = setTimeout(() => ahead.abort(), CANCEL_TIMEOUT_MS).unref();
+        }
         if (store !== undefined && state.session !== undefined && state.session.offset > 0) {
           logger.debug({ key: blob.key, offset: state.session.offset }, 'upload session kept for the next push to resume');
           return;
