@@ -78,6 +78,19 @@ describe('readImages from docker-daemon:', () => {
     assert.deepEqual(engine.paths, ['/images/app:1/json', '/images/app:1/get', '/images/app:1/json'], 'the changed image is not saved');
   });
 
+  it('fails, in one line naming the request, when the second save of the image fails', async (t) => {
+    const engine = await fakeEngine(t);
+    const image = await daemonImage(engine.host);
+    const layers = image.layers.kind === 'list' ? image.layers.layers : [];
+    await Promise.all([...layers, image.config].map(async (blob) => buffer(await blob.open())));
+    engine.failSaves();
+    await assert.rejects(buffer(await layers[0]!.open()), (err: PushError) => {
+      assert.equal(err.code, 'INVALID_SOURCE');
+      assert.match(err.message, /^GET unix:\/\/\S+\/images\/app:1\/get → 500: write \/var\/lib\/docker\/tmp\/docker-export-1: no space left on device$/);
+      return true;
+    });
+  });
+
   it('says an image the engine lacks is not there', async (t) => {
     const engine = await fakeEngine(t);
     await fails('docker-daemon:app:2', { code: 'SOURCE_NOT_FOUND', message: new RegExp(`^image app:2 not found in the Docker Engine at ${engine.host}; docker pull it or check the name$`) }, { dockerHost: engine.host });

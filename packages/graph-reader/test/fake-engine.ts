@@ -19,6 +19,8 @@ export interface FakeEngine {
   readonly archive: Buffer;
   /** From now on `app:1` is another image (the layers `options.changed`), as after a `docker build -t app:1`. */
   change(): void;
+  /** From now on `GET /images/app:1/get` fails, as a `docker save` that runs out of disk does. */
+  failSaves(): void;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function fakeEngine(t: TestContext, options: { stallAfter?: number;
   const { image, archive } = first;
   const other = await saved('changed.tar', options.changed ?? [{ a: 'a' }, { c: 'c' }]);
   let serving = first;
+  let failing = false;
   const paths: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     paths.push(req.url ?? '');
@@ -47,6 +50,9 @@ export async function fakeEngine(t: TestContext, options: { stallAfter?: number;
       const { image } = serving;
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ Id: image.configDigest, RepoTags: ['app:1'], Architecture: 'arm64', Os: 'linux', Variant: 'v8', RootFS: { Type: 'layers', Layers: image.diffIds } }));
+    } else if (req.url === '/images/app:1/get' && failing) {
+      res.statusCode = 500;
+      res.end(JSON.stringify({ message: 'write /var/lib/docker/tmp/docker-export-1: no space left on device' }));
     } else if (req.url === '/images/app:1/get') {
       const { archive } = serving;
       res.setHeader('content-type', 'application/x-tar');
@@ -71,5 +77,6 @@ export async function fakeEngine(t: TestContext, options: { stallAfter?: number;
     config: image.config,
     archive,
     change: () => void (serving = other),
+    failSaves: () => void (failing = true),
   };
 }
