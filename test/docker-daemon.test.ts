@@ -5,12 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { silentLogger, type Logger, type PushEvent } from '@rxpush/core';
+import { silentLogger, type Digest, type Logger, type PushEvent } from '@rxpush/core';
 import { checkBlobs } from '@rxpush/blob-checker';
 import { walkLayers } from '@rxpush/layer-walker';
 import { pushManifests } from '@rxpush/manifest-signer';
@@ -24,6 +24,7 @@ import { readDockerDaemon } from '../packages/graph-reader/src/docker-daemon/rea
 import { makeOciLayout, type OciLayoutFixture } from '../tools/fixtures.ts';
 import { makeCertificates, startRegistry, type RunningRegistry, type TestCertificates } from '../tools/registry.ts';
 import { useDockerd } from './helpers/docker-engine.ts';
+import { startFaultProxy } from './helpers/fault-proxy.ts';
 import { runCli, startCli } from './helpers/run-cli.ts';
 import { skopeoCopy } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
@@ -76,6 +77,14 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     const [layers, id] = inspected.stdout.trim().split(' ');
     assert.deepEqual(JSON.parse(layers ?? '[]'), fixture.images[0]?.diffIds);
     assert.equal(id ?? '', ids.get(name));
+  }
+
+  /** Puts the config of fixtures/small:v1 in `repository`, so the push's first PATCH or PUT is a layer's. */
+  async function storeConfigOfSmall(repository: string): Promise<void> {
+    const config = (ids.get('fixtures/small:v1') ?? '') as Digest;
+    const session = await client.startUpload(repository);
+    assert.equal(session.kind, 'session');
+    if (session.kind === 'session') await client.finishUpload(session, config, { body: await readFile(join(small.dir, 'blobs', 'sha256', config.slice('sha256:'.length))) });
   }
 
   before(async () => {
@@ -287,6 +296,58 @@ describe('pushing from a Docker Engine (docker-daemon:)', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^v1: digest: sha256:[a-f0-9]{64} size: \d+$/m);
     assert.ok(await client.hasManifest('daemon/cli', 'v1'));
+  });
+
+  it("retries a layer whose upload is reset mid-body from a new save stream, while the first goes on feeding the others", async (t) => {
+    if (!dockerd.require(t)) return;
+    const proxy = await startFaultProxy({ target: registry.host });
+    try {
+      // The registry has the config already, so the first PATCH is a layer's (~400 kB, in one PATCH of unknown
+      // length): it is cut off after 100 kB.
+      await storeConfigOfSmall('daemon/retry');
+      proxy.addFault({ method: 'PATCH', path: /\/v2\/daemon\/retry\/blobs\/uploads\//, nth: 1, fault: { kind: 'reset', afterBytes: 100_000 } });
+      const messages: string[] = [];
+      const logger: Logger = { debug: (_fields, message) => void messages.push(message ?? ''), info() {}, warn() {}, error() {}, child: () => logger };
+      const events = await lastValueFrom(
+        push({ source: 'docker-daemon:fixtures/small:v1', destination: `${proxy.host}/daemon/retry:v1`, cacheDir: false, retry: { baseDelayMs: 10 }, logger }).pipe(toArray()),
+      );
+      const reset = proxy.requests.filter((request) => request.fault === 'reset');
+      assert.equal(reset.length, 1, 'one PATCH was reset');
+      const [retrying, ...more] = ofType(events, 'retrying');
+      assert.equal(more.length, 0);
+      assert.match(retrying?.reason ?? '', /^PATCH http:\/\/127\.0\.0\.1:\d+\/v2\/daemon\/retry\/blobs\/uploads\/\S+ failed/);
+      assert.equal(ofType(events, 'exists').length, 1, 'the config');
+      assert.equal(ofType(events, 'pushed').length, 3);
+      assert.equal(messages.filter((m) => m === 'reading a blob again from a new save stream').length, 1, 'the broken layer alone was read again');
+      // The other layers went up once each, from the first stream: one more PATCH than layers, the reset one.
+      assert.equal(proxy.requests.filter((request) => request.method === 'PATCH').length, 4);
+    } finally {
+      await proxy.close();
+    }
+    await pullsBackAs(`${registry.host}/daemon/retry:v1`, 'fixtures/small:v1', small);
+  });
+
+  it("lands a layer whose commit reached the registry but whose answer was lost, confirming it with a HEAD rather than reading it again", async (t) => {
+    if (!dockerd.require(t)) return;
+    const proxy = await startFaultProxy({ target: registry.host });
+    try {
+      await storeConfigOfSmall('daemon/lost-commit');
+      // The first commit (an empty PUT ?digest= after a layer's PATCH) reaches the registry; its answer does not.
+      proxy.addFault({ method: 'PUT', path: /\/v2\/daemon\/lost-commit\/blobs\/uploads\/.*digest=/, nth: 1, fault: { kind: 'reset', afterBytes: 1 } });
+      const messages: string[] = [];
+      const logger: Logger = { debug: (_fields, message) => void messages.push(message ?? ''), info() {}, warn() {}, error() {}, child: () => logger };
+      const events = await lastValueFrom(
+        push({ source: 'docker-daemon:fixtures/small:v1', destination: `${proxy.host}/daemon/lost-commit:v1`, cacheDir: false, retry: { baseDelayMs: 10 }, logger }).pipe(toArray()),
+      );
+      assert.equal(proxy.requests.filter((request) => request.fault === 'reset').length, 1);
+      assert.equal(ofType(events, 'retrying').length, 1);
+      assert.equal(ofType(events, 'pushed').length, 3);
+      assert.equal(messages.filter((m) => m === 'reading a blob again from a new save stream').length, 0, 'nothing was read again');
+      assert.equal(proxy.requests.filter((request) => request.method === 'PATCH').length, 3, 'nothing was sent again');
+    } finally {
+      await proxy.close();
+    }
+    await pullsBackAs(`${registry.host}/daemon/lost-commit:v1`, 'fixtures/small:v1', small);
   });
 
   it("ends with the registry's connection error and exit 1 when the registry dies mid-push, never as a cancelled push", async (t) => {

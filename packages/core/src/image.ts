@@ -59,13 +59,15 @@ export interface BlobSource {
   openFile?(options?: OpenOptions): Promise<FileHandle>;
   /**
    * True when the bytes come from one stream the source shares among its blobs and reads in its own order
-   * (a `docker save` over the API): the uploader then opens all such blobs at once, since a blob queued
-   * behind a concurrency limit would stall the shared stream.
+   * (a `docker save` over the API): the uploader then opens all such blobs at once on the first attempt, since a
+   * blob queued behind a concurrency limit would stall the shared stream. A retry calls `release()` first; the
+   * source's `open()` then reads the blob from a stream of its own.
    */
   readonly sequential?: boolean;
   /**
-   * Tells the source that this push will not read the bytes (the registry has them), so a source that
-   * reads one sequential stream (a `docker save` over the API) can skip past them instead of waiting.
+   * Tells the source that this push will not read the bytes from its shared stream (the registry has them, or the
+   * upload broke and its retry opens them again), so a source that reads one sequential stream (a `docker save`
+   * over the API) can skip past them instead of waiting.
    */
   release?(): void;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { describe, it, type TestContext } from 'node:test';
 
-import type { ImageRecord, PushEvent } from '@rxpush/core';
+import type { ImageRecord, PushError, PushEvent } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
 import { dockerTlsFromEnv } from '../src/docker-daemon/engine.js';
@@ -13,6 +13,12 @@ import { readImages } from '../src/index.js';
 import { sha256 } from './docker-save-fixtures.js';
 import { fakeEngine } from './fake-engine.js';
 import { fails } from './read.js';
+
+async function daemonImage(dockerHost: string): Promise<ImageRecord> {
+  const [event] = await lastValueFrom(readImages('docker-daemon:app:1', { dockerHost }).pipe(toArray()));
+  assert.equal(event?.type, 'image');
+  return (event as { image: ImageRecord }).image;
+}
 
 async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-daemon-'));
@@ -41,6 +47,48 @@ describe('readImages from docker-daemon:', () => {
     assert.deepEqual(bytes.slice(0, 2).map(sha256), engine.diffIds);
     assert.deepEqual(bytes[2], engine.config);
     assert.deepEqual(engine.paths, ['/images/app:1/json', '/images/app:1/get']);
+  });
+
+  it('reads a layer opened a second time (its upload broke) from a new save of the image, through to that layer', async (t) => {
+    const engine = await fakeEngine(t);
+    const image = await daemonImage(engine.host);
+    const layers = image.layers.kind === 'list' ? image.layers.layers : [];
+    const bytes = await Promise.all([...layers, image.config].map(async (blob) => buffer(await blob.open())));
+    assert.deepEqual(bytes.slice(0, 2).map(sha256), engine.diffIds);
+    assert.equal(sha256(await buffer(await layers[1]!.open())), engine.diffIds[1]);
+    assert.deepEqual(engine.paths, ['/images/app:1/json', '/images/app:1/get', '/images/app:1/json', '/images/app:1/get']);
+    assert.deepEqual(await buffer(await image.config.open()), engine.config, 'the config was kept: no third save');
+    assert.equal(engine.paths.length, 4);
+  });
+
+  it('refuses, in one line, to read a layer again from an image that changed in the engine since', async (t) => {
+    const engine = await fakeEngine(t);
+    const image = await daemonImage(engine.host);
+    const layers = image.layers.kind === 'list' ? image.layers.layers : [];
+    await Promise.all([...layers, image.config].map(async (blob) => buffer(await blob.open())));
+    engine.change();
+    await assert.rejects(
+      buffer(await layers[1]!.open()),
+      (err: PushError) => {
+        assert.equal(err.code, 'INVALID_SOURCE');
+        assert.match(err.message, /^docker-daemon:app:1: app:1 changed in the Docker Engine at unix:\/\/\S+ while it was pushed \(it is image [0-9a-f]{12} now, was [0-9a-f]{12}\), so a broken upload cannot be retried from it; push again$/);
+        return true;
+      },
+    );
+    assert.deepEqual(engine.paths, ['/images/app:1/json', '/images/app:1/get', '/images/app:1/json'], 'the changed image is not saved');
+  });
+
+  it('fails, in one line naming the request, when the second save of the image fails', async (t) => {
+    const engine = await fakeEngine(t);
+    const image = await daemonImage(engine.host);
+    const layers = image.layers.kind === 'list' ? image.layers.layers : [];
+    await Promise.all([...layers, image.config].map(async (blob) => buffer(await blob.open())));
+    engine.failSaves();
+    await assert.rejects(buffer(await layers[0]!.open()), (err: PushError) => {
+      assert.equal(err.code, 'INVALID_SOURCE');
+      assert.match(err.message, /^GET unix:\/\/\S+\/images\/app:1\/get → 500: write \/var\/lib\/docker\/tmp\/docker-export-1: no space left on device$/);
+      return true;
+    });
   });
 
   it('says an image the engine lacks is not there', async (t) => {

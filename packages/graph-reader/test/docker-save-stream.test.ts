@@ -39,8 +39,9 @@ async function save(t: TestContext, edit?: (entries: TarEntry[]) => TarEntry[] |
 }
 
 /** A reader over `saved`, streamed in small chunks; counts starts and closes. */
-function reader(saved: Saved, options: Partial<SaveStreamOptions> = {}, chunkSize = 4096): { reader: SaveStreamReader; starts: () => number; closes: () => number } {
+function reader(saved: Saved, options: Partial<SaveStreamOptions> = {}, chunkSize = 4096): { reader: SaveStreamReader; starts: () => number; closes: () => number; agains: boolean[] } {
   let starts = 0;
+  const agains: boolean[] = [];
   let closes = 0;
   const stream = new SaveStreamReader({
     source: 'docker-daemon:app:1',
@@ -48,15 +49,16 @@ function reader(saved: Saved, options: Partial<SaveStreamOptions> = {}, chunkSiz
     diffIds: saved.diffIds,
     logger: silentLogger,
     alternative: 'save it first',
-    start: async () => {
+    start: async (_signal, again) => {
       starts++;
+      agains.push(again);
       const chunks: Buffer[] = [];
       for (let at = 0; at < saved.bytes.length; at += chunkSize) chunks.push(saved.bytes.subarray(at, at + chunkSize));
       return { stream: Readable.from(chunks), close: async () => void closes++ };
     },
     ...options,
   });
-  return { reader: stream, starts: () => starts, closes: () => closes };
+  return { reader: stream, starts: () => starts, closes: () => closes, agains };
 }
 
 async function rejectsWith(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
@@ -190,27 +192,48 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
     }
   });
 
-  it('stops the stream when the push stops reading a layer', async (t) => {
+  it('stops the stream when the push is cancelled while reading a layer', async (t) => {
     const saved = await save(t);
-    // In 512-byte chunks every layer arrives in several: the first one's reader goes away as it starts.
+    // In 512-byte chunks every layer arrives in several: the first one's reader is cancelled as it starts.
     const { reader: r, closes } = reader(saved, {}, 512);
     r.release(saved.imageId);
     const [first, ...later] = saved.streamOrder as [Digest, ...Digest[]];
     const others = later.map((key) => [key, r.open(key).then((stream) => buffer(stream))] as const);
     for (const [, reading] of others) reading.catch(() => {});
-    (await r.open(first)).destroy();
+    const cancel = new AbortController();
+    const stream = await r.open(first, { signal: cancel.signal });
+    stream.on('error', () => {});
+    cancel.abort();
     await sleep(20);
     assert.equal(closes(), 1);
     for (const [, reading] of others) await rejectsWith(reading, 'CANCELLED', /the push stopped reading docker-daemon:app:1/);
   });
 
-  it('reads a blob once', async (t) => {
+  it('goes on feeding the other blobs when the reader of a layer lets go of it (its upload broke)', async (t) => {
     const saved = await save(t);
-    const { reader: r } = reader(saved);
+    const { reader: r, starts } = reader(saved, {}, 512);
+    r.release(saved.imageId);
+    const [first, ...later] = saved.streamOrder as [Digest, ...Digest[]];
+    const others = later.map((key) => r.open(key).then((stream) => buffer(stream)));
+    (await r.open(first)).destroy();
+    assert.deepEqual((await Promise.all(others)).map(sha256), later);
+    assert.equal(starts(), 1);
+  });
+
+  it('reads a blob opened a second time from a new save stream, which it reads only as far as that blob', async (t) => {
+    const saved = await save(t);
+    const { reader: r, starts, closes, agains } = reader(saved);
     for (const key of saved.diffIds.slice(1)) r.release(key);
     const [first] = saved.diffIds as [Digest];
-    await buffer(await r.open(first));
-    await rejectsWith(r.open(first), 'INVALID_SOURCE', /the layer 1 of 4 \([a-f0-9]{12}\) was already read in the Docker Engine's save stream, which is read once/);
+    assert.equal(sha256(await buffer(await r.open(first))), first);
+    assert.equal(sha256(await buffer(await r.open(first))), first, 'read again');
+    assert.equal(starts(), 2);
+    assert.deepEqual(await buffer(await r.open(saved.imageId)), saved.config);
+    assert.deepEqual(await buffer(await r.open(saved.imageId)), saved.config, 'the config is small: kept, not read again');
+    assert.equal(starts(), 2);
+    assert.deepEqual(agains, [false, true], 'the second stream is started as a second read, for the engine to check its image');
+    await sleep(20);
+    assert.equal(closes(), 2);
   });
 
   it("reads newer Docker's stream, whose layers are named by their diff IDs", async (t) => {

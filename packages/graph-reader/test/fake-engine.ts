@@ -17,6 +17,10 @@ export interface FakeEngine {
   readonly config: Buffer;
   /** The whole `docker save` archive the engine serves. */
   readonly archive: Buffer;
+  /** From now on `app:1` is another image (the layers `options.changed`), as after a `docker build -t app:1`. */
+  change(): void;
+  /** From now on `GET /images/app:1/get` fails, as a `docker save` that runs out of disk does. */
+  failSaves(): void;
 }
 
 /**
@@ -25,20 +29,32 @@ export interface FakeEngine {
  * sends that many bytes and then nothing more, keeping the connection open, as an engine that hangs does:
  * a real dockerd cannot be made to. (Pushing from a real engine is tested in test/docker-daemon.test.ts.)
  */
-export async function fakeEngine(t: TestContext, options: { stallAfter?: number; layers?: Record<string, string>[] } = {}): Promise<FakeEngine> {
+export async function fakeEngine(t: TestContext, options: { stallAfter?: number; layers?: Record<string, string>[]; changed?: Record<string, string>[] } = {}): Promise<FakeEngine> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-fake-engine-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
-  const fixture = await makeDockerSave(join(dir, 'save.tar'), { images: [{ repoTags: ['app:1'], layers: options.layers ?? [{ a: 'a' }, { b: 'b' }] }] });
-  const [image] = fixture.images;
-  assert.ok(image?.config && image.configDigest);
-  const archive = await readFile(fixture.path);
+  const saved = async (file: string, layers: Record<string, string>[]) => {
+    const fixture = await makeDockerSave(join(dir, file), { images: [{ repoTags: ['app:1'], layers }] });
+    const [image] = fixture.images;
+    assert.ok(image?.config && image.configDigest);
+    return { image: { ...image, config: image.config, configDigest: image.configDigest }, archive: await readFile(fixture.path) };
+  };
+  const first = await saved('save.tar', options.layers ?? [{ a: 'a' }, { b: 'b' }]);
+  const { image, archive } = first;
+  const other = await saved('changed.tar', options.changed ?? [{ a: 'a' }, { c: 'c' }]);
+  let serving = first;
+  let failing = false;
   const paths: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     paths.push(req.url ?? '');
     if (req.url === '/images/app:1/json') {
+      const { image } = serving;
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ Id: image.configDigest, RepoTags: ['app:1'], Architecture: 'arm64', Os: 'linux', Variant: 'v8', RootFS: { Type: 'layers', Layers: image.diffIds } }));
+    } else if (req.url === '/images/app:1/get' && failing) {
+      res.statusCode = 500;
+      res.end(JSON.stringify({ message: 'write /var/lib/docker/tmp/docker-export-1: no space left on device' }));
     } else if (req.url === '/images/app:1/get') {
+      const { archive } = serving;
       res.setHeader('content-type', 'application/x-tar');
       if (options.stallAfter === undefined) res.end(archive);
       else res.write(archive.subarray(0, options.stallAfter));
@@ -53,5 +69,14 @@ export async function fakeEngine(t: TestContext, options: { stallAfter?: number;
     server.closeAllConnections();
     return new Promise<void>((ok) => server.close(() => ok()));
   });
-  return { host: `unix://${socket}`, paths, diffIds: image.diffIds, configDigest: image.configDigest, config: image.config, archive };
+  return {
+    host: `unix://${socket}`,
+    paths,
+    diffIds: image.diffIds,
+    configDigest: image.configDigest,
+    config: image.config,
+    archive,
+    change: () => void (serving = other),
+    failSaves: () => void (failing = true),
+  };
 }

@@ -239,6 +239,11 @@ function describe(error: unknown, url: string, timeouts: Timeouts): { reason: st
  * they say what happened to the request, not what is wrong with the body's source.
  */
 const TRANSPORT_CODES = new Set([
+  // A connection that could not be made (the registry went away between two requests of a streamed upload).
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
   'ECONNRESET',
   'EPIPE',
   'ECONNABORTED',

@@ -1,4 +1,4 @@
-import { BlobNotVerifiedError, DigestMismatchError, parseDigest, type Digest } from '@rxpush/core';
+import { BlobNotVerifiedError, DigestMismatchError, RegistryError, parseDigest, type Digest } from '@rxpush/core';
 
 import { hasBlob } from './blobs.js';
 import { bodyLength, pull, push, type Requester } from './requester.js';
@@ -73,35 +73,52 @@ export async function finishUpload(r: Requester, session: UploadSession, digest:
   const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
   if (opts.body === undefined) headers['content-length'] = '0';
   const repository = sessionRepository(session);
-  const res = await r.send({
-    method: 'PUT',
-    url,
-    headers,
-    ...(opts.body !== undefined && { body: opts.body }),
-    ...(repository !== undefined && { scopes: [push(repository)] }),
-    // The spec says 201; some registries and proxies answer 200 or 204, which is confirmed below.
-    ok: [200, 201, 204],
-    signal: opts.signal,
-    onRetry: opts.onRetry,
-    budget: opts.budget,
-  });
-  await dump(res.body);
-  const answered = header(res.headers, 'docker-content-digest');
-  if (answered !== undefined && answered !== checked) {
-    throw new DigestMismatchError(checked, answered, redactUrl(url), {
-      message: `PUT ${redactUrl(url)} → ${res.status} but the registry stored ${answered}, not ${checked}: the bytes changed on the way; push again`,
+  let resent = false;
+  let lost: RegistryError | undefined;
+  const res = await r
+    .send({
+      method: 'PUT',
+      url,
+      headers,
+      ...(opts.body !== undefined && { body: opts.body }),
+      ...(repository !== undefined && { scopes: [push(repository)] }),
+      // The spec says 201; some registries and proxies answer 200 or 204, which is confirmed below.
+      ok: [200, 201, 204],
+      signal: opts.signal,
+      onRetry: (retrying) => {
+        resent = true;
+        opts.onRetry?.(retrying);
+      },
+      budget: opts.budget,
+    })
+    .catch((error: unknown) => {
+      // A commit sent again after its answer was lost finds the session gone (404) when the first one landed:
+      // a HEAD says whether the blob is there, rather than failing a push the registry has completed.
+      if (!resent || repository === undefined || !(error instanceof RegistryError) || error.status !== 404) throw error;
+      lost = error;
+      return undefined;
     });
+  if (res !== undefined) {
+    await dump(res.body);
+    const answered = header(res.headers, 'docker-content-digest');
+    if (answered !== undefined && answered !== checked) {
+      throw new DigestMismatchError(checked, answered, redactUrl(url), {
+        message: `PUT ${redactUrl(url)} → ${res.status} but the registry stored ${answered}, not ${checked}: the bytes changed on the way; push again`,
+      });
+    }
+    if (length !== undefined && res.status === 201) return { digest: checked, size: session.offset + length };
   }
-  if (length !== undefined && res.status === 201) return { digest: checked, size: session.offset + length };
+  const status = res?.status ?? 404;
   // A stream of unknown length (compressed on the fly), or a success other than 201: ask the registry what it stored.
   const stored = repository === undefined ? undefined : await hasBlob(r, repository, checked, opts);
   if (stored === undefined) {
-    if (length !== undefined && res.status !== 201 && repository === undefined) return { digest: checked, size: session.offset + length };
-    throw new BlobNotVerifiedError(`PUT ${redactUrl(url)} → ${res.status} but the blob ${checked} cannot be found afterwards; push again`);
+    if (lost !== undefined) throw lost;
+    if (length !== undefined && status !== 201 && repository === undefined) return { digest: checked, size: session.offset + length };
+    throw new BlobNotVerifiedError(`PUT ${redactUrl(url)} → ${status} but the blob ${checked} cannot be found afterwards; push again`);
   }
   if (length !== undefined && stored.size !== session.offset + length) {
     throw new BlobNotVerifiedError(
-      `PUT ${redactUrl(url)} → ${res.status} but the registry holds ${stored.size} bytes for ${checked}, not the ${session.offset + length} sent; push again`,
+      `PUT ${redactUrl(url)} → ${status} but the registry holds ${stored.size} bytes for ${checked}, not the ${session.offset + length} sent; push again`,
     );
   }
   return stored;

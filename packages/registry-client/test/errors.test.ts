@@ -79,6 +79,14 @@ describe('errors', () => {
     assert.match(spent.message, /try again \(gave up after 3 attempts\)$/);
     assert.deepEqual([(spent as { retryable?: boolean }).retryable, (spent as { attempts?: number }).attempts], [false, 3]);
   });
+
+  it('names the request, not a bare connect error, when the connection for a streamed body is refused', () => {
+    const url = 'http://127.0.0.1:5000/v2/app/blobs/uploads/1';
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5000'), { code: 'ECONNREFUSED' });
+    const error = transportError(refused, { method: 'PATCH', url, bodyError: refused });
+    assert.equal((error as { code?: string }).code, 'REGISTRY_UNREACHABLE');
+    assert.match(error.message, /^PATCH http:\/\/127\.0\.0\.1:5000\/v2\/app\/blobs\/uploads\/1 failed: connection refused/);
+  });
 });
 
 describe('auth error classes', () => {

@@ -160,6 +160,30 @@ describe('RegistryClient requests', () => {
     assert.equal(seen[0]?.headers['content-length'], '4');
   });
 
+  it('confirms with a HEAD a commit whose answer was lost, when the PUT sent again finds its session gone', async (t) => {
+    const { client, on, agent } = setup(t, { retry: { baseDelayMs: 0 } });
+    const session = { location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1?_state=s`), offset: 3 };
+    const gone = () => ({ status: 404, headers: { 'content-type': 'application/json' }, body: errorBody('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry') });
+    const lostAnswer = () =>
+      agent
+        .get(ORIGIN)
+        .intercept({ method: 'PUT', path: (p) => p.startsWith('/v2/app/blobs/uploads/u1') })
+        .replyWithError(Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }));
+    lostAnswer();
+    on('PUT', '/v2/app/blobs/uploads/u1*', gone);
+    on('HEAD', `/v2/app/blobs/${digest}`, () => ({ status: 200, headers: { 'content-length': '3', 'docker-content-digest': digest } }));
+    assert.deepEqual(await client.finishUpload(session, digest), { digest, size: 3 });
+
+    // Not there after all: the registry's own answer is the error.
+    lostAnswer();
+    on('PUT', '/v2/app/blobs/uploads/u1*', gone);
+    on('HEAD', `/v2/app/blobs/${digest}`, () => ({ status: 404 }));
+    await assert.rejects(client.finishUpload(session, digest), { name: 'RegistryError', status: 404, message: /BLOB_UPLOAD_UNKNOWN/ });
+    // A 404 to a first PUT is not a lost answer: no HEAD is asked.
+    on('PUT', '/v2/app/blobs/uploads/u1*', gone);
+    await assert.rejects(client.finishUpload(session, digest), { name: 'RegistryError', status: 404 });
+  });
+
   it('never throws when cancelling an upload', async (t) => {
     const { client, on } = setup(t);
     on('DELETE', '/v2/app/blobs/uploads/u1', () => ({ status: 500, body: 'boom' }));

@@ -60,7 +60,8 @@ type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
  * and the next attempt: this is the only retry around a blob upload. The next attempt first resumes a
  * chunked session from the registry's Range (or cancels the session), then asks with HEAD whether a commit
  * whose answer was lost landed after all, and only then sends, re-opening the source. A blob of a sequential
- * source is never attempted twice (its stream is read once): it fails with the failure itself. Unsubscribing
+ * source is released from the shared stream before its retry, whose `open()` then reads it from a stream of its own
+ * (docker-daemon: a new save stream). Unsubscribing
  * aborts the request in flight and DELETEs the open session once that request is over.
  */
 export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate): Observable<PushEvent> {
@@ -265,8 +266,6 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
       return io.pipe(
         throttleProgress(context.progressInterval, context.scheduler),
         catchError((error: unknown) => {
-          // A sequential source (a `docker save` stream, read once) cannot be opened again: its broken upload
-          // fails with the registry's own error, rather than a retry that closes the stream for every blob.
           // A session an earlier run left that the registry turns out not to accept (gone, or other bytes than the
           // source's: the commit's digest check fails) is given up for a fresh upload, once.
           if (resumed && error instanceof RegistryError && [400, 404, 416].includes(error.status)) {
@@ -277,9 +276,12 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
           }
           if (isTimeout(error)) timeouts += 1;
           if (error instanceof UnauthorizedError) refusals += 1;
-          const retrying = blob.sequential === true || refusals > 1 ? undefined : client.retryFor(error, number, { timeouts, budget });
+          const retrying = refusals > 1 ? undefined : client.retryFor(error, number, { timeouts, budget });
           if (retrying === undefined) return throwError(() => error);
           broken = retrying;
+          // The shared stream of a sequential source must not wait at this blob's member for the retry (it feeds the
+          // other blobs meanwhile): the retry's open() reads the blob from a stream of its own.
+          if (blob.sequential === true) blob.release?.();
           logger.debug({ key: blob.key, attempt: number, delayMs: retrying.delayMs, reason: retrying.reason }, 'upload broke; retrying');
           return concat(
             of({ ...retrying, id: progress.id }),

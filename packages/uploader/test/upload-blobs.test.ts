@@ -274,14 +274,28 @@ describe('uploadBlobs', () => {
     assert.deepEqual(requests(), [`POST ${UPLOADS}`, `PUT ${UPLOADS}u1?digest=${digest}`, `DELETE ${UPLOADS}u1`]);
   });
 
-  it('fails a broken upload of a sequential source with the registry error itself, never re-opening it', async (t) => {
+  it('retries a broken upload of a sequential source, releasing it from the shared stream before opening it again', async (t) => {
     const { client, on } = registry(t);
-    const { blob, digest, opened } = layer(Buffer.from('one pass of a docker save stream'), { sequential: true });
+    const calls: string[] = [];
+    const { blob, digest } = layer(Buffer.from('one pass of a docker save stream'), { sequential: true });
+    const sequential: BlobSource = {
+      ...blob,
+      open: async (options) => {
+        calls.push('open');
+        return blob.open(options);
+      },
+      release: () => void calls.push('release'),
+    };
     on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1` } });
     on('PUT', `${UPLOADS}u1?digest=${digest}`, reset());
     on('DELETE', `${UPLOADS}u1`, { status: 204 });
-    await assert.rejects(run(client, [blob]), { name: 'RegistryUnreachableError', code: 'REGISTRY_UNREACHABLE', message: /^PUT https:\/\/registry\.example\/\S+ failed: the connection was closed/ });
-    assert.equal(opened.length, 1);
+    on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u2` } });
+    on('PUT', `${UPLOADS}u2?digest=${digest}`, { status: 201 });
+    const events = await run(client, [sequential]);
+    assert.deepEqual(types(events), ['retrying', 'pushed', 'blob-ready']);
+    assert.deepEqual(calls, ['open', 'release', 'open']);
+    await client.close();
   });
 
   it("uploads a sequential source's blobs served in another order than they came, though the limiter has fewer slots than blobs", async (t) => {

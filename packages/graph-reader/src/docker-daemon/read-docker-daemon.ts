@@ -1,5 +1,5 @@
 import type { BlobSource, Digest, ImageRecord, Logger } from '@rxpush/core';
-import { ReferenceFormatError, UsageError, isDigest, parseReference } from '@rxpush/core';
+import { InvalidSourceError, ReferenceFormatError, UsageError, isDigest, parseReference, shortId } from '@rxpush/core';
 
 import { dockerEngine, type DockerTls } from './engine.js';
 import { saveConfigSource, saveLayerSource } from '../docker-archive/save-image.js';
@@ -25,7 +25,8 @@ export interface ReadDockerDaemonOptions {
  *
  * The record is made up front from `GET /images/NAME/json` (diff IDs, image ID = config digest, platform);
  * the bytes come later from one `GET /images/NAME/get` stream (`docker save`), started when the uploader
- * opens the first blob, read once and never written to disk: see SaveStreamReader. Each layer is an
+ * opens the first blob, read once and never written to disk: see SaveStreamReader. A blob whose upload broke is
+ * read again, for the retry, from a new save stream of the same image (checked to be the same image ID first). Each layer is an
  * uncompressed tar the uploader compresses while checking it against its diff ID.
  */
 export async function readDockerDaemon(reference: string, options: ReadDockerDaemonOptions): Promise<ImageRecord[]> {
@@ -51,9 +52,16 @@ export async function readDockerDaemon(reference: string, options: ReadDockerDae
     ...(options.idleTimeoutMs !== undefined && { idleTimeoutMs: options.idleTimeoutMs }),
     engine: `the Docker Engine at ${inspector.host}`,
     alternative: `save it first (docker save ${name} -o FILE) and push docker-archive:FILE`,
-    start: async (signal) => {
+    start: async (signal, again) => {
       const engine = dockerEngine(engineOptions);
       try {
+        // A blob read again (its upload broke) must come from the image the push describes, not one tagged since.
+        const now = again ? await engine.inspectImage(name, signal) : image;
+        if (now.id !== image.id) {
+          throw new InvalidSourceError(source,
+            `${source}: ${name} changed in the Docker Engine at ${engine.host} while it was pushed (it is image ${shortId(now.id)} now, was ${shortId(image.id)}), so a broken upload cannot be retried from it; push again`,
+          );
+        }
         return { stream: await engine.saveImage(name, signal), close: () => engine.close() };
       } catch (err) {
         await engine.close();

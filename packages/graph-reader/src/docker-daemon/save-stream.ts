@@ -17,8 +17,11 @@ export interface SaveStreamOptions {
   readonly imageId: Digest;
   /** The layers' diff IDs, base first (as the engine's API lists them). */
   readonly diffIds: readonly Digest[];
-  /** Starts the `docker save` stream; `close` is called once it is no longer read. */
-  readonly start: (signal: AbortSignal) => Promise<{ stream: Readable; close(): Promise<void> }>;
+  /**
+   * Starts the `docker save` stream; `close` is called once it is no longer read. `again` is true for a stream
+   * started to read one blob a second time (its upload broke): the engine's image must still be the one read.
+   */
+  readonly start: (signal: AbortSignal, again: boolean) => Promise<{ stream: Readable; close(): Promise<void> }>;
   /** How long the stream may wait for a layer to be opened while nothing happens (default 30 s). */
   readonly stallTimeoutMs?: number;
   /** How long the engine may send nothing while rxpush waits for its next bytes (default 30 s). */
@@ -42,7 +45,7 @@ interface Slot {
   consumer?: PassThrough;
   /** Hands the consumer to its opener once the stream reaches the blob, with the size its tar header gives. */
   reached?: (size: number | undefined) => void;
-  /** The config when it passed by before it was opened (it is small). */
+  /** The config once it passed by (it is small, and checked against its digest): kept for a second read. */
   bytes?: Buffer;
 }
 
@@ -61,6 +64,12 @@ const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
  * next belongs to a blob nobody has opened yet, reading pauses (backpressure) until the push opens or
  * releases it. A layer is never held whole, in memory or on disk. The stream starts with the first
  * `open()` (not at all when the registry has every blob) and stops once every blob is settled.
+ *
+ * A blob opened a second time (its upload broke and is retried), or opened after it was released, is read
+ * from a save stream of its own: a fresh `docker save` of the same image, read through to that blob's
+ * member with every other member skipped unread, while the first stream goes on feeding the other blobs.
+ * A reader that lets go of its blob before the end (its upload broke) only has the rest of that member
+ * skipped; one whose open was aborted (the push is cancelled) stops the stream for all.
  *
  * Docker (20.10 as well as 25+) writes the members in name order: layer directories are named by
  * their v1 ID (or `blobs/sha256/<diffID>`), so the stream's order is unrelated to the image's. Each
@@ -96,24 +105,18 @@ export class SaveStreamReader {
   /**
    * A stream of the blob's bytes, given once the save stream reaches them (so the push shows the blob waiting
    * until then), with its size told to `options.onSize` first; given at once, failed, if reading stops
-   * before. A blob can be read once.
+   * before. A blob opened before (or released) is read again from a save stream of its own.
    */
   async open(key: Digest, options?: OpenOptions): Promise<Readable> {
     options?.signal?.throwIfAborted();
     const slot = this.#slot(key);
-    if (slot.state !== 'pending') {
-      throw new InvalidSourceError(this.#options.source,
-        `${this.#options.source}: the ${slot.what} was already ${slot.state === 'released' ? 'skipped' : 'read'} in the Docker Engine's save stream, which is read once; push again`,
-      );
-    }
     if (slot.bytes !== undefined) {
-      const bytes = slot.bytes;
-      delete slot.bytes;
       slot.state = 'done';
-      options?.onSize?.(bytes.length);
+      options?.onSize?.(slot.bytes.length);
       this.#notify();
-      return Readable.from([bytes]);
+      return Readable.from([slot.bytes]);
     }
+    if (slot.state !== 'pending') return this.#again(key, options);
     if (this.#failure !== undefined) throw this.#failure(slot);
 
     const consumer = new PassThrough({ highWaterMark: ONE_MIB });
@@ -131,14 +134,25 @@ export class SaveStreamReader {
       // that blob's own error then stays the one the push ends with.
       consumer.once('close', () => resolve(consumer));
     });
-    options?.signal?.addEventListener('abort', () => consumer.destroy(new CancelledError(`reading ${this.#options.source} was cancelled`)), { once: true });
-    // A reader that goes away before its blob is complete means the push is failing or cancelled:
-    // nothing else will read this stream either.
+    options?.signal?.addEventListener(
+      'abort',
+      () => {
+        consumer.destroy(new CancelledError(`reading ${this.#options.source} was cancelled`));
+        // Cancelled: nothing else will read this stream either.
+        if (slot.state === 'opened' || slot.state === 'streaming') {
+          const reason = new CancelledError(`the push stopped reading ${this.#options.source} (${slot.what})`);
+          this.#stop(() => reason);
+        }
+      },
+      { once: true },
+    );
+    // A reader that goes away otherwise (its upload broke and destroyed its input) lets go of this blob only: the
+    // rest of its member is skipped and the other blobs go on being fed. A retry reads it from a stream of its own.
     consumer.once('close', () => {
-      if (slot.state === 'opened' || slot.state === 'streaming') {
-        const reason = new CancelledError(`the push stopped reading ${this.#options.source} (${slot.what})`);
-        this.#stop(() => reason);
-      }
+      if (slot.state !== 'opened' && slot.state !== 'streaming') return;
+      this.#options.logger.debug({ key, what: slot.what }, 'save stream reader let go of its blob');
+      slot.state = 'done';
+      this.#notify();
     });
     this.#notify();
     this.#reading ??= this.#read().catch((err: unknown) => {
@@ -148,13 +162,27 @@ export class SaveStreamReader {
     return reached;
   }
 
-  /** The push will not read this blob (the registry has it): its member is skipped. */
+  /**
+   * The push will not read this blob from this stream (the registry has it, or its upload broke and a retry will
+   * read it from a stream of its own): its member is skipped.
+   */
   release(key: Digest): void {
     const slot = this.#slot(key);
     if (slot.state !== 'pending') return;
     slot.state = 'released';
-    delete slot.bytes;
     this.#notify();
+  }
+
+  /**
+   * The blob from a new `docker save` stream of the same image, read only as far as its member: layers are
+   * never kept to be read twice. The new stream is checked as the first one is (the config's digest here, a
+   * layer's diff ID by the uploader), and `start` refuses an image that changed in the engine since.
+   */
+  #again(key: Digest, options: OpenOptions | undefined): Promise<Readable> {
+    this.#options.logger.debug({ key, what: this.#slot(key).what }, 'reading a blob again from a new save stream');
+    const again = new SaveStreamReader({ ...this.#options, start: (signal) => this.#options.start(signal, true) });
+    for (const slot of again.#slots.values()) if (slot.key !== key) slot.state = 'released';
+    return again.open(key, options);
   }
 
   #slot(key: Digest): Slot {
@@ -164,7 +192,7 @@ export class SaveStreamReader {
   }
 
   async #read(): Promise<void> {
-    const { stream, close } = await this.#options.start(this.#controller.signal);
+    const { stream, close } = await this.#options.start(this.#controller.signal, false);
     if (this.#controller.signal.aborted) {
       // Stopped while the engine was preparing the stream.
       stream.destroy();
@@ -261,12 +289,13 @@ export class SaveStreamReader {
     this.#current = `${slot.what}, ${name}`;
     // The engine did not say how big a layer is; its tar header does, before the first byte.
     slot.reached?.(entry.header.size);
+    // Once the reader lets go (its upload broke), the rest of the member is skipped: the stream goes on for the others.
+    let wanted = true;
     for await (const chunk of entry) {
-      if (consumer.destroyed) throw new CancelledError(`the push stopped reading ${this.#options.source} (${slot.what})`);
-      if (!consumer.write(chunk)) await drained(consumer);
+      if (wanted && (consumer.destroyed || (!consumer.write(chunk) && !(await drained(consumer))))) wanted = false;
     }
     slot.state = 'done';
-    consumer.end();
+    if (!consumer.destroyed) consumer.end();
     this.#notify();
   }
 
@@ -276,13 +305,12 @@ export class SaveStreamReader {
     const bytes = await readSmall(entry, name, source);
     const actual: Digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (actual !== imageId) throw new DigestMismatchError(imageId, actual, `${source} config (${name} in the Docker Engine's save stream)`);
+    slot.bytes = bytes;
     if (slot.state === 'opened' && slot.consumer !== undefined) {
       slot.state = 'done';
       slot.reached?.(bytes.length);
       slot.consumer.end(bytes);
       this.#notify();
-    } else if (slot.state === 'pending') {
-      slot.bytes = bytes;
     }
   }
 
@@ -383,16 +411,16 @@ async function readSmall(entry: Entry, name: string, source: string): Promise<Bu
   return Buffer.concat(chunks);
 }
 
-/** Resolves when `stream` wants more, rejects when it is gone. */
-function drained(stream: PassThrough): Promise<void> {
-  return new Promise((resolve, reject) => {
+/** Resolves true when `stream` wants more, false when it is gone. */
+function drained(stream: PassThrough): Promise<boolean> {
+  return new Promise((resolve) => {
     const onDrain = (): void => {
       stream.off('close', onClose);
-      resolve();
+      resolve(true);
     };
     const onClose = (): void => {
       stream.off('drain', onDrain);
-      reject(new CancelledError('the reader of a layer went away'));
+      resolve(false);
     };
     stream.once('drain', onDrain).once('close', onClose);
   });
