@@ -61,11 +61,17 @@ describe('readImages from docker-daemon:', () => {
     assert.equal(engine.paths.length, 4);
   });
 
-  it('refuses, in one line, to read a layer again from an image that changed in the engine since', async (t) => {
+  /** A stand-in engine's image with every blob read once, from the first save stream. */
+  const readOnce = async (t: TestContext) => {
     const engine = await fakeEngine(t);
     const image = await daemonImage(engine.host);
     const layers = image.layers.kind === 'list' ? image.layers.layers : [];
     await Promise.all([...layers, image.config].map(async (blob) => buffer(await blob.open())));
+    return { engine, layers };
+  };
+
+  it('refuses, in one line, to read a layer again from an image that changed in the engine since', async (t) => {
+    const { engine, layers } = await readOnce(t);
     engine.change();
     await assert.rejects(
       buffer(await layers[1]!.open()),
@@ -79,10 +85,7 @@ describe('readImages from docker-daemon:', () => {
   });
 
   it('fails, in one line naming the request, when the second save of the image fails', async (t) => {
-    const engine = await fakeEngine(t);
-    const image = await daemonImage(engine.host);
-    const layers = image.layers.kind === 'list' ? image.layers.layers : [];
-    await Promise.all([...layers, image.config].map(async (blob) => buffer(await blob.open())));
+    const { engine, layers } = await readOnce(t);
     engine.failSaves();
     await assert.rejects(buffer(await layers[0]!.open()), (err: PushError) => {
       assert.equal(err.code, 'INVALID_SOURCE');
