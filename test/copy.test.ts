@@ -231,6 +231,26 @@ describe('rxpush copy between two reference registries', () => {
     }
   });
 
+  it("retries a source blob whose GET the source registry answers 503, on that blob's own line, and lands", async () => {
+    const proxy = await startFaultProxy({ target: plain.host });
+    try {
+      const [image] = layout.images;
+      const layer = image!.layerDigests[0]!;
+      proxy.addFault({ method: 'GET', path: new RegExp(`/blobs/${layer}$`), nth: 1, fault: { kind: 'status', status: 503 } });
+      // To the other registry, with a cache of its own: the layer must be fetched, not mounted.
+      const cache = await mkdtemp(join(work, 'retry-cache-'));
+      const result = await runCli(['copy', `${proxy.host}/src/app:1`, `${secure.host}/retried/app:1`, ...toSecure, '--progress', 'plain'], { env: { ...env, RXPUSH_CACHE_DIR: cache } });
+      assert.equal(result.code, 0, result.stderr);
+      const id = layer.slice('sha256:'.length, 'sha256:'.length + 12);
+      assert.match(result.stdout, new RegExp(`^${id}: Retrying in \\d+ seconds?$`, 'm'));
+      assert.equal(proxy.requests.filter((r) => r.method === 'GET' && r.url.endsWith(`/blobs/${layer}`)).length, 2);
+      const raw = await skopeoInspectRaw(`${secure.host}/retried/app:1`, onSecure);
+      assert.equal(raw.json.layers[0]?.digest, layer);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('fails with one line when the source answers HTML instead of a manifest', async () => {
     const proxy = await startFaultProxy({ target: plain.host });
     try {

@@ -14,6 +14,11 @@ export interface OpenOptions {
    * show a total; called before the first byte.
    */
   readonly onSize?: (size: number) => void;
+  /**
+   * Told before each retry of a request the source makes to read the blob (a `docker://` source GETs it
+   * from its registry), so the push can show that the blob is retrying rather than stalled.
+   */
+  readonly onRetry?: (event: { readonly type: 'retrying'; readonly attempt: number; readonly delayMs: number; readonly reason: string }) => void;
 }
 
 /**

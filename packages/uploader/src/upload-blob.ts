@@ -100,10 +100,14 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
       state.session = undefined;
     };
 
-    /** Opens the source, as a stream or (`openFile`) as its file; a source that cannot be read again says so. */
-    const open = async <T>(signal: AbortSignal, how: (options: OpenOptions) => Promise<T>): Promise<T> => {
+    /**
+     * Opens the source, as a stream or (`openFile`) as its file; a source that cannot be read again says so. The
+     * retries of a source's own requests (a `docker://` blob's GET) are the blob's, as the registry's are.
+     */
+    const open = async <T>(request: Request, how: (options: OpenOptions) => Promise<T>): Promise<T> => {
+      const { signal } = request;
       try {
-        return await how({ signal, onSize: (size) => void (announced = size) });
+        return await how({ signal, onRetry: request.onRetry, onSize: (size) => void (announced = size) });
       } catch (error) {
         if (broken === undefined || signal.aborted) throw error;
         const why = error instanceof Error ? error.message : String(error);
@@ -231,14 +235,14 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
         // Pushing from when the source is open: one that opens when its shared stream reaches the blob
         // (docker save) leaves the blob waiting until then, as docker push shows it.
         open: async () => {
-          const input = await open(request.signal, (options) => blob.open(options));
+          const input = await open(request, (options) => blob.open(options));
           const total = blob.size ?? announced;
           emit({ type: 'pushing', ...progress, current: 0, ...(total !== undefined && { total }) });
           return input;
         },
         ...(blob.openFile !== undefined && {
           openFile: async () => {
-            const handle = await open(request.signal, (options) => blob.openFile!(options));
+            const handle = await open(request, (options) => blob.openFile!(options));
             emit({ type: 'pushing', ...progress, current: 0, ...(blob.size !== undefined && { total: blob.size }) });
             return handle;
           },

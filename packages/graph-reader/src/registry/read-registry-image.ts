@@ -184,7 +184,15 @@ class RegistryImage {
       // Where the blob is: a destination on the same registry mounts it from here instead of receiving it.
       hints: [{ digest: descriptor.digest, registry, repository }],
       open: async (options) => {
-        const body = await this.call(() => client.getBlob(repository, descriptor.digest, { ...(options?.signal !== undefined && { signal: options.signal }) }), 'blob', origin);
+        const body = await this.call(
+          () =>
+            client.getBlob(repository, descriptor.digest, {
+              ...(options?.signal !== undefined && { signal: options.signal }),
+              ...(options?.onRetry !== undefined && { onRetry: options.onRetry }),
+            }),
+          'blob',
+          origin,
+        );
         return this.#named(body, origin);
       },
     };
