@@ -6,7 +6,7 @@
 // pipeline) out of the entry file, so `rxpush --help` loads yargs and little else. The chunks are CommonJS so
 // that load.cjs can compile them with a V8 code cache (tools/bundle/load-bundle.cjs). The bin uses the bundle
 // only while it is newer than every package's last build, so a stale bundle is never run.
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -115,3 +115,7 @@ for (const file of split.outputFiles) {
   writeFileSync(file.path, code);
 }
 copyFileSync(join(shims, 'load-bundle.cjs'), join(outdir, 'load.cjs'));
+// gzip's libdeflate binding, where it was built (packages/uploader/native/build.mjs): the bundle's chunks look
+// for it beside them (packages/uploader/src/compress/libdeflate.ts); without it they gzip with zlib.
+const binding = join(root, 'packages', 'uploader', 'native', 'build', 'rxpush-deflate.node');
+if (existsSync(binding)) copyFileSync(binding, join(outdir, 'rxpush-deflate.node'));

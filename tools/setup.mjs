@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Makes a clone ready to build and test: pnpm dependencies, then (unless
 // --deps-only) the Debian packages the end-to-end tests run for real and the
-// Node.js 24 that the suite runs on a second time (tools/node24.mjs).
+// Node.js 24 that the suite runs on a second time (tools/node24.mjs), then
+// gzip's libdeflate binding (packages/uploader/native/build.mjs).
 // Plain Node ESM with no dependencies: it runs before anything is installed.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -23,6 +24,10 @@ const SYSTEM_PACKAGES = [
   ['/usr/bin/docker', 'docker.io'],
   ['/usr/bin/containerd', 'containerd'],
   ['/usr/bin/openssl', 'openssl'],
+  // gzipLayer's libdeflate binding (packages/uploader/native): a C compiler, the C library's and libdeflate's headers.
+  ['/usr/bin/cc', 'gcc'],
+  ['/usr/include/stdlib.h', 'libc6-dev'],
+  ['/usr/include/libdeflate.h', 'libdeflate-dev'],
 ];
 
 const args = process.argv.slice(2);
@@ -38,6 +43,9 @@ if (!args.includes('--deps-only')) {
     fail(error.message);
   }
 }
+// With --deps-only (a build) the binding is built if it can be, else gzip uses zlib; a full setup (tests,
+// bench, CI) installed what it needs, so there it must build.
+run(process.execPath, [join('packages', 'uploader', 'native', 'build.mjs'), ...(args.includes('--deps-only') ? [] : ['--required'])]);
 
 function installNodeDependencies() {
   const wanted = dependencyFingerprint();

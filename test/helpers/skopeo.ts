@@ -77,9 +77,14 @@ export async function skopeoCopyToOci(ref: string, dir: string, opts: SkopeoOpti
 }
 
 /** Copies any skopeo source (e.g. `oci:DIR:latest`) into a registry, preserving digests. */
-export async function skopeoCopy(src: string, dest: string, opts: SkopeoOptions & { format?: 'oci' | 'v2s2' | 'v2s1' } = {}): Promise<void> {
+export async function skopeoCopy(
+  src: string,
+  dest: string,
+  opts: SkopeoOptions & { format?: 'oci' | 'v2s2' | 'v2s1'; /** `dir:` destinations: skopeo gunzips the layers itself. */ decompress?: boolean } = {},
+): Promise<void> {
   const srcFlags = isRegistryRef(src) ? registryFlags('src-', opts) : [];
   const destFlags = isRegistryRef(dest) ? registryFlags('dest-', opts) : [];
   const format = opts.format ? [`--format=${opts.format}`] : [];
-  await runSkopeo(['copy', '--quiet', ...format, ...srcFlags, ...destFlags, transportRef(src), transportRef(dest)]);
+  const decompress = opts.decompress ? ['--dest-decompress'] : [];
+  await runSkopeo(['copy', '--quiet', ...format, ...decompress, ...srcFlags, ...destFlags, transportRef(src), transportRef(dest)]);
 }

@@ -235,7 +235,7 @@ function pushOptions<T>(y: Argv<T>) {
     .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs uploaded at once' })
     .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
     .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
-    .option('compression-level', { type: 'string', requiresArg: true, describe: 'gzip level of compressed layers, 0 (store) to 9 (smallest); default 3 (4 for text)' })
+    .option('compression-level', { type: 'string', requiresArg: true, describe: 'gzip level of compressed layers, 0 (store) to 9 (smallest); default 1 (4 for text)' })
     .option('progress', { type: 'string', requiresArg: true, default: 'auto', describe: 'progress output: auto, tty, plain or json (auto: tty on a terminal, else plain)' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress; print only the pushed references' })
     .option('digestfile', { type: 'string', requiresArg: true, describe: 'write the digest of the pushed manifest to this file' })

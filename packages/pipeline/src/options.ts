@@ -70,7 +70,7 @@ export interface PushOptions {
   readonly chunkSize?: number;
   /** How to compress uncompressed layers (docker-archive, docker-root): default gzip. */
   readonly compression?: 'gzip' | 'zstd' | 'none';
-  /** The gzip level of compressed layers, 0–9 (default 3, and 4 for blocks that look like text: the fastest within 5 % of skopeo's size on real files). */
+  /** The gzip level of compressed layers, 0–9 (default 1, and 4 for blocks that look like text: the fastest within 5 % of skopeo's size on real files; with zlib, where libdeflate is not built, 3 and 4). */
   readonly compressionLevel?: number;
   /** Use plain HTTP for the destination registry. */
   readonly plainHttp?: boolean;

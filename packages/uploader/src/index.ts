@@ -8,5 +8,5 @@ export { HashingStream } from './hashing-stream.js';
 export { FilePieces, PIECE_SIZE, PiecePool, sharedPiecePool } from './file-pieces.js';
 export type { FilePiecesOptions } from './file-pieces.js';
 export type { HashingStreamOptions } from './hashing-stream.js';
-export { BLOCK_SIZE, DEFAULT_COMPRESSION_LEVEL, gzipLayer, TEXT_COMPRESSION_LEVEL } from './compress/gzip-layer.js';
-export type { GzipLayerOptions } from './compress/gzip-layer.js';
+export { BLOCK_SIZE, DEFAULT_COMPRESSION_LEVEL, gzipEngine, gzipLayer, TEXT_COMPRESSION_LEVEL } from './compress/gzip-layer.js';
+export type { GzipEngine, GzipLayerOptions } from './compress/gzip-layer.js';

@@ -21,7 +21,7 @@ export interface UploadBlobsOptions {
   readonly limiter?: UploadLimiter;
   /** How to compress `uncompressed` layers (default gzip). */
   readonly compression?: 'gzip' | 'zstd' | 'none';
-  /** The gzip level of every block, 0–9 (default 3, and 4 for blocks that look like text: see gzipLayer's DEFAULT_COMPRESSION_LEVEL). */
+  /** The gzip level of every block, 0–9 (default 1, and 4 for blocks that look like text: see gzipLayer's DEFAULT_COMPRESSION_LEVEL). */
   readonly compressionLevel?: number;
   /**
    * Send blobs in PATCH chunks of this many bytes (with Content-Range) instead of monolithically, for

@@ -1,41 +1,60 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { constants, crc32, createDeflateRaw } from 'node:zlib';
 
+import { libdeflate, type Libdeflate } from './libdeflate.js';
+
+/** What deflates the blocks: libdeflate's binding (the default wherever it is built), or Node's zlib. */
+export type GzipEngine = 'libdeflate' | 'zlib';
+
 /** Options of {@link gzipLayer}. */
 export interface GzipLayerOptions {
   /**
-   * zlib level 0–9 for every deflated block; 0 stores. Default: {@link DEFAULT_COMPRESSION_LEVEL}, and
-   * {@link TEXT_COMPRESSION_LEVEL} for blocks that look like text.
+   * The level 0–9 of every deflated block; 0 stores. Default: {@link DEFAULT_COMPRESSION_LEVEL}, and
+   * {@link TEXT_COMPRESSION_LEVEL} for blocks that look like text (zlib's defaults: 3, and 4 for text).
    */
   readonly level?: number;
+  /** Default: {@link gzipEngine}'s. 'libdeflate' where its binding is not built throws. */
+  readonly engine?: GzipEngine;
 }
 
 /**
- * The default gzip level: 3, the fastest level whose output stays within 5 % of skopeo's on real files
- * (docs/benchmarks.md). On the benchmark's 8 × 64 MiB of /usr/lib files, skopeo writes 137.68 MB; level 2
- * 147.37 MB (+7.0 %), level 3 144.56 MB (+5.0 %, at the limit) for 14 % more deflate CPU, level 4 137.42 MB
- * for 26 % more; the default, level 3 with text at {@link TEXT_COMPRESSION_LEVEL}, 144.11 MB (+4.7 %). On 2-core
- * machines the registry's hashing shares the CPU, so every CPU-second saved shortens a push by about 0.6 s.
+ * The default level (libdeflate's): 1, for blocks that do not look like text. On the benchmark's 8 × 64 MiB
+ * of /usr/lib files (docs/benchmarks.md), skopeo writes 137.68 MB; libdeflate's level 1 everywhere 144.85 MB
+ * (+5.2 %), level 2 140.29 MB (+1.9 %) for 29 % more CPU; this default, level 1 with text-like blocks at
+ * {@link TEXT_COMPRESSION_LEVEL}, 141.8 MB (+3.0 %) for 10 % more than level 1 alone, and 35 % less than zlib's
+ * level 3 took for 144.5 MB. On 2-core machines the registry's hashing shares the CPU, so every CPU-second
+ * saved shortens a push by about 0.6 s.
  */
-export const DEFAULT_COMPRESSION_LEVEL = 3;
+export const DEFAULT_COMPRESSION_LEVEL = 1;
 
 /**
- * The level of blocks that look like text (their samples hold under {@link TEXT_ENTROPY} bits a byte) when
- * no level is asked for: zlib's lazy matching (levels 4 and up) gains most on text. On the benchmark's
- * files it took 0.45 MB (0.3 %) off the output for 1.5 % more deflate CPU.
+ * The level of blocks that look like text (their samples hold under 5 bits a byte) when no level is asked
+ * for: libdeflate's lazy levels (4 and up) gain most there, on text, scripts, tables and sparse binaries.
  */
 export const TEXT_COMPRESSION_LEVEL = 4;
+
+/** Each engine's default levels, and the entropy under which a block counts as text. */
+const DEFAULTS: Record<GzipEngine, { level: number; textLevel: number; textEntropy: number }> = {
+  libdeflate: { level: DEFAULT_COMPRESSION_LEVEL, textLevel: TEXT_COMPRESSION_LEVEL, textEntropy: 5 },
+  // zlib's greedy level 3 kept within 5 % of skopeo's size; its lazy matching (4+) gains most on text.
+  zlib: { level: 3, textLevel: 4, textEntropy: 4.5 },
+};
+
+/** The engine gzipLayer uses when none is asked for: libdeflate where its binding is built and loads, else zlib. */
+export function gzipEngine(): GzipEngine {
+  return libdeflate() === undefined ? 'zlib' : 'libdeflate';
+}
 
 /** Input is cut into blocks of this size; each is deflated on its own on the thread pool. */
 export const BLOCK_SIZE = 1024 * 1024;
 /** Blocks in flight per stream: enough to keep both cores busy with one layer, few enough to bound its memory. */
 const WINDOW = 4;
-/** Deflate's window: each block is compressed with the previous block's last 32 KiB as its dictionary. */
+/** Deflate's window: with zlib, each block is compressed with the previous block's last 32 KiB as its dictionary. */
 const DICTIONARY_SIZE = 32 * 1024;
 /**
  * Before a block is deflated, the bytes of sixteen 4 KiB samples of it (spread evenly, from its start to its
  * end: 6 % of it) are counted, and the order-0 entropy of those counts decides: a block above
- * {@link STORE_ENTROPY} bits a byte is stored, one below {@link TEXT_ENTROPY} looks like text.
+ * {@link STORE_ENTROPY} bits a byte is stored, one below the engine's text entropy looks like text.
  */
 const SAMPLES = 16;
 const SAMPLE_SIZE = 4 * 1024;
@@ -44,8 +63,6 @@ const SAMPLE_SIZE = 4 * 1024;
  * could save 1.3 % at best, and the blocks of the benchmark's files that measure above it deflate to 97.5–99.5 %.
  */
 const STORE_ENTROPY = 7.9;
-/** Text, scripts and tables measure 4–5 bits a byte; code and other binaries 5–7. */
-const TEXT_ENTROPY = 4.5;
 /**
  * zlib's memLevel: 9 (its largest hash table, 64 Ki chains, and 32 Ki symbols per Huffman block) deflates
  * level 3 ~10 % faster than the default 8, for 0.1 % more output on the benchmark's files.
@@ -58,48 +75,65 @@ const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 
 /**
- * A gzip stream of its input, made like pigz makes one: the input is cut into 1 MiB blocks, each deflated
- * on libuv's thread pool with the previous block's last 32 KiB as its dictionary and ended by a sync flush
- * (so the pieces join into one valid deflate stream, decoded as one), and written in order, so one layer
- * keeps every core busy. Each block is first probed (the bytes of a few samples counted): a block that
- * does not compress (random or already compressed data) is sent as stored deflate blocks, made here from
- * slices of the input, with no zlib and no copy, so it costs about what a copy would; one that looks like
- * text is deflated one level higher by default, where zlib's lazy matching pays.
+ * A gzip stream of its input, made as pigz makes one: the input is cut into 1 MiB blocks, each deflated on
+ * libuv's thread pool, four in flight, and written in order, so one layer keeps every core busy. Each block
+ * is first probed (the bytes of a few samples counted): a block that does not compress (random or already
+ * compressed data) is sent as stored deflate blocks, made here from slices of the input, with no deflate and
+ * no copy, so it costs about what a copy would; one that looks like text is deflated at a higher level by
+ * default, where lazy matching pays.
  *
- * The output depends only on the input and the level (each block's choice only on its own bytes), so a
- * layer compressed again yields the same bytes. One gzip member, read by every gzip reader (Docker,
- * containerd, skopeo, gunzip).
+ * With libdeflate (the default where its binding is built: 1.5–2 × faster than zlib at the same size), each
+ * block is a gzip member of its own, and the stream their concatenation: a multi-member gzip file, which
+ * gunzip, Go's compress/gzip (Docker, containerd), pgzip (skopeo) and Node's zlib read as one. With zlib,
+ * each block is deflated with the previous block's last 32 KiB as its dictionary and ended by a sync flush,
+ * so the blocks join into one member.
+ *
+ * The output depends only on the input, the engine and the level (each block's choice only on its own
+ * bytes), so a layer compressed again yields the same bytes.
  *
  * @example createReadStream('layer.tar').pipe(gzipLayer({ level: 1 })).pipe(createWriteStream('layer.tar.gz'))
  */
 export function gzipLayer(options: GzipLayerOptions = {}): Transform {
   const { level } = options;
-  if (level === undefined) return new GzipLayer(DEFAULT_COMPRESSION_LEVEL, TEXT_COMPRESSION_LEVEL);
+  const engine = options.engine ?? gzipEngine();
+  if (engine !== 'libdeflate' && engine !== 'zlib') throw new RangeError(`gzip engine ${String(engine)} is neither libdeflate nor zlib`);
+  const binding = engine === 'libdeflate' ? libdeflate() : undefined;
+  if (engine === 'libdeflate' && binding === undefined) {
+    throw new Error('gzip engine libdeflate is not built here: run node packages/uploader/native/build.mjs (needs cc and libdeflate-dev), or use zlib');
+  }
+  const defaults = DEFAULTS[engine];
+  if (level === undefined) return new GzipLayer(binding, defaults.level, defaults.textLevel, defaults.textEntropy);
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`gzip level ${level} is not a whole number from 0 to 9`);
-  return new GzipLayer(level, level);
+  return new GzipLayer(binding, level, level, defaults.textEntropy);
 }
 
 class GzipLayer extends Transform {
+  /** libdeflate's binding: a gzip member per block. Undefined: zlib, one member of sync-flushed blocks. */
+  readonly #libdeflate: Libdeflate | undefined;
   readonly #level: number;
-  /** The level of blocks that look like text. */
+  /** The level of blocks that look like text, and the entropy under which they do. */
   readonly #textLevel: number;
+  readonly #textEntropy: number;
   /** The input of the block being filled, as it came (not copied). */
   #pieces: Buffer[] = [];
   #filled = 0;
-  /** The last 32 KiB of input before the block being filled: the next deflated block's dictionary. */
+  /** zlib: the last 32 KiB of input before the block being filled, the next deflated block's dictionary. */
   #previous: Buffer | undefined;
   /** The gzip bytes of the blocks in flight, oldest first, each in pieces pushed as they are. */
   readonly #inFlight: Promise<Buffer[]>[] = [];
   /** Block-sized buffers free for joining a block's pieces (at most WINDOW are in use). */
   readonly #spare: Buffer[] = [];
+  /** zlib: the CRC and length of the whole input, for the one member's trailer. */
   #crc = 0;
   #length = 0;
 
-  constructor(level: number, textLevel: number) {
+  constructor(binding: Libdeflate | undefined, level: number, textLevel: number, textEntropy: number) {
     super({ readableHighWaterMark: BLOCK_SIZE, writableHighWaterMark: BLOCK_SIZE });
+    this.#libdeflate = binding;
     this.#level = level;
     this.#textLevel = textLevel;
-    this.push(HEADER);
+    this.#textEntropy = textEntropy;
+    if (binding === undefined) this.push(HEADER);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -111,7 +145,7 @@ class GzipLayer extends Transform {
   }
 
   async #take(chunk: Buffer): Promise<void> {
-    this.#crc = crc32(chunk, this.#crc);
+    if (this.#libdeflate === undefined) this.#crc = crc32(chunk, this.#crc);
     this.#length += chunk.length;
     let rest = chunk;
     while (rest.length > 0) {
@@ -126,10 +160,9 @@ class GzipLayer extends Transform {
   async #finish(): Promise<void> {
     if (this.#filled > 0) await this.#submit();
     while (this.#inFlight.length > 0) await this.#writeOldest();
-    const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(this.#crc >>> 0, 0);
-    trailer.writeUInt32LE(this.#length % 2 ** 32, 4);
-    this.push(Buffer.concat([FINAL_BLOCK, trailer]));
+    if (this.#libdeflate === undefined) this.push(Buffer.concat([FINAL_BLOCK, trailer(this.#crc, this.#length)]));
+    // No input, no block: a gzip stream still holds one (empty) member.
+    else if (this.#length === 0) this.push(Buffer.concat([HEADER, FINAL_BLOCK, trailer(0, 0)]));
   }
 
   async #submit(): Promise<void> {
@@ -138,19 +171,22 @@ class GzipLayer extends Transform {
     this.#pieces = [];
     this.#filled = 0;
 
+    const binding = this.#libdeflate;
     const dictionary = this.#previous;
-    this.#previous = tail([...(dictionary === undefined ? [] : [dictionary]), ...pieces], DICTIONARY_SIZE);
+    if (binding === undefined) this.#previous = tail([...(dictionary === undefined ? [] : [dictionary]), ...pieces], DICTIONARY_SIZE);
     const entropy = this.#level === 0 ? 8 : sampledEntropy(pieces);
-    const level = entropy < TEXT_ENTROPY ? this.#textLevel : this.#level;
+    const level = entropy < this.#textEntropy ? this.#textLevel : this.#level;
     const output = (async () => {
-      if (entropy > STORE_ENTROPY) return storedBlocks(pieces);
-      if (pieces.length === 1) return compressBlock(pieces[0] as Buffer, level, dictionary);
-      // The block joined into a buffer of this stream's own, used again once zlib is done with it.
+      if (entropy > STORE_ENTROPY) return binding === undefined ? storedBlocks(pieces, false) : storedMember(pieces);
+      const deflate = (input: Buffer): Promise<Buffer[]> =>
+        binding === undefined ? compressBlock(input, level, dictionary) : binding.gzip(input, level).then((member) => [member]);
+      if (pieces.length === 1) return deflate(pieces[0] as Buffer);
+      // The block joined into a buffer of this stream's own, used again once the deflate is done with it.
       const joined = this.#spare.pop() ?? Buffer.allocUnsafe(BLOCK_SIZE);
       let at = 0;
       for (const piece of pieces) at += piece.copy(joined, at);
       try {
-        return await compressBlock(joined.subarray(0, at), level, dictionary);
+        return await deflate(joined.subarray(0, at));
       } finally {
         this.#spare.push(joined);
       }
@@ -233,17 +269,35 @@ function tail(pieces: readonly Buffer[], size: number): Buffer {
 /** Stored deflate blocks hold at most this many bytes each. */
 const STORED_MAX = 65_535;
 
+/** A gzip member's trailer: the CRC-32 and the length (mod 2^32) of what it holds. */
+function trailer(crc: number, length: number): Buffer {
+  const bytes = Buffer.allocUnsafe(8);
+  bytes.writeUInt32LE(crc >>> 0, 0);
+  bytes.writeUInt32LE(length % 2 ** 32, 4);
+  return bytes;
+}
+
+/** `pieces` as a gzip member of their own, of stored blocks: header, {@link storedBlocks} (the last final), trailer. */
+function storedMember(pieces: readonly Buffer[]): Buffer[] {
+  let crc = 0;
+  for (const piece of pieces) crc = crc32(piece, crc);
+  return [HEADER, ...storedBlocks(pieces, true), trailer(crc, sizeOf(pieces))];
+}
+
 /**
- * `pieces` as stored deflate blocks, made here rather than by zlib: a 5-byte header (not final, type 00,
- * padded to the byte boundary that every block here starts on, then LEN and its complement) before each
- * 64 KiB of the input, which follows as slices of the input itself: storing copies nothing.
+ * `pieces` as stored deflate blocks, made here rather than by a deflate: a 5-byte header (final only if
+ * asked and the last, type 00, padded to the byte boundary that every block here starts on, then LEN and
+ * its complement) before each 64 KiB of the input, which follows as slices of the input itself: storing
+ * copies nothing.
  */
-function storedBlocks(pieces: readonly Buffer[]): Buffer[] {
+function storedBlocks(pieces: readonly Buffer[], final: boolean): Buffer[] {
   const output: Buffer[] = [];
   let block: Buffer[] = [];
   let length = 0;
+  let lastHeader: Buffer | undefined;
   const close = (): void => {
     const header = Buffer.allocUnsafe(5);
+    lastHeader = header;
     header[0] = 0x00;
     header.writeUInt16LE(length, 1);
     header.writeUInt16LE(~length & 0xffff, 3);
@@ -262,6 +316,7 @@ function storedBlocks(pieces: readonly Buffer[]): Buffer[] {
     }
   }
   if (length > 0 || output.length === 0) close();
+  if (final) (lastHeader as Buffer)[0] = 0x01;
   return output;
 }
 
