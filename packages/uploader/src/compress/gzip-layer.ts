@@ -177,7 +177,7 @@ class GzipLayer extends Transform {
     const entropy = this.#level === 0 ? 8 : sampledEntropy(pieces);
     const level = entropy < this.#textEntropy ? this.#textLevel : this.#level;
     const output = (async () => {
-      if (entropy > STORE_ENTROPY) return binding === undefined ? storedBlocks(pieces, false) : storedMember(pieces);
+      if (entropy > STORE_ENTROPY) return binding === undefined ? storedBlocks(pieces, false) : storedMember(pieces, binding);
       const deflate = (input: Buffer): Promise<Buffer[]> =>
         binding === undefined ? compressBlock(input, level, dictionary) : binding.gzip(input, level).then((member) => [member]);
       if (pieces.length === 1) return deflate(pieces[0] as Buffer);
@@ -278,9 +278,9 @@ function trailer(crc: number, length: number): Buffer {
 }
 
 /** `pieces` as a gzip member of their own, of stored blocks: header, {@link storedBlocks} (the last final), trailer. */
-function storedMember(pieces: readonly Buffer[]): Buffer[] {
+function storedMember(pieces: readonly Buffer[], binding: Libdeflate): Buffer[] {
   let crc = 0;
-  for (const piece of pieces) crc = crc32(piece, crc);
+  for (const piece of pieces) crc = binding.crc32(piece, crc);
   return [HEADER, ...storedBlocks(pieces, true), trailer(crc, sizeOf(pieces))];
 }
 
