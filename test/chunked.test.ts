@@ -93,7 +93,10 @@ describe('chunked uploads to the reference registry', () => {
     env.proxy.addFault({ method: 'PATCH', path: /chunked\/restart\//, nth: 2, fault: { kind: 'reset', afterBytes: 100_000 } });
     const events = await pushVia('chunked/restart');
     const [broken, fresh] = patches('chunked/restart');
-    assert.equal(broken!.length, 2);
+    // The chunk that broke, and when the registry answered the status GET before it had written the cut bytes,
+    // the resumed chunk it then refused (404 BLOB_UPLOAD_INVALID) as it cancelled the session.
+    assert.ok(broken!.length === 2 || broken!.length === 3, `${broken!.length} PATCHes in the broken session`);
+    assert.deepEqual(ranges(broken!).slice(0, 2), expectedRanges(0, 2 * CHUNK, CHUNK));
     assert.deepEqual(ranges(fresh!), expectedRanges(0, layerSize(), CHUNK));
     assert.equal(env.proxy.requests.filter((r) => r.method === 'POST' && r.url.includes('/v2/chunked/restart/')).length, 3);
     assert.equal(ofType(events, 'manifest-pushed').length, 1);

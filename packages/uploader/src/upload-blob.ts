@@ -134,7 +134,12 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
           drop();
           return undefined;
         });
-        if (state.session !== undefined) logger.debug({ key: blob.key, offset: state.session.offset }, 'resuming the upload');
+        if (state.session !== undefined) {
+          logger.debug({ key: blob.key, offset: state.session.offset }, 'resuming the upload');
+          // The reference registry can answer this GET before it has written the cut chunk's bytes, and then
+          // cancel the session on the next PATCH (404 BLOB_UPLOAD_INVALID): refused, it is given up as below.
+          resumed = true;
+        }
       } else {
         drop();
       }
@@ -270,8 +275,9 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
       return io.pipe(
         throttleProgress(context.progressInterval, context.scheduler),
         catchError((error: unknown) => {
-          // A session an earlier run left that the registry turns out not to accept (gone, or other bytes than the
-          // source's: the commit's digest check fails) is given up for a fresh upload, once.
+          // A session resumed (one an earlier run left, or this one after a broken chunk) that the registry turns out
+          // not to accept (gone, or other bytes than the source's: the commit's digest check fails) is given up for a
+          // fresh upload, once per resume; attempts still count, so this cannot go on for ever.
           if (resumed && error instanceof RegistryError && [400, 404, 416].includes(error.status)) {
             resumed = false;
             logger.debug({ key: blob.key, err: error }, 'the resumed upload was refused; starting over');

@@ -243,6 +243,40 @@ describe('uploadBlobs', () => {
     assert.equal(opened.length, 2, 'the source was read again from its start, its first bytes skipped');
   });
 
+  it('starts over in a fresh session when the registry accepts the resume of a broken chunk, then cancels the session', async (t) => {
+    // The reference registry may answer the GET before it has written the cut chunk's bytes, and then cancel the
+    // session on the next PATCH, when its signed offset no longer matches what it holds.
+    const { client, on, seen } = registry(t);
+    const bytes = Buffer.from('0123456789');
+    const { blob, digest, opened } = layer(bytes);
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-0', 'oci-chunk-min-length': '4' } });
+    on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
+    on('PATCH', `${UPLOADS}u1`, reset());
+    on('GET', `${UPLOADS}u1`, { status: 204, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
+    on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
+    on('PATCH', `${UPLOADS}u1`, { status: 404, headers: { 'content-type': 'application/json' } });
+    on('DELETE', `${UPLOADS}u1`, { status: 404 });
+    on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
+    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u2`, range: '0-0', 'oci-chunk-min-length': '4' } });
+    on('PATCH', `${UPLOADS}u2`, { status: 202, headers: { location: `${UPLOADS}u2`, range: '0-3' } });
+    on('PATCH', `${UPLOADS}u2`, { status: 202, headers: { location: `${UPLOADS}u2`, range: '0-7' } });
+    on('PATCH', `${UPLOADS}u2`, { status: 202, headers: { location: `${UPLOADS}u2`, range: '0-9' } });
+    on('PUT', `${UPLOADS}u2?digest=${digest}`, { status: 201 });
+    const events = await run(client, [blob], { chunkSize: 4 });
+    assert.deepEqual(types(events), ['retrying', 'pushed', 'blob-ready']);
+    const fresh = seen.filter((s) => s.method === 'PATCH' && s.path.startsWith(`${UPLOADS}u2`));
+    assert.deepEqual(
+      fresh.map((p) => [p.headers['content-range'], p.body.toString()]),
+      [
+        ['0-3', '0123'],
+        ['4-7', '4567'],
+        ['8-9', '89'],
+      ],
+    );
+    assert.equal(seen.filter((s) => s.method === 'POST').length, 2, 'a fresh session');
+    assert.equal(opened.length, 3, 'the source was read again for the resume and for the fresh session');
+  });
+
   it('aborts the request in flight and DELETEs the session when unsubscribed', async (t) => {
     const { client, on, requests } = registry(t);
     const { blob, digest, opened } = layer(Buffer.from('never answered'));
