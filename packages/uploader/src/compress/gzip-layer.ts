@@ -99,7 +99,7 @@ export function gzipLayer(options: GzipLayerOptions = {}): Transform {
   if (engine !== 'libdeflate' && engine !== 'zlib') throw new RangeError(`gzip engine ${String(engine)} is neither libdeflate nor zlib`);
   const binding = engine === 'libdeflate' ? libdeflate() : undefined;
   if (engine === 'libdeflate' && binding === undefined) {
-    throw new Error('gzip engine libdeflate is not built here: run node packages/uploader/native/build.mjs (needs cc and libdeflate-dev), or use zlib');
+    throw new Error("gzip engine libdeflate is not built here: run 'node native/build.mjs' in @rxpush/uploader's directory (it needs cc and libdeflate-dev), or use engine 'zlib'");
   }
   const defaults = DEFAULTS[engine];
   if (level === undefined) return new GzipLayer(binding, defaults.level, defaults.textLevel, defaults.textEntropy);
