@@ -92,9 +92,12 @@ export async function finishUpload(r: Requester, session: UploadSession, digest:
       budget: opts.budget,
     })
     .catch((error: unknown) => {
-      // A commit sent again after its answer was lost finds the session gone (404) when the first one landed:
-      // a HEAD says whether the blob is there, rather than failing a push the registry has completed.
-      if (!resent || repository === undefined || !(error instanceof RegistryError) || error.status !== 404) throw error;
+      // A commit sent again after its answer was lost finds the session gone (404) when the first one landed, or,
+      // when it comes while the reference registry is still removing the finished session, a session with no
+      // bytes (400 DIGEST_INVALID): a HEAD says whether the blob is there, rather than failing a push the registry
+      // has completed.
+      const landed = error instanceof RegistryError && (error.status === 404 || (error.status === 400 && error.registryCode === 'DIGEST_INVALID'));
+      if (!resent || repository === undefined || !landed) throw error;
       lost = error;
       return undefined;
     });

@@ -182,6 +182,17 @@ describe('RegistryClient requests', () => {
     // A 404 to a first PUT is not a lost answer: no HEAD is asked.
     on('PUT', '/v2/app/blobs/uploads/u1*', gone);
     await assert.rejects(client.finishUpload(session, digest), { name: 'RegistryError', status: 404 });
+
+    // The reference registry, asked again while it removes the session the first commit finished: a session of
+    // no bytes, so the digest does not match (seen in CI, test/docker-daemon.test.ts).
+    const empty = () => ({ status: 400, headers: { 'content-type': 'application/json' }, body: errorBody('DIGEST_INVALID', 'provided digest did not match uploaded content') });
+    lostAnswer();
+    on('PUT', '/v2/app/blobs/uploads/u1*', empty);
+    on('HEAD', `/v2/app/blobs/${digest}`, () => ({ status: 200, headers: { 'content-length': '3', 'docker-content-digest': digest } }));
+    assert.deepEqual(await client.finishUpload(session, digest), { digest, size: 3 });
+    // A DIGEST_INVALID to a first PUT is the source's fault, not a lost answer: no HEAD.
+    on('PUT', '/v2/app/blobs/uploads/u1*', empty);
+    await assert.rejects(client.finishUpload(session, digest), { name: 'RegistryError', status: 400, message: /DIGEST_INVALID/ });
   });
 
   it('never throws when cancelling an upload', async (t) => {
