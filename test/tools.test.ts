@@ -234,7 +234,8 @@ describe('what a second push loads', () => {
     const loaded = new Set(/^MODULES (.*)$/m.exec(result.stderr)?.[1]?.split(',').map((entry) => entry.replace(/^NativeModule /, '')));
     assert.ok(loaded.has('tls') && loaded.has('zlib'), 'the list is of this push');
     // http2: undici's h2 client; child_process: credential helpers; worker_threads: pino's transports.
-    for (const name of ['http2', 'child_process', 'dgram', 'worker_threads']) assert.equal(loaded.has(name), false, `${name} is not loaded`);
+    // perf_hooks: Node's `performance` global.
+    for (const name of ['http2', 'child_process', 'dgram', 'worker_threads', 'perf_hooks']) assert.equal(loaded.has(name), false, `${name} is not loaded`);
   });
 
   it("compiles Node's built-in modules with the code Node ships for them, and the bundle with its cached code", async (t) => {
