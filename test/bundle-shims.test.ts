@@ -3,6 +3,7 @@
  * each must behave as the module it stands in for, and load it only when it is needed.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -101,5 +102,31 @@ describe('tools/bundle/lazy-pino.cjs', () => {
     logger.info({ a: 1 }, 'hello');
     assert.deepEqual(asked, [{ dest: 2, sync: true }]);
     assert.deepEqual(out.written(), [{ level: 30, a: 1, msg: 'hello' }]);
+  });
+});
+
+describe('tools/bundle/undici-http.cjs', () => {
+  const shim = join(root, 'tools', 'bundle', 'undici-http.cjs');
+  /** What the shim and node:http say, from a new process started as the arguments say (the shim reads its options). */
+  function answers(nodeArgs: string[], env: Record<string, string> = {}): { shim: number; http: number; httpLoaded: boolean } {
+    const script = `const shim = require(${JSON.stringify(shim)}); const size = shim.maxHeaderSize; const httpLoaded = process.moduleLoadList.includes('NativeModule http');
+process.stdout.write(JSON.stringify({ shim: size, http: require('node:http').maxHeaderSize, httpLoaded }));`;
+    const result = spawnSync(process.execPath, [...nodeArgs, '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    return JSON.parse(result.stdout) as { shim: number; http: number; httpLoaded: boolean };
+  }
+
+  it("gives node:http's maxHeaderSize without loading node:http", () => {
+    assert.deepEqual(answers([]), { shim: 16 * 1024, http: 16 * 1024, httpLoaded: false });
+  });
+
+  it('gives the size of --max-http-header-size, given on the command line or in NODE_OPTIONS', () => {
+    assert.deepEqual(answers(['--max-http-header-size=1000']), { shim: 1000, http: 1000, httpLoaded: true });
+    assert.deepEqual(answers([], { NODE_OPTIONS: '--max-http-header-size=2000' }), { shim: 2000, http: 2000, httpLoaded: true });
+  });
+
+  it('names a class that no stream is an instance of', () => {
+    const { IncomingMessage } = require(shim) as { IncomingMessage: new () => object };
+    assert.notEqual(IncomingMessage, (require('node:http') as typeof import('node:http')).IncomingMessage);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -197,6 +197,8 @@ describe('tools/bundle-cli.mjs (run by npm run build)', () => {
     const rxjs = modules.filter((path) => path.includes('/rxjs/dist/esm/'));
     assert.ok(rxjs.length > 0 && rxjs.length < 150, `rxjs's ES2015 build, only the modules used (${rxjs.length})`);
     assert.ok(modules.includes('tools/bundle/lazy-client-h2.cjs'), "undici's HTTP/2 client is behind the shim that loads it for an h2 connection");
+    assert.ok(modules.includes('tools/bundle/liftoff-client-h1.cjs'), "undici's HTTP/1.1 client is behind the shim that compiles its parser with Liftoff alone");
+    assert.ok(modules.includes('tools/bundle/undici-http.cjs'), "undici's two values of node:http come from the shim that does not load it");
     assert.ok(modules.includes('tools/bundle/lazy-pino.cjs'), 'pino is behind the shim that loads it on the first line logged');
     assert.ok(modules.some((path) => path.includes('/pino@')), 'and bundled');
     const entry = texts[files.indexOf('rxpush.cjs')] ?? '';
@@ -231,8 +233,49 @@ describe('what a second push loads', () => {
     assert.match(result.stdout, /Layer already exists/);
     assert.match(result.stdout, new RegExp(`digest: ${images[0]?.manifestDigest ?? 'none'}`));
     const loaded = new Set(/^MODULES (.*)$/m.exec(result.stderr)?.[1]?.split(',').map((entry) => entry.replace(/^NativeModule /, '')));
-    assert.ok(loaded.has('tls') && loaded.has('zlib'), 'the list is of this push');
+    assert.ok(loaded.has('net') && loaded.has('zlib'), 'the list is of this push');
     // http2: undici's h2 client; child_process: credential helpers; worker_threads: pino's transports.
-    for (const name of ['http2', 'child_process', 'dgram', 'worker_threads']) assert.equal(loaded.has(name), false, `${name} is not loaded`);
+    // http: undici reads two of its values (tools/bundle/undici-http.cjs); perf_hooks: Node's `performance` global;
+    // tls: the loopback registry is asked whether it speaks TLS with a hello of rxpush's own, and it does not.
+    for (const name of ['http2', 'child_process', 'dgram', 'worker_threads', 'http', 'perf_hooks', 'tls']) assert.equal(loaded.has(name), false, `${name} is not loaded`);
+  });
+
+  it("compiles Node's built-in modules with the code Node ships for them, and the bundle with its cached code", async (t) => {
+    // Node refuses its built-ins' code cache once V8's flags differ from their defaults, as they do while undici
+    // compiles its parser with Liftoff alone (tools/bundle/liftoff-client-h1.cjs): they must be back after it.
+    const dir = await tempDir(t);
+    await makeOciLayout(dir);
+    const registry = await startRegistry();
+    t.after(() => registry.stop());
+    const env = { RXPUSH_CACHE_DIR: join(dir, 'cache') };
+    const push = ['push', `oci:${dir}:latest`, `${registry.host}/second/cache:1`, '--quiet'];
+    for (let run = 1; run <= 2; run++) assert.equal((await runCli(push, { env })).code, 0, `push ${run}`);
+    const cacheDir = join(dir, 'cache', 'code-cache');
+    const cacheFiles = async () => (await readdir(cacheDir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
+    const files = await cacheFiles();
+    const written = await Promise.all(files.map(async (file) => (await stat(file)).mtimeMs));
+    assert.ok(files.length > 3, 'the push chunks are cached');
+
+    // Node's own account (an internal binding, hence --expose-internals), made as the process ends, after loading
+    // one built-in more: the flags must be back to their defaults, not only before the parser compiled.
+    const preload = join(dir, 'report-cache-usage.cjs');
+    await writeFile(
+      preload,
+      `const { internalBinding } = require('internal/test/binding');
+process.on('exit', () => {
+  const late = process.moduleLoadList.includes('NativeModule dns') ? 'loaded before' : (require('node:dns'), 'dns');
+  const usage = internalBinding('builtins').getCacheUsage();
+  process.stderr.write('CACHE ' + JSON.stringify({ late, without: [...usage.compiledWithoutCache] }) + '\\n');
+});
+`,
+    );
+    const result = await runCli(push, { env, nodeArgs: ['--expose-internals', '--no-warnings', '--require', preload] });
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(/^CACHE (.*)$/m.exec(result.stderr)?.[1] ?? 'null') as { late: string; without: string[] } | null;
+    assert.equal(report?.late, 'dns', 'a built-in module is loaded after the push');
+    assert.deepEqual(report.without, [], 'every built-in module was compiled with its code cache');
+    // A chunk V8 did not take would be written anew as the run ends.
+    assert.deepEqual(await cacheFiles(), files);
+    assert.deepEqual(await Promise.all(files.map(async (file) => (await stat(file)).mtimeMs)), written, 'V8 took every cached chunk');
   });
 });

@@ -7,7 +7,7 @@
 // that load.cjs can compile them with a V8 code cache (tools/bundle/load-bundle.cjs). The bin uses the bundle
 // only while it is newer than every package's last build, so a stale bundle is never run.
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { build, transform } from 'esbuild';
@@ -24,6 +24,9 @@ const outdir = join(cli, 'bundle');
  * - `string-width` is one copy, not two (yargs and cliui depend on different majors of the same API),
  *   and it and `cliui` load on first use, i.e. only when help or a usage error is shown;
  * - undici's HTTP/2 client (and with it node:http2) loads only if a connection negotiates h2, which rxpush never asks for;
+ * - undici's HTTP/1.1 client compiles its WebAssembly parser with V8's baseline compiler only, with V8's flags
+ *   changed for that compile alone (tools/bundle/liftoff-client-h1.cjs says why);
+ * - undici reads two values of node:http as it loads, which tools/bundle/undici-http.cjs gives without loading it;
  * - `pino` is evaluated on the first line logged (tools/bundle/lazy-pino.cjs), which a push at the default
  *   level never writes.
  */
@@ -58,6 +61,12 @@ const startUpPlugin = {
     });
     pluginBuild.onResolve({ filter: /^\.\/client-h2\.js$/ }, (args) =>
       !args.pluginData?.real && args.resolveDir === undiciDispatcherDir ? { path: join(shims, 'lazy-client-h2.cjs') } : undefined,
+    );
+    pluginBuild.onResolve({ filter: /^\.\/client-h1\.js$/ }, (args) =>
+      !args.pluginData?.real && args.resolveDir === undiciDispatcherDir ? { path: join(shims, 'liftoff-client-h1.cjs') } : undefined,
+    );
+    pluginBuild.onResolve({ filter: /^node:http$/ }, (args) =>
+      args.importer.startsWith(join(dirname(undiciDispatcherDir), sep)) ? { path: join(shims, 'undici-http.cjs') } : undefined,
     );
     pluginBuild.onResolve({ filter: /^rxpush-undici:/ }, (args) => real(args.path.slice('rxpush-undici:'.length), undiciDispatcherDir, args.kind));
     const lazyPino = join(shims, 'lazy-pino.cjs');

@@ -18,6 +18,8 @@ export interface RunCliOptions {
   /** Added to (and overriding) the environment. */
   env?: Record<string, string>;
   cwd?: string;
+  /** Node.js options given before the bin (options NODE_OPTIONS does not take, such as `--expose-internals`). */
+  nodeArgs?: string[];
   /** Kill the CLI after this long (default 120 s) and fail. */
   timeoutMs?: number;
 }
@@ -41,7 +43,7 @@ export interface RunningCli {
 }
 
 function spawnCli(args: string[], opts: RunCliOptions): RunningCli & { gone: Promise<void> } {
-  const child = spawn(process.execPath, [CLI_BIN, ...args], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI_BIN, ...args], {
     cwd: opts.cwd ?? root,
     env: { ...process.env, NO_COLOR: '1', ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],

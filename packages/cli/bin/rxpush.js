@@ -6,7 +6,6 @@
 const { readdirSync, statSync } = require('node:fs');
 const module_ = require('node:module');
 const { join } = require('node:path');
-const { setFlagsFromString } = require('node:v8');
 
 // Checked before any of rxpush loads: on an older Node it would fail somewhere deep and obscure.
 const NEEDED = { major: 20, minor: 19 };
@@ -15,12 +14,6 @@ if (major < NEEDED.major || (major === NEEDED.major && minor < NEEDED.minor)) {
   process.stderr.write(`rxpush: Node.js ${process.versions.node} is too old; rxpush needs Node.js ${NEEDED.major}.${NEEDED.minor} or newer (22 or 24 recommended)\n`);
   process.exit(2);
 }
-
-// undici's HTTP parser is WebAssembly; V8 re-compiles it with TurboFan in the background and the
-// process waits for that before it exits (~0.3 s, ~35 MB). The baseline compiler is fast enough
-// for parsing registry answers. Set before anything loads undici (and before any code is cached: V8 keeps
-// cached code only for the flags it was made with).
-setFlagsFromString('--liftoff-only');
 
 const bundle = join(__dirname, '..', 'bundle');
 run().then((code) => {
@@ -36,6 +29,11 @@ async function run() {
     process.once('exit', () => loader.save());
     ({ main } = loader.load('rxpush.cjs'));
   } else {
+    // undici's HTTP parser is WebAssembly; V8 re-compiles it with TurboFan in the background and the process
+    // waits for that before it exits (~0.3 s, ~35 MB); the baseline compiler is fast enough for registry answers.
+    // Set before any code is cached, as V8 keeps cached code only for the flags it was made with. (The bundle
+    // sets it only while undici compiles its parser: tools/bundle/liftoff-client-h1.cjs.)
+    require('node:v8').setFlagsFromString('--liftoff-only');
     // Node 22.1+ keeps V8's compiled code of the modules on disk (in the OS temp dir, or NODE_COMPILE_CACHE).
     module_.enableCompileCache?.();
     ({ main } = await import('../dist/main.js'));

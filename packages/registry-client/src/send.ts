@@ -253,7 +253,12 @@ export function header(headers: IncomingHttpHeaders, name: string): string | und
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Discards a response body so the connection can be reused (undici needs every body consumed). */
+/**
+ * Discards a response body so the connection can be reused (undici needs every body consumed), and returns once
+ * undici may reuse it: undici puts a kept-alive connection back a full event-loop turn after its answer (to see
+ * whether the server closes it), and a request sent before that, say the next HEAD of a burst, gets a new
+ * connection (a TLS handshake): 41 HEADs eight at a time opened 16 connections instead of 8.
+ */
 export async function dump(body: Readable): Promise<void> {
   const withDump = body as Readable & { dump?: (opts?: { limit?: number }) => Promise<void> };
   try {
@@ -262,6 +267,8 @@ export async function dump(body: Readable): Promise<void> {
   } catch {
     // A body that fails while being discarded has nothing we need.
   }
+  // Immediates run in the order they were set: undici's, set as the answer ended, runs before this one.
+  await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 /** Reads a body up to `limit` bytes; past that it stops reading (destroying the stream) and says so. */

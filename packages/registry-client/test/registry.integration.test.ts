@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 
 import { MediaType, sha256Digest } from '@rxpush/core';
 import type { Digest, RegistryError } from '@rxpush/core';
@@ -175,19 +175,36 @@ describe('RegistryClient against a real registry', () => {
     await assert.rejects(trusting.listTags('app'), { status: 404, registryCode: 'NAME_UNKNOWN' });
   });
 
-  it('keeps its connection across HEADs', async (t) => {
+  /** A client of a real registry whose dispatcher counts the connections it opens. */
+  async function countingClient(t: TestContext): Promise<{ client: RegistryClient; connections: () => number }> {
     const registry = await startRegistry();
     t.after(() => registry.stop());
     const agent = new Agent();
     t.after(() => agent.close());
     let connections = 0;
     agent.on('connect', () => void (connections += 1));
-    const client = new RegistryClient({ registry: registry.host, plainHttp: true, dispatcher: agent });
+    return { client: new RegistryClient({ registry: registry.host, plainHttp: true, dispatcher: agent }), connections: () => connections };
+  }
+
+  it('keeps its connection across HEADs', async (t) => {
+    const { client, connections } = await countingClient(t);
     await client.ping();
-    const before = connections;
+    const before = connections();
     for (let i = 0; i < 10; i++) assert.equal(await client.hasBlob('app', digestOf(Buffer.from(`absent ${i}`))), undefined);
-    // undici's pool may open a second connection while the first is being put back; never one per HEAD.
-    assert.ok(connections - before <= 2, `${connections - before} connections for 10 HEADs`);
+    // The ping's connection, put back before each next HEAD.
+    assert.equal(connections() - before, 0, `${connections() - before} connections for 10 HEADs`);
+  });
+
+  it('keeps a burst of HEADs, eight at a time, to eight connections', async (t) => {
+    // undici puts a connection back a loop turn after its answer; the next HEAD of a burst, sent as soon as one
+    // is answered, must wait for it rather than open a connection (a TLS handshake) of its own.
+    const { client, connections } = await countingClient(t);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      for (let i = next++; i < 32; i = next++) assert.equal(await client.hasBlob('app', digestOf(Buffer.from(`absent ${i}`))), undefined);
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    assert.ok(connections() <= 8, `${connections()} connections for 32 HEADs, 8 at a time`);
   });
 
   it('reads every HEAD answer right when a server sends a body after one', async (t) => {

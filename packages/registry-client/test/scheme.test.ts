@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { createServer as createTlsServer } from 'node:tls';
 
+import { makeCertificates } from '../../../tools/registry.ts';
 import { RegistryClient } from '../src/index.ts';
+import { answerProtocol } from '../src/tls/client-hello.ts';
 
 /** A plain-HTTP server that answers like a registry's /v2/, counting requests and TLS hellos it could not parse. */
 function plainRegistry(): { server: Server; requests: string[]; garbled: () => number } {
@@ -20,16 +26,16 @@ function plainRegistry(): { server: Server; requests: string[]; garbled: () => n
   return { server, requests, garbled: () => garbled };
 }
 
-function listen(server: Server, port = 0): Promise<number> {
+function listen(server: Server | ReturnType<typeof createTcpServer>, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
   });
 }
 
-function close(server: Server): Promise<void> {
+function close(server: Server | ReturnType<typeof createTcpServer>): Promise<void> {
   return new Promise((resolve) => {
-    server.closeAllConnections();
+    if ('closeAllConnections' in server) server.closeAllConnections();
     server.close(() => resolve());
   });
 }
@@ -74,5 +80,49 @@ describe('scheme detection', () => {
     t.after(() => close(again.server));
     await client.ping();
     assert.deepEqual(again.requests, ['GET /v2/']);
+  });
+
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    it(`takes HTTPS for a loopback server that speaks only ${version}, and then judges its certificate`, async (t) => {
+      const dir = await mkdtemp(join(tmpdir(), 'rxpush-scheme-'));
+      t.after(() => rm(dir, { recursive: true, force: true }));
+      const pki = await makeCertificates(dir);
+      const server = createTlsServer({ key: await readFile(pki.keyFile), cert: await readFile(pki.certFile), minVersion: version, maxVersion: version }, (socket) => {
+        socket.on('error', () => {});
+        socket.on('data', () => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}'));
+      });
+      const port = await listen(server);
+      t.after(() => close(server));
+      const client = new RegistryClient({ registry: `127.0.0.1:${port}`, retry: { retries: 0, baseDelayMs: 1 } });
+      t.after(() => client.close());
+      // Its certificate is of a CA the client was not given: HTTPS was chosen, and a certificate error never falls back.
+      await assert.rejects(client.ping(), { code: 'TLS', message: new RegExp(`^GET https://127\\.0\\.0\\.1:${port}/v2/ failed: the TLS certificate is not trusted`) });
+    });
+  }
+
+  it('says so when a loopback server answers neither in TLS nor in HTTP', async (t) => {
+    const server = createTcpServer((socket) => {
+      socket.on('error', () => {});
+      // Read what comes, so that the server sees the client go and can close.
+      socket.resume().end('SSH-2.0-OpenSSH_9.2\r\n');
+    });
+    const port = await listen(server);
+    t.after(() => close(server));
+    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, retry: { retries: 0, baseDelayMs: 1 } });
+    t.after(() => client.close());
+    await assert.rejects(client.ping(), { code: 'TLS', message: `GET https://127.0.0.1:${port}/v2/ failed: the server does not speak TLS; if the registry serves plain HTTP, pass --plain-http` });
+  });
+});
+
+describe('answerProtocol', () => {
+  it('tells a TLS record, an HTTP status line and anything else from the first bytes, waiting for enough of them', () => {
+    assert.equal(answerProtocol(Buffer.from([0x16, 0x03, 0x03, 0x00, 0x7a])), 'tls');
+    assert.equal(answerProtocol(Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46])), 'tls');
+    assert.equal(answerProtocol(Buffer.from([0x16])), 'more');
+    assert.equal(answerProtocol(Buffer.from([0x16, 0x48])), 'unknown');
+    assert.equal(answerProtocol(Buffer.from('HTTP/1.1 400 Bad Request\r\n')), 'http');
+    assert.equal(answerProtocol(Buffer.from('HT')), 'more');
+    assert.equal(answerProtocol(Buffer.alloc(0)), 'more');
+    assert.equal(answerProtocol(Buffer.from('SSH-2.0')), 'unknown');
   });
 });

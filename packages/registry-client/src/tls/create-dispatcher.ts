@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 
 import { silentLogger, TlsConfigError, type Logger } from '@rxpush/core';
 import { Agent, Pool, type Dispatcher } from 'undici';
@@ -62,6 +62,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let contexts: { common: SecureContext; withClientCert: SecureContext } | undefined;
   const secureContexts = (): { common: SecureContext; withClientCert: SecureContext } => {
     if (contexts !== undefined) return contexts;
+    // node:tls when a TLS connection is made: a push to a plain-HTTP registry never loads it (~1 ms).
+    const { createSecureContext, rootCertificates } = process.getBuiltinModule('node:tls');
     const ca = [...rootCertificates, ...systemCertificates(options.systemCaFile), ...extraCas];
     const common = createSecureContext({ ca });
     let withClientCert = common;
