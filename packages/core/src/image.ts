@@ -57,11 +57,14 @@ export interface BlobSource {
   /** Opens the bytes as a stream; each call starts a fresh read. */
   open(options?: OpenOptions): Promise<Readable>;
   /**
-   * For a blob that is a whole file of its own (an OCI layout's `blobs/`): the file, opened and checked as
-   * `open()` checks it, for a reader that reads it into buffers of its own and reuses them (the uploader);
-   * a stream allocates a buffer per read. The caller closes the handle. Absent: only `open()` reads the bytes.
+   * For a blob whose bytes are a file, or a range of one (an OCI layout's `blobs/`, a member of an archive): the
+   * file, opened and checked as `open()` checks it, for a reader that reads it into buffers of its own and reuses
+   * them (the uploader); a stream allocates a buffer per read. The bytes are the `size` from {@link fileOffset} on.
+   * The caller closes the handle. Absent: only `open()` reads the bytes.
    */
   openFile?(options?: OpenOptions): Promise<FileHandle>;
+  /** Where the bytes start in the file {@link openFile} opens (default 0); set only with `openFile` and `size`. */
+  readonly fileOffset?: number;
   /**
    * True when the bytes come from one stream the source shares among its blobs and reads in its own order
    * (a `docker save` over the API): the uploader then opens all such blobs at once on the first attempt, since a

@@ -94,18 +94,21 @@ export interface BlobInfo {
 }
 
 /**
- * The body of a blob request: a stream (with its length, when known, for Content-Length), pieces, or bytes.
+ * The body of a blob request: a stream or pieces (with their length, when known, for Content-Length; else the
+ * body is sent chunked), or bytes.
  *
  * `pieces` are written to the connection one at a time, in order, and the next one is asked for only once the
  * connection has taken this one: undici (client-h1.js `writeIterable`) pulls the next piece after `socket.write()`
- * returned true or the socket drained, and a write of a piece larger than the socket's high-water mark (16 KiB)
- * returns false, so 'drain' (every byte handed to the kernel, or encrypted, over TLS) comes first. A producer of pieces of at least
- * 64 KiB may therefore reuse a piece's memory once it is asked for the piece after it; a smaller piece may still
- * be queued at that point. The producer owns what it reads from: the request never closes it.
+ * returned true or the socket drained, and a write of a piece of at least the socket's high-water mark (16 KiB on
+ * Node 20, 64 KiB from Node 22 on) returns false, so 'drain' (every byte handed to the kernel, or encrypted, over
+ * TLS) comes first. A producer of pieces of at least 64 KiB may therefore reuse a piece's memory once it is asked
+ * for the piece after it; a smaller piece may still be queued at that point. Without a length, the pieces go
+ * chunked (each after its chunk header, which changes none of this). The producer owns what it reads from: the
+ * request never closes it.
  */
 export type Body =
   | { readonly stream: Readable; readonly length?: number }
-  | { readonly pieces: AsyncIterable<Uint8Array>; readonly length: number }
+  | { readonly pieces: AsyncIterable<Uint8Array>; readonly length?: number }
   | Uint8Array;
 
 export type { RawManifest };

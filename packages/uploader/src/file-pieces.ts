@@ -10,8 +10,10 @@ export const PIECE_SIZE = 1024 * 1024;
 
 /** Options of {@link FilePieces}. */
 export interface FilePiecesOptions {
-  /** The blob's size: the first this many bytes of the file are the blob (what follows is not read, as a stream with `end` reads). */
+  /** The blob's size: this many bytes of the file, from `offset`, are the blob (what follows is not read, as a stream with `end` reads). */
   readonly size: number;
+  /** Where the blob starts in the file (default 0: a member of an archive is a range of it). */
+  readonly offset?: number;
   /** The file must hash (sha256) to this digest; the last piece is not given out unless it does. */
   readonly expected: Digest;
   /** Where the bytes come from, for error messages. */
@@ -175,18 +177,10 @@ export class FilePieces implements AsyncIterable<Buffer> {
    * iteration reads no more (what was read is dropped).
    */
   #fill(buffer: Buffer, position: number, length: number): Promise<Buffer> {
-    const reading = (async (): Promise<Buffer> => {
-      let filled = 0;
-      while (filled < length && !this.#stopped) {
-        const { bytesRead } = await this.#handle.read(buffer, filled, length - filled, position + filled).catch((error: unknown) => {
-          const why = error instanceof Error ? error.message : String(error);
-          throw this.#fail(new InvalidSourceError(this.#options.origin, `cannot read ${this.#options.origin}: ${why}`, { cause: error }));
-        });
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      return buffer.subarray(0, filled);
-    })();
+    const at = (this.#options.offset ?? 0) + position;
+    const reading = readInto(this.#handle, buffer, at, length, this.#options.origin, () => this.#stopped).catch((error: unknown) => {
+      throw this.#fail(error as PushError);
+    });
     this.#reading = reading;
     return reading;
   }
@@ -195,4 +189,21 @@ export class FilePieces implements AsyncIterable<Buffer> {
     this.failure ??= failure;
     return failure;
   }
+}
+
+/**
+ * Reads `length` bytes of a file from `position` into the start of `buffer`, repeating short reads, fewer only
+ * where the file ends or once `stopped()` says so. A read error is an InvalidSourceError naming `origin`.
+ */
+export async function readInto(handle: FileHandle, buffer: Buffer, position: number, length: number, origin: string, stopped: () => boolean): Promise<Buffer> {
+  let filled = 0;
+  while (filled < length && !stopped()) {
+    const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled).catch((error: unknown) => {
+      const why = error instanceof Error ? error.message : String(error);
+      throw new InvalidSourceError(origin, `cannot read ${origin}: ${why}`, { cause: error });
+    });
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
 }

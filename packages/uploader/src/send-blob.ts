@@ -140,7 +140,7 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
 async function sendFile(attempt: Attempt, openFile: () => Promise<FileHandle>, digest: Digest, size: number): Promise<Sent> {
   const { blob } = attempt;
   const handle = await openFile();
-  const pieces = new FilePieces(handle, { size, expected: digest, origin: blob.origin, onBytes: (n) => attempt.onBytes(n, size) });
+  const pieces = new FilePieces(handle, { size, offset: blob.fileOffset ?? 0, expected: digest, origin: blob.origin, onBytes: (n) => attempt.onBytes(n, size) });
   try {
     const info = await attempt.client.finishUpload(attempt.state.session, digest, { body: { pieces, length: size }, ...attempt.request });
     await pieces.recycle();

@@ -1,10 +1,11 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 import type { OpenOptions } from '@rxpush/core';
 import { InvalidSourceError, SourceError, UnsupportedError } from '@rxpush/core';
 
 import { MAX_DOCUMENT_SIZE } from '../oci/layout-files.js';
-import { openTarMember, readTarMember, type TarIndex, type TarMember } from '../oci/tar-index.js';
+import { openTarMember, openTarMemberFile, readTarMember, type TarIndex, type TarMember } from '../oci/tar-index.js';
 
 /** A file of a `docker save` archive, found by the name the archive's metadata gives it. */
 export interface ArchiveFile {
@@ -96,6 +97,16 @@ export class ArchiveFiles {
   /** Streams a file's bytes straight from the archive, in 1 MiB reads. */
   open(file: ArchiveFile, options?: OpenOptions): Promise<Readable> {
     return openTarMember(this.#index, file.member, options);
+  }
+
+  /** The archive, checked unchanged, for a reader of a file's bytes into buffers of its own: they start at `offsetOf(file)`. */
+  openFile(options?: OpenOptions): Promise<FileHandle> {
+    return openTarMemberFile(this.#index, options);
+  }
+
+  /** Where a file's bytes start in the archive. */
+  offsetOf(file: ArchiveFile): number {
+    return file.member.offset;
   }
 
   /** Follows links component by component, the way a file system resolves a path, refusing to leave the archive. */

@@ -120,7 +120,13 @@ async function legacyImage(files: ArchiveFiles, chain: readonly LegacyLayer[], t
     const diffId = diffIds[i] as Digest;
     link = {
       id: layer.id,
-      blob: saveLayerSource({ diffId, origin: layer.tar.origin, size: layer.tar.member.size, open: (options) => files.open(layer.tar, options) }),
+      blob: saveLayerSource({
+        diffId,
+        origin: layer.tar.origin,
+        size: layer.tar.member.size,
+        open: (options) => files.open(layer.tar, options),
+        file: { open: (options) => files.openFile(options), offset: files.offsetOf(layer.tar) },
+      }),
       parent: () => Promise.resolve(below),
     };
   }

@@ -73,7 +73,13 @@ async function readEntry(files: ArchiveFiles, entry: SaveManifestEntry, tags: st
     const file = files.require(name, layerWhat, `${manifestOrigin} names it`);
     await files.checkPlainTar(file, layerWhat);
     layers.push(
-      saveLayerSource({ diffId, origin: file.origin, size: file.member.size, open: (options) => files.open(file, options) }),
+      saveLayerSource({
+        diffId,
+        origin: file.origin,
+        size: file.member.size,
+        open: (options) => files.open(file, options),
+        file: { open: (options) => files.openFile(options), offset: files.offsetOf(file) },
+      }),
     );
   }
 

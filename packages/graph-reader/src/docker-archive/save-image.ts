@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 import type { BlobSource, Digest, OpenOptions, Platform } from '@rxpush/core';
@@ -35,7 +36,15 @@ export function checkLayerCount(facts: ConfigFacts, layerCount: number, file: st
  * A layer of a `docker save` archive or stream: an uncompressed tar the uploader compresses while it
  * hashes it, checking it against its diff ID in the same pass.
  */
-export function saveLayerSource(init: { diffId: Digest; origin: string; size?: number; open(options?: OpenOptions): Promise<Readable>; release?(): void }): BlobSource {
+export function saveLayerSource(init: {
+  diffId: Digest;
+  origin: string;
+  size?: number;
+  open(options?: OpenOptions): Promise<Readable>;
+  /** A layer that is a range of a file (an archive's member): the file, and where in it the layer starts. */
+  file?: { open(options?: OpenOptions): Promise<FileHandle>; offset: number };
+  release?(): void;
+}): BlobSource {
   return {
     key: init.diffId,
     role: 'layer',
@@ -45,6 +54,7 @@ export function saveLayerSource(init: { diffId: Digest; origin: string; size?: n
     origin: init.origin,
     ...(init.size !== undefined && { size: init.size }),
     open: init.open,
+    ...(init.file !== undefined && init.size !== undefined && { openFile: init.file.open, fileOffset: init.file.offset }),
     ...(init.release !== undefined && { release: init.release }),
   };
 }

@@ -5,7 +5,7 @@ import { BlobMissingError, InvalidSourceError, SourceNotFoundError, splitDigest 
 
 import { isNotFound } from '../shared/files.js';
 import { MAX_DOCUMENT_SIZE, type LayoutBlob, type LayoutFiles } from './layout-files.js';
-import { indexTar, memberPath, openTarMember, readTarMember, type TarIndex, type TarMember } from './tar-index.js';
+import { indexTar, memberPath, openTarMember, openTarMemberFile, readTarMember, type TarIndex, type TarMember } from './tar-index.js';
 import { storedBlobSource } from './file-blob-source.js';
 import { readLayout, type ReadOciLayoutOptions } from './read-oci-layout.js';
 import type { OciReference } from './reference.js';
@@ -81,7 +81,13 @@ async function openOciArchive(path: string): Promise<LayoutFiles> {
   };
 }
 
-/** A stored blob whose bytes are a member of the archive, streamed from its offset on each `open()`. */
+/**
+ * A stored blob whose bytes are a member of the archive, streamed from its offset on each `open()`, or read
+ * from it into the uploader's own buffers (`openFile`, `fileOffset`).
+ */
 function memberBlobSource(index: TarIndex, member: TarMember, origin: string, descriptor: Descriptor, role: 'config' | 'layer', diffId?: Digest): BlobSource {
-  return storedBlobSource(descriptor, role, origin, (options?: OpenOptions) => openTarMember(index, member, options), diffId);
+  const source = storedBlobSource(descriptor, role, origin, (options?: OpenOptions) => openTarMember(index, member, options), diffId);
+  // The descriptor's size is the member's, or the blob is not what the index says: the digest check refuses it.
+  if (member.size !== descriptor.size) return source;
+  return { ...source, openFile: (options?: OpenOptions) => openTarMemberFile(index, options), fileOffset: member.offset };
 }

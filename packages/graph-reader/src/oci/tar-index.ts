@@ -134,6 +134,15 @@ export async function readTarMember(index: TarIndex, member: TarMember): Promise
 }
 
 /** Streams a member's data from the archive, after checking the archive is the file that was indexed. */
+/**
+ * The archive, opened and checked unchanged since it was indexed, for a reader of `member`'s bytes (from its
+ * `offset`, `size` of them) into buffers of its own. The caller closes the handle.
+ */
+export async function openTarMemberFile(index: TarIndex, options?: OpenOptions): Promise<FileHandle> {
+  options?.signal?.throwIfAborted();
+  return openUnchanged(index);
+}
+
 export async function openTarMember(index: TarIndex, member: TarMember, options?: OpenOptions): Promise<Readable> {
   options?.signal?.throwIfAborted();
   const handle = await openUnchanged(index);
