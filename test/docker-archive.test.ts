@@ -18,6 +18,7 @@ import { runCli } from './helpers/run-cli.ts';
 import { skopeoCopy, skopeoInspectRaw } from './helpers/skopeo.ts';
 import { ofType, pushAll } from './helpers/push-events.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
+import { startFaultProxy } from './helpers/fault-proxy.ts';
 
 
 describe('pushing docker save archives (docker-archive:)', () => {
@@ -209,5 +210,34 @@ describe('pushing docker save archives (docker-archive:)', () => {
       const pulled = await pullBack(destination);
       assert.deepEqual(pulled.layers, diffIdsOf);
     }
+  });
+  it('sends a layer again, whole and the same bytes, when its upload is reset mid-body, and docker pulls it back', async (t) => {
+    // Read from the archive into reused buffers and gzipped with libdeflate (GzipPieces): random data, stored
+    // members in pooled buffers, read, stored and sent again by the retry.
+    const layout = await makeOciLayout(join(suite.work, 'reset-layout'), {
+      images: [{ tags: ['latest'], layers: [{ files: 2, fileSize: 3 * 1024 * 1024, seed: 'reset-random' }] }],
+    });
+    const archive = join(suite.work, 'reset.tar');
+    await skopeoCopy(`oci:${layout.dir}:latest`, `docker-archive:${archive}:fixtures/reset:v1`);
+    const saved = { images: [{ diffIds: layout.images[0]?.diffIds }] };
+    const proxy = await startFaultProxy({ target: suite.registry.host });
+    try {
+      proxy.addFault({ method: 'PATCH', path: /\/v2\/archive\/reset\//, nth: 1, fault: { kind: 'reset', afterBytes: 1_500_000 } });
+      const result = await runCli(['push', `docker-archive:${archive}`, `${proxy.host}/archive/reset:v1`, '--progress', 'plain']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(proxy.requests.filter((request) => request.fault === 'reset').length, 1, 'the fault was met');
+    } finally {
+      await proxy.close();
+    }
+    const destination = `${suite.registry.host}/archive/reset:v1`;
+    const decompressed = await mkdtemp(join(suite.work, 'reset-decompressed-'));
+    await skopeoCopy(destination, `dir:${decompressed}`, { decompress: true });
+    const layers = JSON.parse(await readFile(join(decompressed, 'manifest.json'), 'utf8')).layers as { digest: string }[];
+    const tars: string[] = [];
+    for (const layer of layers) tars.push(`sha256:${createHash('sha256').update(await readFile(join(decompressed, layer.digest.slice(7)))).digest('hex')}`);
+    assert.deepEqual(tars, saved.images[0]?.diffIds);
+    if (!dockerd.require(t)) return;
+    const pulled = await pullBack(destination);
+    assert.deepEqual(pulled.layers, saved.images[0]?.diffIds);
   });
 });

@@ -8,6 +8,7 @@ import { redactUrl } from '@rxpush/registry-client';
 
 import { ByteReader } from './byte-reader.js';
 import { chunkSizeFor } from './chunk-size.js';
+import { GzipPieces } from './compress/gzip-pieces.js';
 import { compressor, mediaTypeFor, type LayerCompression } from './compression.js';
 import { FilePieces } from './file-pieces.js';
 import { HashingStream } from './hashing-stream.js';
@@ -65,6 +66,8 @@ export interface Sent {
  *
  * - Stored blobs with known digest and size, monolithic: one PUT carrying the stream and its length; for a blob
  *   that is a file of its own (`openFile`), the file read into two reused buffers instead ({@link FilePieces}).
+ * - A layer gzipped on the way from a file (an archive's member), with libdeflate: one PATCH of {@link GzipPieces}
+ *   (the file read into reused buffers, the same bytes the stream would make), then PUT.
  * - Otherwise monolithic (compressed on the fly, or digest unknown): one streamed PATCH, then PUT.
  * - Chunked: PATCHes of `chunkSize` bytes with Content-Length and Content-Range. A chunk of a blob of
  *   known size streams straight from the source; when the size is unknown (gzip output) a chunk is
@@ -85,6 +88,9 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
   const onBytes = (n: number): void => attempt.onBytes(n, blob.size);
   if (attempt.chunkSize === undefined && digest !== undefined && total !== undefined && attempt.openFile !== undefined) {
     return sendFile(attempt, attempt.openFile, digest, total);
+  }
+  if (attempt.chunkSize === undefined && attempt.compress === 'gzip' && blob.size !== undefined && attempt.openFile !== undefined && GzipPieces.available) {
+    return sendGzipFile(attempt, attempt.openFile, blob.size);
   }
 
   // `read` sees the source's bytes (diff ID, progress), `sent` what goes to the registry (digest).
@@ -187,6 +193,41 @@ async function sendChunks(attempt: Attempt, reader: ByteReader, total: number | 
     }
   }
   await reader.end();
+}
+
+/**
+ * A layer that is a file or a range of one (a docker-archive's member), gzipped on the way with libdeflate, monolithic:
+ * one PATCH whose body is {@link GzipPieces} (read into reused buffers, no stream stages; chunked, as the length is
+ * known only at the end), then the PUT that commits it under the digest the pieces computed. The same bytes as the
+ * stream path makes of the layer.
+ */
+async function sendGzipFile(attempt: Attempt, openFile: () => Promise<FileHandle>, size: number): Promise<Sent> {
+  const { blob, state, request } = attempt;
+  const handle = await openFile();
+  const pieces = new GzipPieces(handle, {
+    size,
+    offset: blob.fileOffset ?? 0,
+    ...(blob.diffId !== undefined && { expected: blob.diffId }),
+    origin: blob.origin,
+    ...(attempt.compressionLevel !== undefined && { level: attempt.compressionLevel }),
+    onBytes: (n) => attempt.onBytes(n, size),
+  });
+  try {
+    state.session = await attempt.client.uploadChunk(state.session, { pieces }, request);
+    // The bytes are all with the registry now; commit only if they were what the source claims.
+    if (pieces.failure) throw pieces.failure;
+    const { digest, diffId } = pieces;
+    assert(digest !== undefined && diffId !== undefined, `the pieces of ${blob.origin} ended without a digest`);
+    state.digests = { digest, diffId };
+    const info = await attempt.client.finishUpload(state.session, digest, request);
+    return { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, attempt.compress), diffId };
+  } catch (error) {
+    throw pieces.failure ?? error;
+  } finally {
+    // A request can end before undici has finished with its body (an early answer, an abort): no read after the close.
+    await pieces.stop();
+    await handle.close();
+  }
 }
 
 /**

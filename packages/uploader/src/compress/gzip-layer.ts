@@ -73,6 +73,8 @@ const MEM_LEVEL = 9;
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03]);
 // An empty final block (fixed Huffman, end-of-block only): the blocks before it are sync-flushed, never final.
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
+/** The gzip stream of no bytes with libdeflate: one empty member (with zlib: the same bytes). */
+export const EMPTY_GZIP_MEMBER = Buffer.from([...HEADER, ...FINAL_BLOCK, 0, 0, 0, 0, 0, 0, 0, 0]);
 
 /**
  * A gzip stream of its input, made as pigz makes one: the input is cut into 1 MiB blocks, each deflated on
@@ -101,19 +103,40 @@ export function gzipLayer(options: GzipLayerOptions = {}): Transform {
   if (engine === 'libdeflate' && binding === undefined) {
     throw new Error("gzip engine libdeflate is not built here: run 'node native/build.mjs' in @rxpush/uploader's directory (it needs cc and libdeflate-dev), or use engine 'zlib'");
   }
+  return new GzipLayer(binding, blockPlan(engine, level));
+}
+
+/** How an engine's blocks are encoded: the level of most blocks, and of those that look like text. */
+export interface BlockPlan {
+  readonly level: number;
+  readonly textLevel: number;
+  readonly textEntropy: number;
+}
+
+/** The plan of an engine at `level` (every block at it), or at its defaults. */
+export function blockPlan(engine: GzipEngine, level?: number): BlockPlan {
   const defaults = DEFAULTS[engine];
-  if (level === undefined) return new GzipLayer(binding, defaults.level, defaults.textLevel, defaults.textEntropy);
+  if (level === undefined) return defaults;
   if (!Number.isInteger(level) || level < 0 || level > 9) throw new RangeError(`gzip level ${level} is not a whole number from 0 to 9`);
-  return new GzipLayer(binding, level, level, defaults.textEntropy);
+  return { level, textLevel: level, textEntropy: defaults.textEntropy };
+}
+
+/**
+ * What a block (its bytes, in pieces) becomes: 'store' (it does not compress, or level 0), or the level to deflate it
+ * at. It depends only on the block's bytes, so every reader of a layer (gzipLayer's stream, the uploader's
+ * GzipPieces) makes the same bytes of it.
+ */
+export function chooseBlock(pieces: readonly Buffer[], plan: BlockPlan): 'store' | number {
+  if (plan.level === 0) return 'store';
+  const entropy = sampledEntropy(pieces);
+  if (entropy > STORE_ENTROPY) return 'store';
+  return entropy < plan.textEntropy ? plan.textLevel : plan.level;
 }
 
 class GzipLayer extends Transform {
   /** libdeflate's binding: a gzip member per block. Undefined: zlib, one member of sync-flushed blocks. */
   readonly #libdeflate: Libdeflate | undefined;
-  readonly #level: number;
-  /** The level of blocks that look like text, and the entropy under which they do. */
-  readonly #textLevel: number;
-  readonly #textEntropy: number;
+  readonly #plan: BlockPlan;
   /** The input of the block being filled, as it came (not copied). */
   #pieces: Buffer[] = [];
   #filled = 0;
@@ -127,12 +150,10 @@ class GzipLayer extends Transform {
   #crc = 0;
   #length = 0;
 
-  constructor(binding: Libdeflate | undefined, level: number, textLevel: number, textEntropy: number) {
+  constructor(binding: Libdeflate | undefined, plan: BlockPlan) {
     super({ readableHighWaterMark: BLOCK_SIZE, writableHighWaterMark: BLOCK_SIZE });
     this.#libdeflate = binding;
-    this.#level = level;
-    this.#textLevel = textLevel;
-    this.#textEntropy = textEntropy;
+    this.#plan = plan;
     if (binding === undefined) this.push(HEADER);
   }
 
@@ -162,7 +183,7 @@ class GzipLayer extends Transform {
     while (this.#inFlight.length > 0) await this.#writeOldest();
     if (this.#libdeflate === undefined) this.push(Buffer.concat([FINAL_BLOCK, trailer(this.#crc, this.#length)]));
     // No input, no block: a gzip stream still holds one (empty) member.
-    else if (this.#length === 0) this.push(Buffer.concat([HEADER, FINAL_BLOCK, trailer(0, 0)]));
+    else if (this.#length === 0) this.push(EMPTY_GZIP_MEMBER);
   }
 
   async #submit(): Promise<void> {
@@ -174,10 +195,9 @@ class GzipLayer extends Transform {
     const binding = this.#libdeflate;
     const dictionary = this.#previous;
     if (binding === undefined) this.#previous = tail([...(dictionary === undefined ? [] : [dictionary]), ...pieces], DICTIONARY_SIZE);
-    const entropy = this.#level === 0 ? 8 : sampledEntropy(pieces);
-    const level = entropy < this.#textEntropy ? this.#textLevel : this.#level;
+    const level = chooseBlock(pieces, this.#plan);
     const output = (async () => {
-      if (entropy > STORE_ENTROPY) return binding === undefined ? storedBlocks(pieces, false) : storedMember(pieces, binding);
+      if (level === 'store') return binding === undefined ? storedBlocks(pieces, false) : storedMember(pieces, binding);
       const deflate = (input: Buffer): Promise<Buffer[]> =>
         binding === undefined ? compressBlock(input, level, dictionary) : binding.gzip(input, level).then((member) => [member]);
       if (pieces.length === 1) return deflate(pieces[0] as Buffer);
@@ -278,7 +298,7 @@ function trailer(crc: number, length: number): Buffer {
 }
 
 /** `pieces` as a gzip member of their own, of stored blocks: header, {@link storedBlocks} (the last final), trailer. */
-function storedMember(pieces: readonly Buffer[], binding: Libdeflate): Buffer[] {
+export function storedMember(pieces: readonly Buffer[], binding: Libdeflate): Buffer[] {
   let crc = 0;
   for (const piece of pieces) crc = binding.crc32(piece, crc);
   return [HEADER, ...storedBlocks(pieces, true), trailer(crc, sizeOf(pieces))];
