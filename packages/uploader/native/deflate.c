@@ -67,13 +67,18 @@ static napi_value throw_type_error(napi_env env, const char *message) {
   return NULL;
 }
 
-static napi_value gzip(napi_env env, napi_callback_info info) {
+/* Both functions take (input: Buffer, number): their two arguments, or false with a TypeError thrown. */
+static bool buffer_and_number(napi_env env, napi_callback_info info, napi_value argv[2], const char *usage) {
   size_t argc = 2;
-  napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type_error(env, "gzip(input, level) takes two arguments");
   bool is_buffer = false;
-  napi_is_buffer(env, argv[0], &is_buffer);
-  if (!is_buffer) return throw_type_error(env, "gzip: input must be a Buffer");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 2) napi_is_buffer(env, argv[0], &is_buffer);
+  if (!is_buffer) throw_type_error(env, usage);
+  return is_buffer;
+}
+
+static napi_value gzip(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!buffer_and_number(env, info, argv, "gzip(input, level) takes a Buffer and a level")) return NULL;
   int32_t level;
   if (napi_get_value_int32(env, argv[1], &level) != napi_ok || level < 1 || level > MAX_LEVEL) return throw_type_error(env, "gzip: level must be a whole number from 1 to 12");
 
@@ -96,12 +101,8 @@ static napi_value gzip(napi_env env, napi_callback_info info) {
 }
 
 static napi_value crc32(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type_error(env, "crc32(input, crc) takes two arguments");
-  bool is_buffer = false;
-  napi_is_buffer(env, argv[0], &is_buffer);
-  if (!is_buffer) return throw_type_error(env, "crc32: input must be a Buffer");
+  if (!buffer_and_number(env, info, argv, "crc32(input, crc) takes a Buffer and a CRC")) return NULL;
   uint32_t crc;
   if (napi_get_value_uint32(env, argv[1], &crc) != napi_ok) return throw_type_error(env, "crc32: crc must be a number");
   void *input;

@@ -4,9 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, it } from 'node:test';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { crc32, gunzipSync, gzipSync } from 'node:zlib';
 
 import { BLOCK_SIZE, DEFAULT_COMPRESSION_LEVEL, gzipEngine, gzipLayer, TEXT_COMPRESSION_LEVEL, type GzipEngine } from '@rxpush/uploader';
+
+import { libdeflate } from '../src/compress/libdeflate.ts';
 
 /** Text-like bytes that compress well (and differ everywhere, so matches span blocks only through the dictionary). */
 function text(size: number): Buffer {
@@ -67,6 +69,16 @@ describe('the gzip engine', () => {
   it('is libdeflate wherever its binding is built, as tools/setup.mjs builds it for tests and CI', () => {
     if (process.env.CI) assert.equal(gzipEngine(), 'libdeflate', 'CI must test the libdeflate binding: tools/setup.mjs builds it');
     assert.throws(() => gzipLayer({ engine: 'nope' as GzipEngine }), /gzip engine/);
+  });
+
+  it("has a binding that refuses what is not a Buffer and a number, and levels outside libdeflate's 1–12", { skip: !libdeflateBuilt && 'not built here' }, async () => {
+    const binding = libdeflate()!;
+    assert.throws(() => binding.gzip('text' as unknown as Buffer, 1), { name: 'TypeError', message: /takes a Buffer and a level/ });
+    assert.throws(() => (binding.crc32 as (input: Buffer) => number)(Buffer.alloc(1)), { name: 'TypeError', message: /takes a Buffer and a CRC/ });
+    for (const level of [0, 13, Number.NaN]) assert.throws(() => binding.gzip(Buffer.alloc(1), level), { name: 'TypeError', message: /1 to 12/ });
+    const bytes = text(100_000);
+    assert.ok(gunzipSync(await binding.gzip(bytes, 12)).equals(bytes));
+    assert.equal(binding.crc32(bytes.subarray(500), binding.crc32(bytes.subarray(0, 500), 0)), crc32(bytes));
   });
 });
 

@@ -51,6 +51,20 @@ function registry(t: TestContext) {
   return { client, on, seen, requests: () => seen.map((s) => `${s.method} ${s.path}`) };
 }
 
+/**
+ * A 10-byte layer sent in chunks of 4 (which the registry allows) whose second chunk breaks, and whose session the
+ * registry then says holds the first chunk: the start of a resumed upload.
+ */
+function brokenAfterFirstChunk(on: ReturnType<typeof registry>['on']) {
+  const sent = layer(Buffer.from('0123456789'));
+  on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-0', 'oci-chunk-min-length': '4' } });
+  on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
+  on('PATCH', `${UPLOADS}u1`, reset());
+  on('GET', `${UPLOADS}u1`, { status: 204, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
+  on('HEAD', `/v2/app/blobs/${sent.digest}`, { status: 404 });
+  return sent;
+}
+
 /** A stored layer whose every open() is recorded (with the signal it was opened with). */
 function layer(bytes: Buffer, overrides: Partial<BlobSource> = {}) {
   const opened: AbortSignal[] = [];
@@ -217,14 +231,7 @@ describe('uploadBlobs', () => {
 
   it("resumes a broken chunked upload from the registry's Range, sending only what it lacks", async (t) => {
     const { client, on, seen } = registry(t);
-    const bytes = Buffer.from('0123456789');
-    const { blob, digest, opened } = layer(bytes);
-    // Chunks of 4 bytes are refused unless the registry asks for chunks that small.
-    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-0', 'oci-chunk-min-length': '4' } });
-    on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
-    on('PATCH', `${UPLOADS}u1`, reset());
-    on('GET', `${UPLOADS}u1`, { status: 204, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
-    on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
+    const { blob, digest, opened } = brokenAfterFirstChunk(on);
     on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-7' } });
     on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-9' } });
     on('PUT', `${UPLOADS}u1?digest=${digest}`, { status: 201 });
@@ -247,13 +254,7 @@ describe('uploadBlobs', () => {
     // The reference registry may answer the GET before it has written the cut chunk's bytes, and then cancel the
     // session on the next PATCH, when its signed offset no longer matches what it holds.
     const { client, on, seen } = registry(t);
-    const bytes = Buffer.from('0123456789');
-    const { blob, digest, opened } = layer(bytes);
-    on('POST', UPLOADS, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-0', 'oci-chunk-min-length': '4' } });
-    on('PATCH', `${UPLOADS}u1`, { status: 202, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
-    on('PATCH', `${UPLOADS}u1`, reset());
-    on('GET', `${UPLOADS}u1`, { status: 204, headers: { location: `${UPLOADS}u1`, range: '0-3' } });
-    on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
+    const { blob, digest, opened } = brokenAfterFirstChunk(on);
     on('PATCH', `${UPLOADS}u1`, { status: 404, headers: { 'content-type': 'application/json' } });
     on('DELETE', `${UPLOADS}u1`, { status: 404 });
     on('HEAD', `/v2/app/blobs/${digest}`, { status: 404 });
