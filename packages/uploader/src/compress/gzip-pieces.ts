@@ -119,13 +119,14 @@ export class GzipPieces implements AsyncIterable<Buffer> {
         const index = next++;
         const block = this.#reading.then(async (): Promise<Block> => {
           const buffer = sharedPiecePool.take();
-          const bytes = await this.#fill(buffer, index * BLOCK_SIZE, Math.min(BLOCK_SIZE, size - index * BLOCK_SIZE));
+          const length = Math.min(BLOCK_SIZE, size - index * BLOCK_SIZE);
+          const bytes = await this.#fill(buffer, index * BLOCK_SIZE, length);
           // Stopped meanwhile: what was read is dropped, and is no failure of the layer's.
           if (this.#stopped) throw STOPPED;
           input.update(bytes);
           read += bytes.length;
           this.#options.onBytes?.(read);
-          if (bytes.length < Math.min(BLOCK_SIZE, size - index * BLOCK_SIZE) || read === size) {
+          if (bytes.length < length || read === size) {
             const failure = this.#mismatch(input, read);
             if (failure) throw this.#fail(failure);
           }
