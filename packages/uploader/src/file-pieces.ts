@@ -61,8 +61,11 @@ export class PiecePool {
 /** The pool every upload of the process shares by default: two buffers per upload slot (see DEFAULT_UPLOAD_SLOTS). */
 export const sharedPiecePool = new PiecePool(PIECE_SIZE, 16);
 
-/** Below this, a piece handed to a socket may still be queued when the next one is asked for (the Body contract). */
-const MIN_PIECE_SIZE = 64 * 1024;
+/**
+ * Below this, a piece handed to a socket may still be queued when the next one is asked for (the Body contract):
+ * a smaller piece of a buffer that is used again must be given out as a copy.
+ */
+export const MIN_PIECE_SIZE = 64 * 1024;
 
 /**
  * A file's bytes as pieces for a request body, read into two buffers that are reused, hashed as they are read.

@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 
 import type { Digest, DigestMismatchError, PushError } from '@rxpush/core';
 
-import { PiecePool, readInto, sharedPiecePool } from '../file-pieces.js';
+import { MIN_PIECE_SIZE, PiecePool, readInto, sharedPiecePool } from '../file-pieces.js';
 import { mismatch } from '../hashing-stream.js';
 import { BLOCK_SIZE, blockPlan, chooseBlock, EMPTY_GZIP_MEMBER, storedMember } from './gzip-layer.js';
 import { libdeflate, type Libdeflate } from './libdeflate.js';
@@ -53,7 +53,8 @@ interface Block {
  * at once. Each member is one piece of at least its block's size. A stored member's buffer goes back when the
  * next piece is asked for: the registry client's `pieces` body (see its `Body`) asks for it only once the
  * connection has taken the last one, which for a piece larger than the socket's high-water mark (16 KiB, 64 KiB
- * from Node 22 on) means handed to the kernel. Deflated members are fresh buffers, a quarter of a block or so.
+ * from Node 22 on) means handed to the kernel; a shorter one (of a short last block) is a buffer of its own.
+ * Deflated members are fresh buffers, a quarter of a block or so.
  *
  * The diff ID is checked before the last piece is given out, and `digest` (of the gzip bytes) and `diffId` are
  * set once every piece was. Failures are thrown from the iteration and kept in `failure`. Iterate once; the
@@ -136,6 +137,13 @@ export class GzipPieces implements AsyncIterable<Buffer> {
             let at = 0;
             for (const piece of storedMember([bytes], this.#libdeflate)) at += piece.copy(pooled, at);
             sharedPiecePool.give(buffer);
+            if (at < MIN_PIECE_SIZE) {
+              // A short member (a layer's last block) may still be queued on the connection after the next piece is
+              // asked for, when a pooled buffer would be refilled: it goes out in a buffer of its own.
+              const member = Buffer.from(pooled.subarray(0, at));
+              storedPool.give(pooled);
+              return { member: Promise.resolve(member) };
+            }
             return { member: Promise.resolve(pooled.subarray(0, at)), pooled };
           }
           // libdeflate's member is a copy of its own: the input is free once it is made.
