@@ -134,6 +134,19 @@ describe('pushing an OCI layout to the reference registry', () => {
     }
   });
 
+  it('pushes layers whose last piece is short, four at once, while the pool hands their buffers to the next uploads', async () => {
+    // Stored gzip of one 2 MiB file: 2 MiB and ~1.7 KB a layer. Once every piece is taken, an upload's buffers go
+    // back to the pool while its answer comes, and the next upload reads into them: a short last piece still queued
+    // on its connection must not be in one of them (the registry would refuse the digest).
+    const layers = Array.from({ length: 12 }, (_, i) => ({ files: 1, fileSize: 2 * 1024 * 1024 + i * 7, seed: `short-${i}` }));
+    const short = await makeOciLayout(join(suite.work, 'short-last'), { images: [{ tags: ['latest'], layers }], gzipLevel: 0 });
+    const [image] = short.images;
+    assert.ok(image!.layerSizes.every((size) => size % (1024 * 1024) < 64 * 1024), 'every last piece is short');
+    const events = await pushAll({ source: `oci:${short.dir}:latest`, destination: `${suite.registry.host}/e2e/short-last:latest`, concurrency: 4 });
+    assert.equal(ofType(events, 'manifest-pushed').length, 1);
+    for (const digest of image!.layerDigests as Digest[]) assert.ok(await suite.client.hasBlob('e2e/short-last', digest), digest);
+  });
+
   it('closes the file of a layer whose upload is cancelled mid-PUT, and of one that was pushed', async () => {
     const big = await makeOciLayout(join(suite.work, 'big-file'), { images: [{ tags: ['latest'], layers: [{ files: 4, fileSize: 8_000_000, seed: 'big-file' }] }] });
     const [image] = big.images;

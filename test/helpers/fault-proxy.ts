@@ -32,6 +32,8 @@ export type Fault =
   | { readonly kind: 'status'; readonly status: number; readonly headers?: Readonly<Record<string, string>>; readonly body?: string }
   /** Forward the request, let the registry answer in full, then drop the client's connection unanswered. */
   | { readonly kind: 'lose-response' }
+  /** Forward the request, and pass the registry's answer on only once `until` settles (a registry slow to commit). */
+  | { readonly kind: 'hold-answer'; readonly until: Promise<unknown> }
   /** Forward, adding headers to the registry's answer (e.g. OCI-Chunk-Min-Length). */
   | { readonly kind: 'add-headers'; readonly headers: Readonly<Record<string, string>> }
   /**
@@ -214,6 +216,17 @@ export async function startFaultProxy(options: {
           // The registry has acted and answered; the client never hears of it.
           answer.resume();
           answer.on('end', () => req.socket.destroy());
+          return;
+        }
+        if (fault?.kind === 'hold-answer') {
+          answer.pause();
+          const passOn = (): void => {
+            if (req.socket.destroyed) return;
+            record.status = answer.statusCode ?? 502;
+            res.writeHead(record.status, endToEnd(answer.headers));
+            answer.pipe(res);
+          };
+          void fault.until.then(passOn, passOn);
           return;
         }
         const headers = { ...endToEnd(answer.headers), ...(fault?.kind === 'add-headers' ? fault.headers : {}) };

@@ -232,7 +232,7 @@ function pushOptions<T>(y: Argv<T>) {
     .option('all-tags', { type: 'boolean', describe: 'push every tag the source has, each under its own name' })
     .option('format', { type: 'string', requiresArg: true, describe: "manifest format to write: oci, docker, or schema1 (signed; needs --sign-key) (default: the source's)" })
     // Values are strings so that rxpush, not yargs, says what is wrong with "abc" or "0".
-    .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs uploaded at once' })
+    .option('concurrency', { type: 'string', requiresArg: true, default: '4', describe: 'blobs sent at once' })
     .option('chunk-size', { type: 'string', requiresArg: true, describe: 'upload in chunks of SIZE (5MB, 512KiB, bytes) instead of one request' })
     .option('compression', { type: 'string', requiresArg: true, describe: 'compression of uncompressed layers: gzip, zstd or none (default gzip)' })
     .option('compression-level', { type: 'string', requiresArg: true, describe: 'gzip level of compressed layers, 0 (store) to 9 (smallest); default 1 (4 for text)' })

@@ -48,7 +48,7 @@ export interface PushOptions {
    * mounted, no manifest is PUT and the digest cache is not written. See `push()` for what it emits then.
    */
   readonly dryRun?: boolean;
-  /** Blobs uploaded at once (default 4). */
+  /** Blobs sent at once (default 4; a blob waiting for the registry's answer to its commit holds no slot: see uploadBlobs). */
   readonly concurrency?: number;
   /**
    * The upload limit this push shares with others in the process (default the uploader's

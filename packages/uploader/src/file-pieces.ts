@@ -18,8 +18,13 @@ export interface FilePiecesOptions {
   readonly expected: Digest;
   /** Where the bytes come from, for error messages. */
   readonly origin: string;
-  /** Called with the running byte count after each piece is read. */
+  /** Called with the running count of the bytes the consumer has taken (for a request body: handed to the connection). */
   readonly onBytes?: (total: number) => void;
+  /**
+   * Called once the consumer has taken every piece, when it asks for the one after the last (for a request body:
+   * every byte is with the connection, and what is left is the answer); the buffers are back in the pool by then.
+   */
+  readonly onAllSent?: () => void;
   /** The piece size (default {@link PIECE_SIZE}; at least 64 KiB, see below). */
   readonly pieceSize?: number;
   /** Where the buffers come from and go back to (default {@link sharedPiecePool}; used when its size is the piece size). */
@@ -76,8 +81,9 @@ export const MIN_PIECE_SIZE = 64 * 1024;
  * buffer is filled again only when piece n + 1 is asked for, which is when the consumer is done with piece n:
  * the registry client's `pieces` body (see its `Body`) asks for the next piece only once the connection has
  * taken the last one, and every piece but the last is a whole `pieceSize` (reads are repeated until the buffer
- * is full), larger than the socket's high-water mark. A consumer that holds pieces longer (a Readable that reads
- * ahead) must copy them.
+ * is full), larger than the socket's high-water mark; a last piece shorter than {@link MIN_PIECE_SIZE} is given
+ * out as a copy. Once every piece was taken, both buffers go back to the pool: an upload waiting for the registry's
+ * answer holds none. A consumer that holds pieces longer (a Readable that reads ahead) must copy them.
  *
  * The digest is checked before the last piece is given out: a blob that is not what the image says never
  * reaches the registry whole. Failures (read errors, a file shorter than `size`, a digest mismatch) are thrown from the iteration and kept in `failure`, as the request they break may report
@@ -94,7 +100,7 @@ export class FilePieces implements AsyncIterable<Buffer> {
   readonly #pieceSize: number;
   #started = false;
   #stopped = false;
-  /** The buffers this iteration reads into, until they are recycled. */
+  /** The buffers this iteration reads into, until every piece was taken. */
   #buffers: Buffer[] = [];
   /** The read in flight, if any: the iteration ends only after it. */
   #reading: Promise<unknown> = Promise.resolve();
@@ -118,12 +124,12 @@ export class FilePieces implements AsyncIterable<Buffer> {
   }
 
   /**
-   * Stops, and gives the buffers back to the pool: only once the request has been answered with success, when the
-   * registry has read every byte, so none can still be queued on the connection. After a failure they are left to
-   * the collector: a broken connection may not have let go of its last piece yet.
+   * Gives the buffers back to the pool, once the consumer has taken every piece. A request body's consumer asks for
+   * the piece after the last only once the connection has taken that one (the Body contract), so nothing can still be
+   * queued from them. An iteration that ends otherwise (a failure, an abort, a stop) leaves them to the collector: a
+   * broken connection may not have let go of its last piece yet.
    */
-  async recycle(): Promise<void> {
-    await this.stop();
+  #giveBack(): void {
     const pool = this.#options.pool ?? sharedPiecePool;
     for (const buffer of this.#buffers) pool.give(buffer);
     this.#buffers = [];
@@ -137,11 +143,13 @@ export class FilePieces implements AsyncIterable<Buffer> {
     // Small blobs (a config) get buffers of their size, not of a piece (nor a second one).
     const length = Math.max(1, Math.min(this.#pieceSize, size));
     const pool = this.#options.pool ?? sharedPiecePool;
+    const pooled = length === pool.size;
     const buffer = (index: number): Buffer => {
-      this.#buffers[index] ??= length === pool.size ? pool.take() : Buffer.allocUnsafeSlow(length);
+      this.#buffers[index] ??= pooled ? pool.take() : Buffer.allocUnsafeSlow(length);
       return this.#buffers[index];
     };
     let read = 0;
+    let taken = 0;
     try {
       let next = this.#fill(buffer(0), 0, Math.min(length, size));
       for (let index = 1; read < size; index++) {
@@ -154,18 +162,26 @@ export class FilePieces implements AsyncIterable<Buffer> {
         // The next piece is read while this one is hashed and sent, into the other buffer: its piece was taken.
         if (read < size) next = this.#fill(buffer(index % 2), read, Math.min(length, size - read));
         hash.update(piece);
-        this.#options.onBytes?.(read);
         if (read === size) {
           // The last piece goes out only once the bytes are known to be the blob: the digest of its `size` bytes.
           const failure = this.#mismatch(hash, read);
           if (failure) throw this.#fail(failure);
         }
-        yield piece;
+        // A short last piece (64 MiB and 11 KiB: the last 11 KiB) may still be queued on the connection after the next
+        // is asked for, when its buffer is back in the pool and refilled by another upload: it goes out as a copy.
+        yield pooled && piece.length < MIN_PIECE_SIZE ? Buffer.from(piece) : piece;
+        // Asked for the next piece: the consumer has taken this one.
+        taken += piece.length;
+        this.#options.onBytes?.(taken);
       }
       if (size === 0) {
         const failure = this.#mismatch(hash, 0);
         if (failure) throw this.#fail(failure);
       }
+      // Every piece was taken, so no buffer is held by the consumer any more: the pool has them for the next upload
+      // while this one waits for its answer (which holds no upload slot, and so must hold no buffers).
+      this.#giveBack();
+      this.#options.onAllSent?.();
     } finally {
       await this.stop();
     }

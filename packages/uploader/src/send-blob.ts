@@ -47,6 +47,11 @@ export interface Attempt {
   readonly openFile?: (() => Promise<FileHandle>) | undefined;
   readonly onBytes: (current: number, total: number | undefined) => void;
   /**
+   * Told once every byte of the blob is with the connection and only the registry's answer is left (the uploads of
+   * files, a stored blob's or a gzipped archive member's; the others do not tell).
+   */
+  readonly onAllSent?: (() => void) | undefined;
+  /**
    * Told of each session a chunk leaves, so it can be kept for resuming in a later run; the next chunk waits for
    * it, so what is kept never lags behind what the registry holds (a stale session is refused by the registry).
    */
@@ -146,10 +151,16 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
 async function sendFile(attempt: Attempt, openFile: () => Promise<FileHandle>, digest: Digest, size: number): Promise<Sent> {
   const { blob } = attempt;
   const handle = await openFile();
-  const pieces = new FilePieces(handle, { size, offset: blob.fileOffset ?? 0, expected: digest, origin: blob.origin, onBytes: (n) => attempt.onBytes(n, size) });
+  const pieces = new FilePieces(handle, {
+    size,
+    offset: blob.fileOffset ?? 0,
+    expected: digest,
+    origin: blob.origin,
+    onBytes: (n) => attempt.onBytes(n, size),
+    ...(attempt.onAllSent !== undefined && { onAllSent: attempt.onAllSent }),
+  });
   try {
     const info = await attempt.client.finishUpload(attempt.state.session, digest, { body: { pieces, length: size }, ...attempt.request });
-    await pieces.recycle();
     return { digest: info.digest, size: info.size, mediaType: mediaTypeFor(blob, attempt.compress) };
   } catch (error) {
     // A request broken by its body (a read error, a file that is not the blob) reports the body's failure, naming the file.
@@ -211,6 +222,7 @@ async function sendGzipFile(attempt: Attempt, openFile: () => Promise<FileHandle
     origin: blob.origin,
     ...(attempt.compressionLevel !== undefined && { level: attempt.compressionLevel }),
     onBytes: (n) => attempt.onBytes(n, size),
+    ...(attempt.onAllSent !== undefined && { onAllSent: attempt.onAllSent }),
   });
   try {
     state.session = await attempt.client.uploadChunk(state.session, { pieces }, request);

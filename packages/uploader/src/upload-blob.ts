@@ -45,11 +45,21 @@ export const RESUMABLE_CHUNK_SIZE = 64 * 1024 * 1024;
 /** A cancelled push gives its sessions back, but does not wait on a registry that stopped answering. */
 const CANCEL_TIMEOUT_MS = 10_000;
 
-/** What an upload waits at before it sends (upload slots): `work` is subscribed to once it may go. */
-export type Gate = <T>(work: Observable<T>) => Observable<T>;
+/**
+ * What each attempt at an upload waits at before it sends (upload slots): `work` is subscribed to once it may go,
+ * and its slot is freed when `work` ends or emits a value `frees` accepts.
+ */
+export type Gate = <T>(work: Observable<T>, frees: (value: T) => boolean) => Observable<T>;
 
-/** The end of one attempt, in the attempt's own stream: the blob is in the registry. */
-type Step = PushEvent | { readonly type: 'sent'; readonly sent: Sent };
+/**
+ * The steps of one attempt, in the attempt's own stream: its events; `bytes-sent` once every byte of the blob is with
+ * the connection, when what is left is the registry's answer (its hash check and fsync, ~20–50 ms for 64 MiB on the
+ * reference registry), which needs no upload slot: the next blob sends meanwhile; `sent` at the end, with the blob
+ * in the registry.
+ */
+type Step = PushEvent | { readonly type: 'bytes-sent' } | { readonly type: 'sent'; readonly sent: Sent };
+
+const freesSlot = (step: Step): boolean => step.type === 'bytes-sent';
 
 /**
  * Uploads one blob: `pushing` (throttled; from when its source is open, with the total the source knew up front
@@ -256,6 +266,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
           const total = known ?? announced;
           emit({ type: 'pushing', ...progress, current, ...(total !== undefined && { total }) });
         },
+        onAllSent: () => emit({ type: 'bytes-sent' }),
       });
       state.session = undefined;
       if (store !== undefined) await store.forget(sessionKey);
@@ -272,8 +283,9 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
         inflight = running;
         return running;
       });
-      return io.pipe(
-        throttleProgress(context.progressInterval, context.scheduler),
+      const throttled = io.pipe(throttleProgress(context.progressInterval, context.scheduler));
+      // Each attempt takes a slot of its own: a retry's wait holds none, and a retry queues behind the uploads waiting.
+      return (gate === undefined ? throttled : gate(throttled, freesSlot)).pipe(
         catchError((error: unknown) => {
           // A session resumed (one an earlier run left, or this one after a broken chunk) that the registry turns out
           // not to accept (gone, or other bytes than the source's: the commit's digest check fails) is given up for a
@@ -304,10 +316,9 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
 
     // A session kept for a later run is looked for first, behind the gate as before; otherwise the POST goes ahead.
     if (gate !== undefined && store === undefined) opened = openAhead();
-    const steps = gate === undefined ? attempt(1) : attempt(1).pipe(gate);
-
-    return steps.pipe(
+    return attempt(1).pipe(
       mergeMap((step): PushEvent[] => {
+        if (step.type === 'bytes-sent') return [];
         if (step.type !== 'sent') return [step];
         const { sent } = step;
         logger.debug({ digest: sent.digest, size: sent.size }, 'blob pushed');

@@ -11,7 +11,12 @@ import { sharedUploadLimiter, UploadLimiter } from './upload-limiter.js';
 export interface UploadBlobsOptions {
   readonly client: RegistryClient;
   readonly repository: string;
-  /** Blobs uploaded at once (default 4: the registry's hashing, not the network, is the bound). */
+  /**
+   * Blobs sent at once (default 4: the registry's hashing, not the network, is the bound). From 2 on, a blob of a file
+   * whose bytes are all sent waits for the registry's answer (its digest check and commit) without its slot, and the
+   * next blob is sent meanwhile: at most twice this many uploads are under way. With 1, one upload at a time, its
+   * answer included.
+   */
   readonly concurrency?: number;
   /**
    * The limit shared with other uploads of this process (default `sharedUploadLimiter`, 8 slots for all
@@ -93,10 +98,11 @@ export function uploadBlobs(options: UploadBlobsOptions): OperatorFunction<PushE
     // With two or more at once, `concurrency` is a limiter of this subscription's own in front of the shared one (a
     // blob takes its slot here before one of the process, so it never holds a shared slot while it waits for its
     // own), and as many blobs again open their sessions ahead and wait at it: a slot that frees goes straight to the
-    // next PUT, not to a POST while the registry and both cores idle (~20 ms per round of uploads). Concurrency 1
-    // stays one upload, POST included, at a time.
+    // next PUT, not to a POST while the registry and both cores idle (~20 ms per round of uploads). A blob of a file
+    // gives both slots back once its bytes are all sent (see `freesSlot` in upload-blob.ts). Concurrency 1 stays one
+    // upload, POST and answer included, at a time.
     const own = Number.isSafeInteger(concurrency) && concurrency >= 2 ? new UploadLimiter(concurrency) : undefined;
-    const gate: Gate | undefined = own === undefined ? undefined : (work) => work.pipe(limiter.limit(), own.limit());
+    const gate: Gate | undefined = own === undefined ? undefined : (work, frees) => work.pipe(limiter.limit(frees), own.limit(frees));
     return merge(
       // Everything else passes at once, never queued behind busy upload slots.
       events.pipe(filter((event) => event.type !== 'blob')),

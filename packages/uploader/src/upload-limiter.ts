@@ -8,8 +8,10 @@ export const DEFAULT_UPLOAD_SLOTS = 8;
  * A limit on uploads in flight, shared by every `uploadBlobs` (and so every `push()`) it is given to: a
  * service running 50 pushes at once keeps 8 uploads (and their buffers) going, not 200, which the
  * registry could not serve faster anyway. Slots are handed out first come, first served. `uploadBlobs`
- * does not put the blobs of a sequential source (a tar stream read once, in its own order) through it:
- * they must all be open at once, or the stream can stop at a blob that waits for a slot.
+ * frees the slot of a file's blob once its bytes are all sent (the wait for the registry's answer needs
+ * neither buffers nor CPU), and does not put the blobs of a sequential source (a tar stream read once, in
+ * its own order) through it: they must all be open at once, or the stream can stop at a blob that waits
+ * for a slot.
  *
  * @example
  * const limiter = new UploadLimiter(8);
@@ -37,9 +39,10 @@ export class UploadLimiter {
 
   /**
    * Subscribes to each source once a slot is free, and frees the slot when it completes, fails or is
-   * unsubscribed; until then it waits, subscribed to nothing.
+   * unsubscribed, or as soon as it emits a value `frees` accepts (its work goes on without one); until then it
+   * waits, subscribed to nothing.
    */
-  limit<T>(): MonoTypeOperatorFunction<T> {
+  limit<T>(frees?: (value: T) => boolean): MonoTypeOperatorFunction<T> {
     return (work) =>
       new Observable<T>((subscriber) => {
         let inner: Subscription | undefined;
@@ -54,7 +57,10 @@ export class UploadLimiter {
           holding = true;
           this.#busy += 1;
           inner = work.subscribe({
-            next: (value) => subscriber.next(value),
+            next: (value) => {
+              if (holding && frees?.(value) === true) release();
+              subscriber.next(value);
+            },
             error: (error: unknown) => {
               release();
               subscriber.error(error);

@@ -117,6 +117,27 @@ describe('GzipPieces', { skip }, () => {
     assert.ok(a!.equals(layers[0]!) && b!.equals(layers[1]!));
   });
 
+  it('says when the consumer has taken every piece, and only then', async (t) => {
+    for (const layer of [Buffer.alloc(0), randomBytes(2 * BLOCK_SIZE + 3)]) {
+      const { handle, path, offset } = await layerFile(t, layer);
+      let allSent = 0;
+      const iterator = new GzipPieces(handle, { size: layer.length, offset, origin: path, onAllSent: () => allSent++ })[Symbol.asyncIterator]();
+      let pieces = 0;
+      while (!(await iterator.next()).done) {
+        pieces++;
+        assert.equal(allSent, 0, `${layer.length} bytes: piece ${pieces} is out, not yet taken`);
+      }
+      assert.equal(allSent, 1, `${layer.length} bytes: every piece taken`);
+    }
+    const layer = randomBytes(2 * BLOCK_SIZE);
+    const { handle, path, offset } = await layerFile(t, layer);
+    let allSent = 0;
+    const cut = new GzipPieces(handle, { size: layer.length, offset, origin: path, onAllSent: () => allSent++ })[Symbol.asyncIterator]();
+    await cut.next();
+    await cut.return(undefined);
+    assert.equal(allSent, 0, 'broken off before the end');
+  });
+
   it('gives a short stored member out in a buffer of its own: a socket may still hold it when the pool reuses buffers', async (t) => {
     // Level 0: every block stored, the last one 100 bytes long.
     const layers = [randomBytes(2 * BLOCK_SIZE + 100), randomBytes(4 * BLOCK_SIZE)];

@@ -14,6 +14,7 @@ const events = {
   c: pushing(3),
   d: pushing(4),
   r: { type: 'retrying', id: 'a', attempt: 1, delayMs: 0, reason: 'x' } as PushEvent,
+  t: { type: 'pushing', id: 'a', key: 'k', role: 'layer', current: 4, total: 4 } as PushEvent,
   p: { type: 'pushed', id: 'a', key: 'k', role: 'layer', digest: 'sha256:0', size: 4 } as PushEvent,
 };
 
@@ -37,6 +38,13 @@ describe('throttleProgress', () => {
     const scheduler = new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));
     scheduler.run(({ cold, expectObservable }) => {
       expectObservable(cold('a 10ms b p|', events).pipe(throttleProgress(100, scheduler))).toBe('a 10ms - p|', events);
+    });
+  });
+
+  it('lets the pushing event that reaches the total through, so a blob shows every byte sent while its answer comes', () => {
+    const scheduler = new TestScheduler((actual, expected) => assert.deepEqual(actual, expected));
+    scheduler.run(({ cold, expectObservable }) => {
+      expectObservable(cold('a 9ms b 9ms t 500ms p|', events).pipe(throttleProgress(100, scheduler))).toBe('a 9ms - 9ms t 500ms p|', events);
     });
   });
 });

@@ -35,6 +35,31 @@ describe('UploadLimiter', () => {
     assert.equal(limiter.busy, 0);
   });
 
+  it('frees the slot as soon as the work emits a value that frees it, once, and lets the work go on', () => {
+    const limiter = new UploadLimiter(1);
+    const log: string[] = [];
+    const [a, b, c] = ['a', 'b', 'c'].map((name) => work(name, log));
+    const seen: string[] = [];
+    const frees = (value: string): boolean => value === 'sent';
+    for (const job of [a!, b!, c!]) job.work.pipe(limiter.limit(frees)).subscribe((value) => seen.push(value));
+    assert.deepEqual(log, ['start a']);
+    a!.end.next('progress');
+    assert.deepEqual(log, ['start a'], 'other values keep the slot');
+    a!.end.next('sent');
+    assert.deepEqual(log, ['start a', 'start b'], 'b starts while a goes on');
+    assert.equal(limiter.busy, 1);
+    a!.end.next('sent');
+    a!.end.next('answered');
+    a!.end.complete();
+    assert.deepEqual(log, ['start a', 'start b'], 'a freed its slot once: its end frees nothing more');
+    assert.equal(limiter.busy, 1);
+    assert.deepEqual(seen, ['progress', 'sent', 'sent', 'answered'], 'every value passes');
+    b!.end.complete();
+    assert.deepEqual(log, ['start a', 'start b', 'start c']);
+    c!.end.complete();
+    assert.equal(limiter.busy, 0);
+  });
+
   it('frees the slot of work that fails or is unsubscribed, and never starts work unsubscribed while waiting', () => {
     const limiter = new UploadLimiter(1);
     const log: string[] = [];

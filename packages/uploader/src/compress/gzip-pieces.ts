@@ -22,6 +22,8 @@ export interface GzipPiecesOptions {
   readonly level?: number;
   /** Called with the running count of the layer's bytes read. */
   readonly onBytes?: (read: number) => void;
+  /** Called once the consumer has taken every piece (for a request body: every byte is with the connection). */
+  readonly onAllSent?: () => void;
 }
 
 /** Blocks read ahead and being deflated, as gzipLayer keeps in flight: both cores busy with one layer. */
@@ -165,6 +167,7 @@ export class GzipPieces implements AsyncIterable<Buffer> {
         output.update(EMPTY_GZIP_MEMBER);
         this.#finish(input, output);
         yield EMPTY_GZIP_MEMBER;
+        this.#options.onAllSent?.();
         return;
       }
       readAhead();
@@ -187,6 +190,7 @@ export class GzipPieces implements AsyncIterable<Buffer> {
         // Asked for the next piece: the connection has taken this one (larger than its high-water mark).
         if (pooled !== undefined) storedPool.give(pooled);
       }
+      this.#options.onAllSent?.();
     } finally {
       await this.stop();
     }
