@@ -1,15 +1,18 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
 
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
-import { runCli } from './helpers/run-cli.ts';
+import { CLI_BIN, homeIn, runCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
 
+const execFileAsync = promisify(execFile);
 const blobPath = (dir: string, digest: string): string => join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length));
 
 describe('rxpush push (the CLI) against the reference registry', () => {
@@ -36,6 +39,26 @@ describe('rxpush push (the CLI) against the reference registry', () => {
     }
     assert.equal(await readFile(digestfile, 'utf8'), image!.manifestDigest);
     assert.equal((await skopeoInspectRaw(`docker://${suite.registry.host}/cli/json:1.0`)).json.layers.length, 2);
+  });
+
+  it('logs a warning on a terminal as one readable line, and as pino JSON on a pipe', async () => {
+    // The digest cache cannot be made under a file: a warning, and the push goes on without the cache.
+    const notADirectory = join(suite.work, 'not-a-directory');
+    await writeFile(notADirectory, 'a file');
+    const env = { ...homeIn(join(suite.work, 'terminal-home')), RXPUSH_CACHE_DIR: join(notADirectory, 'cache'), NO_COLOR: '1' };
+    const args = ['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/cli/terminal:1.0`];
+    // script(1) runs the CLI on a pseudo-terminal (stdout and stderr both), as a user's shell would.
+    const command = [process.execPath, CLI_BIN, ...args].map((word) => `'${word}'`).join(' ');
+    const { stdout: shown } = await execFileAsync('script', ['-qec', command, '/dev/null'], { env: { ...process.env, ...env } });
+    assert.match(shown, /^rxpush: warning: digest cache write failed \(ENOTDIR: not a directory, mkdir '[^']+'\); going on without it\r?$/m);
+    assert.doesNotMatch(shown, /"level":/);
+    assert.match(shown, /1\.0: digest: sha256:[a-f0-9]{64}/);
+
+    const piped = await runCli([...args.slice(0, 2), `${suite.registry.host}/cli/terminal:2.0`], { env });
+    assert.equal(piped.code, 0, piped.stderr);
+    const warning = JSON.parse(piped.stderr.trim().split('\n').find((l) => l.startsWith('{'))!) as { level: number; msg: string };
+    assert.equal(warning.level, 40);
+    assert.match(warning.msg, /^digest cache write failed/);
   });
 
   it('says "Layer already exists" for every layer on a second push', async () => {

@@ -17,6 +17,7 @@ import type { ProgressRenderer, TextSink } from './progress/renderer.js';
 import { ttyRenderer } from './progress/tty-renderer.js';
 import { pushCommand, type CommandCredentials, type LogLevel, type PushCommand, type RegistryCommand } from './push-command.js';
 import { readPassword } from './read-password.js';
+import { terminalLog } from './terminal-log.js';
 
 /** The pipeline's `push()`. */
 export type PushFunction = (options: PushOptions) => Observable<PushEvent>;
@@ -41,8 +42,12 @@ export interface RunPushIO {
 /** Never logged, whatever a package puts in a log line. */
 const REDACT = ['authorization', '*.authorization', 'headers.authorization', 'password', '*.password', 'token', '*.token'];
 
-/** The pino logger of a command, on stderr, with secrets redacted. */
-export function commandLogger(level: LogLevel, stderr: TextSink): Logger {
+/**
+ * The pino logger of a command, on stderr, with secrets redacted: pino's JSON lines, for the programs and files
+ * stderr usually goes to, and on a terminal the same lines as `rxpush: warning: …` ({@link terminalLog}).
+ */
+export function commandLogger(level: LogLevel, stderr: TextSink & { readonly isTTY?: boolean }): Logger {
+  if (stderr.isTTY === true) return pino({ level, redact: REDACT }, terminalLog(stderr));
   return pino(
     { level, redact: REDACT },
     // Synchronous, so log lines and rxpush's own stderr lines keep their order.
