@@ -186,6 +186,17 @@ describe('rxpush copy between two reference registries', () => {
     assert.equal(sha256(copied.bytes), multi.children[1]);
   });
 
+  it('pushes one image of an OCI layout\'s index with --platform, under the tag, and refuses a platform it lacks', async () => {
+    const result = await runCli(['push', `oci:${layout.dir}:multi`, `${plain.host}/local/app:arm`, '--platform', 'linux/arm64', '-q'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    const pushed = await skopeoInspectRaw(`${plain.host}/local/app:arm`);
+    assert.equal(sha256(pushed.bytes), multi.children[1]);
+
+    const missing = await runCli(['push', `oci:${layout.dir}:multi`, `${plain.host}/local/app:s390x`, '--platform', 'linux/s390x'], { env });
+    assertOneLineError(missing, new RegExp(`^rxpush: oci:${layout.dir}:multi has no image for linux/s390x; its index ${multi.digest} offers linux/amd64, linux/arm64/v8$`));
+    await assert.rejects(skopeoInspectRaw(`${plain.host}/local/app:s390x`), /manifest unknown|not found/i);
+  });
+
   it('skips verifying the source registry\'s certificate with --src-tls-verify=false', async () => {
     const result = await runCli(['copy', `${secure.host}/src/app:1`, `${plain.host}/unverified/app:1`, '--src-creds', CREDS, '--src-tls-verify=false', '-q'], { env });
     assert.equal(result.code, 0, result.stderr);

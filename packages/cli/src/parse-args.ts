@@ -223,7 +223,7 @@ function cli(argv: readonly string[], strict: boolean) {
 }
 
 /** Settings of a docker:// source's registry, apart from the destination's: each registry gets only its own credentials. */
-const SOURCE_REGISTRY_OPTIONS = ['platform', 'src-creds', 'src-authfile', 'src-tls-verify', 'src-ca-file', 'src-plain-http'];
+const SOURCE_REGISTRY_OPTIONS = ['src-creds', 'src-authfile', 'src-tls-verify', 'src-ca-file', 'src-plain-http'];
 
 /** The options of `rxpush push` and `rxpush copy`, for the commands and for the short path of a push without help. */
 function pushOptions<T>(y: Argv<T>) {
@@ -244,8 +244,8 @@ function pushOptions<T>(y: Argv<T>) {
     .option('sign-key', { type: 'string', requiresArg: true, describe: "sign with this key (PEM, JWK or Docker's key.json): schema1 as its JWS, else a cosign signature" })
     .option('sign-children', { type: 'boolean', describe: 'with --sign-key and an index: sign every image of it too' })
     .option('key-password-stdin', { type: 'boolean', describe: 'read the --sign-key passphrase from stdin (or set RXPUSH_KEY_PASSWORD)' })
+    .option('platform', { type: 'string', requiresArg: true, describe: 'of a multi-platform index (docker://, oci:, oci-archive: sources), only this image: os/arch[/variant] (default: the whole index)' })
     .group(SOURCE_REGISTRY_OPTIONS, 'Source registry (docker:// sources):')
-    .option('platform', { type: 'string', requiresArg: true, describe: 'of a multi-platform docker:// source, only this image: os/arch[/variant] (default: the whole index)' })
     .option('src-creds', { type: 'string', requiresArg: true, describe: 'USER:PASSWORD for the source registry (only ever sent to it)' })
     .option('src-authfile', { type: 'string', requiresArg: true, describe: "credentials file for the source registry, in Docker's config.json format" })
     .option('src-tls-verify', { type: 'boolean', default: true, describe: "verify the source registry's TLS certificate" })

@@ -94,8 +94,11 @@ export function pushCommand(args: RawArgs): PushCommand {
   const source = command === 'copy' ? copySource(given) : given;
   const sourceRegistry = sourceRegistryOf(args);
   const platform = last(args['platform']);
-  if ((sourceRegistry !== undefined || platform !== undefined) && !source.startsWith('docker://')) {
-    throw new UsageError(`--platform and the --src-* options are for a docker:// source; ${source} is not in a registry`);
+  if (sourceRegistry !== undefined && !source.startsWith('docker://')) {
+    throw new UsageError(`the --src-* options are for a docker:// source; ${source} is not in a registry`);
+  }
+  if (platform !== undefined && !/^(docker:\/\/|oci:|oci-archive:)/.test(source)) {
+    throw new UsageError(`--platform picks one image of a multi-platform index, which only docker://, oci: and oci-archive: sources hold; ${source} is not one`);
   }
 
   const tags = all(args['tag']);

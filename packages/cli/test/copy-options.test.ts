@@ -63,10 +63,13 @@ describe('rxpush copy and the source registry options', () => {
     assert.deepEqual(options?.sourceRegistry, { credentials: { username: 'stage', password: 'pw', source: '--src-creds' } });
   });
 
-  it('exits 2 for source registry options without a docker:// source, a local source to copy, or --src-creds without a password', async () => {
+  it('exits 2 for source registry options without a docker:// source, --platform of a source without indexes, a local source to copy, or --src-creds without a password', async () => {
     const cases: [string[], string][] = [
-      [['push', 'oci:./image', 'prod.example/app:1', '--src-creds', 'a:b'], "rxpush: --platform and the --src-* options are for a docker:// source; oci:./image is not in a registry; see 'rxpush push --help'\n"],
-      [['push', 'oci:./image', 'prod.example/app:1', '--platform', 'linux/amd64'], "rxpush: --platform and the --src-* options are for a docker:// source; oci:./image is not in a registry; see 'rxpush push --help'\n"],
+      [['push', 'oci:./image', 'prod.example/app:1', '--src-creds', 'a:b'], "rxpush: the --src-* options are for a docker:// source; oci:./image is not in a registry; see 'rxpush push --help'\n"],
+      [
+        ['push', 'docker-archive:./a.tar', 'prod.example/app:1', '--platform', 'linux/amd64'],
+        "rxpush: --platform picks one image of a multi-platform index, which only docker://, oci: and oci-archive: sources hold; docker-archive:./a.tar is not one; see 'rxpush push --help'\n",
+      ],
       [['copy', 'docker-archive:./a.tar', 'prod.example/app:1'], "rxpush: rxpush copy reads from a registry (SOURCE is [docker://]REGISTRY/REPO[:TAG]); push docker-archive:./a.tar with rxpush push; see 'rxpush copy --help'\n"],
       [['copy', 'staging.example/app:1', 'prod.example/app:1', '--src-creds', 'stage'], "rxpush: --src-creds needs USER:PASSWORD (the password cannot come from stdin: --password-stdin is the destination's); see 'rxpush copy --help'\n"],
     ];

@@ -26,12 +26,18 @@ export interface ReadImagesOptions {
    * destination's to it. The caller closes it.
    */
   readonly registryClient?: RegistryClient;
-  /** Of a multi-platform `docker://` source, read only this platform's image (`os/arch[/variant]`, `--platform`). */
+  /**
+   * Of a multi-platform index (`docker://`, `oci:`, `oci-archive:`), read only this platform's image
+   * (`os/arch[/variant]`, `--platform`); a source that names one image is read as it is.
+   */
   readonly platform?: string;
   /** For `docker-daemon:`: how long the engine may send nothing in the middle of its save stream, in ms (default 30 000). */
   readonly engineIdleTimeoutMs?: number;
   readonly logger?: Logger;
 }
+
+/** The transports whose sources can hold multi-platform indexes, from which `platform` picks one image. */
+const INDEX_TRANSPORTS = ['docker', 'oci', 'oci-archive'];
 
 const SOURCE_FORMS = [
   'oci:PATH[:REF]',
@@ -68,18 +74,19 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
   const colon = source.indexOf(':');
   const transport = source.startsWith('docker://') ? 'docker' : colon > 0 ? source.slice(0, colon) : undefined;
   try {
-    if (options.platform !== undefined && transport !== 'docker') {
-      throw new UsageError(`--platform chooses one image of a docker:// source's index; ${source} is not in a registry`);
+    if (options.platform !== undefined && !INDEX_TRANSPORTS.includes(transport ?? '')) {
+      throw new UsageError(`--platform chooses one image of a multi-platform index (a docker://, oci: or oci-archive: source); ${source} holds single images`);
     }
+    const platform = options.platform === undefined ? undefined : (await import('./shared/platform.js')).parsePlatform(options.platform);
     // Each transport's reader is loaded when a source names it: the archive readers bring a tar parser, the
     // engine's an HTTP client of its own, and a push of an OCI layout (the usual second push) needs neither.
     if (transport === 'oci') {
       const [{ readOciLayout }, { parseOciReference }] = await Promise.all([import('./oci/read-oci-layout.js'), import('./oci/reference.js')]);
-      return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger });
+      return await readOciLayout(parseOciReference(source.slice(colon + 1)), { source, allTags, logger, platform });
     }
     if (transport === 'oci-archive') {
       const [{ readOciArchive }, { parseOciReference }] = await Promise.all([import('./oci/read-oci-archive.js'), import('./oci/reference.js')]);
-      return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger });
+      return await readOciArchive(parseOciReference(source.slice(colon + 1), 'oci-archive'), { source, allTags, logger, platform });
     }
     if (transport === 'docker-archive') {
       const [{ readDockerArchive }, { parseDockerArchiveReference }] = await Promise.all([
@@ -107,14 +114,8 @@ async function read(source: string, allTags: boolean, logger: Logger, options: R
     if (transport === 'docker') {
       const client = options.registryClient;
       if (client === undefined) throw new UsageError(`source ${source} is in a registry: readImages needs the registryClient option, a client for that registry`);
-      const [{ readRegistryImage }, { parsePlatform }] = await Promise.all([import('./registry/read-registry-image.js'), import('./registry/platform.js')]);
-      return await readRegistryImage(source.slice('docker://'.length), {
-        source,
-        allTags,
-        logger,
-        client,
-        ...(options.platform !== undefined && { platform: parsePlatform(options.platform) }),
-      });
+      const { readRegistryImage } = await import('./registry/read-registry-image.js');
+      return await readRegistryImage(source.slice('docker://'.length), { source, allTags, logger, client, platform });
     }
     const what = transport === undefined ? 'has no transport' : `has an unknown transport "${transport}:"`;
     throw new UsageError(`source "${source}" ${what}; use one of ${SOURCE_FORMS.join(', ')}`);

@@ -13,7 +13,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { makeOciLayout } from '../../../tools/fixtures.js';
 import { readImages } from '../src/index.js';
 import { addIndex, blobPath, editIndex, layout, tempDir } from './layouts.js';
-import { read, readOne } from './read.js';
+import { fails, read, readOne } from './read.js';
 
 const run = promisify(execFile);
 const skopeo = await run('skopeo', ['--version']).then(
@@ -148,6 +148,22 @@ describe('readImages from oci:', () => {
         [fixture.images[1]?.manifestDigest, 'arm64', []],
       ],
     );
+  });
+
+  it("reads only the image of an index that a platform picks, under the index's tags", async (t) => {
+    const fixture = await layout(t, twoImages);
+    await addIndex(fixture, 'multi');
+    const arm = await readOne(`oci:${fixture.dir}:multi`, { platform: 'linux/arm64' });
+    assert.equal(arm.kind, 'image');
+    assert.deepEqual(arm.tags, ['multi']);
+    assert.equal(arm.manifest?.digest, fixture.images[1]?.manifestDigest);
+    assert.deepEqual(arm.platform, { architecture: 'arm64', os: 'linux', variant: 'v8' });
+    const amd = await readOne(`oci:${fixture.dir}:multi`, { platform: 'linux/amd64' });
+    assert.equal(amd.manifest?.digest, fixture.images[0]?.manifestDigest);
+    // A variant must match when one is asked for; a tag of one image is read as it is.
+    await fails(`oci:${fixture.dir}:multi`, { code: 'SOURCE_NOT_FOUND', message: /has no image for linux\/arm64\/v7; its index sha256:[a-f0-9]{64} offers linux\/amd64, linux\/arm64\/v8$/ }, { platform: 'linux/arm64/v7' });
+    assert.equal((await readOne(`oci:${fixture.dir}:dev`, { platform: 'linux/arm64' })).manifest?.digest, fixture.images[1]?.manifestDigest);
+    await fails(`oci:${fixture.dir}:multi`, { code: 'USAGE', message: /^--platform "arm64" is not os\/arch\[\/variant\]/ }, { platform: 'arm64' });
   });
 
   it('reads a layout that skopeo wrote', { skip: !skopeo && 'skopeo is not installed' }, async (t) => {

@@ -200,8 +200,11 @@ describe('readImages with docker:// sources', () => {
     await fails('docker://source.example/app:1', { code: 'USAGE', message: /needs the registryClient option/ });
   });
 
-  it('refuses a platform for a source that is not in a registry', async () => {
-    await fails('oci:./layout', { code: 'USAGE', message: /^--platform chooses one image of a docker:\/\/ source's index; oci:\.\/layout is not in a registry$/ }, { platform: 'linux/amd64' });
+  it('refuses a platform for a source that holds no indexes', async () => {
+    for (const source of ['docker-archive:./a.tar', 'docker-daemon:app:1', 'docker-root:app']) {
+      const message = new RegExp(`^--platform chooses one image of a multi-platform index \\(a docker://, oci: or oci-archive: source\\); ${source.replace('.', '\\.')} holds single images$`);
+      await fails(source, { code: 'USAGE', message }, { platform: 'linux/amd64' });
+    }
   });
 
   it('reads every tag with allTags, one record per manifest', async (t) => {

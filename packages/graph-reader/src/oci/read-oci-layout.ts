@@ -1,10 +1,11 @@
-import type { Descriptor, Digest, ImageRecord, IndexRecord, Logger, SourceRecord } from '@rxpush/core';
+import type { Descriptor, Digest, ImageRecord, IndexRecord, Logger, Platform, SourceRecord } from '@rxpush/core';
 import { InvalidSourceError, MediaType, SourceNotFoundError, UnsupportedError, UsageError, isDigest, isImageManifestType, isIndexType, parseDigest } from '@rxpush/core';
 
 import { openLayoutDirectory } from './layout-directory.js';
 import { verifyDigest } from '../shared/files.js';
 import { checkSize, type LayoutBlob, type LayoutFiles } from './layout-files.js';
 import { parseJson } from '../shared/json.js';
+import { findPlatform, platformText } from '../shared/platform.js';
 import { REF_NAME, parseIndex, parseJsonObject, parseManifest } from './documents.js';
 import type { OciReference } from './reference.js';
 
@@ -13,6 +14,8 @@ export interface ReadOciLayoutOptions {
   readonly source: string;
   readonly allTags: boolean;
   readonly logger: Logger;
+  /** Of an index, read only this platform's image, pushed under the index's tags (`--platform`). */
+  readonly platform?: Platform | undefined;
 }
 
 /** One entry of index.json chosen to push, with the tags it is pushed as. */
@@ -52,7 +55,7 @@ export async function readLayout(files: LayoutFiles, ref: string | undefined, op
   for (const { descriptor, tags } of selections) {
     // A record named by what selected it, so later messages say which image of the layout they mean.
     const source = ref !== undefined ? options.source : `${files.transport}:${files.location}:${tags[0] ?? descriptor.digest}`;
-    records.push(await readRecord(files, descriptor, tags, source, indexFile));
+    records.push(await readRecord(files, descriptor, tags, source, indexFile, options.platform));
   }
   options.logger.debug({ transport: files.transport, location: files.location, images: records.length }, 'OCI layout read');
   return records;
@@ -110,7 +113,8 @@ function select(entries: readonly Descriptor[], files: LayoutFiles, ref: string 
   return [{ descriptor: only, tags: name !== undefined ? [name] : [] }];
 }
 
-async function readRecord(files: LayoutFiles, descriptor: Descriptor, tags: string[], source: string, indexFile: string): Promise<SourceRecord> {
+/** The record of an entry of index.json: an image, an index read whole, or the one image of an index `platform` picks. */
+async function readRecord(files: LayoutFiles, descriptor: Descriptor, tags: string[], source: string, indexFile: string, platform: Platform | undefined): Promise<SourceRecord> {
   const { mediaType, digest } = descriptor;
   if (isImageManifestType(mediaType)) return readImage(files, descriptor, tags, source);
   if (!isIndexType(mediaType)) {
@@ -119,13 +123,23 @@ async function readRecord(files: LayoutFiles, descriptor: Descriptor, tags: stri
 
   const { path, bytes } = await readDocument(files, descriptor, `index ${digest}`);
   const index = parseIndex(bytes, path, [mediaType]);
-  const manifests: ImageRecord[] = [];
-  for (const child of index.manifests) {
+  const imageOf = (child: Descriptor, childTags: string[]): Promise<ImageRecord> => {
     if (!isImageManifestType(child.mediaType)) {
       throw new UnsupportedError(`${source}: index ${path} lists ${child.digest} as ${child.mediaType}; rxpush pushes indexes of image manifests only`);
     }
-    manifests.push(await readImage(files, child, [], source));
+    return readImage(files, child, childTags, source);
+  };
+  if (platform !== undefined) {
+    const chosen = findPlatform(index.manifests, platform);
+    if (chosen === undefined) {
+      const offered = index.manifests.map((entry) => platformText(entry.platform)).join(', ');
+      throw new SourceNotFoundError(path, `${source} has no image for ${platformText(platform)}; its index ${digest} offers ${offered}`);
+    }
+    // Pushed by itself, under the index's tags, as `docker pull --platform` then `docker push` would.
+    return imageOf(chosen, tags);
   }
+  const manifests: ImageRecord[] = [];
+  for (const child of index.manifests) manifests.push(await imageOf(child, []));
   const record: IndexRecord = { kind: 'index', source, tags, manifests, index: { bytes, mediaType, digest } };
   return record;
 }

@@ -18,7 +18,7 @@ import {
 import type { RegistryClient } from '@rxpush/registry-client';
 
 import { parseIndex, parseManifest, type InvalidDocument } from '../oci/documents.js';
-import { findPlatform, platformText } from './platform.js';
+import { findPlatform, platformText } from '../shared/platform.js';
 
 /** How to read an image from a registry; `source` is the whole source string as the user gave it. */
 export interface ReadRegistryImageOptions {
