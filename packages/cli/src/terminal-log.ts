@@ -12,7 +12,7 @@ const WARN = 40;
  * One of pino's JSON log lines as a person at a terminal reads it, as docker and skopeo print theirs: `rxpush:
  * warning: <message>`. A warning or an error says all in its message; below that (`--log-level info` and lower),
  * the line's own fields follow as ` key=value`, values as JSON. Control characters are escaped (a field may quote a
- * registry). A line that is not pino's is left as it is.
+ * registry). A line that is not pino's is passed on as it is, its control characters escaped too.
  *
  * @example terminalLogLine('{"level":40,"time":1,"pid":2,"hostname":"h","msg":"cache given up"}') // 'rxpush: warning: cache given up\n'
  */
