@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
+import { screen } from '../packages/cli/test/screen.ts';
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
@@ -53,6 +54,15 @@ describe('rxpush push (the CLI) against the reference registry', () => {
     assert.match(shown, /^rxpush: warning: digest cache write failed \(ENOTDIR: not a directory, mkdir '[^']+'\); going on without it\r?$/m);
     assert.doesNotMatch(shown, /"level":/);
     assert.match(shown, /1\.0: digest: sha256:[a-f0-9]{64}/);
+    // What the person sees: every layer's last state in its place above the warning (the cache is written once the
+    // layers are up), none written over it. The pseudo-terminal has no size: rxpush takes it as 200 columns. A warning
+    // in the middle of the display is packages/cli/test/main.test.ts's.
+    const terminal = screen(200);
+    terminal.write(shown);
+    const layers = suite.layout.images[0]!.layerDigests.map((digest) => `${digest.slice(7, 19)}: Pushed`);
+    const warningRow = terminal.lines.findIndex((line) => line.startsWith('rxpush: warning: digest cache write failed'));
+    assert.ok(warningRow > 0, terminal.lines.join('\n'));
+    assert.deepEqual(terminal.lines.slice(1, warningRow).sort(), layers.sort(), terminal.lines.join('\n'));
 
     const piped = await runCli([...args.slice(0, 2), `${suite.registry.host}/cli/terminal:2.0`], { env });
     assert.equal(piped.code, 0, piped.stderr);

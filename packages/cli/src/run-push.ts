@@ -55,6 +55,23 @@ export function commandLogger(level: LogLevel, stderr: TextSink & { readonly isT
   );
 }
 
+/**
+ * stderr, telling the renderer what is written to it when stdout is a terminal too (one window, as when nothing is
+ * redirected): a warning in the middle of a push then goes below the progress display, which is still redrawn in
+ * its place instead of over the warning.
+ */
+function besideProgress(stderr: TextSink & { readonly isTTY?: boolean }, stdout: Terminal, renderer: ProgressRenderer): TextSink & { readonly isTTY?: boolean } {
+  if (stderr.isTTY !== true || stdout.isTTY !== true || renderer.logged === undefined) return stderr;
+  return {
+    isTTY: true,
+    write(text: string) {
+      const written = stderr.write(text);
+      renderer.logged?.(text);
+      return written;
+    },
+  };
+}
+
 /** What createRegistryClient needs from a command's registry options. */
 export function clientOptions(command: RegistryCommand, credentials: PushOptions['credentials']) {
   return {
@@ -92,8 +109,8 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
   } catch (error) {
     return fail(error, stderr, 'warn', help);
   }
-  const logger = commandLogger(command.logLevel, stderr);
   const renderer = chooseRenderer(command, stdout);
+  const logger = commandLogger(command.logLevel, besideProgress(stderr, stdout, renderer));
   const tally = pushTally(command.dryRun);
   /** Chunked uploads the push left in the cache directory for the next run to resume. */
   let kept = 0;

@@ -11,6 +11,7 @@ import { Observable, concat, of, throwError } from 'rxjs';
 import { main } from '../src/main.ts';
 import { A, MANIFEST_DIGEST, manifestPushed, preparing, pushed, pushing, sink } from './events.ts';
 import { fakePush, run } from './run-main.ts';
+import { screen } from './screen.ts';
 
 const SUCCESS: Observable<PushEvent> = of(preparing(A), pushing(A, 1_000_000, 2_000_000), pushed(A), manifestPushed('1.0'));
 
@@ -145,6 +146,29 @@ describe('rxpush push', () => {
         '\x1b[1A\x1b[2Kaaaaaaaaaaaa: Pushed\x1b[1B\r' +
         `1.0: digest: ${MANIFEST_DIGEST} size: 528\n`,
     );
+  });
+
+  it('puts a warning in the middle of a push below the tty progress, which goes on being drawn in its place', async () => {
+    // stdout and stderr on one terminal, as when nothing is redirected.
+    const terminal = screen(100);
+    const push = (options: PushOptions): Observable<PushEvent> =>
+      new Observable<PushEvent>((subscriber) => {
+        subscriber.next(preparing(A));
+        subscriber.next(pushing(A, 1_000_000, 2_000_000));
+        options.logger?.warn({ dir: '/cache' }, 'digest cache write failed (ENOSPC); going on without it');
+        subscriber.next(pushed(A));
+        subscriber.next(manifestPushed('1.0'));
+        subscriber.complete();
+      });
+    const code = await main(['push', 'oci:./image', 'localhost:5000/app:1.0'], { stdout: terminal, stderr: terminal, signal: new AbortController().signal, push });
+    assert.equal(code, 0);
+    assert.deepEqual(terminal.lines.slice(0, -1), [
+      'The push refers to repository [localhost:5000/app]',
+      'aaaaaaaaaaaa: Pushed',
+      'rxpush: warning: digest cache write failed (ENOSPC); going on without it',
+      `1.0: digest: ${MANIFEST_DIGEST} size: 528`,
+    ]);
+    assert.match(terminal.lines.at(-1) ?? '', /^1 layer pushed, 0 mounted, 0 skipped: 2MB sent in /);
   });
 
   it('prints only the pushed reference with --quiet, and JSON lines with --progress json', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { ttyRenderer } from '../src/progress/tty-renderer.ts';
+import { screen } from './screen.ts';
 import { A, B, CONFIG, MANIFEST_DIGEST, exists, manifestPushed, mounted, preparing, pushed, pushing, retrying, sink, waiting } from './events.ts';
 
 /** What rewriting the line `up` lines above the cursor writes. */
@@ -125,5 +126,45 @@ describe('ttyRenderer', () => {
         redraw(1, 'aaaaaaaaaaaa: Pushed') +
         `digest: ${MANIFEST_DIGEST} size: 528\n`,
     );
+  });
+
+  it('keeps redrawing each layer in its place after log lines went below the display', () => {
+    const C = 'eeeeeeeeeeee';
+    const terminal = screen(100);
+    const renderer = ttyRenderer(terminal, { columns: 100, intervalMs: 0 });
+    const log = (text: string): void => {
+      terminal.write(text);
+      renderer.logged?.(text);
+    };
+    renderer.start('localhost:5000/app');
+    for (const event of [preparing(A), preparing(B), waiting(A), waiting(B)]) renderer.next(event);
+    log('rxpush: warning: digest cache write failed (ENOSPC: no space left on device, write); going on without it, every blob is checked\n');
+    renderer.next(pushing(A, 1_000_000, 2_000_000));
+    renderer.next(preparing(C));
+    log('rxpush: warning: short\n');
+    for (const event of [pushed(A), exists(B), pushed(C)]) renderer.next(event);
+    renderer.next(manifestPushed('1.0'));
+    renderer.complete();
+
+    assert.deepEqual(terminal.lines, [
+      'The push refers to repository [localhost:5000/app]',
+      'aaaaaaaaaaaa: Pushed',
+      'bbbbbbbbbbbb: Layer already exists',
+      // 123 characters wrap onto a second row of the 100: both rows are counted.
+      'rxpush: warning: digest cache write failed (ENOSPC: no space left on device, write); going on withou',
+      't it, every blob is checked',
+      'eeeeeeeeeeee: Pushed',
+      'rxpush: warning: short',
+      `1.0: digest: ${MANIFEST_DIGEST} size: 528`,
+    ]);
+  });
+
+  it('takes a terminal of 0 columns (a pseudo-terminal nobody sized) as 200 wide', () => {
+    const out = sink();
+    const renderer = ttyRenderer(out, { columns: 0, intervalMs: 0 });
+    renderer.next(preparing(A));
+    renderer.logged?.(`rxpush: warning: ${'x'.repeat(150)}\n`);
+    renderer.next(pushed(A));
+    assert.equal(out.text, 'aaaaaaaaaaaa: Preparing\n' + redraw(2, 'aaaaaaaaaaaa: Pushed'));
   });
 });

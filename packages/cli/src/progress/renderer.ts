@@ -15,6 +15,11 @@ export interface ProgressRenderer {
   next(event: PushEvent): void;
   /** The push failed or was cancelled: draws what is pending, and reports the error where the format carries errors. */
   error(error: Error): void;
+  /**
+   * `text` (whole lines) was written to the same terminal meanwhile, a log line on stderr: a renderer that moves
+   * the cursor back to lines it drew counts the rows it took. The others leave it out.
+   */
+  logged?(text: string): void;
   /** The push is done: draws what is pending and stops timers. */
   complete(): void;
 }

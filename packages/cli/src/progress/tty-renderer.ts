@@ -5,15 +5,15 @@ import { progressText } from './progress-text.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
 export interface TtyRendererOptions {
-  /** The terminal width; at 110 columns or fewer the bar is left out, as Docker does. Default 200. */
+  /** The terminal width; at 110 columns or fewer the bar is left out, as Docker does. Default (and for 0) 200. */
   readonly columns?: number;
   /** The least time between two redraws of byte counts; state changes are drawn at once. Default 100 ms. */
   readonly intervalMs?: number;
 }
 
 interface Line {
-  /** 0-based position below the first line of the current block. */
-  readonly index: number;
+  /** The terminal row it is on, counted from the first row of the current block. */
+  readonly row: number;
   status: string;
   text: string;
   /** The text changed but has not been drawn yet (throttled byte counts). */
@@ -24,20 +24,24 @@ interface Line {
  * Docker's terminal display: one line per layer (`<id>: Preparing`, `<id>: Pushing [==>  ] 1MB/2MB`,
  * `<id>: Pushed`, …), redrawn in place with ANSI cursor movement, then `<tag>: digest: … size: N`.
  * The cursor always rests at the start of the line below the block, so a line `up` lines above is
- * rewritten with: cursor up `up`, erase the line, the text, cursor down `up`, carriage return.
+ * rewritten with: cursor up `up`, erase the line, the text, cursor down `up`, carriage return. Log lines written
+ * to the same terminal meanwhile (`logged`) go below it, and the rows they take are counted in `up`.
  *
  * @example push(options).subscribe(ttyRenderer(process.stdout, { columns: process.stdout.columns }))
  */
 export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): ProgressRenderer {
-  const columns = options.columns ?? 200;
+  // A pseudo-terminal nobody sized (script(1), some CI runners) says 0 columns.
+  const columns = options.columns !== undefined && options.columns > 0 ? options.columns : 200;
   const intervalMs = options.intervalMs ?? 100;
   let lines = new Map<string, Line>();
+  /** Rows written since the block began: its own lines, and the log lines below them. */
+  let rows = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let lastFlush = -Infinity;
 
   const draw = (line: Line): void => {
     line.dirty = false;
-    const up = lines.size - line.index;
+    const up = rows - line.row;
     out.write(`\x1b[${up}A\x1b[2K${line.text}\x1b[${up}B\r`);
   };
 
@@ -52,7 +56,8 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
     const text = `${id === '' ? '' : `${id}: `}${status}${progress === '' ? '' : ` ${progress}`}`;
     const line = lines.get(id);
     if (line === undefined) {
-      lines.set(id, { index: lines.size, status, text, dirty: false });
+      lines.set(id, { row: rows, status, text, dirty: false });
+      rows += 1;
       out.write(`${text}\n`);
       return;
     }
@@ -79,6 +84,7 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
         out.write(`${digestLine(event)}\n`);
         // Like Docker, a line without an id ends the block: what follows (the next tag's image) starts a new one.
         lines = new Map();
+        rows = 0;
         return;
       }
       if (event.type === 'signed-manifest') {
@@ -90,6 +96,9 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
       const progress = event.type === 'pushing' ? progressText(event.current, event.total, columns) : '';
       show(lineId(event), statusText(event), progress);
     },
+    logged(text: string) {
+      rows += rowsOf(text, columns);
+    },
     error() {
       flush();
     },
@@ -97,4 +106,14 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
       flush();
     },
   };
+}
+
+/**
+ * The terminal rows `text` takes, its lines wrapped at `columns`. A character is taken as one column: log lines
+ * are escaped to printable ASCII but for letters of other scripts, which a wide one could make a row short.
+ */
+function rowsOf(text: string, columns: number): number {
+  let count = 0;
+  for (const line of text.split('\n').slice(0, text.endsWith('\n') ? -1 : undefined)) count += Math.max(1, Math.ceil(line.length / columns));
+  return count;
 }
