@@ -64,6 +64,9 @@ export function parseReference(input: string): ImageReference {
     const first = rest.slice(0, slash);
     if (first.includes('.') || first.includes(':') || first === 'localhost' || first !== first.toLowerCase()) {
       if (!DOMAIN.test(first)) throw new ReferenceFormatError(input, `registry "${first}" is not a valid host[:port]`);
+      // The grammar takes any digits; a URL takes 1–65535 (and fails with a bare "Invalid URL").
+      const port = /:(\d+)$/.exec(first)?.[1];
+      if (port !== undefined && (Number(port) < 1 || Number(port) > 65_535)) throw new ReferenceFormatError(input, `registry "${first}" has port ${port}: a port is 1 to 65535`);
       registry = DOCKER_HUB_ALIASES.has(first) ? 'docker.io' : first;
       path = rest.slice(slash + 1);
     }

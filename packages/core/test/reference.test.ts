@@ -35,6 +35,9 @@ describe('parseReference', () => {
     assert.throws(() => parseReference('localhost:5000/app@sha256:abc'), /is not a sha256 digest/);
     assert.throws(() => parseReference('localhost:5000/'), /repository name is missing/);
     assert.throws(() => parseReference('local host/app'), /white space/);
+    assert.throws(() => parseReference('127.0.0.1:99999/app:1'), /registry "127\.0\.0\.1:99999" has port 99999: a port is 1 to 65535/);
+    assert.throws(() => parseReference('localhost:0/app'), /has port 0/);
+    assert.equal(parseReference('[::1]:65535/app').registry, '[::1]:65535');
     assert.throws(() => parseReference(`r.example/${'a'.repeat(260)}`), /longer than 255/);
   });
 
