@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,6 +7,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
 import { entry, makeDockerSave, makeLegacyDockerSave, type DockerSaveFixture, type TarEntry } from './docker-save-fixtures.js';
+import { pipeAt } from './layouts.js';
 import { fails, invalid } from './read.js';
 
 async function tempDir(t: TestContext): Promise<string> {
@@ -46,6 +48,13 @@ describe('readImages from docker-archive: fails clearly', () => {
     it('when PATH is a directory', async (t) => {
       const dir = await tempDir(t);
       await fails(`docker-archive:${dir}`, invalid(/is a directory; docker-archive:PATH needs the tar file docker save writes/));
+    });
+
+    it('when PATH is a pipe (docker save piped in), without waiting for a writer', { timeout: 5_000 }, async (t) => {
+      const path = join(await tempDir(t), 'image.tar');
+      const pipe = await pipeAt(t, path);
+      await fails(`docker-archive:${path}`, invalid(/image\.tar is a pipe, not a file: rxpush reads an archive in place, at random; save it to a file first \(docker save -o FILE\)/));
+      assert.equal(pipe.waited(), false, 'it was refused at once, not after waiting in open() for a writer');
     });
 
     it('when the archive is truncated inside a layer', async (t) => {

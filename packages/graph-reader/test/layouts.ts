@@ -1,6 +1,8 @@
 /** Helpers that build and then damage real OCI image layouts in temporary directories. */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -20,6 +22,23 @@ export async function tempDir(t: TestContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-graph-reader-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   return dir;
+}
+
+/**
+ * Puts a named pipe (FIFO) at `path`, as `rxpush push docker-archive:<(docker save app)` gives. Should a reader
+ * still wait in open() for a writer after 3 s (the bug the tests look for), the pipe is opened for writing and
+ * closed: the reader is let go, the test process can end, and `waited()` says so for the test to fail.
+ */
+export async function pipeAt(t: TestContext, path: string): Promise<{ waited(): boolean }> {
+  await rm(path, { force: true });
+  await new Promise<void>((resolve, reject) => execFile('mkfifo', [path], (err) => (err ? reject(err) : resolve())));
+  let waited = false;
+  const letGo = setTimeout(() => {
+    waited = true;
+    void open(path, constants.O_RDWR | constants.O_NONBLOCK).then((handle) => handle.close());
+  }, 3_000);
+  t.after(() => clearTimeout(letGo));
+  return { waited: () => waited };
 }
 
 export function blobPath(dir: string, digest: string): string {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 
-import { tempDir, type Json } from './layouts.js';
+import { pipeAt, tempDir, type Json } from './layouts.js';
 import { archive, blobMember, type ArchiveEntry } from './oci-archives.js';
 import { fails, invalid } from './read.js';
 
@@ -53,6 +53,13 @@ describe('readImages from oci-archive: fails clearly', () => {
     it('when PATH is a directory', async (t) => {
       const dir = await tempDir(t);
       await fails(`oci-archive:${dir}`, invalid(/is a directory; oci-archive:PATH needs a tar file \(for an OCI layout directory use oci:PATH\)/));
+    });
+
+    it('when PATH is a pipe, without waiting for a writer', { timeout: 5_000 }, async (t) => {
+      const file = join(await tempDir(t), 'image.tar');
+      const pipe = await pipeAt(t, file);
+      await fails(`oci-archive:${file}`, invalid(/image\.tar is a pipe, not a file: rxpush reads an archive in place, at random; save it to a file first/));
+      assert.equal(pipe.waited(), false, 'it was refused at once, not after waiting in open() for a writer');
     });
 
     it('when PATH names no archive', async () => {

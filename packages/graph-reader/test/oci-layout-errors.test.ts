@@ -9,7 +9,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 
 import type { OciLayoutFixture } from '../../../tools/fixtures.js';
 import { readImages } from '../src/index.js';
-import { addIndex, blobPath, editIndex, editManifest, layout, readJson, tempDir } from './layouts.js';
+import { addIndex, blobPath, editIndex, editManifest, layout, pipeAt, readJson, tempDir } from './layouts.js';
 import { fails, invalid } from './read.js';
 
 async function image(t: TestContext): Promise<{ fixture: OciLayoutFixture; manifest: string; config: string; layers: string[] }> {
@@ -48,6 +48,17 @@ describe('readImages from oci: fails clearly', () => {
       await rm(join(fixture.dir, 'index.json'));
       await fails(`oci:${fixture.dir}`, invalid(/is not an OCI image layout \(.*index\.json is missing\)/));
     });
+  });
+
+  describe('on a pipe where a file should be, without waiting for a writer', () => {
+    for (const name of ['index.json', 'oci-layout']) {
+      it(`when ${name} is a pipe`, { timeout: 5_000 }, async (t) => {
+        const { fixture } = await image(t);
+        const pipe = await pipeAt(t, join(fixture.dir, name));
+        await fails(`oci:${fixture.dir}`, invalid(new RegExp(`${name.replace('.', '\\.')} \\(.*\\) is not a regular file`)));
+        assert.equal(pipe.waited(), false, 'it was refused at once, not after waiting in open() for a writer');
+      });
+    }
   });
 
   describe('on a malformed index.json', () => {

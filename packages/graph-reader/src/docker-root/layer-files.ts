@@ -5,7 +5,7 @@ import { posix } from 'node:path';
 import { InvalidSourceError, SourceError } from '@rxpush/core';
 
 import type { TarSplitFiles } from '../tar-split/assembly.js';
-import { isCode, isNotFound } from '../shared/files.js';
+import { READ_THEN_CHECK, isCode, isNotFound } from '../shared/files.js';
 
 /**
  * The path of a tar entry's name inside the layer directory, or undefined when it would leave it.
@@ -81,7 +81,7 @@ export function layerFiles(dir: string, origin: string): TarSplitFiles {
       if (relDir !== '.') await checkDir(realRoot, relDir);
       const latin1Path = `${realRoot}/${rel}`;
       const path = displayName(latin1Path);
-      const handle = await open(Buffer.from(latin1Path, 'latin1'), constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+      const handle = await open(Buffer.from(latin1Path, 'latin1'), READ_THEN_CHECK | constants.O_NOFOLLOW).catch((err: unknown) => {
         if (isNotFound(err)) throw missing(latin1Path);
         if (isCode(err, 'ELOOP')) {
           throw new InvalidSourceError(path, `${path} (a file of layer ${origin}) is a symbolic link where the layer has a file with content; the layer's files are damaged, pull or load the image again`);

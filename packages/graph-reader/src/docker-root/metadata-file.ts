@@ -4,7 +4,7 @@ import { open } from 'node:fs/promises';
 import type { Digest } from '@rxpush/core';
 import { InvalidSourceError, SourceError, isDigest } from '@rxpush/core';
 
-import { isCode, isNotFound } from '../shared/files.js';
+import { READ_THEN_CHECK, isCode, isNotFound } from '../shared/files.js';
 
 /** Configs and layer metadata are small; a bigger file is not one and is not read into memory. */
 export const MAX_METADATA_SIZE = 8 * 1024 * 1024;
@@ -15,7 +15,7 @@ export const MAX_METADATA_SIZE = 8 * 1024 * 1024;
  * errors (EACCES …) are thrown as they are, for the caller to explain.
  */
 export async function readMetadataFile(path: string, what: string, maxSize = MAX_METADATA_SIZE): Promise<Buffer | undefined> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+  const handle = await open(path, READ_THEN_CHECK | constants.O_NOFOLLOW).catch((err: unknown) => {
     if (isNotFound(err)) return undefined;
     if (isCode(err, 'ELOOP')) throw damaged(path, `(${what}) is a symbolic link; Docker writes a regular file there`);
     throw err;

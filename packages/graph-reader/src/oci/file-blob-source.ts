@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { BlobSource, Descriptor, Digest, OpenOptions } from '@rxpush/core';
 import { BlobMissingError, InvalidSourceError } from '@rxpush/core';
 
-import { isNotFound } from '../shared/files.js';
+import { READ_THEN_CHECK, isNotFound } from '../shared/files.js';
 import { checkSize } from './layout-files.js';
 
 // Big reads: layers stream straight to the network, and 1 MiB chunks keep syscalls few.
@@ -65,7 +65,7 @@ export function storedBlobSource(
 
 async function openChecked(path: string, digest: Digest, size: number, role: string, options?: OpenOptions): Promise<FileHandle> {
   options?.signal?.throwIfAborted();
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+  const handle = await open(path, READ_THEN_CHECK | constants.O_NOFOLLOW).catch((err: unknown) => {
     if (isNotFound(err)) throw new BlobMissingError(digest, path, `it was removed after the image was read; re-export the image`);
     if ((err as { code?: unknown }).code === 'ELOOP') {
       throw new InvalidSourceError(path, `${path} (${role} ${digest}) became a symbolic link after the image was read; replace it with the blob itself`);

@@ -5,7 +5,7 @@ import { join, sep } from 'node:path';
 import type { BlobSource, Descriptor, Digest } from '@rxpush/core';
 import { BlobMissingError, InvalidSourceError, SourceError, splitDigest } from '@rxpush/core';
 
-import { isCode, isNotFound } from '../shared/files.js';
+import { READ_THEN_CHECK, isCode, isNotFound } from '../shared/files.js';
 
 /** Manifests, indexes and configs are small; anything bigger is not one and is not read into memory. */
 export const MAX_DOCUMENT_SIZE = 4 * 1024 * 1024;
@@ -82,7 +82,7 @@ export async function findBlob(layout: LayoutDir, digest: Digest, what: string):
  * Rejects with the file system error (ENOENT …) when it cannot be opened, for the caller to explain.
  */
 export async function readSmallFile(path: string, what: string, maxSize = MAX_DOCUMENT_SIZE): Promise<Buffer> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err: unknown) => {
+  const handle = await open(path, READ_THEN_CHECK | constants.O_NOFOLLOW).catch((err: unknown) => {
     if (isCode(err, 'ELOOP')) throw new InvalidSourceError(path, `${path} (${what}) is a symbolic link: rxpush reads only regular files inside the layout; replace the link with the file itself`);
     throw err;
   });

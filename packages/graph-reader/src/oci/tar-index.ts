@@ -1,9 +1,11 @@
-import { constants, createReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 import type { OpenOptions } from '@rxpush/core';
 import { InvalidSourceError, SourceError } from '@rxpush/core';
+
+import { READ_THEN_CHECK } from '../shared/files.js';
 
 // Archives are read in place: a tar is a sequence of 512-byte headers, each followed by its member's
 // data padded to 512 bytes, so reading only the headers (and skipping the data by offset) indexes an
@@ -57,9 +59,12 @@ interface Pending {
  * member whose name is absolute or climbs out with `..`.
  */
 export async function indexTar(path: string): Promise<TarIndex> {
-  const handle = await open(path, constants.O_RDONLY);
+  const handle = await open(path, READ_THEN_CHECK);
   try {
     const stats = await handle.stat();
+    if (stats.isFIFO() || stats.isSocket() || stats.isCharacterDevice()) {
+      throw invalid(path, `${path} is a pipe, not a file: rxpush reads an archive in place, at random; save it to a file first (docker save -o FILE)`);
+    }
     if (!stats.isFile()) throw invalid(path, `${path} is not a regular file; it must be a tar archive`);
     const stamp: FileStamp = { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs };
     const members = new Map<string, TarMember>();
@@ -161,7 +166,7 @@ export async function openTarMember(index: TarIndex, member: TarMember, options?
 
 async function openUnchanged(index: TarIndex): Promise<FileHandle> {
   const { path, stamp } = index;
-  const handle = await open(path, constants.O_RDONLY).catch((err: unknown) => {
+  const handle = await open(path, READ_THEN_CHECK).catch((err: unknown) => {
     if ((err as { code?: unknown }).code === 'ENOENT') throw invalid(path, `${path} was removed after it was read; push again`);
     throw err;
   });

@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 
 import type { Digest } from '@rxpush/core';
 import { DigestMismatchError, splitDigest } from '@rxpush/core';
+
+/**
+ * How to open a file for reading that is checked to be a regular file once it is open: O_NONBLOCK makes opening a
+ * FIFO return at once (without it the open waits for a writer, forever when there is none); reads of a regular file
+ * ignore it.
+ */
+export const READ_THEN_CHECK = constants.O_RDONLY | constants.O_NONBLOCK;
 
 /** Whether `err` is a Node.js system error with this `code` (ENOENT, EACCES, ELOOP…). */
 export function isCode(err: unknown, code: string): boolean {

@@ -4,6 +4,7 @@ import { createGunzip } from 'node:zlib';
 
 import { InvalidSourceError, SourceError } from '@rxpush/core';
 
+import { READ_THEN_CHECK } from '../shared/files.js';
 import { parseJsonObject } from '../shared/json.js';
 
 /**
@@ -54,7 +55,15 @@ export async function* readTarSplitEntries(path: string, limits: TarSplitLimits 
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
   const maxEntryBytes = limits.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
   // O_NOFOLLOW: metadata is read from the layer's own directory, never through a link.
-  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const handle = await open(path, READ_THEN_CHECK | constants.O_NOFOLLOW);
+  const stats = await handle.stat().catch(async (err: unknown) => {
+    await handle.close();
+    throw err;
+  });
+  if (!stats.isFile()) {
+    await handle.close();
+    throw corrupt(path, 'is not a regular file');
+  }
   const input = createReadStream(path, { fd: handle, ...(signal !== undefined && { signal }) });
   const gunzip = createGunzip({ chunkSize: ONE_MIB });
   input.on('error', (err) => gunzip.destroy(err));
