@@ -230,7 +230,7 @@ export class RegistryClient {
       ...this.#host,
       plainHttp: this.#options.plainHttp === true,
       logger: this.#logger,
-      headersTimeout: this.#headersTimeout,
+      timeouts: { connect: this.#connectTimeout, headers: this.#headersTimeout, body: this.#bodyTimeout },
       signal,
     }).then(
       (base) => ({

@@ -3,6 +3,7 @@ import { connect, isIP } from 'node:net';
 import type { Logger } from '@rxpush/core';
 
 import { transportError } from './errors.js';
+import type { Timeouts } from './timeouts.js';
 import { answerProtocol, clientHello } from './tls/client-hello.js';
 import { apiHost, isLoopbackHost } from './urls.js';
 
@@ -11,7 +12,8 @@ export interface SchemeOptions {
   readonly hostname: string;
   readonly plainHttp: boolean;
   readonly logger: Logger;
-  readonly headersTimeout: number;
+  /** The client's; the TLS probe waits for the answer to its hello as long as connecting may take (`connect`). */
+  readonly timeouts: Timeouts;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -29,7 +31,7 @@ export async function resolveBaseUrl(options: SchemeOptions): Promise<URL> {
   try {
     if (await speaksTls(https, options)) return https;
   } catch (error) {
-    throw transportError(error, { method: 'GET', url: new URL('/v2/', https).href, signal: options.signal });
+    throw transportError(error, { method: 'GET', url: new URL('/v2/', https).href, signal: options.signal, timeouts: options.timeouts });
   }
   options.logger.debug({ registry: options.host }, 'loopback registry answered TLS in plain HTTP; using http');
   return new URL(`http://${host}/`);
@@ -53,8 +55,8 @@ function speaksTls(url: URL, options: SchemeOptions): Promise<boolean> {
     };
     const onAbort = (): void => done(() => reject(options.signal?.reason));
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    socket.setTimeout(options.headersTimeout, () => {
-      done(() => reject(Object.assign(new Error(`no TLS handshake within ${options.headersTimeout} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
+    socket.setTimeout(options.timeouts.connect, () => {
+      done(() => reject(Object.assign(new Error(`no TLS handshake within ${options.timeouts.connect} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })));
     });
     socket.once('connect', () => socket.write(clientHello(isIP(hostname) === 0 ? hostname : undefined)));
     socket.on('data', (chunk: Buffer) => {

@@ -112,6 +112,21 @@ describe('scheme detection', () => {
     t.after(() => client.close());
     await assert.rejects(client.ping(), { code: 'TLS', message: `GET https://127.0.0.1:${port}/v2/ failed: the server does not speak TLS; if the registry serves plain HTTP, pass --plain-http` });
   });
+
+  it('waits for the answer to its TLS hello as long as the connect timeout says, and names that timeout', async (t) => {
+    // Accepts, and then says nothing: a hung process on the port, or a firewall that holds connections.
+    const server = createTcpServer((socket) => socket.on('error', () => {}).resume());
+    const port = await listen(server);
+    t.after(() => close(server));
+    const client = new RegistryClient({ registry: `127.0.0.1:${port}`, connectTimeout: 300, headersTimeout: 60_000, retry: { retries: 0, baseDelayMs: 1 } });
+    t.after(() => client.close());
+    await assert.rejects(client.ping(), (error: Error) => {
+      assert.equal((error as { code?: unknown }).code, 'TIMEOUT');
+      assert.equal(error.message, `GET https://127.0.0.1:${port}/v2/ failed: no connection within 300 ms (the connect timeout); is the address right and the registry reachable?`);
+      assert.equal((error.cause as Error).message, 'no TLS handshake within 300 ms', 'the connect timeout, not the 60 s of the answer timeout');
+      return true;
+    });
+  });
 });
 
 describe('answerProtocol', () => {
