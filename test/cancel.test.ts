@@ -58,21 +58,23 @@ describe('cancelling a push', () => {
     assert.equal(env.proxy.requests.filter((r) => r.method === 'PUT' && put.test(r.url)).length, 1, 'no retry after the cancel');
   });
 
-  it('exits 130 with "rxpush: push cancelled" and no stack on Ctrl-C, deleting the open session', { timeout: 20_000 }, async (t) => {
-    const cache = await mkdtemp(join(env.work, 'cache-'));
-    const put = new RegExp(`cancel/cli/blobs/uploads/.*digest=${layer()}`);
-    env.proxy.addFault({ method: 'PUT', path: put, fault: { kind: 'stall' } });
-    const cli = startCli(t, ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/cancel/cli:1.0`, '--progress', 'plain'], { env: { RXPUSH_CACHE_DIR: cache } });
-    const upload = await env.proxy.waitFor('PUT', put);
-    cli.child.kill('SIGINT');
-    const { code, stderr } = await cli.result;
-    assert.equal(code, 130, stderr);
-    assert.equal(stderr, 'rxpush: push cancelled\n');
-    const deleted = await env.proxy.waitFor('DELETE', new RegExp(sessionOf(upload.url)));
-    await env.proxy.settled(deleted);
-    assert.ok(deleted.status !== undefined && deleted.status < 300, `DELETE answered ${deleted.status}`);
-    assert.equal(await env.direct.hasManifest('cancel/cli', '1.0'), undefined);
-  });
+  for (const [signal, status, repository] of [['SIGINT', 130, 'cli'], ['SIGTERM', 143, 'cli-term']] as const) {
+    it(`exits ${status} with "rxpush: push cancelled" and no stack on ${signal === 'SIGINT' ? 'Ctrl-C' : signal}, deleting the open session`, { timeout: 20_000 }, async (t) => {
+      const cache = await mkdtemp(join(env.work, 'cache-'));
+      const put = new RegExp(`cancel/${repository}/blobs/uploads/.*digest=${layer()}`);
+      env.proxy.addFault({ method: 'PUT', path: put, fault: { kind: 'stall' } });
+      const cli = startCli(t, ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/cancel/${repository}:1.0`, '--progress', 'plain'], { env: { RXPUSH_CACHE_DIR: cache } });
+      const upload = await env.proxy.waitFor('PUT', put);
+      cli.child.kill(signal);
+      const { code, stderr } = await cli.result;
+      assert.equal(code, status, stderr);
+      assert.equal(stderr, 'rxpush: push cancelled\n');
+      const deleted = await env.proxy.waitFor('DELETE', new RegExp(sessionOf(upload.url)));
+      await env.proxy.settled(deleted);
+      assert.ok(deleted.status !== undefined && deleted.status < 300, `DELETE answered ${deleted.status}`);
+      assert.equal(await env.direct.hasManifest(`cancel/${repository}`, '1.0'), undefined);
+    });
+  }
 });
 
 describe('cancelling a push whose uploads wait for a slot', () => {

@@ -7,7 +7,7 @@ import type { PushFunction, Terminal } from './run-push.js';
 export interface MainIO {
   readonly stdout?: Terminal;
   readonly stderr?: TextSink;
-  /** Cancels a push when aborted; without it, Ctrl-C (SIGINT) does. */
+  /** Cancels a push when aborted; without it, Ctrl-C (SIGINT) and SIGTERM do. */
   readonly signal?: AbortSignal;
   /** Stands in for the pipeline's `push()`, for tests of the command's own behaviour. */
   readonly push?: PushFunction;
@@ -15,7 +15,8 @@ export interface MainIO {
 
 /**
  * Runs the `rxpush` command line (push, keygen, verify, inspect, completion) and resolves to its exit status:
- * 0 done (or help shown), 1 failed (verify: not verified), 2 usage error, 130 cancelled. Failures are reported as one `rxpush: …` line on stderr.
+ * 0 done (or help shown), 1 failed (verify: not verified), 2 usage error, 130 cancelled (143 by SIGTERM). Failures are
+ * reported as one `rxpush: …` line on stderr.
  *
  * @example process.exitCode = await main(process.argv.slice(2))
  */
@@ -46,12 +47,29 @@ export async function main(argv: readonly string[], io: MainIO = {}): Promise<nu
   }
   const { runPush } = await import('./run-push.js');
   const interrupt = new AbortController();
-  const onSigint = (): void => interrupt.abort();
-  // `once`: a second Ctrl-C gets Node's default and ends the process at once.
-  if (io.signal === undefined) process.once('SIGINT', onSigint);
+  let signalled: CancellingSignal | undefined;
+  const handlers = CANCELLING_SIGNALS.map((name) => {
+    const handler = (): void => {
+      signalled ??= name;
+      interrupt.abort();
+    };
+    // `once`: a second Ctrl-C (or SIGTERM) gets Node's default and ends the process at once.
+    if (io.signal === undefined) process.once(name, handler);
+    return [name, handler] as const;
+  });
   try {
-    return await runPush(parsed.args, { stdout, stderr, signal: io.signal ?? interrupt.signal, ...(io.push !== undefined && { push: io.push }) });
+    const code = await runPush(parsed.args, { stdout, stderr, signal: io.signal ?? interrupt.signal, ...(io.push !== undefined && { push: io.push }) });
+    // As a shell reports a process a signal ended: 128 + the signal's number.
+    return code === 130 && signalled === 'SIGTERM' ? 143 : code;
   } finally {
-    process.off('SIGINT', onSigint);
+    for (const [name, handler] of handlers) process.off(name, handler);
   }
 }
+
+/**
+ * The signals that cancel a push (its requests aborted, its upload sessions given back) instead of ending the
+ * process where it stands: Ctrl-C, and SIGTERM, which CI runners and container engines send to stop a job. Not
+ * SIGHUP: a handler would undo `nohup`.
+ */
+const CANCELLING_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+type CancellingSignal = (typeof CANCELLING_SIGNALS)[number];
