@@ -101,6 +101,13 @@ describe('rxpush push (the CLI) against the reference registry', () => {
     it('a missing directory', async () => {
       const result = await runCli(['push', `oci:${join(suite.work, 'nowhere')}`, `${suite.registry.host}/cli/bad:1`]);
       assertOneLineError(result, /nowhere/, 1);
+      assert.equal(result.stdout, '', 'no "The push refers to repository" for a source that was never read');
+    });
+
+    it('an unknown transport, a usage error with nothing on stdout', async () => {
+      const result = await runCli(['push', `oic:${suite.layout.dir}`, `${suite.registry.host}/cli/bad:1`, '--progress', 'plain']);
+      assertOneLineError(result, /^rxpush: source "oic:[^"]+" has an unknown transport "oic:"; use one of oci:PATH\[:REF\], .*; see 'rxpush push --help'$/, 2);
+      assert.equal(result.stdout, '');
     });
 
     it('a directory that is not an OCI layout', async () => {
@@ -143,7 +150,10 @@ describe('rxpush push (the CLI) against the reference registry', () => {
 
     it('an unreachable registry', async () => {
       const port = await closedPort();
-      assertOneLineError(await runCli(['push', `oci:${suite.layout.dir}`, `127.0.0.1:${port}/cli/app:1`]), /^rxpush: GET http\S+\/v2\/ failed: connection refused/, 1);
+      const result = await runCli(['push', `oci:${suite.layout.dir}`, `127.0.0.1:${port}/cli/app:1`, '--progress', 'plain']);
+      assertOneLineError(result, /^rxpush: GET http\S+\/v2\/ failed: connection refused/, 1);
+      // The source was read: the header comes first, as docker push prints it before reaching the registry.
+      assert.match(result.stdout, new RegExp(`^The push refers to repository \\[127\\.0\\.0\\.1:${port}/cli/app\\]\n`));
     });
 
     it('a missing argument is a usage error', async () => {

@@ -72,6 +72,36 @@ function besideProgress(stderr: TextSink & { readonly isTTY?: boolean }, stdout:
   };
 }
 
+/**
+ * `renderer`, its header ("The push refers to repository […]") held back until the push's first event, which comes
+ * once the source is read: a source that cannot be read (a typo in its transport, a missing file) fails with its one
+ * line and nothing on stdout, while a registry that fails the push comes after the header, as with docker push.
+ */
+function headerOnFirstEvent(renderer: ProgressRenderer): ProgressRenderer {
+  let header: string | undefined;
+  const begin = (): void => {
+    if (header === undefined) return;
+    renderer.start(header);
+    header = undefined;
+  };
+  return {
+    start(repository) {
+      header = repository;
+    },
+    next(event) {
+      begin();
+      renderer.next(event);
+    },
+    error(error) {
+      renderer.error(error);
+    },
+    complete() {
+      begin();
+      renderer.complete();
+    },
+  };
+}
+
 /** What createRegistryClient needs from a command's registry options. */
 export function clientOptions(command: RegistryCommand, credentials: PushOptions['credentials']) {
   return {
@@ -110,6 +140,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     return fail(error, stderr, 'warn', help);
   }
   const renderer = chooseRenderer(command, stdout);
+  const display = headerOnFirstEvent(renderer);
   const logger = commandLogger(command.logLevel, besideProgress(stderr, stdout, renderer));
   const tally = pushTally(command.dryRun);
   /** Chunked uploads the push left in the cache directory for the next run to resume. */
@@ -125,9 +156,9 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     }
     // process.hrtime, not performance.now(): Node's `performance` global loads perf_hooks (~0.5 ms of every push) for one line.
     const started = process.hrtime.bigint();
-    renderer.start(`${destination.registry}/${destination.repository}`);
-    const pushed = await run(push(options), renderer, tally, io.signal);
-    renderer.complete();
+    display.start(`${destination.registry}/${destination.repository}`);
+    const pushed = await run(push(options), display, tally, io.signal);
+    display.complete();
     const first = pushed[0];
     if (command.digestfile !== undefined && first !== undefined) await writeDigest(command.digestfile, first);
     // For people: scripts reading --quiet or --progress json get exactly what they asked for.
@@ -137,7 +168,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     }
     return 0;
   } catch (error) {
-    renderer.error(error instanceof Error ? error : new Error(String(error)));
+    display.error(error instanceof Error ? error : new Error(String(error)));
     // Ctrl-C with uploads kept open: say so, and how to give them back, in the one line of the failure.
     const cancelled = error instanceof CancelledError && kept > 0 ? new CancelledError(`${error.message}; ${keptUploads(kept)}`) : error;
     return fail(cancelled, stderr, command.logLevel, help);
