@@ -316,7 +316,10 @@ describe('cosign signatures, rxpush keygen, verify and inspect', () => {
     assert.equal(savedShown.manifest, null);
     assert.deepEqual(savedShown.config.rootfs.diff_ids, suite.layout.images[0]!.diffIds);
     assertOneLineError(await cli(['inspect', `docker-archive:${archive}`, '--raw']), /saved\.tar stores no manifest \(rxpush builds one as it pushes\); inspect it without --raw$/);
-    assertOneLineError(await cli(['inspect', `${suite.registry.host}/cosign/nothing:1.0`]), /cosign\/nothing\/manifests\/1\.0 → 404/);
+    assertOneLineError(
+      await cli(['inspect', `${suite.registry.host}/cosign/nothing:1.0`]),
+      /^rxpush: no image \S+\/cosign\/nothing:1\.0 in the registry \(GET \S+\/cosign\/nothing\/manifests\/1\.0 → 404 [^)]*\); check the repository and tag$/,
+    );
     assertOneLineError(await cli(['inspect']), /^rxpush: missing SOURCE or DEST; see 'rxpush inspect --help'$/, 2);
   });
 });

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-import { isIndexType, MediaType, parseReference, SourceNotFoundError, UnsupportedError, UsageError, type ImageRecord, type SourceRecord } from '@rxpush/core';
+import { isIndexType, MediaType, parseReference, RegistryError, SourceNotFoundError, UnsupportedError, UsageError, type ImageRecord, type SourceRecord } from '@rxpush/core';
 import { readImages } from '@rxpush/graph-reader';
 import { createRegistryClient, readBody, type RegistryClient } from '@rxpush/registry-client';
 import { firstValueFrom, toArray } from 'rxjs';
@@ -95,8 +95,12 @@ async function readLocalConfig(record: ImageRecord): Promise<Buffer> {
 }
 
 async function inspectRemote(client: RegistryClient, repository: string, reference: string, withConfig: boolean): Promise<Inspected> {
-  const manifest = await client.getManifest(repository, reference, { accept: ACCEPT });
   const name = `${client.registry}/${repository}${reference.includes(':') ? `@${reference}` : `:${reference}`}`;
+  const manifest = await client.getManifest(repository, reference, { accept: ACCEPT }).catch((error: unknown) => {
+    if (!(error instanceof RegistryError) || error.status !== 404) throw error;
+    // The client's message up to its hint (`GET https://r/v2/app/manifests/1 → 404 MANIFEST_UNKNOWN: …`), then what to do.
+    throw new SourceNotFoundError(name, `no image ${name} in the registry (${error.message.split('; ')[0]}); check the repository and tag`, { cause: error });
+  });
   const base = { name, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes };
   if (!withConfig || isIndexType(manifest.mediaType)) return base;
   const document = JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as { config?: { digest?: string }; history?: { v1Compatibility?: string }[] };
