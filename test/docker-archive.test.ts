@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, truncate } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { before, describe, it } from 'node:test';
 
 import { entry, makeDockerSave, makeLegacyDockerSave } from '../packages/graph-reader/test/docker-save-fixtures.ts';
@@ -78,6 +78,33 @@ describe('pushing docker save archives (docker-archive:)', () => {
     const pulled = await pullBack(`${suite.registry.host}/archive/saved:v1`);
     assert.deepEqual(pulled.layers, suite.layout.images[0]?.diffIds);
     assert.equal(pulled.id, id.trim());
+  });
+
+  it('pushes a gzip-compressed archive, and one piped in on stdin, as the plain one, leaving no copy behind', async () => {
+    const tmp = await mkdtemp(join(suite.work, 'tmp-'));
+    const env = { TMPDIR: tmp };
+    const compressed = `${skopeoArchive}.gz`;
+    await writeFile(compressed, gzipSync(await readFile(skopeoArchive)));
+    const pushes = [
+      { repository: 'archive/plain', args: [`docker-archive:${skopeoArchive}`], input: undefined },
+      { repository: 'archive/gzip', args: [`docker-archive:${compressed}`], input: undefined },
+      { repository: 'archive/stdin', args: ['docker-archive:/dev/stdin:fixtures/app:v1'], input: await readFile(skopeoArchive) },
+      { repository: 'archive/stdin-gzip', args: ['docker-archive:/dev/stdin'], input: await readFile(compressed) },
+    ];
+    const digests: string[] = [];
+    for (const { repository, args, input } of pushes) {
+      const result = await runCli(['push', ...args, `${suite.registry.host}/${repository}:v1`, '--quiet'], { env, ...(input !== undefined && { input }) });
+      assert.equal(result.code, 0, `${repository}: ${result.stderr}`);
+      assert.deepEqual(await readdir(tmp), [], `${repository}: the copy is removed once pushed`);
+      digests.push(createHash('sha256').update((await skopeoInspectRaw(`${suite.registry.host}/${repository}:v1`)).bytes).digest('hex'));
+    }
+    assert.equal(new Set(digests).size, 1, `one image, pushed four ways: ${digests.join(', ')}`);
+
+    const cut = `${skopeoArchive}.cut.gz`;
+    const whole = await readFile(compressed);
+    await writeFile(cut, whole.subarray(0, whole.length / 2));
+    assertOneLineError(await runCli(['push', `docker-archive:${cut}`, `${suite.registry.host}/archive/cut:v1`], { env }), /skopeo\.tar\.cut\.gz is gzip-compressed, but its stream is damaged \(unexpected end of file\); export the archive again$/);
+    assert.deepEqual(await readdir(tmp), []);
   });
 
   it('pushes a legacy archive with the config docker load makes of it', async (t) => {

@@ -14,7 +14,7 @@ export const CLI_BIN = join(root, 'packages', 'cli', 'bin', 'rxpush.js');
 
 export interface RunCliOptions {
   /** Written to stdin, which is then closed (stdin is empty otherwise). */
-  input?: string;
+  input?: string | Buffer;
   /** Added to (and overriding) the environment. */
   env?: Record<string, string>;
   cwd?: string;

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 
 import { isIndexType, MediaType, parseReference, RegistryError, SourceNotFoundError, UnsupportedError, UsageError, type ImageRecord, type SourceRecord } from '@rxpush/core';
-import { readImages } from '@rxpush/graph-reader';
+import { readImages, spoolArchive } from '@rxpush/graph-reader';
 import { createRegistryClient, readBody, type RegistryClient } from '@rxpush/registry-client';
 import { firstValueFrom, toArray } from 'rxjs';
 
@@ -47,10 +47,18 @@ export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: 
     if (LOCAL.test(ref)) {
       const dataRoot = last(args['data-root']);
       const storageDriver = last(args['storage-driver']);
-      const events = await firstValueFrom(readImages(ref, { logger, ...(dataRoot !== undefined && { dataRoot }), ...(storageDriver !== undefined && { storageDriver }) }).pipe(toArray()));
-      const record = events.find((event) => event.type === 'image')?.image;
-      if (record === undefined) throw new SourceNotFoundError(ref, `${ref} holds no image`);
-      found = await inspectLocal(ref, record, configOnly || !raw);
+      // A piped or gzip-compressed archive is read from a plain copy, as a push reads it.
+      const spooled = await spoolArchive(ref, { logger });
+      try {
+        const events = await firstValueFrom(
+          readImages(spooled.source, { logger, ...(dataRoot !== undefined && { dataRoot }), ...(storageDriver !== undefined && { storageDriver }) }).pipe(toArray()),
+        );
+        const record = events.find((event) => event.type === 'image')?.image;
+        if (record === undefined) throw new SourceNotFoundError(ref, `${ref} holds no image`);
+        found = await inspectLocal(ref, record, configOnly || !raw);
+      } finally {
+        await spooled.release();
+      }
     } else {
       const reference = parseReference(ref);
       const credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);

@@ -1,2 +1,4 @@
 export { readImages } from './read-images.js';
 export type { ReadImagesOptions } from './read-images.js';
+export { spoolArchive } from './spool-archive.js';
+export type { SpoolArchiveOptions, SpooledSource } from './spool-archive.js';

@@ -1,11 +1,11 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { parseReference, ReferenceFormatError, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
-import { readImages } from '@rxpush/graph-reader';
+import { fromAbortable, parseReference, ReferenceFormatError, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { readImages, spoolArchive, type SpooledSource } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
 import { createRegistryClient, type RegistryClient } from '@rxpush/registry-client';
 import { fileSessionStore, uploadBlobs, type SessionKey, type SessionStore } from '@rxpush/uploader';
-import { defer, finalize, identity, map, pipe, tap, type Observable, type OperatorFunction } from 'rxjs';
+import { defer, finalize, identity, map, mergeMap, pipe, tap, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
 
@@ -65,15 +65,26 @@ export function push(options: PushOptions): Observable<PushEvent> {
     // Kept beside the digest cache, so a push broken off resumes its chunked uploads in the next run.
     const sessions = options.cacheDir !== false && options.resume !== false ? countedSessions(fileSessionStore(options.cacheDir ?? defaultCacheDir(), { logger })) : undefined;
 
-    return readImages(options.source, {
-      ...(sourceClient !== undefined && { registryClient: sourceClient }),
-      ...(options.platform !== undefined && { platform: options.platform }),
-      ...(options.allTags !== undefined && { allTags: options.allTags }),
-      ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
-      ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
-      ...(options.timeouts?.engine !== undefined && { engineIdleTimeoutMs: options.timeouts.engine }),
-      logger,
+    // An archive that is a pipe or gzip-compressed is read from a plain copy, removed when the push ends.
+    let spooled: SpooledSource | undefined;
+    return fromAbortable(async (signal) => {
+      const ready = await spoolArchive(options.source, { logger, signal });
+      // Unsubscribed as the copy was done: nobody will release it but this.
+      if (signal.aborted) await ready.release();
+      signal.throwIfAborted();
+      return (spooled = ready);
     }).pipe(
+      mergeMap((ready) =>
+        readImages(ready.source, {
+          ...(sourceClient !== undefined && { registryClient: sourceClient }),
+          ...(options.platform !== undefined && { platform: options.platform }),
+          ...(options.allTags !== undefined && { allTags: options.allTags }),
+          ...(options.dataRoot !== undefined && { dataRoot: options.dataRoot }),
+          ...(options.storageDriver !== undefined && { storageDriver: options.storageDriver }),
+          ...(options.timeouts?.engine !== undefined && { engineIdleTimeoutMs: options.timeouts.engine }),
+          logger,
+        }),
+      ),
       retag(destinationTags(options, destination.tag)),
       walkLayers(),
       checkBlobs({
@@ -87,6 +98,7 @@ export function push(options: PushOptions): Observable<PushEvent> {
         // The client lets the session cancels of an unsubscribed push go out before it closes its dispatcher.
         void client.close();
         void sourceClient?.close();
+        void spooled?.release();
         // The uploads' own teardown ran first: what is still stored now is what the next run can resume.
         if (sessions !== undefined) options.onSessionsKept?.(sessions.open.size);
       }),

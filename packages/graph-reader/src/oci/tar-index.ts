@@ -62,9 +62,10 @@ export async function indexTar(path: string): Promise<TarIndex> {
   const handle = await open(path, READ_THEN_CHECK);
   try {
     const stats = await handle.stat();
-    if (stats.isFIFO() || stats.isSocket() || stats.isCharacterDevice()) {
+    if (stats.isFIFO() || stats.isSocket()) {
       throw invalid(path, `${path} is a pipe, not a file: rxpush reads an archive in place, at random; save it to a file first (docker save -o FILE)`);
     }
+    if (stats.isCharacterDevice()) throw invalid(path, `${path} is a device (a terminal?), not a file: give the archive's file, or pipe it in`);
     if (!stats.isFile()) throw invalid(path, `${path} is not a regular file; it must be a tar archive`);
     const stamp: FileStamp = { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeMs: stats.mtimeMs };
     const members = new Map<string, TarMember>();

@@ -1,0 +1,104 @@
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+
+import { InvalidSourceError, isPushError, silentLogger, type Logger } from '@rxpush/core';
+
+import { READ_THEN_CHECK } from './shared/files.js';
+
+/** A source as {@link spoolArchive} leaves it: `source` to read, and `release()` once the push is done with it. */
+export interface SpooledSource {
+  /** The source to give readImages: the one asked for, or the same with the plain copy's path. */
+  readonly source: string;
+  /** Removes the copy, if one was made; safe to call more than once. */
+  release(): Promise<void>;
+}
+
+export interface SpoolArchiveOptions {
+  /** Where the copy's temporary directory goes (default the OS's, `TMPDIR`). */
+  readonly tmpDir?: string;
+  /** Aborting it stops the copy and removes what was written. */
+  readonly signal?: AbortSignal;
+  readonly logger?: Logger;
+}
+
+const ARCHIVE_TRANSPORTS = ['docker-archive:', 'oci-archive:'];
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
+/**
+ * An archive source (`docker-archive:`, `oci-archive:`) that cannot be read in place, made readable, as skopeo does:
+ * rxpush reads an archive at random (each layer from its offset, again on a retry), which neither a pipe
+ * (`docker-archive:/dev/stdin`, `<(docker save app)`) nor a gzip-compressed file (`docker save app | gzip`) allows.
+ * Such an archive is copied, gunzipped when it is gzip, into a plain tar in a temporary directory of its own (0700);
+ * every other source is given back as it is, with nothing to release. The copy is streamed, never held in memory,
+ * and takes the archive's unpacked size on disk until `release()`.
+ *
+ * Fails with an InvalidSourceError naming the archive when its gzip stream is damaged or the copy cannot be
+ * written (no space left: `TMPDIR` says where it goes); a source that does not exist or is a plain tar is left for
+ * readImages to judge. Nothing is left on disk after a failure or an abort.
+ *
+ * @example
+ * const { source, release } = await spoolArchive('docker-archive:/dev/stdin:app:1');
+ * try { await lastValueFrom(readImages(source).pipe(...)); } finally { await release(); }
+ */
+export async function spoolArchive(source: string, options: SpoolArchiveOptions = {}): Promise<SpooledSource> {
+  const transport = ARCHIVE_TRANSPORTS.find((prefix) => source.startsWith(prefix));
+  const unchanged: SpooledSource = { source, release: async () => {} };
+  if (transport === undefined) return unchanged;
+  // PATH ends at the first colon, as the archive references read it (so PATH cannot hold one).
+  const text = source.slice(transport.length);
+  const colon = text.indexOf(':');
+  const path = colon < 0 ? text : text.slice(0, colon);
+  const rest = colon < 0 ? '' : text.slice(colon);
+  const kind = await needsCopy(path);
+  if (kind === undefined) return unchanged;
+
+  const logger = (options.logger ?? silentLogger).child({ pkg: 'graph-reader' });
+  const dir = await mkdtemp(join(options.tmpDir ?? tmpdir(), 'rxpush-archive-'));
+  const release = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  const copy = join(dir, copyName(path));
+  if (copy.includes(':')) {
+    await release();
+    throw new InvalidSourceError(path, `cannot copy ${path} into ${dir}: the directory's path has a ":", which an archive source cannot name; set TMPDIR to another directory`);
+  }
+  try {
+    // Loaded only for a copy: every other push (the usual one) needs neither zlib nor stream pipelines here.
+    const { copyArchive } = await import('./spool-copy.js');
+    const gzip = await copyArchive(path, copy, options.signal, kind === 'pipe');
+    logger.info({ archive: path, copy }, `${path} is ${describe(kind, gzip)}: copied into ${copy} to read it at random`);
+  } catch (error) {
+    await release();
+    if (options.signal?.aborted === true || isPushError(error)) throw error;
+    const reason = (error as { code?: unknown }).code === 'ENOSPC' ? 'no space left on the device' : (error as Error).message;
+    throw new InvalidSourceError(path, `cannot copy ${path} into ${dir} to read it (${reason}); set TMPDIR to a directory with room for the unpacked archive`, { cause: error });
+  }
+  return { source: `${transport}${copy}${rest}`, release };
+}
+
+/** Why the file at `path` must be copied to be read: a pipe (or the like), gzip, or undefined for neither. */
+async function needsCopy(path: string): Promise<'pipe' | 'gzip' | undefined> {
+  const stats = await stat(path).catch(() => undefined);
+  if (stats === undefined || stats.isDirectory()) return undefined;
+  // A device (a terminal as /dev/stdin, /dev/zero) is left for readImages to refuse: it may never end.
+  if (!stats.isFile()) return stats.isFIFO() || stats.isSocket() ? 'pipe' : undefined;
+  const handle = await open(path, READ_THEN_CHECK).catch(() => undefined);
+  if (handle === undefined) return undefined;
+  try {
+    const head = Buffer.alloc(GZIP_MAGIC.length);
+    const { bytesRead } = await handle.read(head, 0, head.length, 0);
+    return bytesRead === head.length && head.equals(GZIP_MAGIC) ? 'gzip' : undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+function describe(kind: 'pipe' | 'gzip', gzip: boolean): string {
+  if (kind === 'gzip') return 'gzip-compressed';
+  return gzip ? 'a pipe of a gzip-compressed archive' : 'a pipe';
+}
+
+/** The copy's file name: the archive's own, without its .gz (a pipe's name, such as 63 of /dev/fd/63, says nothing). */
+function copyName(path: string): string {
+  const name = basename(path).replace(/\.t?gz$/i, (ext) => (ext.toLowerCase() === '.tgz' ? '.tar' : ''));
+  return /\.tar$/i.test(name) ? name : 'archive.tar';
+}
