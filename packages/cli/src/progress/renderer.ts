@@ -7,7 +7,8 @@ export interface TextSink {
 
 /**
  * Turns the events of one push into output. Shaped like an RxJS observer, so it can be given to
- * `subscribe` or `tap`; `start` comes first, then events, then exactly one of `error` or `complete`.
+ * `subscribe` or `tap`; `start` comes first, then events, then exactly one of `error` or `complete`. (The CLI holds
+ * `start` back until the first event, so a push that fails before any gets `error` alone.)
  */
 export interface ProgressRenderer {
   /** Announces the repository pushed to (`REGISTRY/REPO`), before any event. */
