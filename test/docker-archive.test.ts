@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { before, describe, it } from 'node:test';
 
-import { entry, makeDockerSave, makeLegacyDockerSave } from '../packages/graph-reader/test/docker-save-fixtures.ts';
+import { entry, makeDockerSave, makeLegacyDockerSave, packTar } from '../packages/graph-reader/test/docker-save-fixtures.ts';
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { useDockerd } from './helpers/docker-engine.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
@@ -104,6 +104,10 @@ describe('pushing docker save archives (docker-archive:)', () => {
     const whole = await readFile(compressed);
     await writeFile(cut, whole.subarray(0, whole.length / 2));
     assertOneLineError(await runCli(['push', `docker-archive:${cut}`, `${suite.registry.host}/archive/cut:v1`], { env }), /skopeo\.tar\.cut\.gz is gzip-compressed, but its stream is damaged \(unexpected end of file\); export the archive again$/);
+    // What is wrong inside the copy is said of the archive given: the copy is gone, and not the user's to fix.
+    const notes = join(suite.work, 'notes.tar.gz');
+    await writeFile(notes, gzipSync(await packTar([{ name: 'notes.txt', data: 'no image here' }])));
+    assertOneLineError(await runCli(['push', `docker-archive:${notes}`, `${suite.registry.host}/archive/notes:v1`], { env }), /^rxpush: \S+\/notes\.tar\.gz is not a docker save archive: /);
     assert.deepEqual(await readdir(tmp), []);
   });
 

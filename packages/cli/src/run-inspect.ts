@@ -56,6 +56,8 @@ export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: 
         const record = events.find((event) => event.type === 'image')?.image;
         if (record === undefined) throw new SourceNotFoundError(ref, `${ref} holds no image`);
         found = await inspectLocal(ref, record, configOnly || !raw);
+      } catch (error) {
+        throw spooled.named(error);
       } finally {
         await spooled.release();
       }

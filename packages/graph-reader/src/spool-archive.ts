@@ -12,6 +12,12 @@ export interface SpooledSource {
   readonly source: string;
   /** Removes the copy, if one was made; safe to call more than once. */
   release(): Promise<void>;
+  /**
+   * `error` as the user should read it: where a failure of reading the copy (its contents are no docker save
+   * archive, a layer is not its diff ID) names the copy, it names the archive they gave instead, which is what
+   * they can look at and fix. Anything else is given back as it is.
+   */
+  named<E>(error: E): E;
 }
 
 export interface SpoolArchiveOptions {
@@ -43,7 +49,7 @@ const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
  */
 export async function spoolArchive(source: string, options: SpoolArchiveOptions = {}): Promise<SpooledSource> {
   const transport = ARCHIVE_TRANSPORTS.find((prefix) => source.startsWith(prefix));
-  const unchanged: SpooledSource = { source, release: async () => {} };
+  const unchanged: SpooledSource = { source, release: async () => {}, named: (error) => error };
   if (transport === undefined) return unchanged;
   // PATH ends at the first colon, as the archive references read it (so PATH cannot hold one).
   const text = source.slice(transport.length);
@@ -72,7 +78,19 @@ export async function spoolArchive(source: string, options: SpoolArchiveOptions 
     const reason = (error as { code?: unknown }).code === 'ENOSPC' ? 'no space left on the device' : (error as Error).message;
     throw new InvalidSourceError(path, `cannot copy ${path} into ${dir} to read it (${reason}); set TMPDIR to a directory with room for the unpacked archive`, { cause: error });
   }
-  return { source: `${transport}${copy}${rest}`, release };
+  return { source: `${transport}${copy}${rest}`, release, named: (error) => renamed(error, copy, path) };
+}
+
+/** `error`, its message and text fields (a PushError's `path`, `origin`) saying `to` where they said `from`. */
+function renamed<E>(error: E, from: string, to: string): E {
+  if (!(error instanceof Error)) return error;
+  // Changed in place: the error keeps its class, code and stack, which a caller may check.
+  const fields = error as unknown as Record<string, unknown>;
+  for (const key of ['message', ...Object.keys(error)]) {
+    const value = fields[key];
+    if (typeof value === 'string' && value.includes(from)) fields[key] = value.split(from).join(to);
+  }
+  return error;
 }
 
 /** Why the file at `path` must be copied to be read: a pipe (or the like), gzip, or undefined for neither. */

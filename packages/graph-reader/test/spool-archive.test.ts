@@ -7,7 +7,7 @@ import { gzipSync } from 'node:zlib';
 import type { ImageRecord } from '@rxpush/core';
 
 import { spoolArchive } from '../src/index.js';
-import { makeDockerSave } from './docker-save-fixtures.js';
+import { makeDockerSave, packTar } from './docker-save-fixtures.js';
 import { pipeAt, tempDir } from './layouts.js';
 import { archive } from './oci-archives.js';
 import { readOne } from './read.js';
@@ -77,6 +77,26 @@ describe('spoolArchive', () => {
       await spooled.release();
     }
     assert.deepEqual(await readdir(work), []);
+  });
+
+  it("names the archive given, not its copy, in a failure of reading the copy", async (t) => {
+    // A plain tar, gzipped, that holds no image: readImages fails on the copy, and named() says which file it was.
+    const notAnImage = join(await tempDir(t), 'notes.tar.gz');
+    await writeFile(notAnImage, gzipSync(await packTar([{ name: 'notes.txt', data: 'no image here' }])));
+    const work = await tempDir(t);
+    const spooled = await spoolArchive(`docker-archive:${notAnImage}`, { tmpDir: work });
+    t.after(() => spooled.release());
+    const failure = await readOne(spooled.source).then(
+      () => assert.fail('read an image out of notes'),
+      (error: unknown) => error as Error & { code?: string },
+    );
+    assert.match(failure.message, /rxpush-archive-.*notes\.tar is not a docker save archive/);
+    assert.equal(spooled.named(failure), failure, 'the same error, its class and code kept');
+    assert.equal(failure.code, 'INVALID_SOURCE');
+    assert.equal(failure.message.startsWith(`${notAnImage} is not a docker save archive: it has neither manifest.json nor a legacy repositories file`), true, failure.message);
+    assert.doesNotMatch(failure.message, /rxpush-archive-/);
+    const other = new Error('unrelated');
+    assert.equal(spooled.named(other).message, 'unrelated');
   });
 
   it('fails on a damaged gzip stream with one line naming the archive, leaving nothing behind', async (t) => {

@@ -5,7 +5,7 @@ import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
 import { createRegistryClient, type RegistryClient } from '@rxpush/registry-client';
 import { fileSessionStore, uploadBlobs, type SessionKey, type SessionStore } from '@rxpush/uploader';
-import { defer, finalize, identity, map, mergeMap, pipe, tap, type Observable, type OperatorFunction } from 'rxjs';
+import { catchError, defer, finalize, identity, map, mergeMap, pipe, tap, throwError, type Observable, type OperatorFunction } from 'rxjs';
 
 import type { PushOptions } from './options.js';
 
@@ -94,6 +94,8 @@ export function push(options: PushOptions): Observable<PushEvent> {
         ...(options.dryRun === true && { dryRun: true }),
       }),
       options.dryRun === true ? releaseBlobs() : write(options, target, cache, sessions),
+      // A failure of reading an archive's copy names the archive given, not the copy.
+      catchError((error: unknown) => throwError(() => spooled?.named(error) ?? error)),
       finalize(() => {
         // The client lets the session cancels of an unsubscribed push go out before it closes its dispatcher.
         void client.close();
