@@ -44,8 +44,10 @@ const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
  * readImages to judge. Nothing is left on disk after a failure or an abort.
  *
  * @example
- * const { source, release } = await spoolArchive('docker-archive:/dev/stdin:app:1');
- * try { await lastValueFrom(readImages(source).pipe(...)); } finally { await release(); }
+ * const spooled = await spoolArchive('docker-archive:/dev/stdin:app:1');
+ * try { await lastValueFrom(readImages(spooled.source).pipe(...)); }
+ * catch (error) { throw spooled.named(error); }
+ * finally { await spooled.release(); }
  */
 export async function spoolArchive(source: string, options: SpoolArchiveOptions = {}): Promise<SpooledSource> {
   const transport = ARCHIVE_TRANSPORTS.find((prefix) => source.startsWith(prefix));
