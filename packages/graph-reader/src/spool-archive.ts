@@ -62,7 +62,10 @@ export async function spoolArchive(source: string, options: SpoolArchiveOptions 
   if (kind === undefined) return unchanged;
 
   const logger = (options.logger ?? silentLogger).child({ pkg: 'graph-reader' });
-  const dir = await mkdtemp(join(options.tmpDir ?? tmpdir(), 'rxpush-archive-'));
+  const base = options.tmpDir ?? tmpdir();
+  const dir = await mkdtemp(join(base, 'rxpush-archive-')).catch((error: unknown) => {
+    throw new InvalidSourceError(path, `cannot make a directory in ${base} to copy ${path} into (${(error as Error).message}); set TMPDIR to a directory rxpush may write`, { cause: error });
+  });
   const release = (): Promise<void> => rm(dir, { recursive: true, force: true });
   const copy = join(dir, copyName(path));
   if (copy.includes(':')) {

@@ -99,6 +99,17 @@ describe('spoolArchive', () => {
     assert.equal(spooled.named(other).message, 'unrelated');
   });
 
+  it('says where it could not make its copy, and what to do', async (t) => {
+    const plain = await saved(t);
+    const compressed = `${plain}.gz`;
+    await writeFile(compressed, gzipSync(await readFile(plain)));
+    const missing = join(await tempDir(t), 'no-such-dir');
+    await assert.rejects(spoolArchive(`docker-archive:${compressed}`, { tmpDir: missing }), {
+      name: 'InvalidSourceError',
+      message: new RegExp(`^cannot make a directory in ${missing} to copy ${compressed} into \\(ENOENT: .*\\); set TMPDIR to a directory rxpush may write$`),
+    });
+  });
+
   it('fails on a damaged gzip stream with one line naming the archive, leaving nothing behind', async (t) => {
     const plain = await saved(t);
     const cut = `${plain}.gz`;
