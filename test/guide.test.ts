@@ -4,12 +4,14 @@
  * hosts, ports and digests written as the guide abbreviates them.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 
+import { packTar } from '../packages/graph-reader/test/docker-save-fixtures.ts';
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { startRegistry, type RunningRegistry } from '../tools/registry.ts';
 import { homeIn, runCli } from './helpers/run-cli.ts';
@@ -43,8 +45,8 @@ describe('the troubleshooting section of docs/guide.md', () => {
   });
 
   /** Runs rxpush in the work directory and checks that the guide quotes its error line. */
-  async function quoted(args: string[], code = 1): Promise<void> {
-    const result = await runCli(args, { cwd: work, env });
+  async function quoted(args: string[], code = 1, extraEnv: Record<string, string> = {}): Promise<void> {
+    const result = await runCli(args, { cwd: work, env: { ...env, ...extraEnv } });
     assert.equal(result.code, code, result.stderr);
     const line = normalized(result.stderr.trimEnd());
     assert.ok(guide.includes(line), `docs/guide.md quotes\n  ${line}`);
@@ -62,6 +64,12 @@ describe('the troubleshooting section of docs/guide.md', () => {
     await quoted(['push', 'oci:./image:v9', `${plain.host}/guide/app:1.0`, '-q']);
     await quoted(['push', 'docker-archive:./missing.tar', `${plain.host}/guide/app`, '-q']);
     await quoted(['push', 'oci:./image:latest', `${plain.host}/Guide/App`, '-q']);
+    // A gzip stream cut short, a tar that holds no image, and nowhere to copy a compressed archive to.
+    await writeFile(join(work, 'app.tar.gz'), gzipSync(await packTar([{ name: 'layer.tar', data: 'x'.repeat(100_000) }])).subarray(0, 200));
+    await quoted(['push', 'docker-archive:./app.tar.gz', `${plain.host}/guide/app`, '-q']);
+    await writeFile(join(work, 'notes.tar'), await packTar([{ name: 'notes.txt', data: 'no image here' }]));
+    await quoted(['push', 'docker-archive:./notes.tar', `${plain.host}/guide/app`, '-q']);
+    await quoted(['push', 'docker-archive:./app.tar.gz', `${plain.host}/guide/app`, '-q'], 1, { TMPDIR: '/nonexistent' });
     await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app@sha256:${'0'.repeat(64)}`, '-q'], 2);
   });
 
@@ -73,7 +81,6 @@ describe('the troubleshooting section of docs/guide.md', () => {
 
   it('quotes the signing failures', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
-    const { writeFile } = await import('node:fs/promises');
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     await writeFile(join(work, 'rxpush.key'), ec.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'pw' }));
     await writeFile(join(work, 'dsa.pem'), generateKeyPairSync('dsa', { modulusLength: 2048, divisorLength: 256 }).privateKey.export({ format: 'pem', type: 'pkcs8' }));
