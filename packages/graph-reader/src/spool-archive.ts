@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 
 import { InvalidSourceError, isPushError, silentLogger, type Logger } from '@rxpush/core';
 
-import { READ_THEN_CHECK } from './shared/files.js';
+import { READ_THEN_CHECK, isGzip } from './shared/files.js';
 
 /** A source as {@link spoolArchive} leaves it: `source` to read, and `release()` once the push is done with it. */
 export interface SpooledSource {
@@ -29,7 +29,6 @@ export interface SpoolArchiveOptions {
 }
 
 const ARCHIVE_TRANSPORTS = ['docker-archive:', 'oci-archive:'];
-const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
 
 /**
  * An archive source (`docker-archive:`, `oci-archive:`) that cannot be read in place, made readable, as skopeo does:
@@ -116,9 +115,9 @@ async function needsCopy(path: string): Promise<'pipe' | 'gzip' | undefined> {
   const handle = await open(path, READ_THEN_CHECK).catch(() => undefined);
   if (handle === undefined) return undefined;
   try {
-    const head = Buffer.alloc(GZIP_MAGIC.length);
+    const head = Buffer.alloc(2);
     const { bytesRead } = await handle.read(head, 0, head.length, 0);
-    return bytesRead === head.length && head.equals(GZIP_MAGIC) ? 'gzip' : undefined;
+    return isGzip(head.subarray(0, bytesRead)) ? 'gzip' : undefined;
   } finally {
     await handle.close();
   }

@@ -7,7 +7,8 @@ import { createGunzip } from 'node:zlib';
 
 import { InvalidSourceError } from '@rxpush/core';
 
-const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+import { isGzip } from './shared/files.js';
+
 const ONE_MIB = 1024 * 1024;
 
 /**
@@ -30,7 +31,7 @@ async function copyFrom(path: string, copy: string, signal: AbortSignal | undefi
   const chunks = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const first = await chunks.next();
   const head: Buffer = first.done === true ? Buffer.alloc(0) : first.value;
-  const gzip = head.subarray(0, GZIP_MAGIC.length).equals(GZIP_MAGIC);
+  const gzip = isGzip(head);
   const bytes = Readable.from(
     (async function* () {
       yield head;

@@ -11,6 +11,13 @@ import { DigestMismatchError, splitDigest } from '@rxpush/core';
  */
 export const READ_THEN_CHECK = constants.O_RDONLY | constants.O_NONBLOCK;
 
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
+/** Whether `head`, the first bytes of a file or stream, start a gzip stream (RFC 1952's ID1 ID2). */
+export function isGzip(head: Uint8Array): boolean {
+  return head.length >= GZIP_MAGIC.length && GZIP_MAGIC.equals(head.subarray(0, GZIP_MAGIC.length));
+}
+
 /** Whether `err` is a Node.js system error with this `code` (ENOENT, EACCES, ELOOP…). */
 export function isCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
