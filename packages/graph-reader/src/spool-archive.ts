@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import { InvalidSourceError, isPushError, silentLogger, type Logger } from '@rxpush/core';
 
 import { READ_THEN_CHECK, isGzip } from './shared/files.js';
+import type { ArchiveKind } from './spool-copy.js';
 
 /** A source as {@link spoolArchive} leaves it: `source` to read, and `release()` once the push is done with it. */
 export interface SpooledSource {
@@ -74,7 +75,7 @@ export async function spoolArchive(source: string, options: SpoolArchiveOptions 
   try {
     // Loaded only for a copy: every other push (the usual one) needs neither zlib nor stream pipelines here.
     const { copyArchive } = await import('./spool-copy.js');
-    const gzip = await copyArchive(path, copy, options.signal, kind === 'pipe');
+    const gzip = await copyArchive(path, copy, kind, options.signal);
     logger.info({ archive: path, copy }, `${path} is ${describe(kind, gzip)}: copied into ${copy} to read it at random`);
   } catch (error) {
     await release();
@@ -106,12 +107,14 @@ function whyNotWritable(error: unknown): string {
   return message;
 }
 
-/** Why the file at `path` must be copied to be read: a pipe (or the like), gzip, or undefined for neither. */
-async function needsCopy(path: string): Promise<'pipe' | 'gzip' | undefined> {
+/** Why the file at `path` must be copied to be read (a pipe of either kind, or gzip), or undefined for neither. */
+async function needsCopy(path: string): Promise<ArchiveKind | undefined> {
   const stats = await stat(path).catch(() => undefined);
   if (stats === undefined || stats.isDirectory()) return undefined;
+  if (stats.isFIFO()) return 'fifo';
+  if (stats.isSocket()) return 'socket';
   // A device (a terminal as /dev/stdin, /dev/zero) is left for readImages to refuse: it may never end.
-  if (!stats.isFile()) return stats.isFIFO() || stats.isSocket() ? 'pipe' : undefined;
+  if (!stats.isFile()) return undefined;
   const handle = await open(path, READ_THEN_CHECK).catch(() => undefined);
   if (handle === undefined) return undefined;
   try {
@@ -123,7 +126,7 @@ async function needsCopy(path: string): Promise<'pipe' | 'gzip' | undefined> {
   }
 }
 
-function describe(kind: 'pipe' | 'gzip', gzip: boolean): string {
+function describe(kind: ArchiveKind, gzip: boolean): string {
   if (kind === 'gzip') return 'gzip-compressed';
   return gzip ? 'a pipe of a gzip-compressed archive' : 'a pipe';
 }

@@ -1,7 +1,8 @@
+import { once } from 'node:events';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 
@@ -11,58 +12,54 @@ import { isGzip } from './shared/files.js';
 
 const ONE_MIB = 1024 * 1024;
 
+/** What spoolArchive found at an archive's path: a FIFO (a shell's `|`, `<(…)`), a socket, or a gzip file. */
+export type ArchiveKind = 'fifo' | 'socket' | 'gzip';
+
 /**
  * Streams `path` into a new file `copy`, gunzipped when its first bytes are gzip's, and says whether they were.
- * A pipe cannot be looked at twice: its first chunk decides, and goes on into the copy with the rest.
+ * A pipe cannot be looked at twice: its first chunk is looked at and put back, and goes on into the copy.
  */
-export async function copyArchive(path: string, copy: string, signal: AbortSignal | undefined, pipe: boolean): Promise<boolean> {
-  // Opening a pipe waits for a writer, in a thread an abort cannot reach; being its writer for a moment lets it go.
+export async function copyArchive(path: string, copy: string, kind: ArchiveKind, signal: AbortSignal | undefined): Promise<boolean> {
+  // Opening a FIFO waits for a writer, in a thread an abort cannot reach; being its writer for a moment lets it go.
   const letGo = (): void => void open(path, constants.O_WRONLY | constants.O_NONBLOCK).then((handle) => handle.close(), () => {});
-  if (pipe) signal?.addEventListener('abort', letGo, { once: true });
+  if (kind === 'fifo') signal?.addEventListener('abort', letGo, { once: true });
   try {
-    return await copyFrom(path, copy, signal);
+    const input = openInput(path, kind, signal);
+    const gzip = isGzip(await peek(input));
+    const output = createWriteStream(copy, { flags: 'wx', mode: 0o600 });
+    const options = signal !== undefined ? [{ signal }] : [];
+    try {
+      if (gzip) await pipeline(input, createGunzip({ chunkSize: ONE_MIB }), output, ...options);
+      else await pipeline(input, output, ...options);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (gzip && typeof code === 'string' && code.startsWith('Z_')) {
+        throw new InvalidSourceError(path, `${path} is gzip-compressed, but its stream is damaged (${(error as Error).message}); export the archive again`, { cause: error });
+      }
+      throw error;
+    }
+    return gzip;
   } finally {
     signal?.removeEventListener('abort', letGo);
   }
 }
 
-async function copyFrom(path: string, copy: string, signal: AbortSignal | undefined): Promise<boolean> {
-  const input = await openInput(path, signal);
-  const chunks = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  const first = await chunks.next();
-  const head: Buffer = first.done === true ? Buffer.alloc(0) : first.value;
-  const gzip = isGzip(head);
-  const bytes = Readable.from(
-    (async function* () {
-      yield head;
-      for (let next = await chunks.next(); next.done !== true; next = await chunks.next()) yield next.value;
-    })(),
-    { objectMode: false },
-  );
-  const output = createWriteStream(copy, { flags: 'wx', mode: 0o600 });
-  const options = signal !== undefined ? [{ signal }] : [];
-  try {
-    if (gzip) await pipeline(bytes, createGunzip({ chunkSize: ONE_MIB }), output, ...options);
-    else await pipeline(bytes, output, ...options);
-  } catch (error) {
-    // The input is read through the generator, which pipeline ends but does not destroy.
-    input.destroy();
-    const code = (error as NodeJS.ErrnoException).code;
-    if (gzip && typeof code === 'string' && code.startsWith('Z_')) {
-      throw new InvalidSourceError(path, `${path} is gzip-compressed, but its stream is damaged (${(error as Error).message}); export the archive again`, { cause: error });
-    }
-    throw error;
-  }
-  return gzip;
+/** The first bytes `input` has (none when it is empty), put back for whoever reads it next. */
+async function peek(input: Readable): Promise<Buffer> {
+  await once(input, 'readable');
+  const head = input.read() as Buffer | null;
+  if (head === null) return Buffer.alloc(0);
+  input.unshift(head);
+  return head;
 }
 
 /**
  * The archive's bytes as a stream. A socket, which is what Node (unlike a shell's `|`) gives a child as its stdin,
  * cannot be opened by its name (/dev/stdin: ENXIO): this process's own descriptor is read instead.
  */
-async function openInput(path: string, signal: AbortSignal | undefined): Promise<Readable> {
-  const fd = ownDescriptor(path);
-  if (fd === undefined || !(await stat(path)).isSocket()) return createReadStream(path, { highWaterMark: ONE_MIB, ...(signal !== undefined && { signal }) });
+function openInput(path: string, kind: ArchiveKind, signal: AbortSignal | undefined): Readable {
+  const fd = kind === 'socket' ? ownDescriptor(path) : undefined;
+  if (fd === undefined) return createReadStream(path, { highWaterMark: ONE_MIB, ...(signal !== undefined && { signal }) });
   const socket = fd === 0 ? process.stdin : new Socket({ fd, readable: true, writable: false });
   signal?.addEventListener('abort', () => socket.destroy(signal.reason as Error), { once: true });
   return socket;
