@@ -6,6 +6,7 @@ import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { promisify } from 'node:util';
 
 import { makeOciLayout, type MakeOciLayoutOptions, type OciLayoutFixture } from '../../../tools/fixtures.js';
 
@@ -31,7 +32,7 @@ export async function tempDir(t: TestContext): Promise<string> {
  */
 export async function pipeAt(t: TestContext, path: string): Promise<{ waited(): boolean }> {
   await rm(path, { force: true });
-  await new Promise<void>((resolve, reject) => execFile('mkfifo', [path], (err) => (err ? reject(err) : resolve())));
+  await promisify(execFile)('mkfifo', [path]);
   let waited = false;
   const letGo = setTimeout(() => {
     waited = true;
