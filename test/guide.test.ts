@@ -28,6 +28,7 @@ function normalized(text: string): string {
 describe('the troubleshooting section of docs/guide.md', () => {
   let plain: RunningRegistry;
   let tls: RunningRegistry;
+  let readOnly: RunningRegistry;
   let work: string;
   let guide: string;
   let env: Record<string, string>;
@@ -35,12 +36,12 @@ describe('the troubleshooting section of docs/guide.md', () => {
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'rxpush-guide-'));
     env = homeIn(work);
-    [plain, tls] = await Promise.all([startRegistry(), startRegistry({ tls: true, htpasswd: { bob: 's3cret' } })]);
+    [plain, tls, readOnly] = await Promise.all([startRegistry(), startRegistry({ tls: true, htpasswd: { bob: 's3cret' } }), startRegistry({ readOnly: true })]);
     await makeOciLayout(join(work, 'image'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 1_000, seed: 'guide' }] }] });
     guide = normalized(await readFile(guidePath, 'utf8'));
   });
   after(async () => {
-    await Promise.all([plain?.stop(), tls?.stop()]);
+    await Promise.all([plain?.stop(), tls?.stop(), readOnly?.stop()]);
     await rm(work, { recursive: true, force: true });
   });
 
@@ -57,6 +58,7 @@ describe('the troubleshooting section of docs/guide.md', () => {
     await quoted(['push', 'oci:./image:latest', `${tls.host}/guide/app:1.0`, '-q']);
     await quoted(['push', 'oci:./image:latest', `${tls.host}/guide/app:1.0`, '--ca-file', tls.caFile ?? '', '-q']);
     await quoted(['push', 'oci:./image:latest', `${tls.host}/guide/app:1.0`, '--ca-file', tls.caFile ?? '', '--creds', 'bob:wrong', '-q']);
+    await quoted(['push', 'oci:./image:latest', `${readOnly.host}/guide/app:1.0`, '-q']);
   });
 
   it('quotes the source and destination failures', async () => {

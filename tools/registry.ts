@@ -37,6 +37,10 @@ export interface RegistryOptions {
   startTimeoutMs?: number;
   /** The registry's log level (default info; debug logs every request and storage step). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Serve reads only, as during maintenance: pushes are answered 405. */
+  readOnly?: boolean;
+  /** Be a pull-through cache (a mirror) of the registry at this URL: pushes are answered 405 UNSUPPORTED. */
+  proxyOf?: string;
 }
 
 export interface RunningRegistry {
@@ -136,7 +140,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
         filesystem: { rootdirectory: storageDir },
         delete: { enabled: true },
         cache: { blobdescriptor: 'inmemory' },
-        maintenance: { uploadpurging: { enabled: false } },
+        maintenance: { uploadpurging: { enabled: false }, ...(options.readOnly ? { readonly: { enabled: true } } : {}) },
       },
       http: {
         addr: host,
@@ -146,6 +150,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
       },
       ...(Object.keys(auth).length ? { auth } : {}),
       ...(options.schema1 ? { compatibility: { schema1: { enabled: true } } } : {}),
+      ...(options.proxyOf !== undefined ? { proxy: { remoteurl: options.proxyOf } } : {}),
     };
     // JSON is YAML, and spares a YAML dependency.
     await writeFile(configFile, JSON.stringify(config, null, 2));

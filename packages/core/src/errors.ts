@@ -242,7 +242,9 @@ export class RegistryError extends PushError {
 }
 
 function registryMessage(init: RegistryAnswer): string {
-  const what = [init.registryCode, init.detail].filter(Boolean).join(': ');
+  // "unsupported.; the registry …" reads badly: a sentence's full stop gives way to the hint's semicolon.
+  const said = [init.registryCode, init.detail].filter(Boolean).join(': ');
+  const what = init.hint ? said.replace(/\.$/, '') : said;
   return `${init.method} ${init.url} → ${init.status}${what ? ` ${what}` : ''}${init.hint ? `; ${init.hint}` : ''}`;
 }
 

@@ -76,6 +76,8 @@ export function hintFor(status: number, registryCode: string | undefined, contex
   }
   if (status === 403) return 'the credentials are not allowed to do this; check the repository name and your access to it';
   if (registryCode === 'BLOB_UPLOAD_UNKNOWN' || registryCode === 'BLOB_UPLOAD_INVALID') return 'the upload session is gone or broken; start the upload again';
+  // Distribution answers a push to a read-only registry (maintenance) or a pull-through cache 405.
+  if (status === 405) return 'the registry does not take this request here: it may be read-only or a pull-through cache (a mirror); push to a registry that accepts pushes';
   if (status === 413) return 'the registry refuses a body this large; try a smaller --chunk-size';
   if (status === 416) return 'the registry holds a different number of bytes than expected; ask it for the upload status and resume from its offset';
   if (status === 429) return 'the registry is rate limiting; wait and try again';

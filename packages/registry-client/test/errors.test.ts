@@ -42,6 +42,17 @@ describe('errors', () => {
     assert.match(denied.message, /^HEAD https:\/\/r\.example\/v2\/app\/blobs\/sha256:ab → 401; the registry wants credentials; pass --creds/);
   });
 
+  it('says what a registry that answers a push 405 may be, the hint after the registry\'s sentence without its full stop', () => {
+    const url = 'http://127.0.0.1:5000/v2/app/blobs/uploads/';
+    const mirror = registryError({ method: 'POST', url }, 405, { code: 'UNSUPPORTED', message: 'The operation is unsupported.' }, { authenticated: false });
+    assert.equal(mirror.message, `POST ${url} → 405 UNSUPPORTED: The operation is unsupported; the registry does not take this request here: it may be read-only or a pull-through cache (a mirror); push to a registry that accepts pushes`);
+    const readOnly = registryError({ method: 'POST', url }, 405, { message: 'Method not allowed' }, { authenticated: false });
+    assert.match(readOnly.message, /→ 405 Method not allowed; the registry does not take this request here/);
+    // Without a hint the registry's words stay as they were.
+    const teapot = registryError({ method: 'GET', url }, 418, { message: 'I am a teapot.' }, { authenticated: false });
+    assert.equal(teapot.message, `GET ${url} → 418 I am a teapot.`);
+  });
+
   it('tells a plain-HTTP answer from a certificate problem', () => {
     const wrongVersion = Object.assign(new Error('ssl3_get_record:wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
     const selfSigned = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
