@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
+import type { Digest } from '@rxpush/core';
+
 import { screen } from '../packages/cli/test/screen.ts';
 import { makeOciLayout } from '../tools/fixtures.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
@@ -114,6 +116,21 @@ describe('rxpush push (the CLI) against the reference registry', () => {
       const empty = join(suite.work, 'empty');
       await mkdir(empty, { recursive: true });
       assertOneLineError(await runCli(['push', `oci:${empty}`, `${suite.registry.host}/cli/bad:1`]), /oci-layout|OCI (image )?layout/i, 1);
+    });
+
+    it('a ref name that is no registry tag (OCI allows 1.0+build), before any blob is sent', async () => {
+      const named = await makeOciLayout(join(suite.work, 'build-tag'), { images: [{ tags: ['1.0+build'], layers: [{ files: 1, fileSize: 5_000, seed: 'cli-build-tag' }] }] });
+      const destination = `${suite.registry.host}/cli/build-tag`;
+      const untagged = await runCli(['push', `oci:${named.dir}`, destination, '--progress', 'plain']);
+      assertOneLineError(untagged, new RegExp(`^rxpush: the source's tag "1\\.0\\+build" is not a valid registry tag: letters, digits, _ \\. - \\(at most 128\\), not starting with \\. or -; give ${destination} a tag \\(${destination}:TAG\\); see 'rxpush push --help'$`), 2);
+      const allTags = await runCli(['push', `oci:${named.dir}`, destination, '--all-tags']);
+      assertOneLineError(allTags, /the source's tag "1\.0\+build" is not a valid registry tag: .*; push that image by itself, with SOURCE naming it and DEST a tag of yours/, 2);
+      const [layer] = named.images[0]!.layerDigests;
+      assert.equal(await suite.client.hasBlob('cli/build-tag', layer as Digest), undefined, 'no blob sent for a push that cannot be tagged');
+      // Given a tag of its own, the image pushes.
+      const tagged = await runCli(['push', `oci:${named.dir}:1.0+build`, `${destination}:1.0-build`, '--quiet']);
+      assert.equal(tagged.code, 0, tagged.stderr);
+      assert.equal((await suite.client.hasManifest('cli/build-tag', '1.0-build'))?.digest, named.images[0]!.manifestDigest);
     });
 
     it('an unknown ref, listing the ones there are', async () => {

@@ -1,5 +1,5 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { fromAbortable, parseReference, ReferenceFormatError, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { fromAbortable, isValidTag, parseReference, printable, ReferenceFormatError, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages, spoolArchive, type SpooledSource } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
@@ -205,9 +205,18 @@ function destinationTags(options: PushOptions, destinationTag: string | undefine
     if (destinationTag !== undefined || extra.length > 0) {
       throw new UsageError('--all-tags pushes every tag of the source under its own name; drop the destination tag and --tag');
     }
-    return (record) => record.tags;
+    return (record) => record.tags.map((tag) => sourceTag(tag, `push that image by itself, with SOURCE naming it and DEST a tag of yours`));
   }
-  return (record) => [...new Set([destinationTag ?? record.tags[0] ?? 'latest', ...extra])];
+  return (record) => [...new Set([destinationTag ?? sourceTag(record.tags[0] ?? 'latest', `give ${options.destination} a tag (${options.destination}:TAG)`), ...extra])];
+}
+
+/**
+ * A tag taken from the source, checked before anything is sent: an OCI layout's ref name may hold `+`, `/` or
+ * `:` (`1.0+build`), which no registry takes; found at the manifest PUT, the blobs would already be up.
+ */
+function sourceTag(tag: string, fix: string): string {
+  if (isValidTag(tag)) return tag;
+  throw new UsageError(`the source's tag "${printable(tag)}" is not a valid registry tag: letters, digits, _ . - (at most 128), not starting with . or -; ${fix}`);
 }
 
 /**
