@@ -197,6 +197,19 @@ describe('rxpush copy between two reference registries', () => {
     await assert.rejects(skopeoInspectRaw(`${plain.host}/local/app:s390x`), /manifest unknown|not found/i);
   });
 
+  it('refuses --platform for a tag of one image of another platform, as docker pull does, and copies it when they agree', async () => {
+    // The fixture's images are linux/amd64 in their configs; src/app:1 is one image, not an index.
+    const other = await runCli(['copy', `docker://${plain.host}/src/app:1`, `${plain.host}/single/app:arm`, '--platform', 'linux/arm64'], { env });
+    assertOneLineError(other, new RegExp(`^rxpush: docker://${plain.host}/src/app:1 is one image, for linux/amd64, not for linux/arm64 \\(--platform\\); drop --platform to take it as it is$`));
+    await assert.rejects(skopeoInspectRaw(`${plain.host}/single/app:arm`), /manifest unknown|not found/i);
+    const local = await runCli(['push', `oci:${layout.dir}:app`, `${plain.host}/single/app:arm`, '--platform', 'linux/arm64'], { env });
+    assertOneLineError(local, new RegExp(`^rxpush: oci:${layout.dir}:app is one image, for linux/amd64, not for linux/arm64 \\(--platform\\)`));
+
+    const same = await runCli(['copy', `docker://${plain.host}/src/app:1`, `${plain.host}/single/app:amd`, '--platform', 'linux/amd64', '-q'], { env });
+    assert.equal(same.code, 0, same.stderr);
+    assert.equal(sha256((await skopeoInspectRaw(`${plain.host}/single/app:amd`)).bytes), layout.images[0]?.manifestDigest);
+  });
+
   it('skips verifying the source registry\'s certificate with --src-tls-verify=false', async () => {
     const result = await runCli(['copy', `${secure.host}/src/app:1`, `${plain.host}/unverified/app:1`, '--src-creds', CREDS, '--src-tls-verify=false', '-q'], { env });
     assert.equal(result.code, 0, result.stderr);

@@ -28,7 +28,8 @@ export interface ReadImagesOptions {
   readonly registryClient?: RegistryClient;
   /**
    * Of a multi-platform index (`docker://`, `oci:`, `oci-archive:`), read only this platform's image
-   * (`os/arch[/variant]`, `--platform`); a source that names one image is read as it is.
+   * (`os/arch[/variant]`, `--platform`); a source that names one image is read when its config is of that
+   * platform (or names none), and refused otherwise, as `docker pull --platform` does.
    */
   readonly platform?: string;
   /** For `docker-daemon:`: how long the engine may send nothing in the middle of its save stream, in ms (default 30 000). */

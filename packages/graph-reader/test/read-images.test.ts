@@ -160,9 +160,11 @@ describe('readImages from oci:', () => {
     assert.deepEqual(arm.platform, { architecture: 'arm64', os: 'linux', variant: 'v8' });
     const amd = await readOne(`oci:${fixture.dir}:multi`, { platform: 'linux/amd64' });
     assert.equal(amd.manifest?.digest, fixture.images[0]?.manifestDigest);
-    // A variant must match when one is asked for; a tag of one image is read as it is.
+    // A variant must match when one is asked for.
     await fails(`oci:${fixture.dir}:multi`, { code: 'SOURCE_NOT_FOUND', message: /has no image for linux\/arm64\/v7; its index sha256:[a-f0-9]{64} offers linux\/amd64, linux\/arm64\/v8$/ }, { platform: 'linux/arm64/v7' });
-    assert.equal((await readOne(`oci:${fixture.dir}:dev`, { platform: 'linux/arm64' })).manifest?.digest, fixture.images[1]?.manifestDigest);
+    // A tag of one image is read when its config is of that platform (the fixture's are linux/amd64), else refused.
+    assert.equal((await readOne(`oci:${fixture.dir}:dev`, { platform: 'linux/amd64' })).manifest?.digest, fixture.images[1]?.manifestDigest);
+    await fails(`oci:${fixture.dir}:dev`, { code: 'SOURCE_NOT_FOUND', message: new RegExp(`^oci:${fixture.dir}:dev is one image, for linux/amd64, not for linux/arm64 \\(--platform\\); drop --platform to take it as it is$`) }, { platform: 'linux/arm64' });
     await fails(`oci:${fixture.dir}:multi`, { code: 'USAGE', message: /^--platform "arm64" is not os\/arch\[\/variant\]/ }, { platform: 'arm64' });
   });
 

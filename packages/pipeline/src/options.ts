@@ -28,7 +28,7 @@ export interface PushOptions {
   readonly destination: string;
   /** For a `docker://` source: how to reach its registry (default: as for any registry, config.json and anonymous). */
   readonly sourceRegistry?: SourceRegistryOptions;
-  /** Of a multi-platform index (a `docker://`, `oci:` or `oci-archive:` source): push only this platform's image (`os/arch[/variant]`); default the whole index. */
+  /** Of a multi-platform index (a `docker://`, `oci:` or `oci-archive:` source): push only this platform's image (`os/arch[/variant]`); default the whole index. A source naming one image of another platform is refused. */
   readonly platform?: string;
   /** More tags to push the same image as (`--tag`, repeatable). */
   readonly tags?: readonly string[];

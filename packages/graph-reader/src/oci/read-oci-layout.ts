@@ -5,7 +5,7 @@ import { openLayoutDirectory } from './layout-directory.js';
 import { verifyDigest } from '../shared/files.js';
 import { checkSize, type LayoutBlob, type LayoutFiles } from './layout-files.js';
 import { parseJson } from '../shared/json.js';
-import { findPlatform, platformText } from '../shared/platform.js';
+import { checkImagePlatform, findPlatform, platformText } from '../shared/platform.js';
 import { REF_NAME, parseIndex, parseJsonObject, parseManifest } from './documents.js';
 import type { OciReference } from './reference.js';
 
@@ -116,7 +116,7 @@ function select(entries: readonly Descriptor[], files: LayoutFiles, ref: string 
 /** The record of an entry of index.json: an image, an index read whole, or the one image of an index `platform` picks. */
 async function readRecord(files: LayoutFiles, descriptor: Descriptor, tags: string[], source: string, indexFile: string, platform: Platform | undefined): Promise<SourceRecord> {
   const { mediaType, digest } = descriptor;
-  if (isImageManifestType(mediaType)) return readImage(files, descriptor, tags, source);
+  if (isImageManifestType(mediaType)) return readImage(files, descriptor, tags, source, platform);
   if (!isIndexType(mediaType)) {
     throw new UnsupportedError(`${source}: ${indexFile} lists ${digest} as ${mediaType}, not an image manifest or index; rxpush pushes images only`);
   }
@@ -144,12 +144,14 @@ async function readRecord(files: LayoutFiles, descriptor: Descriptor, tags: stri
   return record;
 }
 
-async function readImage(files: LayoutFiles, descriptor: Descriptor, tags: string[], source: string): Promise<ImageRecord> {
+/** An image manifest's record; `platform`, for an image the source names by itself, must be its config's. */
+async function readImage(files: LayoutFiles, descriptor: Descriptor, tags: string[], source: string, platform?: Platform): Promise<ImageRecord> {
   const { mediaType, digest } = descriptor;
   const { path, bytes } = await readDocument(files, descriptor, `manifest ${digest}`);
   const manifest = parseManifest(bytes, path, mediaType);
 
   const configRead = await readDocument(files, manifest.config, `config of manifest ${digest}`);
+  if (platform !== undefined) checkImagePlatform(configRead.bytes, platform, source);
   const diffIds = diffIdsOf(configRead.bytes, manifest.layers.length);
   const config = configRead.blob.source(manifest.config, 'config');
 

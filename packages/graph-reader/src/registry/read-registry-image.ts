@@ -15,10 +15,10 @@ import {
   isPushError,
   parseReference,
 } from '@rxpush/core';
-import type { RegistryClient } from '@rxpush/registry-client';
+import { readBody, type RegistryClient } from '@rxpush/registry-client';
 
 import { parseIndex, parseManifest, type InvalidDocument } from '../oci/documents.js';
-import { findPlatform, platformText } from '../shared/platform.js';
+import { checkImagePlatform, findPlatform, platformText } from '../shared/platform.js';
 
 /** How to read an image from a registry; `source` is the whole source string as the user gave it. */
 export interface ReadRegistryImageOptions {
@@ -32,6 +32,8 @@ export interface ReadRegistryImageOptions {
 }
 
 const ONE_MIB = 1024 * 1024;
+/** An image config larger than this is not read for its platform (real ones are kilobytes). */
+const CONFIG_LIMIT = 4 * ONE_MIB;
 
 /** What a registry may answer a manifest GET with that rxpush reads. */
 const ACCEPT = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList];
@@ -123,10 +125,14 @@ class RegistryImage {
 
   /** The record of a manifest: an image, an index read whole, or the one image of an index the platform selects. */
   async record(manifest: RawManifest, tags: string[], source: string): Promise<SourceRecord> {
-    if (isImageManifestType(manifest.mediaType)) return this.#image(manifest, tags, source, undefined);
+    const { platform } = this.#options;
+    if (isImageManifestType(manifest.mediaType)) {
+      const image = this.#image(manifest, tags, source, undefined);
+      if (platform !== undefined) await this.#checkPlatform(image, platform, source);
+      return image;
+    }
     const where = this.#where(manifest.digest);
     const index = parseIndex(manifest.bytes, where, [manifest.mediaType], this.#invalid);
-    const { platform } = this.#options;
     if (platform !== undefined) {
       const chosen = findPlatform(index.manifests, platform);
       if (chosen === undefined) {
@@ -139,6 +145,12 @@ class RegistryImage {
     for (const entry of index.manifests) manifests.push(await this.#image(await this.#child(entry, source), [], source, entry));
     const record: IndexRecord = { kind: 'index', source, tags, manifests, index: manifest };
     return record;
+  }
+
+  /** `--platform` for a tag that names one image: its config (fetched here, it is small) must say that platform. */
+  async #checkPlatform(image: ImageRecord, wanted: Platform, source: string): Promise<void> {
+    const { bytes, complete } = await readBody(await image.config.open(), CONFIG_LIMIT);
+    if (complete) checkImagePlatform(bytes, wanted, source);
   }
 
   async #child(entry: Descriptor, source: string): Promise<RawManifest> {
