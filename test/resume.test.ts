@@ -58,6 +58,32 @@ describe('resuming a chunked upload in the next run', () => {
     assert.deepEqual(await readdir(join(cache, 'uploads')), [], 'the kept session is gone once the blob landed');
   });
 
+  it('leaves alone the live session of a push still running (two CI jobs), and sends the blob in a session of its own', { timeout: 60_000 }, async (t) => {
+    // The first push holds its 7th chunk (the proxy stalls it) with 6 chunks in its session and the session saved in
+    // the shared cache directory; the second push of the same image to the same repository must not write into it.
+    const image = env.layout.images[0]!;
+    const repository = 'resume/concurrent';
+    const cache = await mkdtemp(join(env.work, 'cache-'));
+    const args = ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--chunk-size', '1MiB', '--progress', 'plain', '--concurrency', '1'];
+    const cliEnv = { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') };
+    env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 7, fault: { kind: 'stall' } });
+    const first = startCli(t, args, { env: cliEnv });
+    while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
+    env.proxy.clearFaults();
+    assert.equal((await readdir(join(cache, 'uploads'))).length, 1, 'the running push saved its session');
+    const before = env.proxy.requests.length;
+
+    const second = await runCli(args, { env: cliEnv });
+    assert.equal(second.code, 0, second.stderr);
+    assert.doesNotMatch(second.stdout, /Resuming/);
+    assert.doesNotMatch(second.stderr, /cannot resume/);
+    const rerun = env.proxy.requests.slice(before).filter((r) => r.url.includes(repository));
+    assert.equal(rerun.filter((r) => r.method === 'GET' && r.url.includes('/blobs/uploads/')).length, 0, 'the running push\'s session was not asked after');
+    assert.equal((await env.direct.hasManifest(repository, '1.0'))?.digest, image.manifestDigest);
+    first.child.kill('SIGKILL');
+    await first.result;
+  });
+
   it('says on Ctrl-C that the chunked uploads were kept for resuming, and keeps them', { timeout: 30_000 }, async (t) => {
     // The 3rd chunk is held by the proxy (none of it reaches the registry) while the push is interrupted.
     const repository = 'resume/interrupted';

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { lstat, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 
 import { makeDirectory, silentLogger, type Logger } from '@rxpush/core';
@@ -54,7 +55,7 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
       try {
         const info = await lstat(file);
         if (!info.isFile() || info.size > MAX_ENTRY_BYTES) return undefined;
-        const entry = JSON.parse(await readFile(file, 'utf8')) as Partial<SessionKey & StoredSession>;
+        const entry = JSON.parse(await readFile(file, 'utf8')) as Partial<SessionKey & StoredSession & Owner>;
         const valid =
           entry.registry === key.registry &&
           entry.repository === key.repository &&
@@ -64,7 +65,12 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
           Number.isSafeInteger(entry.offset) &&
           Number.isSafeInteger(entry.chunkSize) &&
           (entry.chunkSize ?? 0) > 0;
-        return valid ? { location: entry.location!, offset: entry.offset!, chunkSize: entry.chunkSize! } : undefined;
+        if (!valid) return undefined;
+        if (ownedByAnotherLivePush(entry)) {
+          logger.debug({ file, pid: entry.pid }, 'upload session belongs to a push still running; not resumed');
+          return undefined;
+        }
+        return { location: entry.location!, offset: entry.offset!, chunkSize: entry.chunkSize! };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') logger.debug({ file, err: error }, 'upload session not read');
         return undefined;
@@ -78,7 +84,8 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
           await makeDirectory(folder, 0o700);
           const temporary = `${file}.${process.pid}.tmp`;
           const { size, ...rest } = key;
-          await writeFile(temporary, JSON.stringify({ ...rest, ...(size !== undefined && { size }), ...session, savedAt: new Date().toISOString() }), { mode: 0o600 });
+          const owner: Owner = { pid: process.pid, host: hostname() };
+          await writeFile(temporary, JSON.stringify({ ...rest, ...(size !== undefined && { size }), ...session, ...owner, savedAt: new Date().toISOString() }), { mode: 0o600 });
           await rename(temporary, file);
         } catch (error) {
           logger.debug({ file, err: error }, 'upload session not saved');
@@ -93,4 +100,27 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
       await rm(file, { force: true }).catch((error: unknown) => logger.debug({ file, err: error }, 'upload session not removed'));
     },
   };
+}
+
+/** The process that saved a session, so that another push on the machine leaves it alone while it runs. */
+interface Owner {
+  readonly pid?: number;
+  readonly host?: string;
+}
+
+/**
+ * True when the session was saved by another process on this machine that is still running: a push of the same
+ * image to the same repository at the same time (two CI jobs). Its session is live; resuming it would send a second
+ * stream into one upload. A session of a process that has ended is resumed, as is one of this process (a push
+ * tried again in one library process) and one from another machine sharing the directory, which cannot be asked.
+ */
+function ownedByAnotherLivePush(owner: Owner): boolean {
+  if (owner.host !== hostname() || !Number.isSafeInteger(owner.pid) || owner.pid === process.pid || (owner.pid ?? 0) <= 0) return false;
+  try {
+    process.kill(owner.pid!, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists, another user's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 
@@ -46,5 +48,34 @@ describe('fileSessionStore', () => {
     const broken = fileSessionStore(blocked);
     await broken.save(key, session);
     assert.equal(await broken.load(key), undefined);
+  });
+
+  it('leaves alone a session another running process saved (a push of the same blob at the same time), and resumes it once that process has ended', async (t) => {
+    const cache = await dir(t);
+    const store = fileSessionStore(cache);
+    await store.save(key, session);
+    const [name] = await readdir(join(cache, 'uploads'));
+    const file = join(cache, 'uploads', name!);
+    const saved = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    assert.deepEqual([saved['pid'], saved['host']], [process.pid, hostname()]);
+    const ownedBy = (owner: Record<string, unknown>): Promise<void> => writeFile(file, JSON.stringify({ ...saved, ...owner }));
+
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' });
+    t.after(() => other.kill('SIGKILL'));
+    await once(other, 'spawn');
+    await ownedBy({ pid: other.pid });
+    assert.equal(await store.load(key), undefined, 'a live session of another push');
+    other.kill('SIGKILL');
+    await once(other, 'exit');
+    assert.deepEqual(await store.load(key), session, 'the push that saved it has ended');
+
+    // One saved by this process (a push tried again in one library process), by another machine sharing the
+    // directory (which cannot be asked), or by an rxpush that did not say: resumed as before.
+    await ownedBy({ pid: process.pid });
+    assert.deepEqual(await store.load(key), session);
+    await ownedBy({ pid: 1, host: `not-${hostname()}` });
+    assert.deepEqual(await store.load(key), session);
+    await ownedBy({ pid: undefined, host: undefined });
+    assert.deepEqual(await store.load(key), session);
   });
 });
