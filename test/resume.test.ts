@@ -12,7 +12,7 @@ import type { Digest } from '@rxpush/core';
 
 import type { RecordedRequest } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry, type ProxiedRegistry } from './helpers/proxied-registry.ts';
-import { runCli, startCli, type CliResult } from './helpers/run-cli.ts';
+import { runCli, startCli, type CliResult, type RunningCli } from './helpers/run-cli.ts';
 
 const MIB = 1024 * 1024;
 
@@ -28,12 +28,9 @@ describe('resuming a chunked upload in the next run', () => {
     const size = image.layerSizes[0]!;
     const repository = 'resume/killed';
     const cache = await mkdtemp(join(env.work, 'cache-'));
-    const args = ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--chunk-size', '1MiB', '--progress', 'plain', '--concurrency', '1'];
-    const cliEnv = { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') };
+    const { args, cliEnv } = chunkedPush(env, repository, cache);
 
-    env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 7, fault: { kind: 'stall' } });
-    const first = startCli(t, args, { env: cliEnv });
-    while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
+    const first = await startStalled(t, env, repository, cache, 7);
     first.child.kill('SIGKILL');
     env.proxy.clearFaults();
     await first.result;
@@ -64,11 +61,8 @@ describe('resuming a chunked upload in the next run', () => {
     const image = env.layout.images[0]!;
     const repository = 'resume/concurrent';
     const cache = await mkdtemp(join(env.work, 'cache-'));
-    const args = ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--chunk-size', '1MiB', '--progress', 'plain', '--concurrency', '1'];
-    const cliEnv = { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') };
-    env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 7, fault: { kind: 'stall' } });
-    const first = startCli(t, args, { env: cliEnv });
-    while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
+    const { args, cliEnv } = chunkedPush(env, repository, cache);
+    const first = await startStalled(t, env, repository, cache, 7);
     env.proxy.clearFaults();
     assert.equal((await readdir(join(cache, 'uploads'))).length, 1, 'the running push saved its session');
     const before = env.proxy.requests.length;
@@ -88,7 +82,6 @@ describe('resuming a chunked upload in the next run', () => {
     // The 3rd chunk is held by the proxy (none of it reaches the registry) while the push is interrupted.
     const repository = 'resume/interrupted';
     const cache = await mkdtemp(join(env.work, 'cache-'));
-    env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 3, fault: { kind: 'stall' } });
     const { code, stderr } = await interrupt(t, env, repository, cache, []);
     assert.equal(code, 130, stderr);
     assert.equal(stderr, 'rxpush: push cancelled; 1 chunked upload was kept for resuming: run the same push again to go on (--no-resume starts over)\n');
@@ -99,7 +92,6 @@ describe('resuming a chunked upload in the next run', () => {
   it('says nothing of kept uploads on Ctrl-C with --no-resume, and gives the session back', { timeout: 30_000 }, async (t) => {
     const repository = 'resume/no-resume';
     const cache = await mkdtemp(join(env.work, 'cache-'));
-    env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 3, fault: { kind: 'stall' } });
     const { code, stderr } = await interrupt(t, env, repository, cache, ['--no-resume']);
     assert.equal(code, 130, stderr);
     assert.equal(stderr, 'rxpush: push cancelled\n');
@@ -157,11 +149,26 @@ describe('a push killed in the middle of a chunk, against the reference registry
   });
 });
 
-/** Starts a chunked CLI push of the suite's image, waits until the proxy holds a PATCH, and interrupts it (SIGINT, as Ctrl-C). */
+/** Starts a chunked CLI push of the suite's image, waits until the proxy holds its 3rd PATCH, and interrupts it (SIGINT, as Ctrl-C). */
 async function interrupt(t: TestContext, env: ProxiedRegistry, repository: string, cache: string, extra: readonly string[]): Promise<CliResult> {
-  const args = ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--chunk-size', '1MiB', '--progress', 'plain', '--concurrency', '1', ...extra];
-  const cli = startCli(t, args, { env: { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') } });
-  while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
+  const cli = await startStalled(t, env, repository, cache, 3, extra);
   cli.child.kill('SIGINT');
   return cli.result;
+}
+
+/** The push of the layout's image to `repository` in 1 MiB chunks, one blob at a time, with its cache in `cache`. */
+function chunkedPush(env: ProxiedRegistry, repository: string, cache: string, extra: readonly string[] = []): { args: string[]; cliEnv: Record<string, string> } {
+  return {
+    args: ['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--chunk-size', '1MiB', '--progress', 'plain', '--concurrency', '1', ...extra],
+    cliEnv: { RXPUSH_CACHE_DIR: cache, DOCKER_CONFIG: join(env.work, 'docker') },
+  };
+}
+
+/** Starts that push with its `nth` PATCH held by the proxy (none of it reaches the registry), once it waits on it. */
+async function startStalled(t: TestContext, env: ProxiedRegistry, repository: string, cache: string, nth: number, extra: readonly string[] = []): Promise<RunningCli> {
+  env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth, fault: { kind: 'stall' } });
+  const { args, cliEnv } = chunkedPush(env, repository, cache, extra);
+  const cli = startCli(t, args, { env: cliEnv });
+  while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
+  return cli;
 }

@@ -14,6 +14,12 @@ async function dir(t: TestContext): Promise<string> {
   return path;
 }
 
+/** The one session file the store keeps in `cache`. */
+async function sessionFile(cache: string): Promise<string> {
+  const [name] = await readdir(join(cache, 'uploads'));
+  return join(cache, 'uploads', name!);
+}
+
 const key = { registry: 'r.example', repository: 'app', blob: `sha256:${'a'.repeat(64)}`, size: 300 };
 const session = { location: 'https://r.example/v2/app/blobs/uploads/u1?_state=s', offset: 128, chunkSize: 64 };
 
@@ -35,8 +41,7 @@ describe('fileSessionStore', () => {
     const cache = await dir(t);
     const store = fileSessionStore(cache);
     await store.save(key, session);
-    const [file] = await readdir(join(cache, 'uploads'));
-    const path = join(cache, 'uploads', file!);
+    const path = await sessionFile(cache);
     await writeFile(path, '{"registry": garbage');
     assert.equal(await store.load(key), undefined);
     await rm(path);
@@ -54,8 +59,7 @@ describe('fileSessionStore', () => {
     const cache = await dir(t);
     const store = fileSessionStore(cache);
     await store.save(key, session);
-    const [name] = await readdir(join(cache, 'uploads'));
-    const file = join(cache, 'uploads', name!);
+    const file = await sessionFile(cache);
     const saved = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     assert.deepEqual([saved['pid'], saved['host']], [process.pid, hostname()]);
     const ownedBy = (owner: Record<string, unknown>): Promise<void> => writeFile(file, JSON.stringify({ ...saved, ...owner }));
