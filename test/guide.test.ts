@@ -79,6 +79,8 @@ describe('the troubleshooting section of docs/guide.md', () => {
     await quoted(['push', 'oci:./image:latest', `${plain.host}/guide/app`, '--format', 'v2'], 2);
     await quoted(['push', 'oci:./image:latest', '--concurrency', '0', `${plain.host}/a`], 2);
     await quoted(['push', 'oci:./image:latest', `${plain.host}/a`, '--timeout', '30'], 2);
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/a`, '--concurency', '2'], 2);
+    await quoted(['push', 'oci:./image:latest', `${plain.host}/a`, '--dest-tls-verify=false'], 2);
   });
 
   it('quotes the signing failures', async () => {

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 
 import yargs, { type Argv } from 'yargs';
 
+import { suggestCommand, suggestOption } from './suggest.js';
+
 /** Options as yargs parsed them, before rxpush checks their values (see `pushCommand`). */
 export type RawArgs = Readonly<Record<string, unknown>>;
 
@@ -48,7 +50,9 @@ Examples:
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const first = argv[0];
   if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
-  if (!first.startsWith('-') && !COMMANDS.includes(first) && first !== 'completion') return { kind: 'usage', message: `unknown command "${first}"; ${TOP_HELP}` };
+  if (!first.startsWith('-') && !COMMANDS.includes(first) && first !== 'completion') {
+    return { kind: 'usage', message: `unknown command "${first}"${suggestCommand(first, [...COMMANDS, 'completion'])}; ${TOP_HELP}` };
+  }
   if ((first === 'push' || first === 'copy') && !asksForText(argv)) {
     const args = parsePush(argv.slice(1), first);
     if (args !== undefined) return { kind: first, args };
@@ -62,16 +66,22 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 
   let parsed: { args: RawArgs; output: string } | undefined;
   let failure: unknown;
+  let parser: ReturnType<typeof cli> | undefined;
   try {
     // yargs's strict mode takes its own `completion` command for an unknown argument.
-    cli(argv, first !== 'completion').parse([...argv], {}, (error, args, output) => {
+    parser = cli(argv, first !== 'completion');
+    parser.parse([...argv], {}, (error, args, output) => {
       if (error) failure = error;
       else parsed = { args, output };
     });
   } catch (error) {
     failure = error;
   }
-  if (failure !== undefined || parsed === undefined) return { kind: 'usage', message: `${usageMessage(failure, argv, first)}; ${help}` };
+  if (failure !== undefined || parsed === undefined) {
+    // Once the command's builder has run, the parser knows its options: the ones a typo is compared with.
+    const known = optionNames(parser);
+    return { kind: 'usage', message: `${usageMessage(failure, argv, first, known)}; ${help}` };
+  }
   if (parsed.args['help'] === true || parsed.args['version'] === true) return { kind: 'print', text: parsed.output };
   // The completion script, or the words a shell asks it for (`--get-yargs-completions`).
   if (first === 'completion' || parsed.args['get-yargs-completions'] !== undefined) return { kind: 'print', text: parsed.output.trimEnd() };
@@ -282,11 +292,33 @@ function version(): string {
   return manifest.version;
 }
 
+/** The options the parser knew when it failed (its command's among them: the builder had run), or none if it cannot say. */
+function optionNames(parser: unknown): string[] {
+  // getOptions() is yargs's, left out of its type declarations.
+  const options = (parser as { getOptions?: () => { key?: Record<string, unknown> } } | undefined)?.getOptions?.();
+  return Object.keys(options?.key ?? {});
+}
+
+/** The name of the first `--option` in `argv` (before `--`) that is not one of `known` (nor `--no-` one of them). */
+function firstUnknownOption(argv: readonly string[], known: readonly string[]): string | undefined {
+  if (known.length === 0) return undefined;
+  for (const arg of argv) {
+    if (arg === '--') return undefined;
+    if (!arg.startsWith('--')) continue;
+    const name = arg.slice(2).split('=')[0] ?? '';
+    if (!known.includes(name) && !(name.startsWith('no-') && known.includes(name.slice(3)))) return name;
+  }
+  return undefined;
+}
+
 /** yargs's message as one line, naming options the way the user typed them. */
-function usageMessage(error: unknown, argv: readonly string[], command: string): string {
+function usageMessage(error: unknown, argv: readonly string[], command: string, known: readonly string[]): string {
   const message = error instanceof Error ? error.message : String(error);
   const positionals = /^Not enough non-option arguments: got (\d+)/.exec(message);
   if (positionals) {
+    // An unknown option takes the next word as its value (`--frobnicate oci:./image R/app` leaves DEST missing): it is what is wrong.
+    const unknown = firstUnknownOption(argv, known);
+    if (unknown !== undefined) return `unknown option --${unknown}${suggestOption(unknown, known)}`;
     if (command === 'verify') return 'missing DEST';
     if (command === 'inspect') return 'missing SOURCE or DEST';
     return positionals[1] === '0' ? 'missing SOURCE and DEST' : 'missing DEST';
@@ -297,7 +329,9 @@ function usageMessage(error: unknown, argv: readonly string[], command: string):
   if (unknown) {
     const name = unknown[1] ?? '';
     const typed = argv.find((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`) || arg === `-${name}`);
-    return typed === undefined ? `unexpected argument "${name}"` : `unknown option ${typed.split('=')[0]}`;
+    if (typed === undefined) return `unexpected argument "${name}"`;
+    // A long option is matched against the command's; a one-letter one has too many neighbours to guess.
+    return `unknown option ${typed.split('=')[0]}${typed.startsWith('--') ? suggestOption(name, known) : ''}`;
   }
   const oneLine = message.replace(/\s*\n\s*/g, ' ');
   return oneLine.charAt(0).toLowerCase() + oneLine.slice(1);

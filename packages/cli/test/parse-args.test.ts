@@ -49,6 +49,32 @@ describe('parseArgs', () => {
     assert.deepEqual(parseArgs(['push', 'oci:x', 'r/a', '--tag']), { kind: 'usage', message: "--tag needs a value; see 'rxpush push --help'" });
   });
 
+  it('says which known option or command a typo is near, and what skopeo copy\'s names are called here', () => {
+    const message = (argv: string[]): string | undefined => {
+      const parsed = parseArgs(argv);
+      return parsed.kind === 'usage' ? parsed.message : undefined;
+    };
+    assert.equal(message(['push', 'oci:x', 'r/a', '--concurency', '2']), "unknown option --concurency (did you mean --concurrency?); see 'rxpush push --help'");
+    assert.equal(message(['push', 'oci:x', 'r/a', '--all-tag']), "unknown option --all-tag (did you mean --all-tags?); see 'rxpush push --help'");
+    assert.equal(message(['copy', 'docker://r/a', 'r/b', '--src-cred', 'u:p']), "unknown option --src-cred (did you mean --src-creds?); see 'rxpush copy --help'");
+    assert.equal(message(['verify', 'r/a', '--kye', 'k.pub']), "unknown option --kye (did you mean --key?); see 'rxpush verify --help'");
+    assert.equal(message(['push', 'oci:x', 'r/a', '--dest-tls-verify=false']), "unknown option --dest-tls-verify (skopeo's name; rxpush's is --tls-verify); see 'rxpush push --help'");
+    assert.equal(message(['copy', 'docker://r/a', 'r/b', '--override-arch', 'arm64']), "unknown option --override-arch (skopeo's name; rxpush's is --platform); see 'rxpush copy --help'");
+    assert.equal(message(['push', 'oci:x', 'r/a', '--retry-times', '3']), "unknown option --retry-times (skopeo's name; rxpush's is --retries); see 'rxpush push --help'");
+    assert.equal(message(['pus', 'oci:x', 'r/a']), `unknown command "pus" (did you mean push?); see 'rxpush --help'`);
+    // Nothing near, or a one-letter option: no guess.
+    assert.equal(message(['push', 'oci:x', 'r/a', '--frobnicate']), "unknown option --frobnicate; see 'rxpush push --help'");
+    assert.equal(message(['pull', 'a', 'b']), `unknown command "pull"; see 'rxpush --help'`);
+    assert.match(message(['push', 'oci:x', 'r/a', '-x']) ?? '', /^unknown option -x; /);
+  });
+
+  it('blames an unknown option that took the next word as its value, not the positional it left missing', () => {
+    assert.deepEqual(parseArgs(['push', '--frobnicate', 'oci:x', 'r/a']), { kind: 'usage', message: "unknown option --frobnicate; see 'rxpush push --help'" });
+    assert.deepEqual(parseArgs(['push', '--concurency', '2', 'oci:x']), { kind: 'usage', message: "unknown option --concurency (did you mean --concurrency?); see 'rxpush push --help'" });
+    // A known option's --no- form is known too: the positionals are what is missing then.
+    assert.deepEqual(parseArgs(['push', '--no-resume', 'oci:x']), { kind: 'usage', message: "missing DEST; see 'rxpush push --help'" });
+  });
+
   it('prints help and the version when asked, also among other options', () => {
     for (const argv of [['push', 'oci:x', 'r/a', '--help'], ['push', '-qh'], ['--help'], ['--version']]) {
       const parsed = parseArgs(argv);
