@@ -106,7 +106,7 @@ export function pushCommand(args: RawArgs): PushCommand {
     if (!isValidTag(tag)) throw new UsageError(`--tag "${tag}" is not a valid tag: letters, digits, _ . - (at most 128), not starting with . or -`);
   }
   const allTags = args['all-tags'] === true;
-  const digestfile = last(args['digestfile']);
+  const digestfile = pathOption(args, 'digestfile', 'a file to write the digest to');
   if (allTags && digestfile !== undefined) throw new UsageError('--digestfile names one manifest and cannot be used with --all-tags');
   const dryRun = args['dry-run'] === true;
   if (dryRun && digestfile !== undefined) throw new UsageError('--digestfile cannot be used with --dry-run: nothing is pushed, so there is no digest to write');
@@ -125,9 +125,8 @@ export function pushCommand(args: RawArgs): PushCommand {
   if (compressionLevel !== undefined && (compression === 'none' || compression === 'zstd')) {
     throw new UsageError(`--compression-level is a gzip level and cannot be used with --compression ${compression}`);
   }
-  const dataRoot = last(args['data-root']);
+  const dataRoot = pathOption(args, 'data-root', 'a directory');
   const storageDriver = last(args['storage-driver']);
-  if (dataRoot === '') throw new UsageError('--data-root needs a directory');
   const registry = registryCommand(args);
   const { credentials } = registry;
   const signKey = last(args['sign-key']);
@@ -182,8 +181,8 @@ function copySource(source: string): string {
  */
 function sourceRegistryOf(args: RawArgs): SourceRegistry | undefined {
   const creds = last(args['src-creds']);
-  const authfile = last(args['src-authfile']);
-  const caFile = last(args['src-ca-file']);
+  const authfile = pathOption(args, 'src-authfile', 'a file');
+  const caFile = pathOption(args, 'src-ca-file', 'a file');
   const tlsVerify = args['src-tls-verify'] !== false;
   const plainHttp = args['src-plain-http'] === true;
   let credentials: SourceRegistry['credentials'];
@@ -213,9 +212,9 @@ export function registryCommand(args: RawArgs): RegistryCommand {
   if (retries !== undefined && !/^\d+$/.test(retries)) throw new UsageError(`--retries must be a whole number of 0 or more, not "${retries}"`);
   const timeout = last(args['timeout']);
   const credentials = commandCredentials(args);
-  const authfile = last(args['authfile']);
-  const caFile = last(args['ca-file']);
-  const certDir = last(args['cert-dir']);
+  const authfile = pathOption(args, 'authfile', 'a file');
+  const caFile = pathOption(args, 'ca-file', 'a file');
+  const certDir = pathOption(args, 'cert-dir', 'a directory');
   return {
     plainHttp: args['plain-http'] === true,
     logLevel: oneOf('log-level', last(args['log-level']), LOG_LEVELS) ?? 'warn',
@@ -265,6 +264,16 @@ function all(value: unknown): string[] {
 }
 
 /** The value of a single-valued option; given twice, the last one counts, as in most CLIs. */
+/**
+ * A path option's value. An empty one (`--authfile=`, or `--authfile "$UNSET"` in a script) is a usage error, not
+ * a file named '' found missing later: for `--digestfile`, only after the push.
+ */
+function pathOption(args: RawArgs, name: string, what: string): string | undefined {
+  const value = last(args[name]);
+  if (value === '') throw new UsageError(`--${name} needs ${what}`);
+  return value;
+}
+
 export function last(value: unknown): string | undefined {
   return all(value).at(-1);
 }

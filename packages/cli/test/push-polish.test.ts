@@ -142,6 +142,26 @@ describe('--retries and --timeout', () => {
     assert.equal(parseDuration('1.5m'), 90_000);
     assert.equal(parseDuration('1h2m3s'), 3_723_000);
     for (const text of ['', 's', '1x', '1s2', '-1s', '1 s']) assert.throws(() => parseDuration(text, '--timeout'), { code: 'USAGE' });
+    // Node's timers hold 24.8 days at most: longer would fire at once, with a TimeoutOverflowWarning on stderr.
+    assert.equal(parseDuration('596h'), 2_145_600_000);
+    assert.throws(() => parseDuration('597h', '--timeout'), { code: 'USAGE', message: '--timeout "597h" is longer than the longest wait rxpush can keep, 24 days' });
+  });
+
+  it('refuses an empty path option before anything is pushed (--digestfile "$UNSET" in a script)', async () => {
+    const cases = [
+      ['--digestfile=', '--digestfile needs a file to write the digest to'],
+      ['--authfile=', '--authfile needs a file'],
+      ['--ca-file=', '--ca-file needs a file'],
+      ['--cert-dir=', '--cert-dir needs a directory'],
+      ['--data-root=', '--data-root needs a directory'],
+    ];
+    for (const [option, message] of cases) {
+      const result = await run(['push', 'oci:./image:latest', 'localhost:5000/app:1', option!]);
+      assert.equal(result.code, 2, option);
+      assert.equal(result.stderr, `rxpush: ${message}; see 'rxpush push --help'\n`);
+    }
+    const copy = await run(['copy', 'docker://r.example/app:1', 'localhost:5000/app:1', '--src-authfile=']);
+    assert.deepEqual([copy.code, copy.stderr], [2, "rxpush: --src-authfile needs a file; see 'rxpush copy --help'\n"]);
   });
 });
 
