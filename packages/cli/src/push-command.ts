@@ -263,7 +263,6 @@ function all(value: unknown): string[] {
   return (Array.isArray(value) ? value : [value]).map(String);
 }
 
-/** The value of a single-valued option; given twice, the last one counts, as in most CLIs. */
 /**
  * A path option's value. An empty one (`--authfile=`, or `--authfile "$UNSET"` in a script) is a usage error, not
  * a file named '' found missing later: for `--digestfile`, only after the push.
@@ -274,6 +273,7 @@ function pathOption(args: RawArgs, name: string, what: string): string | undefin
   return value;
 }
 
+/** The value of a single-valued option; given twice, the last one counts, as in most CLIs. */
 export function last(value: unknown): string | undefined {
   return all(value).at(-1);
 }
