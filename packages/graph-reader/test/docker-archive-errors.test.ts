@@ -43,6 +43,7 @@ describe('readImages from docker-archive: fails clearly', () => {
     it('when the file does not exist', async (t) => {
       const path = join(await tempDir(t), 'absent.tar');
       await fails(`docker-archive:${path}`, { code: 'SOURCE_NOT_FOUND', message: /^docker archive .*absent\.tar does not exist; check PATH in docker-archive:PATH\[:NAME:TAG\]$/ });
+      await fails('docker-archive:~/rxpush-absent.tar', { code: 'SOURCE_NOT_FOUND', message: /does not exist; check PATH in docker-archive:PATH\[:NAME:TAG\] \(the shell expands ~ only at the start of a word, not after docker-archive:; write docker-archive:\$HOME\/rxpush-absent\.tar\)$/ });
     });
 
     it('when PATH is a directory', async (t) => {

@@ -48,6 +48,7 @@ describe('readImages from oci-archive: fails clearly', () => {
     it('when the archive does not exist', async (t) => {
       const file = join(await tempDir(t), 'absent.tar');
       await fails(`oci-archive:${file}`, { name: 'SourceNotFoundError', code: 'SOURCE_NOT_FOUND', message: /^OCI archive .*absent\.tar does not exist; check PATH in oci-archive:PATH\[:REF\]$/ });
+      await fails('oci-archive:~/rxpush-absent.tar', { code: 'SOURCE_NOT_FOUND', message: /\(the shell expands ~ only at the start of a word, not after oci-archive:; write oci-archive:\$HOME\/rxpush-absent\.tar\)$/ });
     });
 
     it('when PATH is a directory', async (t) => {

@@ -26,6 +26,14 @@ describe('readImages from oci: fails clearly', () => {
       await fails(`oci:${dir}`, { name: 'SourceNotFoundError', code: 'SOURCE_NOT_FOUND', message: /^OCI layout directory .*absent does not exist; check PATH/ });
     });
 
+    it('when it starts with ~, which the shell left alone after oci:, saying so', async () => {
+      // Relative to the working directory, which has no directory named ~.
+      await fails('oci:~/rxpush-absent-image:latest', {
+        code: 'SOURCE_NOT_FOUND',
+        message: /^OCI layout directory ~\/rxpush-absent-image does not exist; check PATH in oci:PATH\[:REF\] \(the shell expands ~ only at the start of a word, not after oci:; write oci:\$HOME\/rxpush-absent-image\)$/,
+      });
+    });
+
     it('when PATH is a file', async (t) => {
       const file = join(await tempDir(t), 'image.tar');
       await writeFile(file, 'x');

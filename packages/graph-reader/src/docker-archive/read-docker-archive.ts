@@ -9,7 +9,7 @@ import type { ReadDockerArchiveOptions } from './options.js';
 import type { DockerArchiveReference } from './reference.js';
 import { checkLayerCount, digestInName, readConfigFacts, saveConfigSource, saveLayerSource } from './save-image.js';
 import { parseSaveManifest, selectImages, type SaveManifestEntry } from './save-manifest.js';
-import { isNotFound } from '../shared/files.js';
+import { isNotFound, tildeHint } from '../shared/files.js';
 import { indexTar } from '../oci/tar-index.js';
 
 /**
@@ -23,7 +23,7 @@ import { indexTar } from '../oci/tar-index.js';
 export async function readDockerArchive(reference: DockerArchiveReference, options: ReadDockerArchiveOptions): Promise<ImageRecord[]> {
   const { path } = reference;
   const stats = await stat(path).catch((err: unknown) => {
-    if (isNotFound(err)) throw new SourceNotFoundError(path, `docker archive ${path} does not exist; check PATH in docker-archive:PATH[:NAME:TAG]`);
+    if (isNotFound(err)) throw new SourceNotFoundError(path, `docker archive ${path} does not exist; check PATH in docker-archive:PATH[:NAME:TAG]${tildeHint(path, 'docker-archive:')}`);
     throw err;
   });
   if (stats.isDirectory()) {

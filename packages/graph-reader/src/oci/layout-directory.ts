@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { InvalidSourceError, SourceNotFoundError } from '@rxpush/core';
 
 import { fileBlobSource } from './file-blob-source.js';
-import { isNotFound } from '../shared/files.js';
+import { isNotFound, tildeHint } from '../shared/files.js';
 import { findBlob, readSmallFile, type LayoutDir, type LayoutFiles } from './layout-files.js';
 
 /** The files of an OCI image layout directory (`oci:PATH`); fails when PATH is not a directory. */
 export async function openLayoutDirectory(dir: string): Promise<LayoutFiles> {
   const stats = await stat(dir).catch((err: unknown) => {
-    if (isNotFound(err)) throw new SourceNotFoundError(dir, `OCI layout directory ${dir} does not exist; check PATH in oci:PATH[:REF]`);
+    if (isNotFound(err)) throw new SourceNotFoundError(dir, `OCI layout directory ${dir} does not exist; check PATH in oci:PATH[:REF]${tildeHint(dir, 'oci:')}`);
     throw err;
   });
   if (!stats.isDirectory()) {

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import type { BlobSource, Descriptor, Digest, OpenOptions, SourceRecord } from '@rxpush/core';
 import { BlobMissingError, InvalidSourceError, SourceNotFoundError, splitDigest } from '@rxpush/core';
 
-import { isNotFound } from '../shared/files.js';
+import { isNotFound, tildeHint } from '../shared/files.js';
 import { MAX_DOCUMENT_SIZE, type LayoutBlob, type LayoutFiles } from './layout-files.js';
 import { indexTar, memberPath, openTarMember, openTarMemberFile, readTarMember, type TarIndex, type TarMember } from './tar-index.js';
 import { storedBlobSource } from './file-blob-source.js';
@@ -22,7 +22,7 @@ export async function readOciArchive(reference: OciReference, options: ReadOciLa
 
 async function openOciArchive(path: string): Promise<LayoutFiles> {
   const stats = await stat(path).catch((err: unknown) => {
-    if (isNotFound(err)) throw new SourceNotFoundError(path, `OCI archive ${path} does not exist; check PATH in oci-archive:PATH[:REF]`);
+    if (isNotFound(err)) throw new SourceNotFoundError(path, `OCI archive ${path} does not exist; check PATH in oci-archive:PATH[:REF]${tildeHint(path, 'oci-archive:')}`);
     throw err;
   });
   if (stats.isDirectory()) {

@@ -18,6 +18,17 @@ export function isGzip(head: Uint8Array): boolean {
   return head.length >= GZIP_MAGIC.length && GZIP_MAGIC.equals(head.subarray(0, GZIP_MAGIC.length));
 }
 
+/**
+ * For a missing `~/…` path: the shell expands `~` only at the start of a word, so `oci:~/image` reaches rxpush
+ * as it was typed. Empty for any other path.
+ *
+ * @example tildeHint('~/image', 'oci:') // " (the shell expands ~ only at the start of a word, not after oci:; write oci:$HOME/image)"
+ */
+export function tildeHint(path: string, transport: string): string {
+  if (path !== '~' && !path.startsWith('~/')) return '';
+  return ` (the shell expands ~ only at the start of a word, not after ${transport}; write ${transport}$HOME${path.slice(1)})`;
+}
+
 /** Whether `err` is a Node.js system error with this `code` (ENOENT, EACCES, ELOOP…). */
 export function isCode(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
