@@ -169,6 +169,17 @@ describe('pushing through token auth to the reference registry', () => {
     assertOneLineErrorWithoutPassword(result, /127\.0\.0\.1:\d+ wants credentials for repository:token\/anonymous:pull,push: an anonymous token does not allow it; pass credentials with --creds USER:PASS, --authfile PATH or docker login$/);
   });
 
+  it('says a token service nobody answers at is the one the registry names, not the registry', async (t) => {
+    // The registry sends clients to a realm where nothing listens (a proxy's internal address, a service that is down).
+    const registry = await startRegistry({ token: { ...shared.tokens.registryConfig, realm: 'http://127.0.0.1:1/token' } });
+    t.after(() => registry.stop());
+    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/token/no-service:1`, '--creds', `alice:${USERS.alice}`], { env });
+    assertOneLineErrorWithoutPassword(
+      result,
+      new RegExp(`^rxpush: GET http://127\\.0\\.0\\.1:1/token failed: connection refused; it is the token service that ${registry.host.replaceAll('.', '\\.')} names in its WWW-Authenticate \\(its auth realm\\): is it running, and is that address reachable from here\\?$`),
+    );
+  });
+
   it('reads an identity token from config.json and trades it by OAuth2 POST', async (t) => {
     const { tokens, registry } = await tokenRegistry(t, { refreshTokens: { 'identity-of-alice': 'alice' } });
     const dockerDir = join(work, 'identity-docker');

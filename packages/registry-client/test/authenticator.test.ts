@@ -385,6 +385,23 @@ describe('createAuthenticator: what the token service may answer', () => {
     await assert.rejects(ask(['repository:app:push,pull'], { challenge: CHALLENGE }), /the token service wants credentials; pass credentials with --creds USER:PASS, --authfile PATH or docker login/);
   });
 
+  it('says a token service that cannot be reached is the one the registry names, not the registry', async (t) => {
+    const { ask, agent } = setup(t, { credentials: alice });
+    agent
+      .get(AUTH)
+      .intercept({ method: 'GET', path: (p) => p.startsWith('/token') })
+      .replyWithError(Object.assign(new Error('getaddrinfo ENOTFOUND auth.example'), { code: 'ENOTFOUND' }));
+    await assert.rejects(ask(['repository:app:pull'], { challenge: CHALLENGE }), (error: unknown) => {
+      assert.ok(error instanceof PushError, String(error));
+      assert.equal(error.code, 'REGISTRY_UNREACHABLE');
+      assert.equal(
+        error.message,
+        'GET https://auth.example/token failed: host auth.example not found; it is the token service that registry.example names in its WWW-Authenticate (its auth realm): is it running, and is that address reachable from here?',
+      );
+      return true;
+    });
+  });
+
   it('refuses a challenge without a realm', async (t) => {
     const { ask } = setup(t, { credentials: alice });
     await assert.rejects(ask(['repository:app:pull'], { challenge: 'Bearer service="x"' }), /names no realm/);

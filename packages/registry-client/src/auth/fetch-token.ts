@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-import { DeniedError, InvalidResponseError, RegistryError, UnauthorizedError } from '@rxpush/core';
+import { DeniedError, InvalidResponseError, RegistryError, RegistryUnreachableError, TimeoutError, TlsError, UnauthorizedError } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
 import { transportError } from '../errors.js';
@@ -148,8 +148,21 @@ async function dispatch(req: TokenRequest, method: 'GET' | 'POST', url: URL, hea
       bodyTimeout: req.timeoutMs,
     });
   } catch (error) {
-    throw transportError(error, { method, url: shown(url), signal: req.signal });
+    throw asTokenService(transportError(error, { method, url: shown(url), signal: req.signal }), req);
   }
+}
+
+/**
+ * A token service that does not answer is not the registry, whose hint ("is the registry running…") would send the
+ * user to the wrong server. Its address is the registry's word (`WWW-Authenticate`), and may be one that only the
+ * registry's own network reaches (an internal name behind a proxy). TLS failures keep their own advice.
+ */
+function asTokenService(error: Error, req: TokenRequest): Error {
+  if (!(error instanceof RegistryUnreachableError) || error instanceof TlsError) return error;
+  const what = error.reason.split('; ')[0];
+  const reason = `${what}; it is the token service that ${req.registryOrigin.host} names in its WWW-Authenticate (its auth realm): is it running, and is that address reachable from here?`;
+  const Kind = error instanceof TimeoutError ? TimeoutError : RegistryUnreachableError;
+  return new Kind(error.url, reason, { cause: error.cause, method: error.method, retryable: error.retryable, attempts: error.attempts });
 }
 
 function refuseIfUnsafe(target: URL, req: TokenRequest): void {
