@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 
@@ -23,6 +24,17 @@ describe('TLS to the registry', () => {
     const log = (await readFile(suite.registry.logFile, 'utf8')).slice(logged);
     assert.match(log, /TLS handshake error/, 'the client did try TLS');
     assert.doesNotMatch(log, /HTTP request to an HTTPS server|http\.request\.method/);
+  });
+
+  it('says a certificate for other names is for other names, not an untrusted CA that --ca-file would mend', async (t) => {
+    // 127.0.0.2 forwards to the registry, whose certificate is for 127.0.0.1 and localhost.
+    const port = Number(suite.registry.host.split(':')[1]);
+    const forwarder = createServer((socket) => socket.pipe(connect(port, '127.0.0.1')).pipe(socket).on('error', () => socket.destroy()));
+    await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.2', resolve));
+    t.after(() => new Promise<void>((resolve) => forwarder.close(() => resolve())));
+    const other = `127.0.0.2:${(forwarder.address() as AddressInfo).port}`;
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${other}/tls/app:1`, '--ca-file', suite.registry.caFile ?? ''], { env });
+    assertOneLineError(result, /^rxpush: [A-Z]+ https:\/\/127\.0\.0\.2:\d+\/v2\/\S* failed: the TLS certificate is for other names \(.*127\.0\.0\.2.*\); use the registry's name as its certificate gives it, or --tls-verify=false if you trust the network$/);
   });
 
   it('trusts the CA given with --ca-file', async () => {

@@ -193,6 +193,20 @@ function describe(error: unknown, url: string, timeouts: Timeouts): { reason: st
   // Node 24 appends advice about its own flags ("…; if the root CA is installed locally, try running Node.js
   // with --use-system-ca") that rxpush users cannot act on; our own advice follows instead.
   const raw = (error instanceof Error ? error.message : String(error)).replace(/;\s*if the root CA is installed locally.*$/s, '');
+  // Problems --ca-file cannot mend get advice of their own.
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return {
+      code: 'TLS',
+      reason: `the TLS certificate is for other names (${raw}); use the registry's name as its certificate gives it, or --tls-verify=false if you trust the network`,
+    };
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    const when = code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet';
+    return {
+      code: 'TLS',
+      reason: `the registry's TLS certificate ${when} (${code}); check this machine's clock, have the certificate renewed, or pass --tls-verify=false if you trust the network`,
+    };
+  }
   if (isCertificateError(error)) {
     return {
       code: 'TLS',

@@ -70,6 +70,19 @@ describe('errors', () => {
     const cert = transportError(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }), { method: 'GET', url });
     assert.equal((cert as { code?: string }).code, 'TLS');
     assert.match(cert.message, /--ca-file PATH.*--tls-verify=false/);
+    // A name the certificate does not hold, or a certificate out of its dates: --ca-file would not help.
+    const altname = transportError(
+      Object.assign(new Error("Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: 127.0.0.1"), { code: 'ERR_TLS_CERT_ALTNAME_INVALID' }),
+      { method: 'GET', url },
+    );
+    assert.equal((altname as { code?: string }).code, 'TLS');
+    assert.equal(
+      altname.message,
+      `GET ${url} failed: the TLS certificate is for other names (Hostname/IP does not match certificate's altnames: IP: 127.0.0.2 is not in the cert's list: 127.0.0.1); use the registry's name as its certificate gives it, or --tls-verify=false if you trust the network`,
+    );
+    const expired = transportError(Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }), { method: 'GET', url });
+    assert.equal(expired.message, `GET ${url} failed: the registry's TLS certificate has expired (CERT_HAS_EXPIRED); check this machine's clock, have the certificate renewed, or pass --tls-verify=false if you trust the network`);
+    assert.match(transportError(Object.assign(new Error('certificate is not yet valid'), { code: 'CERT_NOT_YET_VALID' }), { method: 'GET', url }).message, /certificate is not valid yet \(CERT_NOT_YET_VALID\); check this machine's clock/);
     const timeout = transportError(Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' }), { method: 'GET', url });
     assert.equal((timeout as { code?: string }).code, 'TIMEOUT');
     const controller = new AbortController();
