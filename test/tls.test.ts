@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 
+import { startRegistry } from '../tools/registry.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
 import { homeIn, runCli } from './helpers/run-cli.ts';
 import { assertOneLineError } from './helpers/assert-cli.ts';
@@ -35,6 +36,22 @@ describe('TLS to the registry', () => {
     const other = `127.0.0.2:${(forwarder.address() as AddressInfo).port}`;
     const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${other}/tls/app:1`, '--ca-file', suite.registry.caFile ?? ''], { env });
     assertOneLineError(result, /^rxpush: [A-Z]+ https:\/\/127\.0\.0\.2:\d+\/v2\/\S* failed: the TLS certificate is for other names \(.*127\.0\.0\.2.*\); use the registry's name as its certificate gives it, or --tls-verify=false if you trust the network$/);
+  });
+
+  it('says a registry that demands a client certificate wants one, and pushes with the one in --cert-dir', async (t) => {
+    const strict = await startRegistry({ tls: true, clientCertificates: true });
+    t.after(() => strict.stop());
+    const without = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${strict.host}/tls/app:1`, '--ca-file', strict.caFile ?? ''], { env });
+    assertOneLineError(
+      without,
+      new RegExp(`^rxpush: [A-Z]+ https://${strict.host.replaceAll('.', '\\.')}/v2/\\S* failed: the registry wants a client certificate it trusts and closed the connection \\(ERR_SSL_\\w+\\); put one as NAME\\.cert and NAME\\.key \\(PEM\\) in --cert-dir DIR or /etc/docker/certs\\.d/${strict.host.replaceAll('.', '\\.')}, or check the one there$`),
+    );
+    assert.doesNotMatch(without.stderr, /attempts/, 'not retried');
+    const dir = join(suite.work, 'strict-certs');
+    await mkdir(dir, { recursive: true });
+    await Promise.all([copyFile(strict.caFile!, join(dir, 'ca.crt')), copyFile(strict.clientCertFile!, join(dir, 'client.cert')), copyFile(strict.clientKeyFile!, join(dir, 'client.key'))]);
+    const withCertificate = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${strict.host}/tls/app:1`, '--cert-dir', dir, '-q'], { env });
+    assert.equal(withCertificate.code, 0, withCertificate.stderr);
   });
 
   it('trusts the CA given with --ca-file', async () => {

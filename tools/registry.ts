@@ -7,7 +7,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -25,6 +25,8 @@ const execFileAsync = promisify(execFile);
 export interface RegistryOptions {
   /** Serve HTTPS with a throwaway CA (returned as `caFile`). */
   tls?: boolean;
+  /** With `tls`: demand a client certificate from that CA (one is returned as `clientCertFile` and `clientKeyFile`). */
+  clientCertificates?: boolean;
   /** Users and passwords for htpasswd (Basic) auth. */
   htpasswd?: Record<string, string>;
   /** Token auth; `rootCertBundle` is a PEM file path or PEM text of the token signer's certificate. */
@@ -53,6 +55,9 @@ export interface RunningRegistry {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  /** A client certificate and key the registry takes (`clientCertificates`). */
+  clientCertFile?: string;
+  clientKeyFile?: string;
   /** The registry's own log (level info unless `logLevel` says otherwise). */
   logFile: string;
   /** The registry process's id (tools/bench reads its CPU time from /proc). */
@@ -102,7 +107,8 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
   await mkdir(storageDir, { recursive: true });
   const logFile = join(dir, 'registry.log');
   const configFile = join(dir, 'config.yml');
-  const tls = options.tls ? await makeCertificates(dir) : undefined;
+  if (options.clientCertificates && !options.tls) throw new Error('startRegistry: clientCertificates needs tls');
+  const tls = options.tls ? await makeCertificates(dir, { client: options.clientCertificates === true }) : undefined;
 
   const auth: Record<string, unknown> = {};
   if (options.htpasswd && options.token) throw new Error('startRegistry: choose htpasswd or token auth, not both');
@@ -146,7 +152,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
         addr: host,
         secret: randomBytes(16).toString('hex'),
         headers: { 'X-Content-Type-Options': ['nosniff'] },
-        ...(tls ? { tls: { certificate: tls.certFile, key: tls.keyFile } } : {}),
+        ...(tls ? { tls: { certificate: tls.certFile, key: tls.keyFile, ...(options.clientCertificates ? { clientcas: [tls.caFile] } : {}) } } : {}),
       },
       ...(Object.keys(auth).length ? { auth } : {}),
       ...(options.schema1 ? { compatibility: { schema1: { enabled: true } } } : {}),
@@ -167,7 +173,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
 
     const url = `${tls ? 'https' : 'http'}://${host}`;
     try {
-      await waitReady(url, child, logFile, options.startTimeoutMs ?? 20_000, tls?.ca);
+      await waitReady(url, child, logFile, options.startTimeoutMs ?? 20_000, tls);
     } catch (err) {
       await kill(child);
       live.delete(entry);
@@ -183,6 +189,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
       url,
       storageDir,
       ...(tls ? { caFile: tls.caFile, certFile: tls.certFile, keyFile: tls.keyFile } : {}),
+      ...(tls?.clientCertFile !== undefined && tls.clientKeyFile !== undefined ? { clientCertFile: tls.clientCertFile, clientKeyFile: tls.clientKeyFile } : {}),
       logFile,
       configFile,
       ...(child.pid !== undefined ? { pid: child.pid } : {}),
@@ -217,7 +224,7 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function waitReady(url: string, child: ChildProcess, logFile: string, timeoutMs: number, ca?: string): Promise<void> {
+async function waitReady(url: string, child: ChildProcess, logFile: string, timeoutMs: number, tls?: TestCertificates): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let exited: string | undefined;
   child.once('exit', (code, signal) => {
@@ -225,7 +232,7 @@ async function waitReady(url: string, child: ChildProcess, logFile: string, time
   });
   while (Date.now() < deadline) {
     if (exited) break;
-    const status = await probe(`${url}/v2/`, ca);
+    const status = await probe(`${url}/v2/`, tls);
     // 200 open, 401 with auth: either way the registry is serving.
     if (status === 200 || status === 401) return;
     await new Promise((ok) => setTimeout(ok, 50));
@@ -236,9 +243,11 @@ async function waitReady(url: string, child: ChildProcess, logFile: string, time
   );
 }
 
-function probe(url: string, ca?: string): Promise<number | undefined> {
+function probe(url: string, tls?: TestCertificates): Promise<number | undefined> {
+  // With client certificates demanded, the probe presents the one made for the tests.
+  const client = tls?.clientCertFile !== undefined && tls.clientKeyFile !== undefined ? { cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) } : {};
   return new Promise((ok) => {
-    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { method: 'GET', timeout: 1000, ...(ca ? { ca } : {}) }, (res) => {
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { method: 'GET', timeout: 1000, ...(tls ? { ca: tls.ca, ...client } : {}) }, (res) => {
       res.resume();
       ok(res.statusCode);
     });

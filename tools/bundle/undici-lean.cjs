@@ -10,6 +10,7 @@ const Pool = require('undici/lib/dispatcher/pool');
 const Client = require('undici/lib/dispatcher/client');
 const errors = require('undici/lib/core/errors');
 const api = require('undici/lib/api');
+const buildConnector = require('undici/lib/core/connect');
 
 // As undici's index does: request(), stream() … on every dispatcher.
 Object.assign(Dispatcher.prototype, api);
@@ -20,6 +21,7 @@ module.exports = {
   Pool,
   Client,
   errors,
+  buildConnector,
   getGlobalDispatcher: () => require('undici/lib/global').getGlobalDispatcher(),
   setGlobalDispatcher: (dispatcher) => require('undici/lib/global').setGlobalDispatcher(dispatcher),
 };

@@ -153,6 +153,52 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * The TLS alerts of a registry that wants a client certificate it trusts (none sent, or one it refuses). With TLS 1.3
+ * they come after the handshake, and undici then reports only "other side closed": the connector notes them
+ * ({@link noteTlsAlert}) by connection, for {@link transportError} to find. With TLS 1.2 they fail the handshake.
+ */
+const CLIENT_CERTIFICATE_ALERTS = new Set([
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+]);
+
+/** What a connection is known by in undici's SocketError (`socket`, from util.getSocketInfo) and on the socket itself. */
+interface SocketEnds {
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+}
+
+/** Client-certificate alerts of connections that ended since, by connection; a few suffice, the oldest go first. */
+const notedAlerts = new Map<string, string>();
+const NOTED_AT_MOST = 64;
+
+const connectionKey = (ends: SocketEnds): string => `${ends.localAddress}:${ends.localPort}>${ends.remoteAddress}:${ends.remotePort}`;
+
+/** Called by the connector with a TLS socket's error: a client-certificate alert is kept for the request's failure. */
+export function noteTlsAlert(socket: SocketEnds, error: unknown): void {
+  const code = errorCode(error);
+  if (code === undefined || !CLIENT_CERTIFICATE_ALERTS.has(code)) return;
+  if (notedAlerts.size >= NOTED_AT_MOST) notedAlerts.delete(notedAlerts.keys().next().value!);
+  notedAlerts.set(connectionKey(socket), code);
+}
+
+/** The client-certificate alert behind `error`: its own code (TLS 1.2), or one noted for its connection (TLS 1.3). */
+function clientCertificateAlert(error: unknown): string | undefined {
+  const code = errorCode(error);
+  if (code !== undefined && CLIENT_CERTIFICATE_ALERTS.has(code)) return code;
+  const socket = (error as { socket?: SocketEnds } | null)?.socket;
+  if (code !== 'UND_ERR_SOCKET' || socket === undefined) return undefined;
+  const key = connectionKey(socket);
+  const noted = notedAlerts.get(key);
+  notedAlerts.delete(key);
+  return noted;
+}
+
 /** True when the server's certificate was not trusted. */
 export function isCertificateError(error: unknown): boolean {
   const code = errorCode(error);
@@ -194,6 +240,13 @@ function describe(error: unknown, url: string, timeouts: Timeouts): { reason: st
   // with --use-system-ca") that rxpush users cannot act on; our own advice follows instead.
   const raw = (error instanceof Error ? error.message : String(error)).replace(/;\s*if the root CA is installed locally.*$/s, '');
   // Problems --ca-file cannot mend get advice of their own.
+  const alert = clientCertificateAlert(error);
+  if (alert !== undefined) {
+    return {
+      code: 'TLS',
+      reason: `the registry wants a client certificate it trusts and closed the connection (${alert}); put one as NAME.cert and NAME.key (PEM) in --cert-dir DIR or /etc/docker/certs.d/${new URL(url).host}, or check the one there`,
+    };
+  }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return {
       code: 'TLS',

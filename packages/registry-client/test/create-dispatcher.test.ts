@@ -128,6 +128,42 @@ describe('createDispatcher', () => {
     });
   });
 
+  it('says a registry that demands a client certificate wants one, at once, not a closed connection retried for a minute', async (t) => {
+    // TLS 1.3: the server's alert comes after the handshake, and undici by itself reports only "other side closed".
+    let refused = 0;
+    const strict = createServer({ cert: await readFile(pki.cert), key: await readFile(pki.key), ca: await readFile(pki.ca), requestCert: true, rejectUnauthorized: true }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    strict.on('tlsClientError', () => void (refused += 1));
+    await new Promise<void>((resolve) => strict.listen(0, '127.0.0.1', resolve));
+    t.after(() => {
+      strict.closeAllConnections();
+      return new Promise((resolve) => strict.close(resolve));
+    });
+    const strictPort = (strict.address() as AddressInfo).port;
+    const registry = `127.0.0.1:${strictPort}`;
+
+    const { dispatcher } = use(t, { registry, caFile: pki.ca });
+    const client = new RegistryClient({ registry, dispatcher, retry: { baseDelayMs: 1, maxDelayMs: 1 } });
+    await assert.rejects(client.ping(), (error: Error & { code: string }) => {
+      assert.equal(error.code, 'TLS');
+      assert.equal(
+        error.message,
+        `GET https://${registry}/v2/ failed: the registry wants a client certificate it trusts and closed the connection (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED); put one as NAME.cert and NAME.key (PEM) in --cert-dir DIR or /etc/docker/certs.d/${registry}, or check the one there`,
+      );
+      return true;
+    });
+    // undici may make a queued request's connection once more; rxpush's retries (1 ms apart here) would make many.
+    assert.ok(refused <= 2, `a TLS failure is not retried (${refused} handshakes refused)`);
+
+    const dir = join(work, 'strict-certs');
+    await mkdir(dir, { recursive: true });
+    await copyFile(pki.clientCert, join(dir, 'client.cert'));
+    await copyFile(pki.clientKey, join(dir, 'client.key'));
+    const withCertificate = use(t, { registry, caFile: pki.ca, certDir: dir });
+    assert.equal(await withCertificate.get(registry), 200);
+  });
+
   it('fails clearly on a missing CA file, a file without certificates, and a client certificate without its key', async (t) => {
     assert.throws(() => use(t, { caFile: join(work, 'missing.crt') }), /^TlsConfigError: cannot read --ca-file .*missing\.crt: it does not exist; give the PEM file of the CA/);
     const notPem = join(work, 'not.pem');

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import type { SecureContext } from 'node:tls';
 
 import { silentLogger, TlsConfigError, type Logger } from '@rxpush/core';
-import { Agent, Pool, type Dispatcher } from 'undici';
+import { Agent, buildConnector, Pool, type Dispatcher } from 'undici';
 
+import { noteTlsAlert } from '../errors.js';
 import { DEFAULT_TIMEOUTS } from '../timeouts.js';
 import { apiHost } from '../urls.js';
 
@@ -103,8 +104,26 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   };
   return new Agent({
     connect: { timeout: connectTimeout },
-    factory: (origin, opts) => new Pool(origin, { ...(opts as Pool.Options), connect: connectFor(new URL(String(origin))) }),
+    factory: (origin, opts) => {
+      const url = new URL(String(origin));
+      const connect = connectFor(url);
+      return new Pool(origin, { ...(opts as Pool.Options), connect: url.protocol === 'https:' ? notingTlsAlerts(buildConnector(connect)) : connect });
+    },
   });
+}
+
+/**
+ * undici's connector, with each TLS socket's errors shown to {@link noteTlsAlert}: a registry that wants a client
+ * certificate sends its alert after a TLS 1.3 handshake, which undici then reports only as "other side closed".
+ */
+function notingTlsAlerts(connector: buildConnector.connector): buildConnector.connector {
+  return (options, callback) =>
+    connector(options, (...args) => {
+      // undici calls back with the error alone when connecting fails: the socket is then undefined, not null.
+      const [, socket] = args as [Error | null, (typeof args)[1] | undefined];
+      if (socket) socket.on('error', (failure) => noteTlsAlert(socket, failure));
+      callback(...args);
+    });
 }
 
 function effectivePort(url: URL): string {
