@@ -158,12 +158,8 @@ function errorCode(error: unknown): string | undefined {
  * they come after the handshake, and undici then reports only "other side closed": the connector notes them
  * ({@link noteTlsAlert}) by connection, for {@link transportError} to find. With TLS 1.2 they fail the handshake.
  */
-const CLIENT_CERTIFICATE_ALERTS = new Set([
-  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
-  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
-  'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',
-  'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
-]);
+// By pattern: OpenSSL 3.0 (Node 20) says ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE, 3.5 (Node 24) ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE.
+const CLIENT_CERTIFICATE_ALERT = /^ERR_SSL_.*ALERT_(?:BAD_CERTIFICATE|CERTIFICATE_REQUIRED|CERTIFICATE_UNKNOWN|UNKNOWN_CA)$/;
 
 /** What a connection is known by in undici's SocketError (`socket`, from util.getSocketInfo) and on the socket itself. */
 interface SocketEnds {
@@ -182,7 +178,7 @@ const connectionKey = (ends: SocketEnds): string => `${ends.localAddress}:${ends
 /** Called by the connector with a TLS socket's error: a client-certificate alert is kept for the request's failure. */
 export function noteTlsAlert(socket: SocketEnds, error: unknown): void {
   const code = errorCode(error);
-  if (code === undefined || !CLIENT_CERTIFICATE_ALERTS.has(code)) return;
+  if (code === undefined || !CLIENT_CERTIFICATE_ALERT.test(code)) return;
   if (notedAlerts.size >= NOTED_AT_MOST) notedAlerts.delete(notedAlerts.keys().next().value!);
   notedAlerts.set(connectionKey(socket), code);
 }
@@ -190,7 +186,7 @@ export function noteTlsAlert(socket: SocketEnds, error: unknown): void {
 /** The client-certificate alert behind `error`: its own code (TLS 1.2), or one noted for its connection (TLS 1.3). */
 function clientCertificateAlert(error: unknown): string | undefined {
   const code = errorCode(error);
-  if (code !== undefined && CLIENT_CERTIFICATE_ALERTS.has(code)) return code;
+  if (code !== undefined && CLIENT_CERTIFICATE_ALERT.test(code)) return code;
   const socket = (error as { socket?: SocketEnds } | null)?.socket;
   if (code !== 'UND_ERR_SOCKET' || socket === undefined) return undefined;
   const key = connectionKey(socket);

@@ -83,6 +83,12 @@ describe('errors', () => {
     const expired = transportError(Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }), { method: 'GET', url });
     assert.equal(expired.message, `GET ${url} failed: the registry's TLS certificate has expired (CERT_HAS_EXPIRED); check this machine's clock, have the certificate renewed, or pass --tls-verify=false if you trust the network`);
     assert.match(transportError(Object.assign(new Error('certificate is not yet valid'), { code: 'CERT_NOT_YET_VALID' }), { method: 'GET', url }).message, /certificate is not valid yet \(CERT_NOT_YET_VALID\); check this machine's clock/);
+    // A registry's alert for a client certificate it wants, as OpenSSL 3.0 (Node 20) and 3.5 (Node 24) name it.
+    for (const code of ['ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED']) {
+      const alert = transportError(Object.assign(new Error('alert'), { code }), { method: 'GET', url });
+      assert.equal((alert as { code?: string }).code, 'TLS', code);
+      assert.equal(alert.message, `GET ${url} failed: the registry wants a client certificate it trusts and closed the connection (${code}); put one as NAME.cert and NAME.key (PEM) in --cert-dir DIR or /etc/docker/certs.d/r.example, or check the one there`);
+    }
     const timeout = transportError(Object.assign(new Error('Headers Timeout Error'), { code: 'UND_ERR_HEADERS_TIMEOUT' }), { method: 'GET', url });
     assert.equal((timeout as { code?: string }).code, 'TIMEOUT');
     const controller = new AbortController();

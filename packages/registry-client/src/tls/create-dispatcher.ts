@@ -121,7 +121,11 @@ function notingTlsAlerts(connector: buildConnector.connector): buildConnector.co
     connector(options, (...args) => {
       // undici calls back with the error alone when connecting fails: the socket is then undefined, not null.
       const [, socket] = args as [Error | null, (typeof args)[1] | undefined];
-      if (socket) socket.on('error', (failure) => noteTlsAlert(socket, failure));
+      if (socket) {
+        // Taken now: a socket that has failed may no longer tell its addresses.
+        const ends = { localAddress: socket.localAddress, localPort: socket.localPort, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort };
+        socket.on('error', (failure) => noteTlsAlert(ends, failure));
+      }
       callback(...args);
     });
 }
