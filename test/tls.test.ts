@@ -30,7 +30,11 @@ describe('TLS to the registry', () => {
   it('says a certificate for other names is for other names, not an untrusted CA that --ca-file would mend', async (t) => {
     // 127.0.0.2 forwards to the registry, whose certificate is for 127.0.0.1 and localhost.
     const port = Number(suite.registry.host.split(':')[1]);
-    const forwarder = createServer((socket) => socket.pipe(connect(port, '127.0.0.1')).pipe(socket).on('error', () => socket.destroy()));
+    const forwarder = createServer((socket) => {
+      const upstream = connect(port, '127.0.0.1');
+      for (const end of [socket, upstream]) end.on('error', () => (socket.destroy(), upstream.destroy()));
+      socket.pipe(upstream).pipe(socket);
+    });
     await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.2', resolve));
     t.after(() => new Promise<void>((resolve) => forwarder.close(() => resolve())));
     const other = `127.0.0.2:${(forwarder.address() as AddressInfo).port}`;
