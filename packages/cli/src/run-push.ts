@@ -72,14 +72,21 @@ function besideProgress(stderr: TextSink & { readonly isTTY?: boolean }, stdout:
   };
 }
 
+/** How long a push may go without its first event before the display says what it is reading. */
+const WAITING_AFTER_MS = 1000;
+
 /**
  * `renderer`, its header ("The push refers to repository […]") held back until the push's first event, which comes
  * once the source is read: a source that cannot be read (a typo in its transport, a missing file) fails with its one
  * line and nothing on stdout, while a registry that fails the push comes after the header, as with docker push.
+ * A source that takes long to read (an archive on a pipe, copied first) is named meanwhile by a renderer that can
+ * take the line back (`waiting`).
  */
-function headerOnFirstEvent(renderer: ProgressRenderer): ProgressRenderer {
+function headerOnFirstEvent(renderer: ProgressRenderer, source: string): ProgressRenderer {
   let header: string | undefined;
+  let waiting: ReturnType<typeof setTimeout> | undefined;
   const begin = (): void => {
+    clearTimeout(waiting);
     if (header === undefined) return;
     renderer.start(header);
     header = undefined;
@@ -87,12 +94,17 @@ function headerOnFirstEvent(renderer: ProgressRenderer): ProgressRenderer {
   return {
     start(repository) {
       header = repository;
+      if (renderer.waiting === undefined) return;
+      waiting = setTimeout(() => renderer.waiting?.(`Reading ${source}…`), WAITING_AFTER_MS);
+      // A push that is all but over never waits on this timer.
+      waiting.unref();
     },
     next(event) {
       begin();
       renderer.next(event);
     },
     error(error) {
+      clearTimeout(waiting);
       renderer.error(error);
     },
     complete() {
@@ -140,7 +152,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     return fail(error, stderr, 'warn', help);
   }
   const renderer = chooseRenderer(command, stdout);
-  const display = headerOnFirstEvent(renderer);
+  const display = headerOnFirstEvent(renderer, command.source);
   const logger = commandLogger(command.logLevel, besideProgress(stderr, stdout, renderer));
   const tally = pushTally(command.dryRun);
   /** Chunked uploads the push left in the cache directory for the next run to resume. */

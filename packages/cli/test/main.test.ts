@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 
 import { RegistryError, UsageError, type PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
-import { Observable, concat, of, throwError } from 'rxjs';
+import { Observable, concat, delay, of, throwError } from 'rxjs';
 
 import { main } from '../src/main.ts';
 import { A, MANIFEST_DIGEST, manifestPushed, preparing, pushed, pushing, sink } from './events.ts';
@@ -169,6 +169,23 @@ describe('rxpush push', () => {
       `1.0: digest: ${MANIFEST_DIGEST} size: 528`,
     ]);
     assert.match(terminal.lines.at(-1) ?? '', /^1 layer pushed, 0 mounted, 0 skipped: 2MB sent in /);
+  });
+
+  it('names the source on a terminal while it takes more than a second to read, and takes the line back once the push starts', async () => {
+    // An archive on a pipe is copied before the first event: the display says what rxpush is doing meanwhile.
+    const slow = SUCCESS.pipe(delay(1_200));
+    const terminal = screen(100);
+    const stdout = { isTTY: true, columns: 100, text: '', write(text: string) { this.text += text; return terminal.write(text); } };
+    const code = await main(['push', 'docker-archive:/dev/stdin', 'localhost:5000/app:1.0'], { stdout, stderr: sink(), signal: new AbortController().signal, push: fakePush(slow).push });
+    assert.equal(code, 0);
+    assert.match(stdout.text, /^Reading docker-archive:\/dev\/stdin…\n\x1b\[1A\x1b\[2KThe push refers to repository/);
+    assert.deepEqual(terminal.lines, ['The push refers to repository [localhost:5000/app]', 'aaaaaaaaaaaa: Pushed', `1.0: digest: ${MANIFEST_DIGEST} size: 528`]);
+    // Output that scripts read never gets it, and a push that starts at once does not either.
+    const plain = await run(['push', 'docker-archive:/dev/stdin', 'localhost:5000/app:1.0', '--progress', 'plain'], { push: fakePush(SUCCESS.pipe(delay(1_200))).push });
+    assert.doesNotMatch(plain.stdout, /Reading/);
+    const quick = sink({ isTTY: true, columns: 80 });
+    await main(['push', 'oci:./image', 'localhost:5000/app:1.0'], { stdout: quick, stderr: sink(), signal: new AbortController().signal, push: fakePush(SUCCESS).push });
+    assert.doesNotMatch(quick.text, /Reading/);
   });
 
   it('prints only the pushed reference with --quiet, and JSON lines with --progress json', async () => {

@@ -159,6 +159,35 @@ describe('ttyRenderer', () => {
     ]);
   });
 
+  it('takes back the waiting line when the push starts, or fails, unless a log line went below it', () => {
+    const started = screen(100);
+    const renderer = ttyRenderer(started, { columns: 100, intervalMs: 0 });
+    renderer.waiting?.('Reading docker-archive:/dev/stdin…');
+    renderer.waiting?.('Reading docker-archive:/dev/stdin…');
+    renderer.start('localhost:5000/app');
+    for (const event of [preparing(A), pushed(A)]) renderer.next(event);
+    renderer.next(manifestPushed('1.0'));
+    renderer.complete();
+    assert.deepEqual(started.lines, ['The push refers to repository [localhost:5000/app]', 'aaaaaaaaaaaa: Pushed', `1.0: digest: ${MANIFEST_DIGEST} size: 528`]);
+
+    const failed = screen(100);
+    const failing = ttyRenderer(failed, { columns: 100, intervalMs: 0 });
+    failing.waiting?.('Reading docker-archive:/dev/stdin…');
+    failing.error(new Error('the archive is damaged'));
+    assert.equal(failed.lines.join(''), '', 'the source failed: its one line on stderr, nothing left on stdout');
+
+    const logged = screen(100);
+    const beside = ttyRenderer(logged, { columns: 100, intervalMs: 0 });
+    beside.waiting?.('Reading docker-archive:/dev/stdin…');
+    logged.write('rxpush: warning: something\n');
+    beside.logged?.('rxpush: warning: something\n');
+    beside.start('localhost:5000/app');
+    beside.next(preparing(A));
+    beside.next(pushed(A));
+    beside.complete();
+    assert.deepEqual(logged.lines, ['Reading docker-archive:/dev/stdin…', 'rxpush: warning: something', 'The push refers to repository [localhost:5000/app]', 'aaaaaaaaaaaa: Pushed']);
+  });
+
   it('takes a terminal of 0 columns (a pseudo-terminal nobody sized) as 200 wide', () => {
     const out = sink();
     const renderer = ttyRenderer(out, { columns: 0, intervalMs: 0 });

@@ -21,6 +21,12 @@ export interface ProgressRenderer {
    * the cursor back to lines it drew counts the rows it took. The others leave it out.
    */
   logged?(text: string): void;
+  /**
+   * The push has sent no event for a while since it began (a large archive copied first, a slow source): `text`
+   * says what it waits for, until `start`. A renderer that can take the line back (a terminal's) shows it; the
+   * others leave it out, so their output stays what scripts read.
+   */
+  waiting?(text: string): void;
   /** The push is done: draws what is pending and stops timers. */
   complete(): void;
 }

@@ -38,6 +38,12 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
   let rows = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let lastFlush = -Infinity;
+  /** The `waiting` line, while it is the last line written: `start` or `error` takes it back. */
+  let notice = false;
+  const takeBackNotice = (): void => {
+    if (notice) out.write('\x1b[1A\x1b[2K');
+    notice = false;
+  };
 
   const draw = (line: Line): void => {
     line.dirty = false;
@@ -76,7 +82,13 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
 
   return {
     start(repository) {
+      takeBackNotice();
       out.write(`${headerLine(repository)}\n`);
+    },
+    waiting(text: string) {
+      if (notice) return;
+      out.write(`${text}\n`);
+      notice = true;
     },
     next(event: PushEvent) {
       if (event.type === 'manifest-pushed') {
@@ -97,9 +109,12 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
       show(lineId(event), statusText(event), progress);
     },
     logged(text: string) {
+      // Below the waiting line now: it stays, rather than erase a log line in its place.
+      notice = false;
       rows += rowsOf(text, columns);
     },
     error() {
+      takeBackNotice();
       flush();
     },
     complete() {
