@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
-import { CancelledError, parseReference, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
+import { CancelledError, parseReference, printable, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
 import { pino } from 'pino';
 import type { Observable } from 'rxjs';
@@ -95,7 +95,8 @@ function headerOnFirstEvent(renderer: ProgressRenderer, source: string): Progres
     start(repository) {
       header = repository;
       if (renderer.waiting === undefined) return;
-      waiting = setTimeout(() => renderer.waiting?.(`Reading ${source}…`), WAITING_AFTER_MS);
+      // The source as typed, made safe for a terminal: a path may hold control characters.
+      waiting = setTimeout(() => renderer.waiting?.(`Reading ${printable(source)}…`), WAITING_AFTER_MS);
       // A push that is all but over never waits on this timer.
       waiting.unref();
     },

@@ -183,6 +183,10 @@ describe('rxpush push', () => {
     // Output that scripts read never gets it, and a push that starts at once does not either.
     const plain = await run(['push', 'docker-archive:/dev/stdin', 'localhost:5000/app:1.0', '--progress', 'plain'], { push: fakePush(SUCCESS.pipe(delay(1_200))).push });
     assert.doesNotMatch(plain.stdout, /Reading/);
+    // A path with control characters in it is shown escaped, not obeyed by the terminal.
+    const hostile = sink({ isTTY: true, columns: 80 });
+    await main(['push', 'docker-archive:/tmp/\x1b]0;pwned\x07.tar', 'localhost:5000/app:1.0'], { stdout: hostile, stderr: sink(), signal: new AbortController().signal, push: fakePush(SUCCESS.pipe(delay(1_200))).push });
+    assert.match(hostile.text, /^Reading docker-archive:\/tmp\/\\x1b\]0;pwned\\x07\.tar…\n/);
     const quick = sink({ isTTY: true, columns: 80 });
     await main(['push', 'oci:./image', 'localhost:5000/app:1.0'], { stdout: quick, stderr: sink(), signal: new AbortController().signal, push: fakePush(SUCCESS).push });
     assert.doesNotMatch(quick.text, /Reading/);

@@ -186,6 +186,14 @@ describe('ttyRenderer', () => {
     beside.next(pushed(A));
     beside.complete();
     assert.deepEqual(logged.lines, ['Reading docker-archive:/dev/stdin…', 'rxpush: warning: something', 'The push refers to repository [localhost:5000/app]', 'aaaaaaaaaaaa: Pushed']);
+
+    // A line wider than the terminal is cut to one row, which one cursor-up takes back.
+    const narrow = screen(20);
+    const cut = ttyRenderer(narrow, { columns: 20, intervalMs: 0 });
+    cut.waiting?.('Reading docker-archive:/a/very/long/path/app.tar…');
+    assert.deepEqual(narrow.lines, ['Reading docker-arc…']);
+    cut.start('r/app');
+    assert.deepEqual(narrow.lines, ['The push refers to r', 'epository [r/app]']);
   });
 
   it('takes a terminal of 0 columns (a pseudo-terminal nobody sized) as 200 wide', () => {

@@ -87,7 +87,8 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
     },
     waiting(text: string) {
       if (notice) return;
-      out.write(`${text}\n`);
+      // One row, so that one cursor-up takes it back.
+      out.write(`${text.length < columns ? text : `${text.slice(0, columns - 2)}…`}\n`);
       notice = true;
     },
     next(event: PushEvent) {
