@@ -124,11 +124,14 @@ export function retriesSpent(error: Error, attempts: number): Error {
     if (status === 403) return new DeniedError(init);
     return new RegistryError({ ...init, status });
   }
-  if (error instanceof RegistryUnreachableError) {
-    const Class = error instanceof TlsError ? TlsError : error instanceof TimeoutError ? TimeoutError : RegistryUnreachableError;
-    return new Class(error.url, gaveUp(error.reason, '') ?? error.reason, { cause: error.cause, retryable: false, attempts, method: error.method });
-  }
+  if (error instanceof RegistryUnreachableError) return sameFailure(error, gaveUp(error.reason, '') ?? error.reason, { retryable: false, attempts });
   return error;
+}
+
+/** `error` as the same kind of failure (TLS, timeout or no answer) of the same request, with another reason and retry facts. */
+export function sameFailure(error: RegistryUnreachableError, reason: string, facts: { retryable: boolean; attempts: number }): RegistryUnreachableError {
+  const Kind = error instanceof TlsError ? TlsError : error instanceof TimeoutError ? TimeoutError : RegistryUnreachableError;
+  return new Kind(error.url, reason, { cause: error.cause, method: error.method, ...facts });
 }
 
 // Node's TLS verification failures (OpenSSL X509 codes and Node's own). None of these ever falls back to HTTP.

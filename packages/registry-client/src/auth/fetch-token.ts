@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 
-import { DeniedError, InvalidResponseError, RegistryError, RegistryUnreachableError, TimeoutError, TlsError, UnauthorizedError } from '@rxpush/core';
+import { DeniedError, InvalidResponseError, RegistryError, RegistryUnreachableError, TlsError, UnauthorizedError } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
-import { transportError } from '../errors.js';
+import { sameFailure, transportError } from '../errors.js';
 import { dump, header, readBody } from '../send.js';
 import { resolveLocation } from '../urls.js';
 import { TokenRealmError, checkCredentialsHint } from './auth-error.js';
@@ -161,8 +161,7 @@ function asTokenService(error: Error, req: TokenRequest): Error {
   if (!(error instanceof RegistryUnreachableError) || error instanceof TlsError) return error;
   const what = error.reason.split('; ')[0];
   const reason = `${what}; it is the token service that ${req.registryOrigin.host} names in its WWW-Authenticate (its auth realm): is it running, and is that address reachable from here?`;
-  const Kind = error instanceof TimeoutError ? TimeoutError : RegistryUnreachableError;
-  return new Kind(error.url, reason, { cause: error.cause, method: error.method, retryable: error.retryable, attempts: error.attempts });
+  return sameFailure(error, reason, { retryable: error.retryable, attempts: error.attempts });
 }
 
 function refuseIfUnsafe(target: URL, req: TokenRequest): void {
