@@ -1,4 +1,4 @@
-import { isValidTag, UsageError, type PushFormat } from '@rxpush/core';
+import { isValidTag, TAG_RULE, UsageError, type PushFormat } from '@rxpush/core';
 
 import type { RawArgs } from './parse-args.js';
 import { parseDuration } from './parse-duration.js';
@@ -103,7 +103,7 @@ export function pushCommand(args: RawArgs): PushCommand {
 
   const tags = all(args['tag']);
   for (const tag of tags) {
-    if (!isValidTag(tag)) throw new UsageError(`--tag "${tag}" is not a valid tag: letters, digits, _ . - (at most 128), not starting with . or -`);
+    if (!isValidTag(tag)) throw new UsageError(`--tag "${tag}" is not a valid tag: ${TAG_RULE}`);
   }
   const allTags = args['all-tags'] === true;
   const digestfile = pathOption(args, 'digestfile', 'a file to write the digest to');

@@ -22,6 +22,9 @@ export function isValidRepository(repository: string): boolean {
   return NAME.test(repository);
 }
 
+/** What {@link isValidTag} takes, in words for a message. */
+export const TAG_RULE = 'letters, digits, _ . - (at most 128), not starting with . or -';
+
 /** True when `tag` is a valid Docker tag. */
 export function isValidTag(tag: string): boolean {
   return TAG.test(tag);

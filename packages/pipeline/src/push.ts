@@ -1,5 +1,5 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { fromAbortable, isValidTag, parseReference, printable, ReferenceFormatError, silentLogger, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { fromAbortable, isValidTag, parseReference, printable, ReferenceFormatError, silentLogger, TAG_RULE, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages, spoolArchive, type SpooledSource } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
@@ -216,7 +216,7 @@ function destinationTags(options: PushOptions, destinationTag: string | undefine
  */
 function sourceTag(tag: string, fix: string): string {
   if (isValidTag(tag)) return tag;
-  throw new UsageError(`the source's tag "${printable(tag)}" is not a valid registry tag: letters, digits, _ . - (at most 128), not starting with . or -; ${fix}`);
+  throw new UsageError(`the source's tag "${printable(tag)}" is not a valid registry tag: ${TAG_RULE}; ${fix}`);
 }
 
 /**
