@@ -8,7 +8,9 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 
-import type { Digest } from '@rxpush/core';
+import type { Digest, PushEvent } from '@rxpush/core';
+import { push } from '@rxpush/pipeline';
+import { lastValueFrom, toArray, type Observable } from 'rxjs';
 
 import type { RecordedRequest } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry, type ProxiedRegistry } from './helpers/proxied-registry.ts';
@@ -76,6 +78,28 @@ describe('resuming a chunked upload in the next run', () => {
     assert.equal((await env.direct.hasManifest(repository, '1.0'))?.digest, image.manifestDigest);
     first.child.kill('SIGKILL');
     await first.result;
+  });
+
+  it('leaves alone the live session of another push() in the same process (two tags pushed side by side)', { timeout: 60_000 }, async (t) => {
+    // As the CI-jobs case, but both pushes are library calls in one process, where the saved pid cannot tell them apart.
+    const image = env.layout.images[0]!;
+    const repository = 'resume/in-process';
+    const cacheDir = await mkdtemp(join(env.work, 'cache-'));
+    const pushTo = (tag: string): Observable<PushEvent> =>
+      push({ source: `oci:${env.layout.dir}:latest`, destination: `${env.proxy.host}/${repository}:${tag}`, cacheDir, chunkSize: MIB, concurrency: 1 });
+    env.proxy.addFault({ method: 'PATCH', path: new RegExp(`${repository}/blobs/uploads/`), nth: 7, fault: { kind: 'stall' } });
+    const first = pushTo('one').subscribe({ error: () => {} });
+    t.after(() => first.unsubscribe());
+    while (!env.proxy.requests.some((r) => r.fault === 'stall' && r.url.includes(repository))) await new Promise((resolve) => setTimeout(resolve, 10));
+    env.proxy.clearFaults();
+    assert.equal((await readdir(join(cacheDir, 'uploads'))).length, 1, 'the running push saved its session');
+    const before = env.proxy.requests.length;
+
+    const events = await lastValueFrom(pushTo('two').pipe(toArray()));
+    assert.deepEqual(events.filter((event) => event.type === 'pushing' && event.resumedAt !== undefined), [], 'nothing resumed');
+    const rerun = env.proxy.requests.slice(before).filter((r) => r.url.includes(repository));
+    assert.equal(rerun.filter((r) => r.method === 'GET' && r.url.includes('/blobs/uploads/')).length, 0, 'the running push\'s session was not asked after');
+    assert.equal((await env.direct.hasManifest(repository, 'two'))?.digest, image.manifestDigest);
   });
 
   it('says on Ctrl-C that the chunked uploads were kept for resuming, and keeps them', { timeout: 30_000 }, async (t) => {

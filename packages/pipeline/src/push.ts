@@ -123,6 +123,7 @@ function countedSessions(store: SessionStore): SessionStore & { readonly open: R
       open.delete(id(key));
       return store.forget(key);
     },
+    release: (key) => store.release?.(key),
   };
 }
 

@@ -29,7 +29,19 @@ export interface SessionStore {
   load(key: SessionKey): Promise<StoredSession | undefined>;
   save(key: SessionKey, session: StoredSession): Promise<void>;
   forget(key: SessionKey): Promise<void>;
+  /**
+   * The upload that saved this session has ended without committing it (it is kept for a later push): from now on
+   * `load()` in this process may hand it out. Until then (or `forget()`) it belongs to an upload still running.
+   */
+  release?(key: SessionKey): void;
 }
+
+/**
+ * Session files saved by an upload still running in this process: two `push()` calls of one blob to one repository
+ * at once (two tags pushed side by side by a library) must not both write into one session, as two processes must
+ * not (the pid says that). Kept for the process, since every push makes a store of its own.
+ */
+const running = new Set<string>();
 
 /** A session file is a few hundred bytes; anything larger (or not a regular file) is not read. */
 const MAX_ENTRY_BYTES = 16 * 1024;
@@ -41,7 +53,7 @@ const MAX_ENTRY_BYTES = 16 * 1024;
  *
  * @example const sessions = fileSessionStore(defaultCacheDir())
  */
-export function fileSessionStore(dir: string, options: { logger?: Logger } = {}): SessionStore {
+export function fileSessionStore(dir: string, options: { logger?: Logger } = {}): Required<SessionStore> {
   const logger = (options.logger ?? silentLogger).child({ part: 'session-store' });
   const folder = join(dir, 'uploads');
   const fileOf = (key: SessionKey): string =>
@@ -52,6 +64,10 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
   return {
     async load(key) {
       const file = fileOf(key);
+      if (running.has(file)) {
+        logger.debug({ file }, 'upload session belongs to an upload still running in this process; not resumed');
+        return undefined;
+      }
       try {
         const info = await lstat(file);
         if (!info.isFile() || info.size > MAX_ENTRY_BYTES) return undefined;
@@ -78,6 +94,7 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
     },
     save(key, session) {
       const file = fileOf(key);
+      running.add(file);
       const previous = writing.get(file) ?? Promise.resolve();
       const next = previous.then(async () => {
         try {
@@ -94,8 +111,12 @@ export function fileSessionStore(dir: string, options: { logger?: Logger } = {})
       writing.set(file, next);
       return next;
     },
+    release(key) {
+      running.delete(fileOf(key));
+    },
     async forget(key) {
       const file = fileOf(key);
+      running.delete(file);
       await writing.get(file);
       await rm(file, { force: true }).catch((error: unknown) => logger.debug({ file, err: error }, 'upload session not removed'));
     },

@@ -344,6 +344,7 @@ export function uploadBlob(blob: BlobSource, context: UploadContext, gate?: Gate
         }
         if (store !== undefined && state.session !== undefined && state.session.offset > 0) {
           logger.debug({ key: blob.key, offset: state.session.offset }, 'upload session kept for the next push to resume');
+          store.release?.(sessionKey);
           return;
         }
         drop(inflight);

@@ -28,6 +28,7 @@ describe('fileSessionStore', () => {
     const cache = await dir(t);
     const store = fileSessionStore(cache);
     await store.save(key, session);
+    store.release(key);
     assert.deepEqual(await store.load(key), session);
     const [file] = await readdir(join(cache, 'uploads'));
     assert.equal((await stat(join(cache, 'uploads', file!))).mode & 0o777, 0o600);
@@ -41,6 +42,7 @@ describe('fileSessionStore', () => {
     const cache = await dir(t);
     const store = fileSessionStore(cache);
     await store.save(key, session);
+    store.release(key);
     const path = await sessionFile(cache);
     await writeFile(path, '{"registry": garbage');
     assert.equal(await store.load(key), undefined);
@@ -59,6 +61,7 @@ describe('fileSessionStore', () => {
     const cache = await dir(t);
     const store = fileSessionStore(cache);
     await store.save(key, session);
+    store.release(key);
     const file = await sessionFile(cache);
     const saved = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     assert.deepEqual([saved['pid'], saved['host']], [process.pid, hostname()]);
@@ -81,5 +84,22 @@ describe('fileSessionStore', () => {
     assert.deepEqual(await store.load(key), session);
     await ownedBy({ pid: undefined, host: undefined });
     assert.deepEqual(await store.load(key), session);
+  });
+
+  it('leaves alone a session an upload still running in this process saved (two push() calls at once), until it ends', async (t) => {
+    const cache = await dir(t);
+    // Every push makes a store of its own: the upload that saved the session is another push's.
+    const first = fileSessionStore(cache);
+    const second = fileSessionStore(cache);
+    await first.save(key, session);
+    assert.equal(await second.load(key), undefined, 'the first upload is still sending into it');
+    first.release(key);
+    assert.deepEqual(await second.load(key), session, 'the first upload ended and kept it for a later push');
+    await second.save(key, { ...session, offset: 192 });
+    await first.forget(key);
+    await second.save(key, { ...session, offset: 256 });
+    assert.equal(await first.load(key), undefined, 'saved again by a running upload');
+    second.release(key);
+    assert.deepEqual(await first.load(key), { ...session, offset: 256 });
   });
 });
