@@ -94,14 +94,29 @@ export class ReferenceFormatError extends PushError {
   }
 }
 
+/**
+ * A value read from a document, for a message: a string quoted, anything else as JSON (`null`, `{}`), never
+ * String()'s `[object Object]`; undefined when there is none.
+ */
+function shownValue(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  let text: string;
+  try {
+    text = typeof value === 'string' ? `"${value}"` : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  return text.length > 82 ? `${text.slice(0, 80)}…` : text;
+}
+
 /** A digest that is not `sha256:` + 64 hex (checked before any use in a path or URL). */
 export class DigestFormatError extends PushError {
   static override readonly brand = 'INVALID_DIGEST';
   override readonly name = 'DigestFormatError';
   readonly value: unknown;
   constructor(value: unknown, what = 'digest') {
-    const shown = typeof value === 'string' ? `"${value.length > 80 ? `${value.slice(0, 80)}…` : value}"` : String(value);
-    super('INVALID_DIGEST', `invalid ${what} ${shown}: expected sha256: followed by 64 lowercase hex digits`);
+    const shown = shownValue(value);
+    super('INVALID_DIGEST', shown === undefined ? `missing ${what}; expected sha256: followed by 64 lowercase hex digits` : `invalid ${what}: ${shown}; expected sha256: followed by 64 lowercase hex digits`);
     this.value = value;
   }
 }

@@ -54,6 +54,24 @@ describe('digests and names', () => {
     }
   });
 
+  it('shows a value that is not a string as JSON, and names one that is not there as missing', () => {
+    const shown = (value: unknown): string => {
+      try {
+        parseDigest(value, 'digest of layers[0]');
+      } catch (error) {
+        return (error as Error).message.split(';')[0]!;
+      }
+      return 'accepted';
+    };
+    assert.equal(shown(null), 'invalid digest of layers[0]: null');
+    assert.equal(shown({ a: 1 }), 'invalid digest of layers[0]: {"a":1}');
+    assert.equal(shown([]), 'invalid digest of layers[0]: []');
+    assert.equal(shown(42), 'invalid digest of layers[0]: 42');
+    assert.equal(shown('x'.repeat(100)), `invalid digest of layers[0]: "${'x'.repeat(79)}…`);
+    assert.equal(shown(undefined), 'missing digest of layers[0]');
+    assert.equal(shown(10n), 'invalid digest of layers[0]: 10');
+  });
+
   it("gives Docker's 12-character short id", () => {
     assert.equal(shortId(`sha256:${'0123456789ab'}${'f'.repeat(52)}`), '0123456789ab');
   });

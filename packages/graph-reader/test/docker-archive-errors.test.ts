@@ -169,7 +169,7 @@ describe('readImages from docker-archive: fails clearly', () => {
         Object.assign(entry(entries, config), { name: renamed, data: bytes });
         setManifest(entries, (item) => (item.Config = renamed));
       });
-      await fails(`docker-archive:${fixture.path}`, { code: 'INVALID_DIGEST', message: /invalid rootfs\.diff_ids\[0\] of .*\.json "sha256:nope"/ });
+      await fails(`docker-archive:${fixture.path}`, { code: 'INVALID_DIGEST', message: /invalid rootfs\.diff_ids\[0\] of .*\.json: "sha256:nope"/ });
     });
   });
 

@@ -205,7 +205,7 @@ describe('readImages from oci-archive: fails clearly', () => {
         edited.manifests[0].digest = 'sha256:../../oci-layout';
         index.content = Buffer.from(JSON.stringify(edited));
       });
-      await fails(`oci-archive:${file}`, { name: 'DigestFormatError', code: 'INVALID_DIGEST', message: /^invalid digest of manifests\[0\] in index\.json in .* "sha256:\.\.\/\.\.\/oci-layout"/ });
+      await fails(`oci-archive:${file}`, { name: 'DigestFormatError', code: 'INVALID_DIGEST', message: /^invalid digest of manifests\[0\] in index\.json in .*: "sha256:\.\.\/\.\.\/oci-layout"/ });
     });
 
     it('when the ref is unknown, listing the refs it has', async (t) => {
