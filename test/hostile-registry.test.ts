@@ -108,6 +108,26 @@ describe('pushing to a registry whose answers are rewritten on the way', () => {
     await assertLanded(env, repository);
   });
 
+  it('asks for a manifest whose PUT was answered 200 without its digest, and the push lands', async () => {
+    const repository = 'hostile/manifest-no-digest';
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`${repository}/manifests/`), fault: { kind: 'rewrite', status: 200, dropHeaders: ['docker-content-digest'] } });
+    const events = await pushVia(repository);
+    assert.equal(ofType(events, 'manifest-pushed')[0]?.digest, env.layout.images[0]!.manifestDigest);
+    assert.equal(seen('HEAD', new RegExp(`${repository}/manifests/1\\.0$`)).length, 1, 'one HEAD asked for it');
+    await assertLanded(env, repository);
+  });
+
+  it('fails with one line when a manifest PUT is answered 201 by something in front of the registry, which never got it', async () => {
+    const repository = 'hostile/manifest-made-up';
+    env.proxy.addFault({ method: 'PUT', path: new RegExp(`${repository}/manifests/`), fault: { kind: 'status', status: 201, body: '' } });
+    const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--progress', 'plain']);
+    assertOneLineError(
+      result,
+      new RegExp(`^rxpush: PUT http://127\\.0\\.0\\.1:\\d+/v2/${repository}/manifests/1\\.0 → 201 but the registry does not have the manifest afterwards: something between rxpush and the registry answered in its place; check the proxy or gateway in front of it, and push again$`),
+    );
+    assert.equal(await env.direct.hasManifest(repository, '1.0'), undefined);
+  });
+
   it('confirms a blob whose HEAD lost its Content-Length with a ranged GET, and does not send it again', async () => {
     const repository = 'hostile/head-no-length';
     await pushVia(repository);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { DigestMismatchError, isDigest, MediaType, splitDigest, UnsupportedError, type Digest, type RawManifest } from '@rxpush/core';
+import { DigestMismatchError, InvalidResponseError, isDigest, MediaType, splitDigest, UnsupportedError, type Digest, type RawManifest } from '@rxpush/core';
 
 import { contentLength, pull, push, type Requester } from './requester.js';
 import { dump, header, readBody } from './send.js';
@@ -36,9 +36,12 @@ export async function putManifest(
   });
   await dump(res.body);
   const answered = header(res.headers, 'docker-content-digest');
-  if (!isDigest(answered)) return { digest: undefined };
   // Schema1 digests cover the payload without its signatures: only the caller's digest of it can be checked.
-  const sent = manifest.digest ?? (isSchema1(manifest.mediaType) ? undefined : hashOf(answered, manifest.bytes));
+  const sent = manifest.digest ?? (isSchema1(manifest.mediaType) ? undefined : hashOf(isDigest(answered) ? answered : 'sha256:', manifest.bytes));
+  if (!isDigest(answered)) {
+    await confirmStored(r, repo, ref, { mediaType: manifest.mediaType, digest: sent }, { method: 'PUT', url: redactUrl(res.url), status: res.status }, opts);
+    return { digest: undefined };
+  }
   if (sent !== undefined && answered !== sent) {
     throw new DigestMismatchError(sent, answered, redactUrl(res.url), {
       message: `PUT ${redactUrl(res.url)} → ${res.status} but the registry stored the manifest as ${answered}, not ${sent}: the registry (or a proxy) rewrote it; push to another registry or report it`,
@@ -46,6 +49,32 @@ export async function putManifest(
   }
   return { digest: answered };
 }
+/**
+ * A PUT answered without the digest the registry stored (the spec's 201 carries it): the manifest is asked for, so
+ * that an answer made up on the way (a proxy or gateway answering in the registry's place) is not taken for a
+ * push. The tag may name another manifest by then (another push to it); the manifest under its own digest is
+ * enough.
+ */
+async function confirmStored(
+  r: Requester,
+  repo: string,
+  ref: string,
+  manifest: { mediaType: string; digest: Digest | undefined },
+  put: { method: string; url: string; status: number },
+  opts: RequestOptions,
+): Promise<void> {
+  const asked = { ...opts, accept: [manifest.mediaType] };
+  const stored = await hasManifest(r, repo, ref, asked);
+  if (stored !== undefined) {
+    if (manifest.digest === undefined || stored.digest === manifest.digest) return;
+    if (ref !== manifest.digest && (await hasManifest(r, repo, manifest.digest, asked)) !== undefined) return;
+  }
+  throw new InvalidResponseError({
+    ...put,
+    problem: `but the registry does not have the manifest afterwards${stored === undefined ? '' : ` (${ref} names ${stored.digest})`}: something between rxpush and the registry answered in its place; check the proxy or gateway in front of it, and push again`,
+  });
+}
+
 /** {@link RegistryClient.getManifest}, over the client's requester. */
 export async function getManifest(r: Requester, repository: string, reference: string, opts: RequestOptions & { accept?: readonly string[] } = {}): Promise<RawManifest> {
   const repo = checkRepository(repository);

@@ -219,6 +219,33 @@ describe('RegistryClient requests', () => {
     await assert.rejects(client.putManifest('app', 'v2', { bytes, mediaType: MediaType.ociManifest }), { code: 'DIGEST_MISMATCH' });
   });
 
+  it('asks for a manifest whose PUT was answered without a digest, and fails when the registry does not have it', async (t) => {
+    const { client, on, seen } = setup(t);
+    const bytes = Buffer.from('{"schemaVersion":2}');
+    const stored = { 'docker-content-digest': sha256Digest(bytes), 'content-type': MediaType.ociManifest, 'content-length': String(bytes.length) };
+    // Artifactory and Quay answer 200; the manifest is there.
+    on('PUT', '/v2/app/manifests/v1', () => ({ status: 200 }));
+    on('HEAD', '/v2/app/manifests/v1', () => ({ status: 200, headers: stored }));
+    assert.deepEqual(await client.putManifest('app', 'v1', { bytes, mediaType: MediaType.ociManifest }), { digest: undefined });
+    assert.equal(seen[1]?.headers['accept'], MediaType.ociManifest);
+    // Another push moved the tag on meanwhile: the manifest under its own digest is enough.
+    on('PUT', '/v2/app/manifests/v1', () => ({ status: 201 }));
+    on('HEAD', '/v2/app/manifests/v1', () => ({ status: 200, headers: { ...stored, 'docker-content-digest': other } }));
+    on('HEAD', `/v2/app/manifests/${sha256Digest(bytes)}`, () => ({ status: 200, headers: stored }));
+    await client.putManifest('app', 'v1', { bytes, mediaType: MediaType.ociManifest });
+    // A 201 made up on the way (a gateway answering in the registry's place).
+    on('PUT', '/v2/app/manifests/v1', () => ({ status: 201 }));
+    on('HEAD', '/v2/app/manifests/v1', () => ({ status: 404 }));
+    await assert.rejects(client.putManifest('app', 'v1', { bytes, mediaType: MediaType.ociManifest }), {
+      code: 'INVALID_RESPONSE',
+      message: `PUT ${ORIGIN}/v2/app/manifests/v1 → 201 but the registry does not have the manifest afterwards: something between rxpush and the registry answered in its place; check the proxy or gateway in front of it, and push again`,
+    });
+    on('PUT', '/v2/app/manifests/v1', () => ({ status: 204 }));
+    on('HEAD', '/v2/app/manifests/v1', () => ({ status: 200, headers: { ...stored, 'docker-content-digest': other } }));
+    on('HEAD', `/v2/app/manifests/${sha256Digest(bytes)}`, () => ({ status: 404 }));
+    await assert.rejects(client.putManifest('app', 'v1', { bytes, mediaType: MediaType.ociManifest }), { message: new RegExp(`→ 204 but the registry does not have the manifest afterwards \\(v1 names ${other}\\)`) });
+  });
+
   it('gets a manifest with the default Accept and checks it against a digest reference', async (t) => {
     const { client, on, seen } = setup(t);
     const bytes = Buffer.from('{"schemaVersion":2}');
@@ -255,7 +282,7 @@ describe('RegistryClient requests', () => {
     const { client, on, seen } = setup(t, { auth });
     const challenge = 'Bearer realm="https://auth.example/token",service="registry.example",scope="repository:app:push,pull"';
     on('PUT', '/v2/app/manifests/v1', () => ({ status: 401, headers: { 'www-authenticate': challenge }, body: errorBody('UNAUTHORIZED', 'authentication required') }));
-    on('PUT', '/v2/app/manifests/v1', () => ({ status: 201 }));
+    on('PUT', '/v2/app/manifests/v1', () => ({ status: 201, headers: { 'docker-content-digest': sha256Digest(Buffer.from('{}')) } }));
     await client.putManifest('app', 'v1', { bytes: Buffer.from('{}'), mediaType: MediaType.ociManifest });
     assert.deepEqual(calls, [undefined, challenge]);
     assert.equal(seen[0]?.headers['authorization'], undefined);

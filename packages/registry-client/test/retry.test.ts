@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 
@@ -133,7 +134,7 @@ describe('RegistryClient retries', () => {
   it('waits what Retry-After says, up to its cap', async (t) => {
     const { pool, client, retries } = setup(t, { retry: { maxRetryAfterMs: 0 } });
     pool.intercept({ method: 'PUT', path: '/v2/app/manifests/1' }).reply(429, '', { headers: { 'retry-after': '3600' } });
-    pool.intercept({ method: 'PUT', path: '/v2/app/manifests/1' }).reply(201, '');
+    pool.intercept({ method: 'PUT', path: '/v2/app/manifests/1' }).reply(201, '', { headers: { 'docker-content-digest': `sha256:${createHash('sha256').update('{}').digest('hex')}` } });
     await client.putManifest('app', '1', { bytes: Buffer.from('{}'), mediaType: 'application/vnd.oci.image.manifest.v1+json' });
     assert.deepEqual(retries.map((r) => r.delayMs), [0]);
   });
