@@ -63,8 +63,22 @@ function oneLine(text: string): string {
   return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
 }
 
-/** What to do about a registry answer, by status (and the registry's code when it helps). */
-export function hintFor(status: number, registryCode: string | undefined, context: { authenticated: boolean; challengeError?: string | undefined }): string | undefined {
+/** Requests that write: the only ones a read-only registry or a pull-through cache refuses with 405. */
+const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const UPLOAD_PATH = /\/blobs\/uploads\//;
+const NOT_THE_API = 'the distribution API gives no such answer here; is something other than the registry (a proxy or web server) answering at this address?';
+
+/**
+ * What to do about a registry answer, by status (and the registry's code when it helps), and by the request: a
+ * hint about chunk sizes belongs to an upload, not to a HEAD a proxy answered 413.
+ */
+export function hintFor(
+  status: number,
+  registryCode: string | undefined,
+  context: { authenticated: boolean; challengeError?: string | undefined; request?: { method: string; url: string } },
+): string | undefined {
+  const method = context.request?.method;
+  const upload = context.request !== undefined && UPLOAD_PATH.test(context.request.url) && (method === 'PATCH' || method === 'PUT');
   if (status === 401) {
     // The credentials got a token; the registry then refused the token (expired or revoked mid-push): not the user's doing.
     if (context.authenticated && context.challengeError === 'invalid_token') {
@@ -77,11 +91,16 @@ export function hintFor(status: number, registryCode: string | undefined, contex
   if (status === 403) return 'the credentials are not allowed to do this; check the repository name and your access to it';
   if (registryCode === 'BLOB_UPLOAD_UNKNOWN' || registryCode === 'BLOB_UPLOAD_INVALID') return 'the upload session is gone or broken; start the upload again';
   // Distribution answers a push to a read-only registry (maintenance) or a pull-through cache 405.
-  if (status === 405) return 'the registry does not take this request here: it may be read-only or a pull-through cache (a mirror); push to a registry that accepts pushes';
-  if (status === 413) return 'the registry refuses a body this large; try a smaller --chunk-size';
-  if (status === 416) return 'the registry holds a different number of bytes than expected; ask it for the upload status and resume from its offset';
+  if (status === 405 && (method === undefined || WRITES.has(method))) {
+    return 'the registry does not take this request here: it may be read-only or a pull-through cache (a mirror); push to a registry that accepts pushes';
+  }
+  if (status === 413 && (method === undefined || upload)) return 'the registry refuses a body this large; try a smaller --chunk-size';
+  if (status === 413 && method !== undefined && WRITES.has(method)) return 'the registry (or a proxy in front of it) refuses a body this large';
+  if (status === 416 && (method === undefined || upload)) return 'the registry holds other bytes of the upload than rxpush sent; push again, which starts the upload over';
   if (status === 429) return 'the registry is rate limiting; wait and try again';
   if (status >= 500) return 'the registry failed; try again later or check its logs';
+  // A success or redirect where the API has none, or a read refused as a write would be.
+  if (status < 400 || status === 405) return NOT_THE_API;
   return undefined;
 }
 
@@ -100,7 +119,7 @@ export function registryError(
     url: request.url,
     registryCode: body.code,
     detail: body.message,
-    hint: hintFor(status, body.code, context),
+    hint: hintFor(status, body.code, { ...context, request }),
     // A 401 to a stream body whose token was just refreshed: the caller re-sends it (re-opening the source) once.
     retryable: isRetryableStatus(status) || (status === 401 && context.tokenRefreshed === true),
     retryAfterMs: context.retryAfterMs,

@@ -53,6 +53,23 @@ describe('errors', () => {
     assert.equal(teapot.message, `GET ${url} → 418 I am a teapot.`);
   });
 
+  it('gives a hint that fits the request: chunk sizes for uploads, read-only registries for writes', () => {
+    const hint = (method: string, path: string, status: number): string => {
+      const error = registryError({ method, url: `http://127.0.0.1:5000/v2/app/${path}` }, status, {}, { authenticated: false });
+      return error.message.split(`→ ${status}; `)[1] ?? '(none)';
+    };
+    assert.equal(hint('PATCH', 'blobs/uploads/u1', 413), 'the registry refuses a body this large; try a smaller --chunk-size');
+    assert.equal(hint('PUT', 'manifests/1.0', 413), 'the registry (or a proxy in front of it) refuses a body this large');
+    assert.equal(hint('HEAD', `blobs/sha256:${'a'.repeat(64)}`, 413), '(none)');
+    assert.equal(hint('PUT', 'blobs/uploads/u1?digest=x', 416), 'the registry holds other bytes of the upload than rxpush sent; push again, which starts the upload over');
+    assert.equal(hint('HEAD', `blobs/sha256:${'a'.repeat(64)}`, 416), '(none)');
+    assert.match(hint('PUT', 'manifests/1.0', 405), /^the registry does not take this request here: it may be read-only/);
+    const notTheApi = /^the distribution API gives no such answer here; is something other than the registry/;
+    assert.match(hint('HEAD', 'manifests/1', 405), notTheApi);
+    for (const status of [200, 204, 301, 304]) assert.match(hint('POST', 'blobs/uploads/', status), notTheApi);
+    assert.equal(hint('HEAD', `blobs/sha256:${'a'.repeat(64)}`, 400), '(none)');
+  });
+
   it('tells a plain-HTTP answer from a certificate problem', () => {
     const wrongVersion = Object.assign(new Error('ssl3_get_record:wrong version number'), { code: 'ERR_SSL_WRONG_VERSION_NUMBER' });
     const selfSigned = Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
