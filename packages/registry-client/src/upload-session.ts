@@ -28,7 +28,8 @@ export function nextSession(
 ): UploadSession {
   const location = header(res.headers, 'location');
   let url = previous.location;
-  if (location !== undefined) url = resolveLocation(location, res.url, { method, status: res.status });
+  // An empty Location would resolve to the request's own URL, which is no session: it counts as none.
+  if (location !== undefined && location.trim() !== '') url = resolveLocation(location, res.url, { method, status: res.status });
   if (url === undefined) {
     throw new InvalidResponseError({
       method,

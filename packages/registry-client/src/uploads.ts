@@ -1,4 +1,4 @@
-import { BlobNotVerifiedError, DigestMismatchError, RegistryError, parseDigest, type Digest } from '@rxpush/core';
+import { BlobNotVerifiedError, DigestMismatchError, RegistryError, isDigest, parseDigest, type Digest } from '@rxpush/core';
 
 import { hasBlob } from './blobs.js';
 import { bodyLength, pull, push, type Requester } from './requester.js';
@@ -104,12 +104,13 @@ export async function finishUpload(r: Requester, session: UploadSession, digest:
   if (res !== undefined) {
     await dump(res.body);
     const answered = header(res.headers, 'docker-content-digest');
-    if (answered !== undefined && answered !== checked) {
+    if (isDigest(answered) && answered !== checked) {
       throw new DigestMismatchError(checked, answered, redactUrl(url), {
         message: `PUT ${redactUrl(url)} → ${res.status} but the registry stored ${answered}, not ${checked}: the bytes changed on the way; push again`,
       });
     }
-    if (length !== undefined && res.status === 201) return { digest: checked, size: session.offset + length };
+    // A digest header that is not a digest says nothing: the HEAD below does.
+    if (length !== undefined && res.status === 201 && (answered === undefined || answered === checked)) return { digest: checked, size: session.offset + length };
   }
   const status = res?.status ?? 404;
   // A stream of unknown length (compressed on the fly), or a success other than 201: ask the registry what it stored.

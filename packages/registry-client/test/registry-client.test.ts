@@ -448,6 +448,21 @@ describe('RegistryClient against answers no registry should send', () => {
     await assert.rejects(client.startUpload('app'), { message: /^POST \S+ → 202 with a Location that is not an http\(s\) URL \("file:\/\/\/etc\/passwd"\)/ });
   });
 
+  it('takes an empty Location for none, not for the URL the POST went to', async (t) => {
+    const { client, on } = setup(t);
+    on('POST', '/v2/app/blobs/uploads/', () => ({ status: 202, headers: { location: '' } }));
+    await assert.rejects(client.startUpload('app'), { code: 'INVALID_RESPONSE', message: /^POST \S+ → 202 without a Location header: / });
+  });
+
+  it('asks with a HEAD about a committed blob whose Docker-Content-Digest is not a digest, rather than call it changed', async (t) => {
+    const { client, on, seen } = setup(t);
+    on('PUT', '/v2/app/blobs/uploads/u1*', () => ({ status: 201, headers: { 'docker-content-digest': 'garbage' } }));
+    on('HEAD', `/v2/app/blobs/${digest}`, () => ({ status: 200, headers: { 'content-length': '3', 'docker-content-digest': digest } }));
+    const session = { location: new URL(`${ORIGIN}/v2/app/blobs/uploads/u1?_state=s`), offset: 0, repository: 'app' };
+    assert.deepEqual(await client.finishUpload(session, digest, { body: Buffer.from('abc') }), { digest, size: 3 });
+    assert.equal(seen.at(-1)?.method, 'HEAD');
+  });
+
   it('names the request when a tag page links to something that is not a URL', async (t) => {
     const { client, on } = setup(t);
     on('GET', '/v2/app/tags/list', () => ({ status: 200, body: '{"tags":["a"]}', headers: { link: '<http://[oops>; rel="next"' } }));
