@@ -118,7 +118,8 @@ export function registryError(
     method: request.method,
     url: request.url,
     registryCode: body.code,
-    detail: body.message,
+    // Go's "404 page not found" (a route the registry does not have) would read "→ 404 404 page not found".
+    detail: body.message?.startsWith(`${status} `) === true ? body.message.slice(`${status} `.length) : body.message,
     hint: hintFor(status, body.code, { ...context, request }),
     // A 401 to a stream body whose token was just refreshed: the caller re-sends it (re-opening the source) once.
     retryable: isRetryableStatus(status) || (status === 401 && context.tokenRefreshed === true),

@@ -40,6 +40,9 @@ describe('errors', () => {
     const denied = registryError({ method: 'HEAD', url: 'https://r.example/v2/app/blobs/sha256:ab' }, 401, {}, { authenticated: false });
     assert.equal(denied.code, 'UNAUTHORIZED');
     assert.match(denied.message, /^HEAD https:\/\/r\.example\/v2\/app\/blobs\/sha256:ab → 401; the registry wants credentials; pass --creds/);
+    // Go's text for a route the registry lacks repeats the status, which is said once.
+    const noRoute = registryError({ method: 'PUT', url: 'http://127.0.0.1:5000/v2/app/x' }, 404, { message: '404 page not found' }, { authenticated: false });
+    assert.equal(noRoute.message, 'PUT http://127.0.0.1:5000/v2/app/x → 404 page not found');
   });
 
   it('says what a registry that answers a push 405 may be, the hint after the registry\'s sentence without its full stop', () => {
