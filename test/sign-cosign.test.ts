@@ -245,7 +245,7 @@ describe('cosign signatures, rxpush keygen, verify and inspect', () => {
     await writeFile(garbage, 'not a key\n');
     const source = `oci:${suite.layout.dir}:latest`;
 
-    assertOneLineError(await cli(['push', source, dest, '--sign-key', join(suite.work, 'missing.pem')]), /cannot read the key .*missing\.pem: it does not exist$/);
+    assertOneLineError(await cli(['push', source, dest, '--sign-key', join(suite.work, 'missing.pem')]), /cannot read the key .*missing\.pem: it does not exist; give the key's file \(rxpush keygen --out FILE makes one\)$/);
     assertOneLineError(await cli(['push', source, dest, '--sign-key', garbage]), /garbage\.pem is not a key rxpush reads/);
     assertOneLineError(await cli(['push', source, dest, '--sign-key', encrypted]), /encrypted\.pem is encrypted; give its passphrase in RXPUSH_KEY_PASSWORD or with --key-password-stdin$/);
     assertOneLineError(await cli(['push', source, dest, '--sign-key', encrypted], { RXPUSH_KEY_PASSWORD: 'wrong' }), /cannot decrypt .*encrypted\.pem: wrong passphrase\?/);

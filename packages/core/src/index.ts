@@ -59,3 +59,4 @@ export type { PushErrorCode, RetryFacts, VerifyFailure } from './errors.js';
 export { fromAbortable } from './from-abortable.js';
 export { jsonSyntaxReason, printable } from './printable.js';
 export { makeDirectory } from './make-directory.js';
+export { fileReason } from './file-reason.js';

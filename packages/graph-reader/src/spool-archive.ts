@@ -2,7 +2,7 @@ import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
-import { InvalidSourceError, isPushError, silentLogger, type Logger } from '@rxpush/core';
+import { fileReason, InvalidSourceError, isPushError, silentLogger, type Logger } from '@rxpush/core';
 
 import { READ_THEN_CHECK, isGzip } from './shared/files.js';
 import type { ArchiveKind } from './spool-copy.js';
@@ -64,7 +64,7 @@ export async function spoolArchive(source: string, options: SpoolArchiveOptions 
   const logger = (options.logger ?? silentLogger).child({ pkg: 'graph-reader' });
   const base = options.tmpDir ?? tmpdir();
   const dir = await mkdtemp(join(base, 'rxpush-archive-')).catch((error: unknown) => {
-    throw new InvalidSourceError(path, `cannot make a directory in ${base} to copy ${path} into (${whyNotWritable(error)}); set TMPDIR to a directory rxpush may write`, { cause: error });
+    throw new InvalidSourceError(path, `cannot make a directory in ${base} to copy ${path} into (${fileReason(error, 'directory')}); set TMPDIR to a directory rxpush may write`, { cause: error });
   });
   const release = (): Promise<void> => rm(dir, { recursive: true, force: true });
   const copy = join(dir, copyName(path));
@@ -96,15 +96,6 @@ function renamed<E>(error: E, from: string, to: string): E {
     if (typeof value === 'string' && value.includes(from)) fields[key] = value.split(from).join(to);
   }
   return error;
-}
-
-/** Why a directory could not be made in a base directory, in words (Node's message names a random path). */
-function whyNotWritable(error: unknown): string {
-  const { code, message } = error as NodeJS.ErrnoException;
-  if (code === 'ENOENT' || code === 'ENOTDIR') return 'it does not exist';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EROFS') return 'it is read-only';
-  return message;
 }
 
 /** Why the file at `path` must be copied to be read (a pipe of either kind, or gzip), or undefined for neither. */

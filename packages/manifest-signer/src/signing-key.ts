@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
-import { KeyError } from '@rxpush/core';
+import { fileReason, KeyError } from '@rxpush/core';
 
 /** A public key rxpush verifies with, named the way Docker's libtrust names keys. */
 export interface VerifyKey {
@@ -151,16 +151,7 @@ async function readKeyFile(path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason =
-      code === 'ENOENT'
-        ? 'it does not exist'
-        : code === 'EACCES' || code === 'EPERM'
-          ? 'permission denied'
-          : code === 'EISDIR'
-            ? 'it is a directory, not a key file'
-            : (error as Error).message;
-    throw new KeyError(path, `cannot read the key ${path}: ${reason}`, { cause: error });
+    throw new KeyError(path, `cannot read the key ${path}: ${fileReason(error)}; give the key's file (rxpush keygen --out FILE makes one)`, { cause: error });
   }
 }
 

@@ -95,7 +95,7 @@ describe('signing keys', () => {
   it('says when a key file is missing, unreadable or a directory', async () => {
     await assert.rejects(loadSigningKey(join(dir, 'nope.pem')), (e: Error) => e instanceof KeyError && /cannot read the key .*nope\.pem: it does not exist/.test(e.message));
     await mkdir(join(dir, 'adir'));
-    await assert.rejects(loadSigningKey(join(dir, 'adir')), /it is a directory, not a key file/);
+    await assert.rejects(loadSigningKey(join(dir, 'adir')), /: it is a directory, not a file; give the key's file \(rxpush keygen --out FILE makes one\)$/);
     if (process.getuid?.() !== 0) {
       const locked = join(dir, 'locked.pem');
       await writeFile(locked, generateSigningKey().privatePem);

@@ -173,6 +173,8 @@ describe('createDispatcher', () => {
     await mkdir(lonely, { recursive: true });
     await copyFile(pki.clientCert, join(lonely, 'client.cert'));
     assert.throws(() => use(t, { certDir: lonely }), /the client certificate .*client\.cert has no key client\.key beside it/);
+    assert.throws(() => use(t, { certDir: notPem }), /: cannot read the certificate directory .*not\.pem: it is not a directory; check --cert-dir$/);
+    assert.throws(() => use(t, { caFile: lonely }), /: cannot read --ca-file .*lonely: it is a directory, not a file; give the PEM file/);
     assert.throws(() => use(t, { certDir: join(work, 'no-such-dir') }), /cannot read the certificate directory .*: it does not exist; check --cert-dir/);
   });
 });

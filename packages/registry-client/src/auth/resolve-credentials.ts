@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { jsonSyntaxReason, silentLogger, type Logger } from '@rxpush/core';
+import { fileReason, jsonSyntaxReason, silentLogger, type Logger } from '@rxpush/core';
 
 import { CredentialsError } from './auth-error.js';
 import type { Credentials } from './credentials.js';
@@ -86,8 +86,7 @@ async function readConfig(file: string, required: boolean): Promise<DockerConfig
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' && !required) return undefined;
-    const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
-    throw new CredentialsError(`cannot read the credentials file ${file}: ${reason}; check --authfile (or log in with docker login)`, { where: file, cause: error });
+    throw new CredentialsError(`cannot read the credentials file ${file}: ${fileReason(error)}; check --authfile (or log in with docker login)`, { where: file, cause: error });
   }
   let json: unknown;
   try {

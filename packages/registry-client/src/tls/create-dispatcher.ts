@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SecureContext } from 'node:tls';
 
-import { silentLogger, TlsConfigError, type Logger } from '@rxpush/core';
+import { fileReason, silentLogger, TlsConfigError, type Logger } from '@rxpush/core';
 import { Agent, buildConnector, Pool, type Dispatcher } from 'undici';
 
 import { noteTlsAlert } from '../errors.js';
@@ -156,9 +156,7 @@ function certificatesIn(file: string, what: string): string[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
-    throw new TlsConfigError(file, `cannot read ${what} ${file}: ${reason}; give the PEM file of the CA that signed the registry's certificate`, { cause: error });
+    throw new TlsConfigError(file, `cannot read ${what} ${file}: ${fileReason(error)}; give the PEM file of the CA that signed the registry's certificate`, { cause: error });
   }
   const pems = text.match(PEM_CERTIFICATE) ?? [];
   if (pems.length === 0) throw new TlsConfigError(file, `${what} ${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----); give the CA certificate in PEM form`);
@@ -190,8 +188,7 @@ function readCertDir(dir: string, required: boolean): CertDir {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (!required && (code === 'ENOENT' || code === 'ENOTDIR')) return result;
-    const reason = code === 'ENOENT' ? 'it does not exist' : (error as Error).message;
-    throw new TlsConfigError(dir, `cannot read the certificate directory ${dir}: ${reason}; check --cert-dir`, { cause: error });
+    throw new TlsConfigError(dir, `cannot read the certificate directory ${dir}: ${fileReason(error, 'directory')}; check --cert-dir`, { cause: error });
   }
   for (const name of names) {
     const path = join(dir, name);
