@@ -49,6 +49,7 @@ export async function putManifest(
   }
   return { digest: answered };
 }
+
 /**
  * A PUT answered without the digest the registry stored (the spec's 201 carries it): the manifest is asked for, so
  * that an answer made up on the way (a proxy or gateway answering in the registry's place) is not taken for a
