@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 
 import yargs, { type Argv } from 'yargs';
 
+import { quote } from './quote.js';
 import { suggestCommand, suggestOption } from './suggest.js';
 
 /** Options as yargs parsed them, before rxpush checks their values (see `pushCommand`). */
@@ -51,7 +52,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   const first = argv[0];
   if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
   if (!first.startsWith('-') && !COMMANDS.includes(first) && first !== 'completion') {
-    return { kind: 'usage', message: `unknown command "${first}"${suggestCommand(first, [...COMMANDS, 'completion'])}; ${TOP_HELP}` };
+    return { kind: 'usage', message: `unknown command ${quote(first)}${suggestCommand(first, [...COMMANDS, 'completion'])}; ${TOP_HELP}` };
   }
   if ((first === 'push' || first === 'copy') && !asksForText(argv)) {
     const args = parsePush(argv.slice(1), first);
@@ -61,7 +62,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   if (first === 'completion') {
     const rest = argv.slice(1);
     if (rest.includes('--help') || rest.includes('-h')) return { kind: 'print', text: COMPLETION_HELP };
-    if (rest[0] !== undefined) return { kind: 'usage', message: `unexpected argument "${rest[0]}"; ${help}` };
+    if (rest[0] !== undefined) return { kind: 'usage', message: `unexpected argument ${quote(rest[0])}; ${help}` };
   }
 
   let parsed: { args: RawArgs; output: string } | undefined;
@@ -86,7 +87,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   // The completion script, or the words a shell asks it for (`--get-yargs-completions`).
   if (first === 'completion' || parsed.args['get-yargs-completions'] !== undefined) return { kind: 'print', text: parsed.output.trimEnd() };
   const extra = (parsed.args['_'] as unknown[]).slice(1);
-  if (extra.length > 0) return { kind: 'usage', message: `unexpected argument "${String(extra[0])}"; ${help}` };
+  if (extra.length > 0) return { kind: 'usage', message: `unexpected argument ${quote(String(extra[0]))}; ${help}` };
   return { kind: COMMANDS.includes(first) ? (first as CommandName) : 'push', args: parsed.args };
 }
 
@@ -329,7 +330,7 @@ function usageMessage(error: unknown, argv: readonly string[], command: string, 
   if (unknown) {
     const name = unknown[1] ?? '';
     const typed = argv.find((arg) => arg === `--${name}` || arg.startsWith(`--${name}=`) || arg === `-${name}`);
-    if (typed === undefined) return `unexpected argument "${name}"`;
+    if (typed === undefined) return `unexpected argument ${quote(name)}`;
     // A long option is matched against the command's; a one-letter one has too many neighbours to guess.
     return `unknown option ${typed.split('=')[0]}${typed.startsWith('--') ? suggestOption(name, known) : ''}`;
   }

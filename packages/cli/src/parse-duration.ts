@@ -1,5 +1,7 @@
 import { UsageError } from '@rxpush/core';
 
+import { quote } from './quote.js';
+
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
 const MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 /** Node's timers hold at most 2^31 − 1 ms (24.8 days); a longer one fires at once, with a warning on stderr. */
@@ -24,10 +26,10 @@ export function parseDuration(text: string, what = 'duration'): number {
     ms += Number(number) * MS[unit as keyof typeof MS];
   }
   if (trimmed === '' || PART.lastIndex !== trimmed.length) {
-    throw new UsageError(`${what} "${text}" is not a duration: write a number with a unit, e.g. 30s, 2m, 1m30s or 500ms`);
+    throw new UsageError(`${what} ${quote(text)} is not a duration: write a number with a unit, e.g. 30s, 2m, 1m30s or 500ms`);
   }
   const whole = Math.floor(ms);
-  if (whole < 1) throw new UsageError(`${what} "${text}" is shorter than a millisecond`);
-  if (whole > LONGEST_MS) throw new UsageError(`${what} "${text}" is longer than the longest wait rxpush can keep, 24 days`);
+  if (whole < 1) throw new UsageError(`${what} ${quote(text)} is shorter than a millisecond`);
+  if (whole > LONGEST_MS) throw new UsageError(`${what} ${quote(text)} is longer than the longest wait rxpush can keep, 24 days`);
   return whole;
 }

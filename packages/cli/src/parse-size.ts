@@ -1,5 +1,7 @@
 import { UsageError } from '@rxpush/core';
 
+import { quote } from './quote.js';
+
 const SIZE = /^(\d+(?:\.\d+)?) ?(?:([kmgt])(i)?)?b?$/i;
 const POWER = { k: 1, m: 2, g: 3, t: 4 } as const;
 
@@ -12,11 +14,11 @@ const POWER = { k: 1, m: 2, g: 3, t: 4 } as const;
  */
 export function parseSize(text: string, what = 'size'): number {
   const match = SIZE.exec(text.trim());
-  if (!match) throw new UsageError(`${what} "${text}" is not a size: write bytes or a number with a unit, e.g. 5MB or 512KiB`);
+  if (!match) throw new UsageError(`${what} ${quote(text)} is not a size: write bytes or a number with a unit, e.g. 5MB or 512KiB`);
   const [, number = '', prefix, binary] = match;
   const power = prefix === undefined ? 0 : POWER[prefix.toLowerCase() as keyof typeof POWER];
   const bytes = Math.floor(Number(number) * (binary === undefined ? 1000 : 1024) ** power);
-  if (bytes < 1) throw new UsageError(`${what} "${text}" is less than one byte`);
-  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${what} "${text}" is too large`);
+  if (bytes < 1) throw new UsageError(`${what} ${quote(text)} is less than one byte`);
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`${what} ${quote(text)} is too large`);
   return bytes;
 }

@@ -3,6 +3,7 @@ import { isValidTag, TAG_RULE, UsageError, type PushFormat } from '@rxpush/core'
 import type { RawArgs } from './parse-args.js';
 import { parseDuration } from './parse-duration.js';
 import { parseSize } from './parse-size.js';
+import { quote } from './quote.js';
 
 const FORMATS = ['oci', 'docker', 'schema1'] as const;
 const COMPRESSIONS = ['gzip', 'zstd', 'none'] as const;
@@ -103,7 +104,7 @@ export function pushCommand(args: RawArgs): PushCommand {
 
   const tags = all(args['tag']);
   for (const tag of tags) {
-    if (!isValidTag(tag)) throw new UsageError(`--tag "${tag}" is not a valid tag: ${TAG_RULE}`);
+    if (!isValidTag(tag)) throw new UsageError(`--tag ${quote(tag)} is not a valid tag: ${TAG_RULE}`);
   }
   const allTags = args['all-tags'] === true;
   const digestfile = pathOption(args, 'digestfile', 'a file to write the digest to');
@@ -113,14 +114,14 @@ export function pushCommand(args: RawArgs): PushCommand {
 
   const concurrency = last(args['concurrency']) ?? '4';
   if (!/^\d+$/.test(concurrency) || Number(concurrency) < 1) {
-    throw new UsageError(`--concurrency must be a whole number of 1 or more, not "${concurrency}"`);
+    throw new UsageError(`--concurrency must be a whole number of 1 or more, not ${quote(concurrency)}`);
   }
   const chunkSize = last(args['chunk-size']);
   const format = oneOf('format', last(args['format']), FORMATS);
   const compression = oneOf('compression', last(args['compression']), COMPRESSIONS);
   const compressionLevel = last(args['compression-level']);
   if (compressionLevel !== undefined && !/^\d$/.test(compressionLevel)) {
-    throw new UsageError(`--compression-level must be a whole number from 0 to 9, not "${compressionLevel}"`);
+    throw new UsageError(`--compression-level must be a whole number from 0 to 9, not ${quote(compressionLevel)}`);
   }
   if (compressionLevel !== undefined && (compression === 'none' || compression === 'zstd')) {
     throw new UsageError(`--compression-level is a gzip level and cannot be used with --compression ${compression}`);
@@ -209,7 +210,7 @@ function sourceRegistryOf(args: RawArgs): SourceRegistry | undefined {
  */
 export function registryCommand(args: RawArgs): RegistryCommand {
   const retries = last(args['retries']);
-  if (retries !== undefined && !/^\d+$/.test(retries)) throw new UsageError(`--retries must be a whole number of 0 or more, not "${retries}"`);
+  if (retries !== undefined && !/^\d+$/.test(retries)) throw new UsageError(`--retries must be a whole number of 0 or more, not ${quote(retries)}`);
   const timeout = last(args['timeout']);
   const credentials = commandCredentials(args);
   const authfile = pathOption(args, 'authfile', 'a file');
@@ -281,5 +282,5 @@ export function last(value: unknown): string | undefined {
 export function oneOf<T extends string>(name: string, value: string | undefined, choices: readonly T[]): T | undefined {
   if (value === undefined) return undefined;
   if ((choices as readonly string[]).includes(value)) return value as T;
-  throw new UsageError(`--${name} must be one of ${choices.join(', ')}, not "${value}"`);
+  throw new UsageError(`--${name} must be one of ${choices.join(', ')}, not ${quote(value)}`);
 }

@@ -49,6 +49,13 @@ describe('parseArgs', () => {
     assert.deepEqual(parseArgs(['push', 'oci:x', 'r/a', '--tag']), { kind: 'usage', message: "--tag needs a value; see 'rxpush push --help'" });
   });
 
+  it('repeats at most 80 characters of a word it refuses, so the error stays one readable line', () => {
+    const pasted = 'x'.repeat(3000);
+    assert.deepEqual(parseArgs(['push', 'oci:x', 'r/a', pasted]), { kind: 'usage', message: `unexpected argument "${'x'.repeat(80)}…"; see 'rxpush push --help'` });
+    const unknown = parseArgs([pasted]);
+    assert.equal(unknown.kind === 'usage' && unknown.message.startsWith(`unknown command "${'x'.repeat(80)}…"`), true, JSON.stringify(unknown).slice(0, 300));
+  });
+
   it('says which known option or command a typo is near, and what skopeo copy\'s names are called here', () => {
     const message = (argv: string[]): string | undefined => {
       const parsed = parseArgs(argv);
