@@ -1,0 +1,69 @@
+/**
+ * The registry's answers changed on the way, one kind of request and one change at a time, as a gateway, a caching
+ * proxy or a broken registry would change them: other statuses (in the registry's place, or after it acted),
+ * headers dropped, a Location emptied, a digest header that is not one, an answer lost. Whatever happens, a push
+ * ends in one of two ways: exit 0 with the image under its tag exactly as in the layout, or exit 1 with one
+ * `rxpush: ` line and no other manifest under the tag. (Fuzzing this table by hand found a made-up 201 to the
+ * manifest PUT taken for a push.) hostile-registry.test.ts and faults.test.ts check the wording of single cases.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+import type { Fault } from './helpers/fault-proxy.ts';
+import { useProxiedRegistry } from './helpers/proxied-registry.ts';
+import { runCli } from './helpers/run-cli.ts';
+
+const REQUESTS: Record<string, { method: string; path: RegExp }> = {
+  'blob HEAD': { method: 'HEAD', path: /\/blobs\/sha256:/ },
+  'upload POST': { method: 'POST', path: /\/blobs\/uploads\/$/ },
+  'upload PUT': { method: 'PUT', path: /\/blobs\/uploads\/.*digest=/ },
+  'manifest PUT': { method: 'PUT', path: /\/manifests\// },
+};
+
+const CHANGES: Record<string, Fault> = {
+  'answered 200 in its place': { kind: 'status', status: 200, body: '' },
+  'answered 201 in its place': { kind: 'status', status: 201, body: '' },
+  'answered 204 in its place': { kind: 'status', status: 204, body: '' },
+  'answered 304 in its place': { kind: 'status', status: 304, body: '' },
+  'answered 404 in its place': { kind: 'status', status: 404, body: '' },
+  'answered with an HTML page': { kind: 'status', status: 200, headers: { 'content-type': 'text/html' }, body: '<html>sign in</html>' },
+  'turned into 200': { kind: 'rewrite', status: 200 },
+  'turned into 204': { kind: 'rewrite', status: 204 },
+  'without Docker-Content-Digest': { kind: 'rewrite', dropHeaders: ['docker-content-digest'] },
+  'without Location': { kind: 'rewrite', dropHeaders: ['location'] },
+  'without Content-Length': { kind: 'rewrite', dropHeaders: ['content-length'] },
+  'with an empty Location': { kind: 'rewrite', location: () => '' },
+  'with a digest header that is not one': { kind: 'add-headers', headers: { 'docker-content-digest': 'garbage' } },
+  'lost once': { kind: 'lose-response' },
+};
+
+describe('a push whose registry answers are changed on the way lands whole or fails in one line', () => {
+  const env = useProxiedRegistry('mutated', [{ tags: ['latest'], layers: [{ files: 2, fileSize: 100_000, seed: 'mutated-1' }, { files: 1, fileSize: 3_000, seed: 'mutated-2' }] }]);
+  let n = 0;
+
+  for (const [request, match] of Object.entries(REQUESTS)) {
+    for (const [change, fault] of Object.entries(CHANGES)) {
+      it(`${request} ${change}`, async () => {
+        const repository = `mutated/c${(n += 1)}`;
+        env.proxy.addFault({ ...match, ...(fault.kind === 'lose-response' && { nth: 1 }), fault });
+        const result = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/${repository}:1.0`, '--progress', 'plain', '--retries', '1', '--timeout', '10s'], {
+          env: { RXPUSH_CACHE_DIR: join(env.work, `cache-${n}`) },
+        });
+        env.proxy.clearFaults();
+        const tagged = await env.direct.hasManifest(repository, '1.0');
+        const image = env.layout.images[0]!;
+        if (result.code === 0) {
+          assert.equal(tagged?.digest, image.manifestDigest, `exit 0, so the image is under its tag; stderr: ${result.stderr}`);
+          return;
+        }
+        assert.equal(result.code, 1, result.stderr);
+        const lines = result.stderr.trimEnd().split('\n');
+        assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+        assert.match(lines[0]!, /^rxpush: \S/);
+        assert.doesNotMatch(lines[0]!, /TypeError|Cannot read|undefined|\[object|Error:/);
+        assert.ok(tagged === undefined || tagged.digest === image.manifestDigest, 'no other manifest under the tag');
+      });
+    }
+  }
+});
