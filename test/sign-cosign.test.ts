@@ -187,6 +187,12 @@ describe('cosign signatures, rxpush keygen, verify and inspect', () => {
     const deleted = await fetch(`${suite.registry.url}/v2/cosign/one/manifests/${sig.digest}`, { method: 'DELETE' });
     assert.equal(deleted.status, 202);
     assertOneLineError(await cli(['verify', `${suite.registry.host}/cosign/one:1.0`, '--key', `${key}.pub`]), new RegExp(`has no signature: there is no cosign/one:${sigTag} \\(and no schema 1 JWS\\); push it with --sign-key$`));
+    // Something else under the .sig tag (here the image's own manifest): no layer of it is a signature.
+    await copyManifest('cosign/one', 'cosign/one', '1.0', sigTag);
+    assertOneLineError(
+      await cli(['verify', `${suite.registry.host}/cosign/one:1.0`, '--key', `${key}.pub`]),
+      new RegExp(`has no signature: cosign/one:${sigTag} is there, but its manifest holds no cosign signature \\(no layer with a dev\\.cosignproject\\.cosign/signature annotation\\); sign the image again with --sign-key$`),
+    );
     assertOneLineError(await cli(['verify', `${suite.registry.host}/cosign/one:1.0`]), /^rxpush: verify needs --key FILE, .*; see 'rxpush verify --help'$/, 2);
   });
 

@@ -114,6 +114,13 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRe
   if (found.length > 0) {
     return { registry: client.registry, repository, reference, digest, mediaType: manifest.mediaType, keyId: key.keyId, signatures: found };
   }
+  if (seen === 0 && sig !== undefined) {
+    // A .sig tag whose manifest names no signature: something else was pushed under it, or a proxy answered for it.
+    throw new VerifyError(
+      'no-signature',
+      `${named} has no signature: ${repository}:${tag} is there, but its manifest holds no cosign signature (no layer with a ${SIGNATURE_ANNOTATION} annotation); sign the image again with --sign-key`,
+    );
+  }
   if (seen === 0) {
     throw new VerifyError('no-signature', `${named} has no signature: there is no ${repository}:${tag} (and no schema 1 JWS); push it with --sign-key`);
   }
