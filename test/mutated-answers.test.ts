@@ -8,8 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
+import { assertOneLineError } from './helpers/assert-cli.ts';
 import type { Fault } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry } from './helpers/proxied-registry.ts';
 import { runCli } from './helpers/run-cli.ts';
@@ -67,3 +68,33 @@ describe('a push whose registry answers are changed on the way lands whole or fa
     }
   }
 });
+
+describe('rxpush verify with the signature\'s answers changed on the way', () => {
+  const env = useProxiedRegistry('mutated-verify', [{ tags: ['latest'], layers: [{ files: 1, fileSize: 2_000, seed: 'mutated-verify' }] }]);
+  const PAYLOAD = /\/mutated\/signed\/blobs\/sha256:/;
+  let key: string;
+  before(async () => {
+    key = join(env.work, 'key.pem');
+    assert.equal((await runCli(['keygen', '--out', key])).code, 0);
+    // Signed through the proxy: the signature names the registry by the address verify asks.
+    const pushed = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/mutated/signed:1.0`, '--quiet', '--sign-key', key], { env: { RXPUSH_CACHE_DIR: join(env.work, 'cache-signed') } });
+    assert.equal(pushed.code, 0, pushed.stderr);
+  });
+  const verify = () => runCli(['verify', `${env.proxy.host}/mutated/signed:1.0`, '--key', `${key}.pub`, '--retries', '0', '--timeout', '5s']);
+
+  it('verifies when nothing is changed', async () => {
+    const result = await verify();
+    assert.equal(result.code, 0, result.stderr);
+  });
+
+  it('says a signature payload answered with other bytes could not be checked, not that another key made it', async () => {
+    env.proxy.addFault({ method: 'GET', path: PAYLOAD, fault: { kind: 'status', status: 200, body: '' } });
+    assertOneLineError(await verify(), /: no signature of \S+ could be checked: the payload sha256:[0-9a-f]{64} of a signature in mutated\/signed:sha256-[0-9a-f]{64}\.sig is larger than a payload can be, or its bytes do not match its digest; the registry \(or a proxy\) changed it/);
+  });
+
+  it('names the request when the registry breaks off sending a payload', async () => {
+    env.proxy.addFault({ method: 'GET', path: PAYLOAD, fault: { kind: 'add-headers', headers: { 'content-length': '99999' } } });
+    assertOneLineError(await verify(), /^rxpush: GET 127\.0\.0\.1:\d+\/v2\/mutated\/signed\/blobs\/sha256:[0-9a-f]{64} failed: the registry broke off sending it \(.+\); try again$/);
+  });
+});
+

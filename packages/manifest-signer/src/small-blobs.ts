@@ -1,4 +1,4 @@
-import { sha256Digest, type Digest } from '@rxpush/core';
+import { isPushError, RegistryUnreachableError, sha256Digest, type Digest } from '@rxpush/core';
 import { readBody, type RegistryClient, type RequestOptions } from '@rxpush/registry-client';
 
 /**
@@ -18,7 +18,12 @@ export async function putSmallBlob(client: RegistryClient, repository: string, b
  * `undefined` when it is larger than `limit` or its bytes do not match.
  */
 export async function readSmallBlob(client: RegistryClient, repository: string, digest: Digest, limit: number, opts: RequestOptions = {}): Promise<Uint8Array | undefined> {
-  const { bytes, complete } = await readBody(await client.getBlob(repository, digest, opts), limit);
+  const body = await client.getBlob(repository, digest, opts);
+  const { bytes, complete } = await readBody(body, limit).catch((error: unknown) => {
+    if (isPushError(error) || (error as Error).name === 'AbortError') throw error;
+    // The connection closed part-way: undici's bare "other side closed" would be the whole message.
+    throw new RegistryUnreachableError(`${client.registry}/v2/${repository}/blobs/${digest}`, `the registry broke off sending it (${(error as Error).message}); try again`, { method: 'GET', cause: error });
+  });
   if (!complete) return undefined;
   return sha256Digest(bytes) === digest ? bytes : undefined;
 }

@@ -64,7 +64,7 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRe
   const digest = manifest.digest;
   const named = `${image}@${digest}`;
   const found: VerifiedSignature[] = [];
-  const failures: { reason: 'other-key' | 'other-digest' | 'other-repository'; detail: string }[] = [];
+  const failures: { reason: 'other-key' | 'other-digest' | 'other-repository' | 'invalid-signature'; detail: string }[] = [];
   let seen = 0;
 
   if (manifest.mediaType === MediaType.dockerSchema1Signed || manifest.mediaType === MediaType.dockerSchema1) {
@@ -93,7 +93,11 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRe
       if (typeof signature !== 'string' || !isDigest(layer.digest) || layer.size > PAYLOAD_LIMIT) continue;
       seen++;
       const payload = await readSmallBlob(client, repository, layer.digest, PAYLOAD_LIMIT, opts);
-      if (payload === undefined || !verifyPayload(payload, signature, key)) {
+      if (payload === undefined) {
+        failures.push({ reason: 'invalid-signature', detail: `the payload ${layer.digest} of a signature in ${repository}:${tag} is larger than a payload can be, or its bytes do not match its digest` });
+        continue;
+      }
+      if (!verifyPayload(payload, signature, key)) {
         failures.push({ reason: 'other-key', detail: `a signature in ${repository}:${tag} is not by ${key.keyId}` });
         continue;
       }
@@ -127,11 +131,13 @@ export async function verifyImage(options: VerifyImageOptions): Promise<VerifyRe
   // The most telling failure first: a signature by this key over something else says more than one by another key.
   const worst = failures.find((f) => f.reason === 'other-repository') ?? failures.find((f) => f.reason === 'other-digest') ?? failures[0]!;
   const what =
-    worst.reason === 'other-key'
-      ? `no signature of ${named} is by the key ${key.keyId} (${key.origin}): ${worst.detail}`
-      : worst.reason === 'other-digest'
-        ? `no signature by ${key.keyId} covers ${named}: ${worst.detail}, another image; the signature was copied or the tag re-pointed`
-        : `no signature by ${key.keyId} covers ${named} in this repository: ${worst.detail}; the image was copied from elsewhere`;
+    worst.reason === 'invalid-signature'
+      ? `no signature of ${named} could be checked: ${worst.detail}; the registry (or a proxy) changed it, or sign the image again with --sign-key`
+      : worst.reason === 'other-key'
+        ? `no signature of ${named} is by the key ${key.keyId} (${key.origin}): ${worst.detail}`
+        : worst.reason === 'other-digest'
+          ? `no signature by ${key.keyId} covers ${named}: ${worst.detail}, another image; the signature was copied or the tag re-pointed`
+          : `no signature by ${key.keyId} covers ${named} in this repository: ${worst.detail}; the image was copied from elsewhere`;
   throw new VerifyError(worst.reason, what);
 }
 
