@@ -23,12 +23,18 @@ async function sessionFile(cache: string): Promise<string> {
 const key = { registry: 'r.example', repository: 'app', blob: `sha256:${'a'.repeat(64)}`, size: 300 };
 const session = { location: 'https://r.example/v2/app/blobs/uploads/u1?_state=s', offset: 128, chunkSize: 64 };
 
+/** A store in a directory of its own, holding `session` for `key` as an upload that ended left it (kept, released). */
+async function keptSession(t: TestContext): Promise<{ cache: string; store: ReturnType<typeof fileSessionStore> }> {
+  const cache = await dir(t);
+  const store = fileSessionStore(cache);
+  await store.save(key, session);
+  store.release(key);
+  return { cache, store };
+}
+
 describe('fileSessionStore', () => {
   it('keeps a session for the same blob, repository and registry, readable by the user only, until forgotten', async (t) => {
-    const cache = await dir(t);
-    const store = fileSessionStore(cache);
-    await store.save(key, session);
-    store.release(key);
+    const { cache, store } = await keptSession(t);
     assert.deepEqual(await store.load(key), session);
     const [file] = await readdir(join(cache, 'uploads'));
     assert.equal((await stat(join(cache, 'uploads', file!))).mode & 0o777, 0o600);
@@ -39,10 +45,7 @@ describe('fileSessionStore', () => {
   });
 
   it('treats what it cannot trust as no session: garbage, a symlink, a directory that cannot be made', async (t) => {
-    const cache = await dir(t);
-    const store = fileSessionStore(cache);
-    await store.save(key, session);
-    store.release(key);
+    const { cache, store } = await keptSession(t);
     const path = await sessionFile(cache);
     await writeFile(path, '{"registry": garbage');
     assert.equal(await store.load(key), undefined);
@@ -58,10 +61,7 @@ describe('fileSessionStore', () => {
   });
 
   it('leaves alone a session another running process saved (a push of the same blob at the same time), and resumes it once that process has ended', async (t) => {
-    const cache = await dir(t);
-    const store = fileSessionStore(cache);
-    await store.save(key, session);
-    store.release(key);
+    const { cache, store } = await keptSession(t);
     const file = await sessionFile(cache);
     const saved = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     assert.deepEqual([saved['pid'], saved['host']], [process.pid, hostname()]);
