@@ -75,10 +75,10 @@ const NOT_THE_API = 'the distribution API gives no such answer here; is somethin
 export function hintFor(
   status: number,
   registryCode: string | undefined,
-  context: { authenticated: boolean; challengeError?: string | undefined; request?: { method: string; url: string } },
+  context: { authenticated: boolean; challengeError?: string | undefined; request: { method: string; url: string } },
 ): string | undefined {
-  const method = context.request?.method;
-  const upload = context.request !== undefined && UPLOAD_PATH.test(context.request.url) && (method === 'PATCH' || method === 'PUT');
+  const { method, url } = context.request;
+  const upload = UPLOAD_PATH.test(url) && (method === 'PATCH' || method === 'PUT');
   if (status === 401) {
     // The credentials got a token; the registry then refused the token (expired or revoked mid-push): not the user's doing.
     if (context.authenticated && context.challengeError === 'invalid_token') {
@@ -91,12 +91,12 @@ export function hintFor(
   if (status === 403) return 'the credentials are not allowed to do this; check the repository name and your access to it';
   if (registryCode === 'BLOB_UPLOAD_UNKNOWN' || registryCode === 'BLOB_UPLOAD_INVALID') return 'the upload session is gone or broken; start the upload again';
   // Distribution answers a push to a read-only registry (maintenance) or a pull-through cache 405.
-  if (status === 405 && (method === undefined || WRITES.has(method))) {
+  if (status === 405 && WRITES.has(method)) {
     return 'the registry does not take this request here: it may be read-only or a pull-through cache (a mirror); push to a registry that accepts pushes';
   }
-  if (status === 413 && (method === undefined || upload)) return 'the registry refuses a body this large; try a smaller --chunk-size';
-  if (status === 413 && method !== undefined && WRITES.has(method)) return 'the registry (or a proxy in front of it) refuses a body this large';
-  if (status === 416 && (method === undefined || upload)) return 'the registry holds other bytes of the upload than rxpush sent; push again, which starts the upload over';
+  if (status === 413 && upload) return 'the registry refuses a body this large; try a smaller --chunk-size';
+  if (status === 413 && WRITES.has(method)) return 'the registry (or a proxy in front of it) refuses a body this large';
+  if (status === 416 && upload) return 'the registry holds other bytes of the upload than rxpush sent; push again, which starts the upload over';
   if (status === 429) return 'the registry is rate limiting; wait and try again';
   if (status >= 500) return 'the registry failed; try again later or check its logs';
   // A success or redirect where the API has none, or a read refused as a write would be.
