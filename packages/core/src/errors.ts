@@ -96,17 +96,17 @@ export class ReferenceFormatError extends PushError {
 
 /**
  * A value read from a document, for a message: a string quoted, anything else as JSON (`null`, `{}`), never
- * String()'s `[object Object]`; undefined when there is none.
+ * String()'s `[object Object]`; cut after 80 characters. (The CLI's quote() cuts its words the same way.)
  */
-function shownValue(value: unknown): string | undefined {
-  if (value === undefined) return undefined;
-  let text: string;
+function quoted(value: unknown): string {
+  const cut = (text: string): string => (text.length > 80 ? `${text.slice(0, 80)}…` : text);
+  if (typeof value === 'string') return `"${cut(value)}"`;
   try {
-    text = typeof value === 'string' ? `"${value}"` : (JSON.stringify(value) ?? String(value));
+    return cut(JSON.stringify(value) ?? String(value));
   } catch {
-    text = String(value);
+    // A BigInt, or a cycle: not from a JSON document.
+    return cut(String(value));
   }
-  return text.length > 82 ? `${text.slice(0, 80)}…` : text;
 }
 
 /** A digest that is not `sha256:` + 64 hex (checked before any use in a path or URL). */
@@ -115,8 +115,8 @@ export class DigestFormatError extends PushError {
   override readonly name = 'DigestFormatError';
   readonly value: unknown;
   constructor(value: unknown, what = 'digest') {
-    const shown = shownValue(value);
-    super('INVALID_DIGEST', shown === undefined ? `missing ${what}; expected sha256: followed by 64 lowercase hex digits` : `invalid ${what}: ${shown}; expected sha256: followed by 64 lowercase hex digits`);
+    const problem = value === undefined ? `missing ${what}` : `invalid ${what}: ${quoted(value)}`;
+    super('INVALID_DIGEST', `${problem}; expected sha256: followed by 64 lowercase hex digits`);
     this.value = value;
   }
 }

@@ -67,7 +67,7 @@ describe('digests and names', () => {
     assert.equal(shown({ a: 1 }), 'invalid digest of layers[0]: {"a":1}');
     assert.equal(shown([]), 'invalid digest of layers[0]: []');
     assert.equal(shown(42), 'invalid digest of layers[0]: 42');
-    assert.equal(shown('x'.repeat(100)), `invalid digest of layers[0]: "${'x'.repeat(79)}…`);
+    assert.equal(shown('x'.repeat(100)), `invalid digest of layers[0]: "${'x'.repeat(80)}…"`);
     assert.equal(shown(undefined), 'missing digest of layers[0]');
     assert.equal(shown(10n), 'invalid digest of layers[0]: 10');
   });
