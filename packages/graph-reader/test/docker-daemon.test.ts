@@ -8,7 +8,7 @@ import { describe, it, type TestContext } from 'node:test';
 import type { ImageRecord, PushError, PushEvent } from '@rxpush/core';
 import { lastValueFrom, toArray } from 'rxjs';
 
-import { dockerTlsFromEnv } from '../src/docker-daemon/engine.js';
+import { dockerEngine, dockerTlsFromEnv } from '../src/docker-daemon/engine.js';
 import { readImages } from '../src/index.js';
 import { sha256 } from './docker-save-fixtures.js';
 import { fakeEngine } from './fake-engine.js';
@@ -97,6 +97,43 @@ describe('readImages from docker-daemon:', () => {
   it('says an image the engine lacks is not there', async (t) => {
     const engine = await fakeEngine(t);
     await fails('docker-daemon:app:2', { code: 'SOURCE_NOT_FOUND', message: new RegExp(`^image app:2 not found in the Docker Engine at ${engine.host}; docker pull it or check the name$`) }, { dockerHost: engine.host });
+  });
+
+  it('says an error answer without Docker\'s {"message"} did not come from a Docker Engine', async (t) => {
+    const engine = await fakeEngine(t, { inspectAnswer: (res) => void res.writeHead(400).end('') });
+    await fails('docker-daemon:app:1', { code: 'INVALID_SOURCE', message: new RegExp(`^GET ${engine.host}/images/app:1/json → 400; that is not how a Docker Engine answers: is DOCKER_HOST a Docker Engine\\?$`) }, { dockerHost: engine.host });
+  });
+
+  it('shows the text of an error answer on one line, cut to 300 characters', async (t) => {
+    const engine = await fakeEngine(t, { inspectAnswer: (res) => void res.writeHead(502).end(`bad\r\ngateway ${'x'.repeat(400)}`) });
+    await fails('docker-daemon:app:1', { code: 'INVALID_SOURCE', message: new RegExp(`^GET ${engine.host}/images/app:1/json → 502: bad gateway x{288}…; that is not how a Docker Engine answers`) }, { dockerHost: engine.host });
+  });
+
+  it('stops reading an inspect answer of more than 4 MiB, which no image has', async (t) => {
+    const engine = await fakeEngine(t, {
+      inspectAnswer: (res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        // Far more than the limit, sent only as fast as it is read: rxpush must stop reading, not buffer it all.
+        let sent = 0;
+        const more = () => {
+          while (sent < 256 && !res.destroyed) if (sent++, !res.write(Buffer.alloc(1024 * 1024, 0x20))) return void res.once('drain', more);
+          res.end('{}');
+        };
+        more();
+      },
+    });
+    await fails('docker-daemon:app:1', { code: 'INVALID_SOURCE', message: new RegExp(`^GET ${engine.host}/images/app:1/json answered with more than 4 MiB, which is no image inspect answer; is DOCKER_HOST a Docker Engine\\?$`) }, { dockerHost: engine.host });
+  });
+
+  it('says the engine did not answer in time, rather than that it cannot be reached', async (t) => {
+    const engine = await fakeEngine(t, { inspectAnswer: () => {} });
+    const client = dockerEngine({ host: engine.host, answerTimeoutMs: 200 });
+    t.after(() => client.close());
+    await assert.rejects(client.inspectImage('app:1'), (err: PushError) => {
+      assert.equal(err.code, 'SOURCE_NOT_FOUND');
+      assert.match(err.message, new RegExp(`^the Docker Engine at ${engine.host} did not answer GET /images/app:1/json within 0.2 s; check dockerd and its logs, then push again \\(DOCKER_HOST=${engine.host}\\)$`));
+      return true;
+    });
   });
 
   it('says the engine cannot be reached, and what DOCKER_HOST is', async (t) => {

@@ -27,9 +27,12 @@ export interface FakeEngine {
  * A stand-in for the Docker Engine's API on a unix socket, answering the two requests the source makes
  * from a docker save archive of `app:1`; it records the paths asked for. With `stallAfter`, the save stream
  * sends that many bytes and then nothing more, keeping the connection open, as an engine that hangs does:
- * a real dockerd cannot be made to. (Pushing from a real engine is tested in test/docker-daemon.test.ts.)
+ * a real dockerd cannot be made to. `inspectAnswer` answers the inspect request in the engine's place. (Pushing from a real engine is tested in test/docker-daemon.test.ts.)
  */
-export async function fakeEngine(t: TestContext, options: { stallAfter?: number; layers?: Record<string, string>[]; changed?: Record<string, string>[] } = {}): Promise<FakeEngine> {
+export async function fakeEngine(
+  t: TestContext,
+  options: { stallAfter?: number; layers?: Record<string, string>[]; changed?: Record<string, string>[]; inspectAnswer?: (res: ServerResponse) => void } = {},
+): Promise<FakeEngine> {
   const dir = await mkdtemp(join(tmpdir(), 'rxpush-fake-engine-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const saved = async (file: string, layers: Record<string, string>[]) => {
@@ -46,7 +49,9 @@ export async function fakeEngine(t: TestContext, options: { stallAfter?: number;
   const paths: string[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     paths.push(req.url ?? '');
-    if (req.url === '/images/app:1/json') {
+    if (req.url === '/images/app:1/json' && options.inspectAnswer !== undefined) {
+      options.inspectAnswer(res);
+    } else if (req.url === '/images/app:1/json') {
       const { image } = serving;
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ Id: image.configDigest, RepoTags: ['app:1'], Architecture: 'arm64', Os: 'linux', Variant: 'v8', RootFS: { Type: 'layers', Layers: image.diffIds } }));

@@ -7,10 +7,16 @@ import type { Digest, Platform } from '@rxpush/core';
 import { InvalidSourceError, SourceError, SourceNotFoundError, UsageError, isPushError, parseDigest } from '@rxpush/core';
 import { Client } from 'undici';
 
+import { readBody } from '@rxpush/registry-client';
+
 import { parseJsonObject } from '../shared/json.js';
 
 /** The Docker Engine's default socket, used when DOCKER_HOST is not set. */
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
+/** An image's inspect answer is a few KiB; more than this is not one (and is not read into memory). */
+const INSPECT_LIMIT = 4 * 1024 * 1024;
+/** How much of an error answer is read for its message. */
+const ERROR_BODY_LIMIT = 64 * 1024;
 
 /** What rxpush needs of an image the engine has (`GET /images/NAME/json`). */
 export interface EngineImage {
@@ -39,6 +45,8 @@ export interface DockerEngineOptions {
   readonly host?: string | undefined;
   /** TLS for a `tcp://` engine; ignored for a unix socket, as docker does. */
   readonly tls?: DockerTls | undefined;
+  /** How long the engine may take to answer an inspect, or pause inside its answer (default 30 s). */
+  readonly answerTimeoutMs?: number | undefined;
 }
 
 /**
@@ -82,38 +90,54 @@ export function dockerEngine(options: DockerEngineOptions = {}): DockerEngine {
     ...(tls !== undefined ? [`${tls.verify ? 'DOCKER_TLS_VERIFY' : 'DOCKER_TLS'} is set`, `certificates from ${certDir(tls)}`] : []),
   ].join(', ');
 
-  const get = async (path: string, what: string, signal: AbortSignal | undefined, timeouts: { headersTimeout: number; bodyTimeout: number }) => {
+  const answerTimeoutMs = options.answerTimeoutMs ?? 30_000;
+  const get = async (path: string, signal: AbortSignal | undefined, timeoutMs: number) => {
     try {
-      return await client.request({ method: 'GET', path, ...(signal !== undefined && { signal }), ...timeouts });
+      return await client.request({ method: 'GET', path, ...(signal !== undefined && { signal }), headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     } catch (err) {
       if (isPushError(err) || (err as Error).name === 'AbortError') throw err;
-      throw unreachable(host, setting, what, err, files);
+      throw unreachable(host, setting, `GET ${path}`, err, files, timeoutMs);
     }
+  };
+  /** The answer's body, at most `limit` bytes of it; a connection that fails while it is read is the engine's failure. */
+  const read = async (path: string, body: Readable, limit: number, timeoutMs: number) => {
+    try {
+      return await readBody(body, limit);
+    } catch (err) {
+      if (isPushError(err) || (err as Error).name === 'AbortError') throw err;
+      throw unreachable(host, setting, `GET ${path}`, err, files, timeoutMs);
+    }
+  };
+  const failed = async (path: string, status: number, body: Readable, timeoutMs: number) => {
+    const { bytes } = await read(path, body, ERROR_BODY_LIMIT, timeoutMs);
+    return engineError(host, path, status, bytes.toString('utf8'), tls);
   };
 
   return {
     host,
     async inspectImage(name, signal) {
       const path = `/images/${name}/json`;
-      const response = await get(path, `GET ${path}`, signal, { headersTimeout: 30_000, bodyTimeout: 30_000 });
+      const response = await get(path, signal, answerTimeoutMs);
       if (response.statusCode === 404) {
         await response.body.dump();
         throw new SourceNotFoundError(name, `image ${name} not found in ${shown}; docker pull it or check the name`);
       }
-      const body = (await response.body.text().catch(() => '')) as string;
-      if (response.statusCode !== 200) throw engineError(host, path, response.statusCode, body, tls);
-      return parseInspect(body, `GET ${host}${path}`);
+      if (response.statusCode !== 200) throw await failed(path, response.statusCode, response.body, answerTimeoutMs);
+      const what = `GET ${host}${path}`;
+      const { bytes, complete } = await read(path, response.body, INSPECT_LIMIT, answerTimeoutMs);
+      if (!complete) throw new InvalidSourceError(what, `${what} answered with more than ${INSPECT_LIMIT / 1024 / 1024} MiB, which is no image inspect answer; is DOCKER_HOST a Docker Engine?`);
+      return parseInspect(bytes, what);
     },
     async saveImage(name, signal) {
       const path = `/images/${name}/get`;
       // The engine writes the whole image out before its first byte, and rxpush pauses the body while
       // the registry catches up: neither is a timeout. Cancelling the push aborts it.
-      const response = await get(path, `GET ${path}`, signal, { headersTimeout: 0, bodyTimeout: 0 });
-      if (response.statusCode !== 200) {
-        const body = (await response.body.text().catch(() => '')) as string;
-        if (response.statusCode === 404) throw new SourceNotFoundError(name, `image ${name} not found in ${shown}; docker pull it or check the name`);
-        throw engineError(host, path, response.statusCode, body, tls);
+      const response = await get(path, signal, 0);
+      if (response.statusCode === 404) {
+        await response.body.dump();
+        throw new SourceNotFoundError(name, `image ${name} not found in ${shown}; docker pull it or check the name`);
       }
+      if (response.statusCode !== 200) throw await failed(path, response.statusCode, response.body, 0);
       return response.body;
     },
     close: () => client.close(),
@@ -184,9 +208,13 @@ function tlsFiles(host: string, tls: DockerTls): TlsFiles {
 /** Node's codes for a TLS handshake that failed on a certificate, or an engine that wanted one from us. */
 const TLS_FAILURE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH)/;
 
-function unreachable(host: string, setting: string, what: string, err: unknown, tls: TlsFiles | undefined): SourceError {
+function unreachable(host: string, setting: string, what: string, err: unknown, tls: TlsFiles | undefined, timeoutMs: number): SourceError {
   const code = (err as { code?: unknown }).code;
   const reason = err instanceof Error ? err.message : String(err);
+  // The engine took the connection and then said nothing: it is there, but stuck or swamped.
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return new SourceNotFoundError(host, `the Docker Engine at ${host} did not answer ${what} within ${timeoutMs / 1000} s; check dockerd and its logs, then push again (${setting})`, { cause: err });
+  }
   // Over TLS 1.3 an engine that wants a client certificate refuses after the handshake: the client sees the connection close.
   if (tls !== undefined && tls.cert === undefined && code === 'UND_ERR_SOCKET') {
     return new SourceNotFoundError(host,
@@ -208,18 +236,34 @@ function unreachable(host: string, setting: string, what: string, err: unknown, 
 
 function engineError(host: string, path: string, status: number, body: string, tls: DockerTls | undefined): SourceError {
   let message = body.trim();
+  let docker = false;
   try {
     const json = parseJsonObject(body, (problem) => new Error(problem));
-    if (typeof json.message === 'string') message = json.message;
+    if (typeof json.message === 'string') {
+      message = json.message;
+      docker = true;
+    }
   } catch {
     // Not Docker's JSON error: show the text.
   }
   // dockerd's answer to plain HTTP on its TLS port.
-  const hint = tls === undefined && status === 400 && /HTTP request to an HTTPS server/i.test(message) ? '; the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH' : '';
-  return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${message.slice(0, 300)}` : ''}${hint}`);
+  const hint =
+    tls === undefined && status === 400 && /HTTP request to an HTTPS server/i.test(message)
+      ? '; the engine speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH'
+      : // The engine explains every failure in {"message": …}; an answer without one came from something else.
+        docker
+        ? ''
+        : '; that is not how a Docker Engine answers: is DOCKER_HOST a Docker Engine?';
+  return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${printableCut(message)}` : ''}${hint}`);
 }
 
-function parseInspect(body: string, what: string): EngineImage {
+/** An engine's (or impostor's) text on one line, cut to a readable length. */
+function printableCut(text: string): string {
+  const flat = text.replace(/\s+/g, ' ');
+  return flat.length > 300 ? `${flat.slice(0, 300)}…` : flat;
+}
+
+function parseInspect(body: Uint8Array, what: string): EngineImage {
   const json = parseJsonObject(body, (problem) => new InvalidSourceError(what, `${what} answered with something that ${problem}; is DOCKER_HOST a Docker Engine?`));
   const id = parseDigest(json.Id, `image ID in ${what}`);
   const rootFs = json.RootFS as { Type?: unknown; Layers?: unknown } | undefined;
