@@ -162,6 +162,11 @@ describe('readTarSplitEntries', () => {
     ['a file entry without its CRC', (l) => writeFile(l.tarSplit, gzipSync('{"type":1,"name":"a","size":3,"payload":null,"position":0}\n')), /without its 8-byte CRC-64/],
     ['a payload that is not base64', (l) => writeFile(l.tarSplit, gzipSync('{"type":2,"payload":"!!","position":0}\n')), /payload is not base64/],
     ['no entries at all', (l) => writeFile(l.tarSplit, gzipSync('')), /holds no entries/],
+    ['a symbolic link in place of the file', async (l) => {
+      const { rename } = await import('node:fs/promises');
+      await rename(l.tarSplit, `${l.tarSplit}.real`);
+      await symlink(`${l.tarSplit}.real`, l.tarSplit);
+    }, /is a symbolic link; Docker writes a regular file there/],
   ];
   for (const [what, damage, message] of damaged) {
     it(`refuses ${what}, naming the file`, async (t) => {

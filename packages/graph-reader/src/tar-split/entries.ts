@@ -4,7 +4,7 @@ import { createGunzip } from 'node:zlib';
 
 import { InvalidSourceError, SourceError } from '@rxpush/core';
 
-import { READ_THEN_CHECK } from '../shared/files.js';
+import { READ_THEN_CHECK, isCode } from '../shared/files.js';
 import { parseJsonObject } from '../shared/json.js';
 
 /**
@@ -46,7 +46,7 @@ const NEWLINE = 0x0a;
  * yielded. Only one entry is held at a time.
  *
  * Throws a `SourceError` (INVALID_SOURCE) naming `path` when the file is not gzip, is truncated, holds
- * an entry that is not tar-split's, or exceeds `limits`; and the file system's error when it cannot be
+ * an entry that is not tar-split's, is a symbolic link, or exceeds `limits`; and the file system's error when it cannot be
  * opened (for the caller to explain).
  *
  * @example for await (const entry of readTarSplitEntries('/var/lib/docker/image/vfs/layerdb/sha256/…/tar-split.json.gz')) console.log(entry.kind)
@@ -55,7 +55,10 @@ export async function* readTarSplitEntries(path: string, limits: TarSplitLimits 
   const maxBytes = limits.maxBytes ?? DEFAULT_MAX_BYTES;
   const maxEntryBytes = limits.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
   // O_NOFOLLOW: metadata is read from the layer's own directory, never through a link.
-  const handle = await open(path, READ_THEN_CHECK | constants.O_NOFOLLOW);
+  const handle = await open(path, READ_THEN_CHECK | constants.O_NOFOLLOW).catch((err: unknown) => {
+    if (isCode(err, 'ELOOP')) throw corrupt(path, 'is a symbolic link; Docker writes a regular file there', err);
+    throw err;
+  });
   const stats = await handle.stat().catch(async (err: unknown) => {
     await handle.close();
     throw err;
