@@ -44,7 +44,7 @@ describe('rxpush push (the CLI) against the reference registry', () => {
     assert.equal((await skopeoInspectRaw(`docker://${suite.registry.host}/cli/json:1.0`)).json.layers.length, 2);
   });
 
-  it('logs a warning on a terminal as one readable line, and as pino JSON on a pipe', async () => {
+  it('logs a warning on a terminal as one readable line, and as pino JSON on a pipe unless --log-format text', async () => {
     // The digest cache cannot be made under a file: a warning, and the push goes on without the cache.
     const notADirectory = join(suite.work, 'not-a-directory');
     await writeFile(notADirectory, 'a file');
@@ -73,6 +73,12 @@ describe('rxpush push (the CLI) against the reference registry', () => {
     const warning = JSON.parse(piped.stderr.trim().split('\n').find((l) => l.startsWith('{'))!) as { level: number; msg: string };
     assert.equal(warning.level, 40);
     assert.match(warning.msg, /^digest cache write failed/);
+
+    // A CI job's log is a pipe that people read: --log-format text gives them the terminal's line.
+    const text = await runCli([...args.slice(0, 2), `${suite.registry.host}/cli/terminal:3.0`, '--log-format', 'text'], { env });
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stderr, /^rxpush: warning: digest cache write failed \(ENOTDIR: not a directory, mkdir '[^']+'\); going on without it$/m);
+    assert.doesNotMatch(text.stderr, /"level":/);
   });
 
   it('says "Layer already exists" for every layer on a second push', async () => {

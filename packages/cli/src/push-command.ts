@@ -9,14 +9,18 @@ const FORMATS = ['oci', 'docker', 'schema1'] as const;
 const COMPRESSIONS = ['gzip', 'zstd', 'none'] as const;
 const PROGRESS_MODES = ['auto', 'tty', 'plain', 'json'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'silent'] as const;
+const LOG_FORMATS = ['auto', 'text', 'json'] as const;
 
 export type ProgressMode = (typeof PROGRESS_MODES)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** How log lines are written: `text` as `rxpush: warning: …`, `json` as pino's lines, `auto` text on a terminal only. */
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /** The options of every command that talks to a registry, checked and converted. */
 export interface RegistryCommand {
   readonly plainHttp: boolean;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   /** Who to log in as; the password is here (from --creds) or still to be read from stdin (--password-stdin). */
   readonly credentials?: CommandCredentials;
   readonly authfile?: string;
@@ -219,6 +223,7 @@ export function registryCommand(args: RawArgs): RegistryCommand {
   return {
     plainHttp: args['plain-http'] === true,
     logLevel: oneOf('log-level', last(args['log-level']), LOG_LEVELS) ?? 'warn',
+    logFormat: oneOf('log-format', last(args['log-format']), LOG_FORMATS) ?? 'auto',
     ...(credentials !== undefined && { credentials }),
     ...(authfile !== undefined && { authfile }),
     tlsVerify: args['tls-verify'] !== false,

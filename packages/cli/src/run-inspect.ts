@@ -42,7 +42,7 @@ export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: 
     if (raw && configOnly) throw new UsageError('give --raw (the manifest bytes) or --config (the config), not both');
     const command = registryCommand(args);
     logLevel = command.logLevel;
-    const logger = commandLogger(command.logLevel, io.stderr);
+    const logger = commandLogger(command.logLevel, command.logFormat, io.stderr);
     let found: Inspected;
     if (LOCAL.test(ref)) {
       const dataRoot = last(args['data-root']);

@@ -15,7 +15,7 @@ import { quietRenderer } from './progress/quiet-renderer.js';
 import { dryRunSummaryLine, pushTally, summaryLine, type PushTally } from './progress/push-summary.js';
 import type { ProgressRenderer, TextSink } from './progress/renderer.js';
 import { ttyRenderer } from './progress/tty-renderer.js';
-import { pushCommand, type CommandCredentials, type LogLevel, type PushCommand, type RegistryCommand } from './push-command.js';
+import { pushCommand, type CommandCredentials, type LogFormat, type LogLevel, type PushCommand, type RegistryCommand } from './push-command.js';
 import { readPassword } from './read-password.js';
 import { terminalLog } from './terminal-log.js';
 
@@ -45,9 +45,11 @@ const REDACT = ['authorization', '*.authorization', 'headers.authorization', 'pa
 /**
  * The pino logger of a command, on stderr, with secrets redacted: pino's JSON lines, for the programs and files
  * stderr usually goes to, and on a terminal the same lines as `rxpush: warning: …` ({@link terminalLog}).
+ * `--log-format` chooses either anywhere (a CI log is a pipe that people read).
  */
-export function commandLogger(level: LogLevel, stderr: TextSink & { readonly isTTY?: boolean }): Logger {
-  if (stderr.isTTY === true) return pino({ level, redact: REDACT }, terminalLog(stderr));
+export function commandLogger(level: LogLevel, format: LogFormat, stderr: TextSink & { readonly isTTY?: boolean }): Logger {
+  const text = format === 'text' || (format === 'auto' && stderr.isTTY === true);
+  if (text) return pino({ level, redact: REDACT }, terminalLog(stderr));
   return pino(
     { level, redact: REDACT },
     // Synchronous, so log lines and rxpush's own stderr lines keep their order.
@@ -154,7 +156,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
   }
   const renderer = chooseRenderer(command, stdout);
   const display = headerOnFirstEvent(renderer, command.source);
-  const logger = commandLogger(command.logLevel, besideProgress(stderr, stdout, renderer));
+  const logger = commandLogger(command.logLevel, command.logFormat, besideProgress(stderr, stdout, renderer));
   const tally = pushTally(command.dryRun);
   /** Chunked uploads the push left in the cache directory for the next run to resume. */
   let kept = 0;

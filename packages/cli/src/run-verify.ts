@@ -30,7 +30,7 @@ export async function runVerify(args: RawArgs, io: { stdout: TextSink; stderr: T
     const reference = parseReference(dest);
     const key = await loadVerifyKey(keyPath, process.env['RXPUSH_KEY_PASSWORD'] === undefined ? {} : { password: process.env['RXPUSH_KEY_PASSWORD'] });
     const credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
-    const logger = commandLogger(command.logLevel, io.stderr);
+    const logger = commandLogger(command.logLevel, command.logFormat, io.stderr);
     const client = createRegistryClient({ registry: reference.registry, logger, ...clientOptions(command, credentials) });
     try {
       const result = await verifyImage({

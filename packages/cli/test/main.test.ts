@@ -148,6 +148,33 @@ describe('rxpush push', () => {
     );
   });
 
+  it('writes log lines as text on a pipe with --log-format text, and as JSON on a terminal with --log-format json', async () => {
+    const warning = (options: PushOptions): Observable<PushEvent> =>
+      new Observable<PushEvent>((subscriber) => {
+        options.logger?.warn({ dir: '/cache' }, 'digest cache write failed (ENOSPC); going on without it');
+        subscriber.next(manifestPushed('1.0'));
+        subscriber.complete();
+      });
+    const logged = async (stderr: ReturnType<typeof sink>, format: string[]) => {
+      const code = await main(['push', 'oci:./image', 'localhost:5000/app:1.0', '-q', ...format], { stdout: sink(), stderr, signal: new AbortController().signal, push: warning });
+      assert.equal(code, 0, stderr.text);
+      return stderr.text.split('\n').filter((line) => line !== '');
+    };
+    assert.deepEqual(await logged(sink(), ['--log-format', 'text']), ['rxpush: warning: digest cache write failed (ENOSPC); going on without it']);
+    const [json] = await logged(sink({ isTTY: true, columns: 80 }), ['--log-format', 'json']);
+    assert.deepEqual(JSON.parse(json ?? '') as unknown, { ...(JSON.parse(json ?? '') as object), level: 40, dir: '/cache', msg: 'digest cache write failed (ENOSPC); going on without it' });
+    // auto: text on a terminal, JSON elsewhere.
+    assert.match((await logged(sink(), []))[0] ?? '', /^\{"level":40,/);
+    assert.deepEqual(await logged(sink({ isTTY: true, columns: 80 }), ['--log-format', 'auto']), ['rxpush: warning: digest cache write failed (ENOSPC); going on without it']);
+  });
+
+  it('refuses a --log-format it does not know, as a usage error', async () => {
+    const stderr = sink();
+    const code = await main(['push', 'oci:./image', 'localhost:5000/app:1.0', '--log-format', 'yaml'], { stdout: sink(), stderr, signal: new AbortController().signal, push: fakePush(of()).push });
+    assert.equal(code, 2);
+    assert.match(stderr.text, /^rxpush: --log-format /);
+  });
+
   it('puts a warning in the middle of a push below the tty progress, which goes on being drawn in its place', async () => {
     // stdout and stderr on one terminal, as when nothing is redirected.
     const terminal = screen(100);

@@ -52,7 +52,7 @@ describe('terminalLogLine', () => {
 describe('commandLogger', () => {
   it('writes readable lines to a terminal, with secrets redacted before they are written', () => {
     const out = stderr(true);
-    const logger = commandLogger('debug', out);
+    const logger = commandLogger('debug', 'auto', out);
     logger.warn({ pkg: 'registry-client' }, 'TLS verification is off');
     logger.debug({ headers: { authorization: 'Bearer s3cret' }, password: 'hunter2' }, 'request');
     const lines = out.text.trimEnd().split('\n');
@@ -63,7 +63,7 @@ describe('commandLogger', () => {
 
   it("writes pino's JSON lines anywhere else (a pipe, a file), for programs to read", () => {
     const out = stderr(false);
-    commandLogger('warn', out).warn({ pkg: 'blob-checker' }, 'cache given up');
+    commandLogger('warn', 'auto', out).warn({ pkg: 'blob-checker' }, 'cache given up');
     const entry = JSON.parse(out.text) as Record<string, unknown>;
     assert.equal(entry['level'], 40);
     assert.equal(entry['msg'], 'cache given up');
