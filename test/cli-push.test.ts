@@ -123,10 +123,11 @@ describe('rxpush push (the CLI) against the reference registry', () => {
     it('a registry address without a repository, which Docker\'s rules would send to Docker Hub', async () => {
       for (const destination of [suite.registry.host, `docker://${suite.registry.host}`, 'localhost:5000', 'registry.example.com:443']) {
         const name = destination.replace('docker://', '');
+        const prefix = destination.startsWith('docker://') ? 'docker://' : '';
         const result = await runCli(['push', `oci:${suite.layout.dir}`, destination, '--progress', 'plain']);
         assertOneLineError(
           result,
-          new RegExp(`^rxpush: destination ${destination.replace(/[.]/g, '\\.')} names a registry but no repository \\(Docker's rules read it as docker\\.io/library/${name.replace(/[.]/g, '\\.')}\\); write REGISTRY/REPO\\[:TAG\\], e\\.g\\. ${name.replace(/[.]/g, '\\.')}/app:1\\.0; see 'rxpush push --help'$`),
+          new RegExp(`^rxpush: destination ${destination.replace(/[.]/g, '\\.')} names a registry but no repository \\(Docker's rules read it as docker\\.io/library/${name.replace(/[.]/g, '\\.')}\\); write ${prefix}REGISTRY/REPO\\[:TAG\\], e\\.g\\. ${destination.replace(/[.]/g, '\\.')}/app:1\\.0; see 'rxpush push --help'$`),
           2,
         );
         assert.equal(result.stdout, '');

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-import { isIndexType, MediaType, parseReference, RegistryError, SourceNotFoundError, UnsupportedError, UsageError, type ImageRecord, type SourceRecord } from '@rxpush/core';
+import { assertNamesRepository, isIndexType, MediaType, parseReference, RegistryError, SourceNotFoundError, UnsupportedError, UsageError, type ImageRecord, type SourceRecord } from '@rxpush/core';
 import { readImages, spoolArchive } from '@rxpush/graph-reader';
 import { createRegistryClient, readBody, type RegistryClient } from '@rxpush/registry-client';
 import { firstValueFrom, toArray } from 'rxjs';
@@ -62,6 +62,7 @@ export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: 
         await spooled.release();
       }
     } else {
+      assertNamesRepository(ref, 'reference');
       const reference = parseReference(ref);
       const credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
       const client = createRegistryClient({ registry: reference.registry, logger, ...clientOptions(command, credentials) });

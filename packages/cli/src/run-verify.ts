@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-import { isDigest, parseReference, UsageError } from '@rxpush/core';
+import { assertNamesRepository, isDigest, parseReference, UsageError } from '@rxpush/core';
 import { loadVerifyKey, verifyImage } from '@rxpush/manifest-signer';
 import { createRegistryClient } from '@rxpush/registry-client';
 
@@ -27,6 +27,7 @@ export async function runVerify(args: RawArgs, io: { stdout: TextSink; stderr: T
     const output = oneOf('output', last(args['output']), ['text', 'json'] as const) ?? 'text';
     const command = registryCommand(args);
     logLevel = command.logLevel;
+    assertNamesRepository(dest, 'reference');
     const reference = parseReference(dest);
     const key = await loadVerifyKey(keyPath, process.env['RXPUSH_KEY_PASSWORD'] === undefined ? {} : { password: process.env['RXPUSH_KEY_PASSWORD'] });
     const credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);

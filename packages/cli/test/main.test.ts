@@ -168,6 +168,19 @@ describe('rxpush push', () => {
     assert.deepEqual(await logged(sink({ isTTY: true, columns: 80 }), ['--log-format', 'auto']), ['rxpush: warning: digest cache write failed (ENOSPC); going on without it']);
   });
 
+  it('refuses to inspect or verify a registry address alone, and to copy from one, as usage errors', async () => {
+    for (const [args, command] of [
+      [['inspect', 'localhost:5000'], 'inspect'],
+      [['verify', '127.0.0.1:5000', '--key', 'key.pub'], 'verify'],
+      [['copy', 'docker://127.0.0.1:5000', 'localhost:5000/app:1'], 'copy'],
+    ] as const) {
+      const stderr = sink();
+      const code = await main([...args], { stdout: sink(), stderr, signal: new AbortController().signal });
+      assert.equal(code, 2, stderr.text);
+      assert.match(stderr.text, new RegExp(`^rxpush: (reference|source) (docker://)?[\\w.]+:5000 names a registry but no repository \\(Docker's rules read it as docker\\.io/library/[\\w.]+:5000\\); write .*; see 'rxpush ${command} --help'\\n$`));
+    }
+  });
+
   it('refuses a --log-format it does not know, as a usage error', async () => {
     const stderr = sink();
     const code = await main(['push', 'oci:./image', 'localhost:5000/app:1.0', '--log-format', 'yaml'], { stdout: sink(), stderr, signal: new AbortController().signal, push: fakePush(of()).push });

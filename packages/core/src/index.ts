@@ -3,7 +3,7 @@ export type { Digest } from './digest.js';
 export { MediaType, gzipLayerMediaType, isImageManifestType, isIndexType, layerCompression } from './media-types.js';
 export type { ManifestFormat, PushFormat } from './media-types.js';
 export type { Descriptor, Platform } from './descriptor.js';
-export { parseReference, formatReference, isValidRepository, isValidTag, TAG_RULE } from './reference.js';
+export { assertNamesRepository, parseReference, formatReference, isValidRepository, isValidTag, TAG_RULE } from './reference.js';
 export type { ImageReference } from './reference.js';
 export type { Logger } from './logger.js';
 export { silentLogger } from './logger.js';

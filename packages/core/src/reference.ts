@@ -1,5 +1,6 @@
 import { isDigest, type Digest } from './digest.js';
-import { ReferenceFormatError } from './errors.js';
+import { ReferenceFormatError, UsageError } from './errors.js';
+import { printable } from './printable.js';
 
 /** A parsed, normalised image reference: where an image is pushed to or copied from. */
 export interface ImageReference {
@@ -87,4 +88,24 @@ export function parseReference(input: string): ImageReference {
 /** The canonical text of a reference: `registry/repository[:tag][@digest]`. */
 export function formatReference(ref: ImageReference): string {
   return `${ref.registry}/${ref.repository}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
+}
+
+/**
+ * Refuses a reference that is only a registry's address, `HOST:PORT` with no repository (`localhost:5000`,
+ * `registry.example:443`, with or without `docker://`): Docker's rules read it as the image HOST on Docker Hub,
+ * tagged PORT, so a push meant for that registry would go to Docker Hub; nobody means that (`docker push
+ * localhost:5000` fails too, finding no such local image). Every other reference passes. The way out is written in
+ * the form given (with `docker://` if it had it).
+ *
+ * @throws {UsageError} saying what Docker's rules make of it and what to write instead; `role` opens the message.
+ * @example assertNamesRepository('localhost:5000', 'destination') // throws: destination localhost:5000 names a registry but no repository …
+ */
+export function assertNamesRepository(reference: string, role: string): void {
+  const name = reference.replace(/^docker:\/\//, '');
+  const match = /^(localhost|[^/:]*\.[^/:]*):(\d+)$/.exec(name);
+  if (match === null) return;
+  const prefix = reference.startsWith('docker://') ? 'docker://' : '';
+  throw new UsageError(
+    `${role} ${printable(reference)} names a registry but no repository (Docker's rules read it as docker.io/library/${match[1]}:${match[2]}); write ${prefix}REGISTRY/REPO[:TAG], e.g. ${printable(reference)}/app:1.0`,
+  );
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { formatReference, isValidRepository, parseDigest, parseReference, shortId } from '@rxpush/core';
+import { assertNamesRepository, formatReference, isValidRepository, parseDigest, parseReference, shortId } from '@rxpush/core';
 
 const hex = 'a'.repeat(64);
 
@@ -81,5 +81,28 @@ describe('digests and names', () => {
     assert.ok(!isValidRepository('team//app'));
     assert.ok(!isValidRepository('../app'));
     assert.ok(!isValidRepository('App'));
+  });
+
+  it('refuses a registry address alone, which Docker\'s rules read as an image on Docker Hub, and passes the rest', () => {
+    const refused = (reference: string): string | undefined => {
+      try {
+        assertNamesRepository(reference, 'destination');
+      } catch (error) {
+        assert.equal((error as { code?: string }).code, 'USAGE');
+        return (error as Error).message;
+      }
+      return undefined;
+    };
+    assert.equal(
+      refused('localhost:5000'),
+      "destination localhost:5000 names a registry but no repository (Docker's rules read it as docker.io/library/localhost:5000); write REGISTRY/REPO[:TAG], e.g. localhost:5000/app:1.0",
+    );
+    assert.equal(
+      refused('docker://10.0.0.5:5000'),
+      "destination docker://10.0.0.5:5000 names a registry but no repository (Docker's rules read it as docker.io/library/10.0.0.5:5000); write docker://REGISTRY/REPO[:TAG], e.g. docker://10.0.0.5:5000/app:1.0",
+    );
+    assert.match(refused('registry.example.com:443') ?? '', /^destination registry\.example\.com:443 names a registry but no repository/);
+    // An image name with a tag that looks like a port is still an image name: no dot, not localhost.
+    for (const fine of ['app:5000', 'localhost:5000/app', 'localhost/app:1', 'registry.example.com/app:443', 'docker://localhost:5000/app']) assert.equal(refused(fine), undefined, fine);
   });
 });

@@ -1,5 +1,5 @@
 import { checkBlobs, defaultCacheDir, DigestCache, rememberBlobs } from '@rxpush/blob-checker';
-import { fromAbortable, isValidTag, parseReference, printable, ReferenceFormatError, silentLogger, TAG_RULE, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
+import { assertNamesRepository, fromAbortable, isValidTag, parseReference, printable, ReferenceFormatError, silentLogger, TAG_RULE, UsageError, type ImageRecord, type Logger, type PushEvent, type SourceRecord } from '@rxpush/core';
 import { readImages, spoolArchive, type SpooledSource } from '@rxpush/graph-reader';
 import { walkLayers } from '@rxpush/layer-walker';
 import { assertKeyFits, pushManifests, signManifests } from '@rxpush/manifest-signer';
@@ -35,7 +35,8 @@ import type { PushOptions } from './options.js';
 export function push(options: PushOptions): Observable<PushEvent> {
   return defer(() => {
     const destination = parseReference(options.destination);
-    assertNamesRepository(options.destination);
+    assertNamesRepository(options.destination, 'destination');
+    if (options.source.startsWith('docker://')) assertNamesRepository(options.source, 'source');
     if (destination.digest !== undefined) {
       throw new UsageError(`destination ${options.destination} has a digest; push to a tag (REGISTRY/REPO:TAG) instead`);
     }
@@ -107,20 +108,6 @@ export function push(options: PushOptions): Observable<PushEvent> {
       }),
     );
   });
-}
-
-/**
- * A registry's address alone (`localhost:5000`, `10.0.0.5:5000`, `registry.example.com:443`) is, by Docker's rules, the
- * Docker Hub image `library/localhost` with the tag `5000`: a push meant for that registry would go to Docker Hub.
- * Nobody means that, so it is refused (`docker push localhost:5000` fails too, finding no such local image).
- */
-function assertNamesRepository(destination: string): void {
-  const name = destination.replace(/^docker:\/\//, '');
-  const match = /^(localhost|[^/:]*\.[^/:]*):(\d+)$/.exec(name);
-  if (match === null) return;
-  throw new UsageError(
-    `destination ${printable(destination)} names a registry but no repository (Docker's rules read it as docker.io/library/${match[1]}:${match[2]}); write REGISTRY/REPO[:TAG], e.g. ${name}/app:1.0`,
-  );
 }
 
 /** A session store that also knows which sessions are stored now (saved and not forgotten since). */
