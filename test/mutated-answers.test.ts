@@ -28,6 +28,7 @@ const CHANGES: Record<string, Fault> = {
   'answered 204 in its place': { kind: 'status', status: 204, body: '' },
   'answered 304 in its place': { kind: 'status', status: 304, body: '' },
   'answered 404 in its place': { kind: 'status', status: 404, body: '' },
+  'answered 409 in its place, without a reason': { kind: 'status', status: 409, body: '' },
   'answered with an HTML page': { kind: 'status', status: 200, headers: { 'content-type': 'text/html' }, body: '<html>sign in</html>' },
   'turned into 200': { kind: 'rewrite', status: 200 },
   'turned into 204': { kind: 'rewrite', status: 204 },
@@ -64,6 +65,8 @@ describe('a push whose registry answers are changed on the way lands whole or fa
         assert.match(lines[0]!, /^rxpush: \S/);
         assert.doesNotMatch(lines[0]!, /TypeError|Cannot read|undefined|\[object|Error:/);
         assert.ok(tagged === undefined || tagged.digest === image.manifestDigest, 'no other manifest under the tag');
+        // An answer that gives no reason is said to give none, and where to look (a HEAD answer cannot give one).
+        if (fault.kind === 'status' && fault.status === 409 && match.method !== 'HEAD') assert.match(lines[0]!, / → 409; the registry refused the request without saying why \(no error code or message\); its log says more/);
       });
     }
   }

@@ -66,6 +66,7 @@ function oneLine(text: string): string {
 /** Requests that write: the only ones a read-only registry or a pull-through cache refuses with 405. */
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const UPLOAD_PATH = /\/blobs\/uploads\//;
+const UNEXPLAINED = 'the registry refused the request without saying why (no error code or message); its log says more';
 const NOT_THE_API = 'the distribution API gives no such answer here; is something other than the registry (a proxy or web server) answering at this address?';
 
 /**
@@ -114,13 +115,16 @@ export function registryError(
   body: RegistryErrorBody,
   context: { authenticated: boolean; retryAfterMs?: number | undefined; challengeError?: string | undefined; tokenRefreshed?: boolean },
 ): RegistryError {
+  const hint = hintFor(status, body.code, { ...context, request });
   const init = {
     method: request.method,
     url: request.url,
     registryCode: body.code,
     // Go's "404 page not found" (a route the registry does not have) would read "→ 404 404 page not found".
     detail: body.message?.startsWith(`${status} `) === true ? body.message.slice(`${status} `.length) : body.message,
-    hint: hintFor(status, body.code, { ...context, request }),
+    // A bare "→ 400" leaves the user nowhere to go; 404s are read by their callers (not found, unknown blob), and a
+    // HEAD answer has no body to give a reason in.
+    hint: hint ?? (body.code === undefined && body.message === undefined && status >= 400 && status !== 404 && request.method !== 'HEAD' ? UNEXPLAINED : undefined),
     // A 401 to a stream body whose token was just refreshed: the caller re-sends it (re-opening the source) once.
     retryable: isRetryableStatus(status) || (status === 401 && context.tokenRefreshed === true),
     retryAfterMs: context.retryAfterMs,

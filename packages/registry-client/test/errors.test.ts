@@ -56,6 +56,19 @@ describe('errors', () => {
     assert.equal(teapot.message, `GET ${url} → 418 I am a teapot.`);
   });
 
+  it('says an error answer with neither code nor message gives no reason, and where to look; a bare 404 or HEAD answer is left as it is', () => {
+    const url = 'http://127.0.0.1:5000/v2/app/manifests/1.0';
+    for (const status of [400, 409, 422]) {
+      assert.equal(
+        registryError({ method: 'PUT', url }, status, {}, { authenticated: false }).message,
+        `PUT ${url} → ${status}; the registry refused the request without saying why (no error code or message); its log says more`,
+      );
+    }
+    assert.equal(registryError({ method: 'GET', url }, 404, {}, { authenticated: false }).message, `GET ${url} → 404`);
+    assert.equal(registryError({ method: 'HEAD', url }, 400, {}, { authenticated: false }).message, `HEAD ${url} → 400`);
+    assert.equal(registryError({ method: 'PUT', url }, 409, { code: 'DENIED_CONFLICT' }, { authenticated: false }).message, `PUT ${url} → 409 DENIED_CONFLICT`);
+  });
+
   it('gives a hint that fits the request: chunk sizes for uploads, read-only registries for writes', () => {
     const hint = (method: string, path: string, status: number): string => {
       const error = registryError({ method, url: `http://127.0.0.1:5000/v2/app/${path}` }, status, {}, { authenticated: false });
