@@ -277,7 +277,7 @@ function registryOptions<T>(y: Argv<T>) {
     .option('ca-file', { type: 'string', requiresArg: true, describe: 'PEM file of a CA to trust besides the system CAs' })
     .option('cert-dir', { type: 'string', requiresArg: true, describe: 'directory of *.crt CAs and NAME.cert/NAME.key client certificates (default /etc/docker/certs.d/HOST:PORT)' })
     .option('log-level', { type: 'string', requiresArg: true, default: 'warn', describe: 'log on stderr from: trace, debug, info, warn, error, silent' })
-    .option('log-format', { type: 'string', requiresArg: true, default: 'auto', describe: 'log lines as text ("rxpush: warning: …") or json (pino); auto: text on a terminal' })
+    .option('log-format', { type: 'string', requiresArg: true, default: 'auto', describe: 'log lines as text (rxpush: warning: ...) or as json (pino); auto: text on a terminal only' })
     .option('retries', { type: 'string', requiresArg: true, describe: 'retries of a failed request or upload, at most (default: as many as fit in 60 s; 0: none)' })
     .option('timeout', { type: 'string', requiresArg: true, describe: 'longest wait on the registry (connecting, an answer, a pause in one): 30s, 2m, 1m30s' });
 }
