@@ -89,6 +89,11 @@ describe('cosign signatures, rxpush keygen, verify and inspect', () => {
     assert.notEqual(await readFile(file, 'utf8'), pem);
     assertOneLineError(await cli(['keygen']), /^rxpush: keygen needs --out FILE, the private key file to write; see 'rxpush keygen --help'$/, 2);
     assertOneLineError(await cli(['keygen', '--out', join(suite.work, 'no', 'such', 'dir', 'k')]), /cannot write .*k: its directory does not exist$/);
+    // A directory is no key file, with --force or without; nor is a path through a file.
+    for (const force of [[], ['--force']]) {
+      assertOneLineError(await cli(['keygen', '--out', suite.work, ...force]), /cannot write \S+: it is a directory; --out names the private key file to write, e\.g\. \S+\/rxpush\.key$/);
+    }
+    assertOneLineError(await cli(['keygen', '--out', join(file, 'k')]), /cannot write \S+made\.key\/k: a part of its path is a file, not a directory$/);
   });
 
   it("pushes a signature cosign's spec describes, field by field, that openssl verifies over the payload", async () => {

@@ -1,6 +1,7 @@
-import { chmod, open, rm } from 'node:fs/promises';
+import { chmod, open, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 
-import { KeyError, UsageError } from '@rxpush/core';
+import { fileReason, KeyError, UsageError } from '@rxpush/core';
 import { generateSigningKey } from '@rxpush/manifest-signer';
 
 import { helpFor, type RawArgs } from './parse-args.js';
@@ -50,8 +51,12 @@ async function openNew(path: string, mode: number, force: boolean) {
     return await open(path, force ? 'w' : 'wx', mode);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    // A directory "exists" too (open says EEXIST before EISDIR); --force could not help there.
+    const directory = code === 'EISDIR' || (code === 'EEXIST' && (await stat(path).then((s) => s.isDirectory(), () => false)));
+    if (directory) throw new KeyError(path, `cannot write ${path}: it is a directory; --out names the private key file to write, e.g. ${join(path, 'rxpush.key')}`, { cause: error });
     if (code === 'EEXIST') throw new KeyError(path, `${path} already exists; rxpush keygen never overwrites a key: choose another --out, or pass --force`);
-    const reason = code === 'ENOENT' ? 'its directory does not exist' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    // Creating a file: a path that is missing or runs through a file is a directory that is not there.
+    const reason = code === 'ENOENT' ? 'its directory does not exist' : code === 'ENOTDIR' ? 'a part of its path is a file, not a directory' : fileReason(error);
     throw new KeyError(path, `cannot write ${path}: ${reason}`, { cause: error });
   }
 }
