@@ -55,8 +55,6 @@ async function openNew(path: string, mode: number, force: boolean) {
     const directory = code === 'EISDIR' || (code === 'EEXIST' && (await stat(path).then((s) => s.isDirectory(), () => false)));
     if (directory) throw new KeyError(path, `cannot write ${path}: it is a directory; --out names the private key file to write, e.g. ${join(path, 'rxpush.key')}`, { cause: error });
     if (code === 'EEXIST') throw new KeyError(path, `${path} already exists; rxpush keygen never overwrites a key: choose another --out, or pass --force`);
-    // Creating a file: a path that is missing or runs through a file is a directory that is not there.
-    const reason = code === 'ENOENT' ? 'its directory does not exist' : code === 'ENOTDIR' ? 'a part of its path is a file, not a directory' : fileReason(error);
-    throw new KeyError(path, `cannot write ${path}: ${reason}`, { cause: error });
+    throw new KeyError(path, `cannot write ${path}: ${fileReason(error, 'new file')}`, { cause: error });
   }
 }

@@ -1,7 +1,9 @@
-import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 
-import { CancelledError, parseReference, printable, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
+import { CancelledError, fileReason, parseReference, printable, type Logger, type ManifestPushedEvent, type PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
 import { pino } from 'pino';
 import type { Observable } from 'rxjs';
@@ -151,6 +153,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
     // Loaded before anything is read or sent: a bad key must not leave a half-pushed image.
     if (command.signKey !== undefined) signKey = await loadKey(command.signKey, command.keyPasswordStdin, io.stdin ?? process.stdin);
+    if (command.digestfile !== undefined) await checkDigestfile(command.digestfile);
   } catch (error) {
     return fail(error, stderr, 'warn', help);
   }
@@ -271,12 +274,27 @@ function keptUploads(count: number): string {
   return `${uploads} kept for resuming: run the same push again to go on (--no-resume starts over)`;
 }
 
+/**
+ * A `--digestfile` that cannot be written is found before anything is pushed: its write comes after the push, which
+ * would have landed for nothing. An existing file is replaced, as skopeo replaces it.
+ */
+async function checkDigestfile(path: string): Promise<void> {
+  const cannot = (reason: string) => new Error(`cannot write --digestfile ${path}: ${reason}; nothing was pushed`);
+  const target = await stat(path).catch(() => undefined);
+  if (target?.isDirectory() === true) throw cannot(`it is a directory; name the file to write the digest to, e.g. ${join(path, 'digest')}`);
+  const parent = target === undefined ? await stat(dirname(path)).catch((error: unknown) => error as Error) : undefined;
+  if (parent instanceof Error) throw cannot(fileReason(parent, 'new file'));
+  if (parent !== undefined && !parent.isDirectory()) throw cannot('a part of its path is a file, not a directory');
+  await access(target !== undefined ? path : dirname(path), constants.W_OK).catch((error: unknown) => {
+    throw cannot(fileReason(error));
+  });
+}
+
 /** Like skopeo's and podman's `--digestfile`: the digest alone, no newline. */
 async function writeDigest(path: string, event: ManifestPushedEvent): Promise<void> {
   try {
     await writeFile(path, event.digest);
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`pushed ${event.digest}, but cannot write it to --digestfile ${path}: ${reason}`, { cause: error });
+    throw new Error(`pushed ${event.digest}, but cannot write it to --digestfile ${path}: ${fileReason(error, 'new file')}`, { cause: error });
   }
 }

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import { RegistryError, UsageError, type PushEvent } from '@rxpush/core';
 import type { PushOptions } from '@rxpush/pipeline';
-import { Observable, concat, delay, of, throwError } from 'rxjs';
+import { Observable, concat, defer, delay, mergeMap, of, throwError } from 'rxjs';
 
 import { main } from '../src/main.ts';
 import { A, MANIFEST_DIGEST, manifestPushed, preparing, pushed, pushing, sink } from './events.ts';
@@ -251,10 +251,27 @@ describe('rxpush push', () => {
     assert.equal(result.code, 0);
     assert.equal(await readFile(file, 'utf8'), MANIFEST_DIGEST);
 
-    const missing = join(dir, 'no-such-dir', 'digest');
-    const failed = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--digestfile', missing, '-q'], { push: fakePush(SUCCESS).push });
-    assert.equal(failed.code, 1);
-    assert.match(failed.stderr, new RegExp(`^rxpush: pushed ${MANIFEST_DIGEST}, but cannot write it to --digestfile ${missing}: ENOENT[^\\n]*\\n$`));
+    // A place that cannot be written is found before anything is pushed.
+    const cases: [string, string][] = [
+      [join(dir, 'no-such-dir', 'digest'), 'its directory does not exist'],
+      [dir, `it is a directory; name the file to write the digest to, e.g. ${join(dir, 'digest')}`],
+      [join(file, 'digest'), 'a part of its path is a file, not a directory'],
+    ];
+    for (const [path, reason] of cases) {
+      const fake = fakePush(SUCCESS);
+      const failed = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--digestfile', path, '-q'], { push: fake.push });
+      assert.equal(failed.code, 1);
+      assert.equal(failed.stderr, `rxpush: cannot write --digestfile ${path}: ${reason}; nothing was pushed\n`);
+      assert.equal(fake.calls.length, 0, 'no push started');
+    }
+
+    // A directory that goes away during the push: the push landed, and the line says so, in words.
+    const gone = join(dir, 'gone');
+    await mkdir(gone);
+    const removing = (): Observable<PushEvent> => defer(async () => rm(gone, { recursive: true })).pipe(mergeMap(() => SUCCESS));
+    const late = await run(['push', 'oci:./image', 'localhost:5000/app:1.0', '--digestfile', join(gone, 'digest'), '-q'], { push: removing });
+    assert.equal(late.code, 1);
+    assert.equal(late.stderr, `rxpush: pushed ${MANIFEST_DIGEST}, but cannot write it to --digestfile ${join(gone, 'digest')}: its directory does not exist\n`);
   });
 
   it('exits 1 with the error on one line, and the stack only at --log-level debug', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { describe, it } from 'node:test';
 
@@ -16,5 +16,11 @@ describe('fileReason', () => {
     assert.equal(fileReason(Object.assign(new Error('EACCES: permission denied, open \'/x\''), { code: 'EACCES' })), 'permission denied');
     assert.equal(fileReason(Object.assign(new Error('x'), { code: 'EROFS' })), 'it is on a read-only file system');
     assert.equal(fileReason(new Error('something else')), 'something else');
+  });
+
+  it('says of a file being made that its directory is not there, or that its path runs through a file', async () => {
+    assert.equal(fileReason(await failure(writeFile('/nonexistent/x', '')), 'new file'), 'its directory does not exist');
+    assert.equal(fileReason(await failure(writeFile('/etc/passwd/x', '')), 'new file'), 'a part of its path is a file, not a directory');
+    assert.equal(fileReason(await failure(writeFile(tmpdir(), '')), 'new file'), 'it is a directory, not a file');
   });
 });
