@@ -5,9 +5,8 @@ import type { Readable } from 'node:stream';
 
 import type { Digest, Platform } from '@rxpush/core';
 import { InvalidSourceError, SourceError, SourceNotFoundError, UsageError, isPushError, parseDigest } from '@rxpush/core';
-import { Client } from 'undici';
-
 import { readBody } from '@rxpush/registry-client';
+import { Client } from 'undici';
 
 import { parseJsonObject } from '../shared/json.js';
 
