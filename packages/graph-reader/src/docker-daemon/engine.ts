@@ -253,11 +253,11 @@ function engineError(host: string, path: string, status: number, body: string, t
         docker
         ? ''
         : '; that is not how a Docker Engine answers: is DOCKER_HOST a Docker Engine?';
-  return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${printableCut(message)}` : ''}${hint}`);
+  return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${oneLine(message)}` : ''}${hint}`);
 }
 
 /** An engine's (or impostor's) text on one line, cut to a readable length. */
-function printableCut(text: string): string {
+function oneLine(text: string): string {
   const flat = text.replace(/\s+/g, ' ');
   return flat.length > 300 ? `${flat.slice(0, 300)}…` : flat;
 }

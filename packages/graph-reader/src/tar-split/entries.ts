@@ -45,9 +45,9 @@ const NEWLINE = 0x0a;
  * newline-delimited JSON entries, each checked (type, position in sequence, field types) before it is
  * yielded. Only one entry is held at a time.
  *
- * Throws a `SourceError` (INVALID_SOURCE) naming `path` when the file is not gzip, is truncated, holds
- * an entry that is not tar-split's, is a symbolic link, or exceeds `limits`; and the file system's error when it cannot be
- * opened (for the caller to explain).
+ * Throws a `SourceError` (INVALID_SOURCE) naming `path` when the file is a symbolic link, is not gzip, is
+ * truncated, holds an entry that is not tar-split's, or exceeds `limits`; and the file system's error when it
+ * cannot be opened (for the caller to explain).
  *
  * @example for await (const entry of readTarSplitEntries('/var/lib/docker/image/vfs/layerdb/sha256/…/tar-split.json.gz')) console.log(entry.kind)
  */
