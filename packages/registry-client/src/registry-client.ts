@@ -71,6 +71,7 @@ export class RegistryClient {
       origin: async (signal) => (await this.#contextFor(signal)).origin,
       logger: this.#logger,
       cancelling: this.#cancelling,
+      timeouts: { connect: this.#connectTimeout, headers: this.#headersTimeout, body: this.#bodyTimeout },
     };
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from '@rxpush/core';
 
 import type { SendRequest, SendResponse } from './send.js';
 import { header } from './send.js';
+import type { Timeouts } from './timeouts.js';
 import type { Body } from './types.js';
 
 /**
@@ -16,6 +17,8 @@ export interface Requester {
   readonly logger: Logger;
   /** Session cancels still in flight: the client's close() lets them finish. */
   readonly cancelling: Set<Promise<void>>;
+  /** The client's timeouts, for a message about a body read after send() returned. */
+  readonly timeouts: Timeouts;
 }
 
 /** The auth scope to read a repository. */
