@@ -101,3 +101,41 @@ describe('rxpush verify with the signature\'s answers changed on the way', () =>
   });
 });
 
+
+describe('rxpush inspect with the registry\'s answers changed on the way', () => {
+  const env = useProxiedRegistry('mutated-inspect', [{ tags: ['latest'], layers: [{ files: 1, fileSize: 2_000, seed: 'mutated-inspect' }] }]);
+  before(async () => {
+    const pushed = await runCli(['push', `oci:${env.layout.dir}:latest`, `${env.proxy.host}/mutated/inspected:1.0`, '--quiet'], { env: { RXPUSH_CACHE_DIR: join(env.work, 'cache-inspected') } });
+    assert.equal(pushed.code, 0, pushed.stderr);
+  });
+  const inspect = (...flags: string[]) => runCli(['inspect', `${env.proxy.host}/mutated/inspected:1.0`, ...flags, '--retries', '0', '--timeout', '5s']);
+  const MANIFEST = { method: 'GET', path: /\/manifests\/1\.0$/ };
+  const CONFIG = { method: 'GET', path: /\/blobs\/sha256:/ };
+
+  it('prints the manifest and config when nothing is changed', async () => {
+    const result = await inspect();
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((JSON.parse(result.stdout) as { digest: string }).digest, env.layout.images[0]!.manifestDigest);
+  });
+
+  it('refuses, even with --raw, a page that came in place of the manifest', async () => {
+    env.proxy.addFault({ ...MANIFEST, fault: { kind: 'status', status: 200, headers: { 'content-type': 'text/html' }, body: '<html>sign in</html>' } });
+    for (const flags of [[], ['--raw'], ['--config']]) {
+      const result = await inspect(...flags);
+      assertOneLineError(result, /: the manifest of \S+ came as text\/html, not an image manifest or index; is 127\.0\.0\.1:\d+ a registry \(a proxy or login page may answer in its place\)\?$/);
+      assert.equal(result.stdout, '', 'nothing printed');
+    }
+  });
+
+  it('refuses a config whose bytes are not the ones its digest names, printing nothing', async () => {
+    env.proxy.addFault({ ...CONFIG, fault: { kind: 'status', status: 200, body: '{"architecture":"forged"}' } });
+    const result = await inspect('--config');
+    assertOneLineError(result, /config sha256:[0-9a-f]{64}: its bytes hash to sha256:[0-9a-f]{64}, not sha256:[0-9a-f]{64}; the source \(or a proxy in front of it\) changed it$/);
+    assert.doesNotMatch(result.stdout, /forged/);
+  });
+
+  it('says the registry lacks the config the manifest names', async () => {
+    env.proxy.addFault({ ...CONFIG, fault: { kind: 'status', status: 404, body: '' } });
+    assertOneLineError(await inspect(), /: the manifest of \S+ names the config sha256:[0-9a-f]{64}, which the registry does not have \(GET \S+ → 404\); the image is incomplete there$/);
+  });
+});

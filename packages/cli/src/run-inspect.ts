@@ -1,8 +1,28 @@
 import type { Readable } from 'node:stream';
 
-import { assertNamesRepository, isIndexType, MediaType, parseReference, RegistryError, SourceNotFoundError, UnsupportedError, UsageError, type ImageRecord, type SourceRecord } from '@rxpush/core';
+import {
+  assertNamesRepository,
+  DigestMismatchError,
+  InvalidSourceError,
+  isImageManifestType,
+  isIndexType,
+  isPushError,
+  jsonSyntaxReason,
+  MediaType,
+  parseDigest,
+  parseReference,
+  printable,
+  RegistryError,
+  sha256Digest,
+  SourceNotFoundError,
+  UnsupportedError,
+  UsageError,
+  type Digest,
+  type ImageRecord,
+  type SourceRecord,
+} from '@rxpush/core';
 import { readImages, spoolArchive } from '@rxpush/graph-reader';
-import { createRegistryClient, readBody, type RegistryClient } from '@rxpush/registry-client';
+import { createRegistryClient, readBody, type RawManifest, type RegistryClient } from '@rxpush/registry-client';
 import { firstValueFrom, toArray } from 'rxjs';
 
 import { helpFor, type RawArgs } from './parse-args.js';
@@ -96,13 +116,14 @@ async function inspectLocal(name: string, record: SourceRecord, withConfig: bool
   const stored = record.kind === 'index' ? record.index : record.manifest;
   const base = { name, ...(stored !== undefined && { mediaType: stored.mediaType, digest: stored.digest, bytes: stored.bytes }) };
   if (record.kind === 'index' || !withConfig) return base;
-  return { ...base, config: JSON.parse((await readLocalConfig(record)).toString('utf8')) as unknown };
+  const origin = record.config.origin;
+  return { ...base, config: parseConfig(await readLocalConfig(record), origin) };
 }
 
 async function readLocalConfig(record: ImageRecord): Promise<Buffer> {
   // A source that streams its blobs in its own order (docker save) may skip the layers: none is read here.
   if (record.layers.kind === 'list') for (const layer of record.layers.layers) layer.release?.();
-  return readAll(await record.config.open(), record.config.origin);
+  return readAll(await record.config.open(), record.config.origin, record.config.digest);
 }
 
 async function inspectRemote(client: RegistryClient, repository: string, reference: string, withConfig: boolean): Promise<Inspected> {
@@ -112,22 +133,68 @@ async function inspectRemote(client: RegistryClient, repository: string, referen
     // The client's message up to its hint (`GET https://r/v2/app/manifests/1 → 404 MANIFEST_UNKNOWN: …`), then what to do.
     throw new SourceNotFoundError(name, `no image ${name} in the registry (${error.message.split('; ')[0]}); check the repository and tag`, { cause: error });
   });
+  // Even --raw prints only what is a manifest: a proxy's login page under the manifest's address is not one.
+  const document = manifestDocument(manifest, name, client.registry);
   const base = { name, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes };
   if (!withConfig || isIndexType(manifest.mediaType)) return base;
-  const document = JSON.parse(Buffer.from(manifest.bytes).toString('utf8')) as { config?: { digest?: string }; history?: { v1Compatibility?: string }[] };
   if (manifest.mediaType === MediaType.dockerSchema1Signed || manifest.mediaType === MediaType.dockerSchema1) {
     // Schema 1 has no config blob: its top history entry is the config, as Docker wrote it.
-    const top = document.history?.[0]?.v1Compatibility;
-    return top === undefined ? base : { ...base, config: JSON.parse(top) as unknown };
+    const top = (document as { history?: { v1Compatibility?: unknown }[] }).history?.[0]?.v1Compatibility;
+    return typeof top === 'string' ? { ...base, config: parseConfig(Buffer.from(top), `${name} history[0].v1Compatibility`) } : base;
   }
-  const digest = document.config?.digest;
-  if (digest === undefined) return base;
-  const blob = await readAll(await client.getBlob(repository, digest as `sha256:${string}`), `${name} config ${digest}`);
-  return { ...base, config: JSON.parse(blob.toString('utf8')) as unknown };
+  const digest = parseDigest((document as { config?: { digest?: unknown } }).config?.digest, `config digest in the manifest of ${name}`);
+  const origin = `${name} config ${digest}`;
+  const body = await client.getBlob(repository, digest).catch((error: unknown) => {
+    if (!(error instanceof RegistryError) || error.status !== 404) throw error;
+    throw new SourceNotFoundError(name, `the manifest of ${name} names the config ${digest}, which the registry does not have (${error.message.split('; ')[0]}); the image is incomplete there`, { cause: error });
+  });
+  return { ...base, config: parseConfig(await readAll(body, origin, digest), origin) };
 }
 
-async function readAll(stream: Readable, origin: string): Promise<Buffer> {
-  const { bytes, complete } = await readBody(stream, CONFIG_LIMIT);
+/** The media types inspect shows: images and indexes, Docker's and OCI's, schema 1 included. */
+function isManifestType(mediaType: string): boolean {
+  return isImageManifestType(mediaType) || isIndexType(mediaType) || mediaType === MediaType.dockerSchema1Signed || mediaType === MediaType.dockerSchema1;
+}
+
+/** A fetched manifest's JSON object, once its media type and bytes say it is one. */
+function manifestDocument(manifest: RawManifest, name: string, registry: string): object {
+  const what = `the manifest of ${name}`;
+  const notOne = `is ${registry} a registry (a proxy or login page may answer in its place)?`;
+  if (!isManifestType(manifest.mediaType)) {
+    throw new InvalidSourceError(name, `${what} came as ${printable(manifest.mediaType)}, not an image manifest or index; ${notOne}`);
+  }
+  const text = Buffer.from(manifest.bytes).toString('utf8');
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidSourceError(name, `${what} is not JSON (${jsonSyntaxReason(error, text)}); ${notOne}`);
+  }
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new InvalidSourceError(name, `${what} is not a JSON object; ${notOne}`);
+  return document;
+}
+
+/** A config's JSON, or a failure that names it (the bytes are checked against the digest before). */
+function parseConfig(bytes: Buffer, origin: string): unknown {
+  const text = bytes.toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new InvalidSourceError(origin, `${origin} is not JSON (${jsonSyntaxReason(error, text)}), so it is no image config`);
+  }
+}
+
+/** A config whole, checked against its digest: what inspect prints is what the manifest names. */
+async function readAll(stream: Readable, origin: string, digest: Digest | undefined): Promise<Buffer> {
+  const { bytes, complete } = await readBody(stream, CONFIG_LIMIT).catch((error: unknown) => {
+    if (isPushError(error)) throw error;
+    // A connection closed part-way: undici's bare "other side closed" would be the whole message.
+    throw new InvalidSourceError(origin, `${origin}: reading it broke off (${(error as Error).message}); try again`, { cause: error });
+  });
   if (!complete) throw new UnsupportedError(`${origin} is over 8 MiB; rxpush does not read configs that large`);
+  const actual = sha256Digest(bytes);
+  if (digest !== undefined && digest.startsWith('sha256:') && actual !== digest) {
+    throw new DigestMismatchError(digest, actual, origin, { message: `${origin}: its bytes hash to ${actual}, not ${digest}; the source (or a proxy in front of it) changed it` });
+  }
   return bytes;
 }
