@@ -11,7 +11,7 @@ import { getReferrers } from './referrers.js';
 import type { Requester } from './requester.js';
 import { isRetryable, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
-import { DEFAULT_TIMEOUTS, stalledOut } from './timeouts.js';
+import { DEFAULT_TIMEOUTS, stalledOut, type Timeouts } from './timeouts.js';
 import { dump, send } from './send.js';
 import type { SendContext, SendRequest, SendResponse } from './send.js';
 import { listTags } from './tags.js';
@@ -42,9 +42,7 @@ export class RegistryClient {
   readonly #ownsDispatcher: boolean;
   readonly #logger: Logger;
   readonly #userAgent: string;
-  readonly #headersTimeout: number;
-  readonly #bodyTimeout: number;
-  readonly #connectTimeout: number;
+  readonly #timeouts: Timeouts;
   readonly #retry: RetryPolicy;
   /** Shared by every request, see SendContext.state. */
   readonly #state: { answered: boolean; headsClose?: boolean } = { answered: false };
@@ -59,19 +57,21 @@ export class RegistryClient {
     this.registry = options.registry;
     this.#options = options;
     this.#ownsDispatcher = options.dispatcher === undefined || options.closeDispatcher === true;
-    this.#connectTimeout = options.connectTimeout ?? DEFAULT_TIMEOUTS.connect;
-    this.#dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: this.#connectTimeout } });
+    this.#timeouts = {
+      connect: options.connectTimeout ?? DEFAULT_TIMEOUTS.connect,
+      headers: options.headersTimeout ?? DEFAULT_TIMEOUTS.headers,
+      body: options.bodyTimeout ?? DEFAULT_TIMEOUTS.body,
+    };
+    this.#dispatcher = options.dispatcher ?? new Agent({ connect: { timeout: this.#timeouts.connect } });
     this.#logger = (options.logger ?? silentLogger).child({ pkg: 'registry-client' });
     this.#userAgent = options.userAgent ?? 'rxpush';
-    this.#headersTimeout = options.headersTimeout ?? DEFAULT_TIMEOUTS.headers;
-    this.#bodyTimeout = options.bodyTimeout ?? DEFAULT_TIMEOUTS.body;
     this.#retry = retryPolicy(options.retry);
     this.#requester = {
       send: (req) => this.#send(req),
       origin: async (signal) => (await this.#contextFor(signal)).origin,
       logger: this.#logger,
       cancelling: this.#cancelling,
-      timeouts: { connect: this.#connectTimeout, headers: this.#headersTimeout, body: this.#bodyTimeout },
+      timeouts: this.#timeouts,
     };
   }
 
@@ -231,7 +231,7 @@ export class RegistryClient {
       ...this.#host,
       plainHttp: this.#options.plainHttp === true,
       logger: this.#logger,
-      timeouts: { connect: this.#connectTimeout, headers: this.#headersTimeout, body: this.#bodyTimeout },
+      timeouts: this.#timeouts,
       signal,
     }).then(
       (base) => ({
@@ -241,9 +241,9 @@ export class RegistryClient {
         auth: this.#options.auth,
         logger: this.#logger,
         userAgent: this.#userAgent,
-        headersTimeout: this.#headersTimeout,
-        bodyTimeout: this.#bodyTimeout,
-        connectTimeout: this.#connectTimeout,
+        headersTimeout: this.#timeouts.headers,
+        bodyTimeout: this.#timeouts.body,
+        connectTimeout: this.#timeouts.connect,
         retry: this.#retry,
         onRetry: this.#options.onRetry,
         state: this.#state,
