@@ -111,12 +111,23 @@ export function refuseDowngrade(registryOrigin: string, request: { method: strin
 }
 
 /**
- * `url` with `key=value` added, keeping the query it already has (registries put `_state` there).
+ * `url` with `key=value` set, keeping the rest of the query it already has byte for byte (registries put
+ * `_state` there, whose `+` URLSearchParams would turn into a space). A `key` already there is replaced: a
+ * Location that carries a `digest=` of its own must not reach the registry with two.
  * The value is not percent-encoded beyond what URLs need: digests stay readable (`sha256:…`).
  */
 export function withQuery(url: URL, key: string, value: string): URL {
   const next = new URL(url);
-  const pair = `${encodeURIComponent(key)}=${readable(value)}`;
-  next.search = next.search === '' || next.search === '?' ? pair : `${next.search.slice(1)}&${pair}`;
+  const kept = next.search.slice(1).split('&').filter((part) => part !== '' && decodeKey(part) !== key);
+  next.search = [...kept, `${encodeURIComponent(key)}=${readable(value)}`].join('&');
   return next;
+}
+
+function decodeKey(part: string): string {
+  const raw = part.split('=', 1)[0] ?? '';
+  try {
+    return decodeURIComponent(raw.replace(/\+/g, ' '));
+  } catch {
+    return raw;
+  }
 }

@@ -20,6 +20,14 @@ describe('urls', () => {
     assert.equal(withQuery(new URL('http://r.example/v2/app/blobs/uploads/u1'), 'digest', digest).search, `?digest=${digest}`);
   });
 
+  it('replaces a digest= the Location already has rather than sending two', () => {
+    const location = new URL('http://r.example/v2/app/blobs/uploads/u1?digest=&_state=s%2B&%64igest=sha256:00');
+    const url = withQuery(location, 'digest', digest);
+    assert.equal(url.search, `?_state=s%2B&digest=${digest}`);
+    assert.deepEqual(url.searchParams.getAll('digest'), [digest]);
+    assert.equal(withQuery(new URL('http://r.example/u?&a=1&&'), 'digest', digest).search, `?a=1&digest=${digest}`);
+  });
+
   it('resolves relative and absolute Locations against the request URL', () => {
     const request = new URL('https://r.example/v2/app/blobs/uploads/');
     assert.equal(resolveLocation('/v2/app/blobs/uploads/u1?_state=s', request).href, 'https://r.example/v2/app/blobs/uploads/u1?_state=s');
