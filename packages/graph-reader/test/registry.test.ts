@@ -145,6 +145,15 @@ describe('readImages with docker:// sources', () => {
     assert.deepEqual(image.platform, { os: 'linux', architecture: 'arm64', variant: 'v8' });
   });
 
+  it('fetches a single image\'s config once for a platform: the bytes checked are the bytes pushed', async (t) => {
+    const { client, storageAuthorization } = source(t);
+    const image = await readOne('docker://source.example/app:1', { registryClient: client, platform: 'linux/amd64' });
+    assert.equal(storageAuthorization.length, 1);
+    assert.deepEqual(await buffer(await image.config.open()), config);
+    assert.deepEqual(await buffer(await image.config.open()), config);
+    assert.equal(storageAuthorization.length, 1);
+  });
+
   it('says which platforms an index has when the one asked for is not there', async (t) => {
     const { client } = source(t);
     await fails(

@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 
 import type { BlobSource, Descriptor, Digest, ImageRecord, ImageReference, IndexRecord, Logger, Platform, RawManifest, SourceRecord } from '@rxpush/core';
 import {
@@ -128,8 +128,7 @@ class RegistryImage {
     const { platform } = this.#options;
     if (isImageManifestType(manifest.mediaType)) {
       const image = this.#image(manifest, tags, source, undefined);
-      if (platform !== undefined) await this.#checkPlatform(image, platform, source);
-      return image;
+      return platform === undefined ? image : await this.#checkPlatform(image, platform, source);
     }
     const where = this.#where(manifest.digest);
     const index = parseIndex(manifest.bytes, where, [manifest.mediaType], this.#invalid);
@@ -147,10 +146,16 @@ class RegistryImage {
     return record;
   }
 
-  /** `--platform` for a tag that names one image: its config (fetched here, it is small) must say that platform. */
-  async #checkPlatform(image: ImageRecord, wanted: Platform, source: string): Promise<void> {
+  /**
+   * `--platform` for a tag that names one image: its config (fetched here, it is small) must say that platform.
+   * The image is given back with the bytes read kept as its config's source, so that the push does not fetch
+   * them a second time; the uploader checks them against the digest as it does any blob.
+   */
+  async #checkPlatform(image: ImageRecord, wanted: Platform, source: string): Promise<ImageRecord> {
     const { bytes, complete } = await readBody(await image.config.open(), CONFIG_LIMIT);
-    if (complete) checkImagePlatform(bytes, wanted, source);
+    if (!complete) return image;
+    checkImagePlatform(bytes, wanted, source);
+    return { ...image, config: { ...image.config, open: () => Promise.resolve(Readable.from([bytes], { objectMode: false })) } };
   }
 
   async #child(entry: Descriptor, source: string): Promise<RawManifest> {
