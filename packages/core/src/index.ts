@@ -57,6 +57,6 @@ export {
 } from './errors.js';
 export type { PushErrorCode, RetryFacts, VerifyFailure } from './errors.js';
 export { fromAbortable } from './from-abortable.js';
-export { jsonSyntaxReason, printable } from './printable.js';
+export { jsonSyntaxReason, oneLine, printable } from './printable.js';
 export { makeDirectory } from './make-directory.js';
 export { fileReason } from './file-reason.js';

@@ -21,6 +21,19 @@ export function printable(text: string): string {
 }
 
 /**
+ * Someone else's text (an error body, a message field) as a part of a one-line message: runs of whitespace
+ * and C0 controls become one space, and the result is cut at `max` characters with an ellipsis, since such
+ * bodies can be whole HTML pages. It is not made `printable`; that happens where messages are printed.
+ *
+ * @example oneLine('<html>\r\n  <body>Bad Gateway</body>\n</html>') // '<html> <body>Bad Gateway</body> </html>'
+ */
+export function oneLine(text: string, max = 200): string {
+  // eslint-disable-next-line no-control-regex
+  const flat = text.replace(/[\s\u0000-\u001f\u007f]+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+}
+
+/**
  * Why a JSON document does not parse, without quoting it: V8's SyntaxError messages carry a snippet of
  * the text (`Unexpected token 'p', "{"password": p…" is not valid JSON`), and the text may be a
  * credentials file. Gives the line and column when V8 names a position, else only what kind of error it is.

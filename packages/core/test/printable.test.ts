@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { jsonSyntaxReason, printable } from '@rxpush/core';
+import { jsonSyntaxReason, oneLine, printable } from '@rxpush/core';
 
 describe('printable', () => {
   it('escapes what a terminal would act on: ESC, BEL, CR, DEL, C1 controls and bidi overrides', () => {
@@ -12,6 +12,18 @@ describe('printable', () => {
 
   it('leaves printable text alone, other scripts included', () => {
     assert.equal(printable('registry.example/app:1.0 → 404 «nicht gefunden» 見つからない'), 'registry.example/app:1.0 → 404 «nicht gefunden» 見つからない');
+  });
+});
+
+describe('oneLine', () => {
+  it('flattens line breaks, tabs and controls into single spaces and trims', () => {
+    assert.equal(oneLine('\n <html>\r\n\t<body>Bad\u0000\u007fGateway</body>\n</html>\n'), '<html> <body>Bad Gateway</body> </html>');
+  });
+
+  it('cuts long text at the length given, with an ellipsis', () => {
+    assert.equal(oneLine('x'.repeat(201)), `${'x'.repeat(200)}…`);
+    assert.equal(oneLine('x'.repeat(200)), 'x'.repeat(200));
+    assert.equal(oneLine('abcdef', 3), 'abc…');
   });
 });
 

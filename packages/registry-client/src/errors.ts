@@ -3,6 +3,7 @@ import {
   DeniedError,
   InvalidSourceError,
   isPushError,
+  oneLine,
   RegistryError,
   RegistryUnreachableError,
   TimeoutError,
@@ -57,11 +58,6 @@ function describeDetail(detail: unknown): string {
   return `(${oneLine(detail)})`;
 }
 
-function oneLine(text: string): string {
-  // Registry text goes into a one-line message: strip control characters and cap the length.
-  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
-}
 
 /** Requests that write: the only ones a read-only registry or a pull-through cache refuses with 405. */
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

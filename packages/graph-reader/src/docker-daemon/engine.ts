@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 
 import type { Digest, Platform } from '@rxpush/core';
-import { InvalidSourceError, SourceError, SourceNotFoundError, UsageError, isPushError, parseDigest } from '@rxpush/core';
+import { InvalidSourceError, SourceError, SourceNotFoundError, UsageError, isPushError, oneLine, parseDigest } from '@rxpush/core';
 import { readBody } from '@rxpush/registry-client';
 import { Client } from 'undici';
 
@@ -253,14 +253,10 @@ function engineError(host: string, path: string, status: number, body: string, t
         docker
         ? ''
         : '; that is not how a Docker Engine answers: is DOCKER_HOST a Docker Engine?';
-  return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${oneLine(message)}` : ''}${hint}`);
+  return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${oneLine(message, 300)}` : ''}${hint}`);
 }
 
 /** An engine's (or impostor's) text on one line, cut to a readable length. */
-function oneLine(text: string): string {
-  const flat = text.replace(/\s+/g, ' ');
-  return flat.length > 300 ? `${flat.slice(0, 300)}…` : flat;
-}
 
 function parseInspect(body: Uint8Array, what: string): EngineImage {
   const json = parseJsonObject(body, (problem) => new InvalidSourceError(what, `${what} answered with something that ${problem}; is DOCKER_HOST a Docker Engine?`));

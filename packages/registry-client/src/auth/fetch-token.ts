@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 
-import { DeniedError, InvalidResponseError, RegistryError, RegistryUnreachableError, TlsError, UnauthorizedError } from '@rxpush/core';
+import { DeniedError, InvalidResponseError, oneLine, RegistryError, RegistryUnreachableError, TlsError, UnauthorizedError } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
 import { sameFailure, transportError } from '../errors.js';
@@ -258,7 +258,7 @@ function errorDetail(bytes: Buffer): string {
   return candidates
     .filter((v): v is string => typeof v === 'string' && v !== '')
     .slice(0, 2)
-    .map(oneLine)
+    .map((text) => oneLine(text))
     .join(': ');
 }
 
@@ -267,10 +267,6 @@ function snippet(bytes: Buffer): string {
   return `starts ${JSON.stringify(oneLine(bytes.subarray(0, 60).toString('utf8')))}`;
 }
 
-function oneLine(text: string): string {
-  const flat = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
-}
 
 function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
