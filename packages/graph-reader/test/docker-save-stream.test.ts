@@ -119,6 +119,36 @@ describe('SaveStreamReader, serving blobs from one docker save stream', () => {
     assert.equal(sha256(await buffer(await r.open(wanted))), wanted);
   });
 
+  it('says it is still waiting when the engine takes long to start its stream, and only then', async (t) => {
+    const saved = await save(t);
+    const warned: string[] = [];
+    const logger = { ...silentLogger, warn: (_obj: object, msg?: string) => void warned.push(msg ?? '') };
+    const slow = reader(saved, { logger, slowStartNoticeMs: 50, engine: 'the Docker Engine at unix:///d.sock' });
+    const late = new SaveStreamReader({
+      source: 'docker-daemon:app:1',
+      imageId: saved.imageId,
+      diffIds: saved.diffIds,
+      logger,
+      alternative: 'save it first',
+      slowStartNoticeMs: 50,
+      engine: 'the Docker Engine at unix:///d.sock',
+      start: async () => {
+        await sleep(200);
+        return { stream: Readable.from([saved.bytes]), close: async () => {} };
+      },
+    });
+    for (const key of saved.diffIds) late.release(key);
+    assert.deepEqual(await buffer(await late.open(saved.imageId)), saved.config);
+    assert.deepEqual(warned, [
+      'docker-daemon:app:1: the Docker Engine at unix:///d.sock has not started its save stream after 0.05 s; it writes the whole image out first, which takes a while for a big image (Ctrl-C cancels)',
+    ]);
+    warned.length = 0;
+    for (const key of saved.diffIds) slow.reader.release(key);
+    assert.deepEqual(await buffer(await slow.reader.open(saved.imageId)), saved.config);
+    await sleep(100);
+    assert.deepEqual(warned, []);
+  });
+
   it('does not start the stream when the registry has every blob', async (t) => {
     const saved = await save(t);
     const { reader: r, starts } = reader(saved);

@@ -26,6 +26,11 @@ export interface SaveStreamOptions {
   readonly stallTimeoutMs?: number;
   /** How long the engine may send nothing while rxpush waits for its next bytes (default 30 s). */
   readonly idleTimeoutMs?: number;
+  /**
+   * After how long without the save stream's first answer rxpush says it is still waiting (default 60 s).
+   * It is no timeout: the engine writes the whole image out before it answers, which takes minutes for big images.
+   */
+  readonly slowStartNoticeMs?: number;
   /** The engine as messages name it (`the Docker Engine at unix:///var/run/docker.sock`). */
   readonly engine?: string;
   /** What else the user can do when the stream cannot be served (e.g. save the image and push the archive). */
@@ -55,6 +60,7 @@ type Entry = ExtractEvents['entry'][1];
 const ONE_MIB = 1024 * 1024;
 const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+const DEFAULT_SLOW_START_NOTICE_MS = 60_000;
 
 /**
  * Serves the blobs of one image from a single `docker save` tar stream, read once, front to back.
@@ -185,6 +191,25 @@ export class SaveStreamReader {
     return again.open(key, options);
   }
 
+  /**
+   * The save stream, saying so when the engine takes long to start it: the push shows no progress
+   * meanwhile, and a user who sees nothing for minutes takes it for a hang.
+   */
+  async #started(): Promise<{ stream: Readable; close(): Promise<void> }> {
+    const { source, engine = 'the Docker Engine', logger, slowStartNoticeMs = DEFAULT_SLOW_START_NOTICE_MS } = this.#options;
+    const notice = setTimeout(() => {
+      logger.warn(
+        { source, waitedMs: slowStartNoticeMs },
+        `${source}: ${engine} has not started its save stream after ${slowStartNoticeMs / 1000} s; it writes the whole image out first, which takes a while for a big image (Ctrl-C cancels)`,
+      );
+    }, slowStartNoticeMs);
+    try {
+      return await this.#options.start(this.#controller.signal, false);
+    } finally {
+      clearTimeout(notice);
+    }
+  }
+
   #slot(key: Digest): Slot {
     const slot = this.#slots.get(key);
     if (slot === undefined) throw new Error(`${key} is not a blob of ${this.#options.source}`);
@@ -192,7 +217,7 @@ export class SaveStreamReader {
   }
 
   async #read(): Promise<void> {
-    const { stream, close } = await this.#options.start(this.#controller.signal, false);
+    const { stream, close } = await this.#started();
     if (this.#controller.signal.aborted) {
       // Stopped while the engine was preparing the stream.
       stream.destroy();
