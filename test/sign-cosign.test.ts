@@ -228,7 +228,55 @@ describe('cosign signatures, rxpush keygen, verify and inspect', () => {
     assert.equal(document.digest, index.digest);
     assert.equal(document.manifest.manifests.length, 2);
     assert.equal(document.config, undefined);
-    assertOneLineError(await cli(['inspect', `${suite.registry.host}/cosign/index:all`, '--config']), /cosign\/index:all is an index, which has no config; inspect one of its images$/);
+    assertOneLineError(await cli(['inspect', `${suite.registry.host}/cosign/index:all`, '--config']), /cosign\/index:all is an index, which has no config; pick one of its images with --platform \(it offers linux\/amd64, linux\/arm64\/v8\)$/);
+  });
+
+  it('inspect --platform shows one image of an index, from a layout and from the registry, and names what an index offers', async () => {
+    const layout = await makeOciLayout(join(suite.work, 'inspect-index'), {
+      images: [
+        { tags: ['amd64'], layers: [{ files: 1, fileSize: 10, seed: 'ii1' }] },
+        { tags: ['arm64'], layers: [{ files: 1, fileSize: 10, seed: 'ii2' }] },
+      ],
+    });
+    await addIndex(layout, 'multi');
+    const arm = layout.images[1]!;
+    const remote = `${suite.registry.host}/cosign/inspect-index:multi`;
+    assert.equal((await cli(['push', `oci:${layout.dir}:multi`, remote, '--quiet'])).code, 0);
+
+    for (const ref of [`oci:${layout.dir}:multi`, remote]) {
+      const shown = await cli(['inspect', ref, '--platform', 'linux/arm64']);
+      assert.equal(shown.code, 0, shown.stderr);
+      const document = JSON.parse(shown.stdout) as { digest: string; mediaType: string; manifest: { config: { digest: string } }; config: { rootfs: { diff_ids: string[] } } };
+      assert.equal(document.digest, arm.manifestDigest, ref);
+      assert.equal(document.manifest.config.digest, arm.configDigest);
+      assert.deepEqual(document.config.rootfs.diff_ids, arm.diffIds);
+      const raw = await cli(['inspect', ref, '--platform', 'linux/arm64/v8', '--raw']);
+      assert.equal(raw.code, 0, raw.stderr);
+      assert.equal(raw.stdout, (await readFile(join(layout.dir, 'blobs', 'sha256', arm.manifestDigest.slice(7)), 'utf8')));
+    }
+    assertOneLineError(await cli(['inspect', remote, '--config']), /cosign\/inspect-index:multi is an index, which has no config; pick one of its images with --platform \(it offers linux\/amd64, linux\/arm64\/v8\)$/);
+    assertOneLineError(await cli(['inspect', `oci:${layout.dir}:multi`, '--config']), /:multi is an index, which has no config; pick one of its images with --platform \(it offers linux\/amd64, linux\/arm64\/v8\)$/);
+    assertOneLineError(
+      await cli(['inspect', remote, '--platform', 'linux/s390x']),
+      new RegExp(`^rxpush: \\S+/cosign/inspect-index:multi has no image for linux/s390x; its index offers linux/amd64, linux/arm64/v8$`),
+    );
+    assertOneLineError(await cli(['inspect', remote, '--platform', 'arm64']), /^rxpush: --platform "arm64" is not os\/arch\[\/variant\]/, 2);
+    // A single image is shown only when its config is of the platform asked for, as copy --platform has it.
+    assertOneLineError(
+      await cli(['inspect', `${suite.registry.host}/cosign/inspect-index@${arm.manifestDigest}`, '--platform', 'linux/arm64', '--raw']),
+      /is one image, for linux\/amd64, not for linux\/arm64 \(--platform\); drop --platform to take it as it is$/,
+    );
+    assert.equal((await cli(['inspect', `${suite.registry.host}/cosign/inspect-index@${arm.manifestDigest}`, '--platform', 'linux/amd64'])).code, 0);
+
+    // An index whose entry gives another size than the registry's manifest has: its image is not shown.
+    const stored = await suite.client.getManifest('cosign/inspect-index', 'multi', { accept: [MediaType.ociIndex] });
+    const damaged = JSON.parse(Buffer.from(stored.bytes).toString()) as { manifests: { size: number }[] };
+    damaged.manifests[1]!.size += 1;
+    await suite.client.putManifest('cosign/inspect-index', 'damaged', { bytes: Buffer.from(JSON.stringify(damaged)), mediaType: MediaType.ociIndex });
+    assertOneLineError(
+      await cli(['inspect', `${suite.registry.host}/cosign/inspect-index:damaged`, '--platform', 'linux/arm64']),
+      new RegExp(`the index of \\S+:damaged says its linux/arm64 image ${arm.manifestDigest} is ${arm.manifestSize + 1} bytes, but the registry's is ${arm.manifestSize}; the index is damaged there$`),
+    );
   });
 
   it('says the image IS pushed but NOT signed, with its digest, when the signature PUT fails', async () => {

@@ -225,9 +225,11 @@ function cli(argv: readonly string[], strict: boolean) {
             .example('rxpush inspect oci:./image:latest', 'the manifest and config of a layout image')
             .example('rxpush inspect localhost:5000/app:1.0 --raw', 'the manifest bytes exactly as the registry stores them')
             .example('rxpush inspect docker-daemon:app:1.0 --config', 'the config alone')
+            .example('rxpush inspect localhost:5000/app:1.0 --platform linux/arm64', 'one image of a multi-platform index: its manifest and config')
             .hide('version')
             .option('raw', { type: 'boolean', describe: 'print the manifest bytes exactly as stored' })
-            .option('config', { type: 'boolean', describe: 'print the config alone' }),
+            .option('config', { type: 'boolean', describe: 'print the config alone' })
+            .option('platform', { type: 'string', requiresArg: true, describe: 'of a multi-platform index, this image: os/arch[/variant] (default: the index itself)' }),
         ),
       ),
     );

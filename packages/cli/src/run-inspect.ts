@@ -4,6 +4,7 @@ import {
   assertNamesRepository,
   DigestMismatchError,
   InvalidSourceError,
+  isDigest,
   isImageManifestType,
   isIndexType,
   isPushError,
@@ -17,11 +18,13 @@ import {
   SourceNotFoundError,
   UnsupportedError,
   UsageError,
+  type Descriptor,
   type Digest,
   type ImageRecord,
+  type Platform,
   type SourceRecord,
 } from '@rxpush/core';
-import { readImages, spoolArchive } from '@rxpush/graph-reader';
+import { checkImagePlatform, findPlatform, parsePlatform, platformText, readImages, spoolArchive } from '@rxpush/graph-reader';
 import { createRegistryClient, readBody, type RawManifest, type RegistryClient } from '@rxpush/registry-client';
 import { firstValueFrom, toArray } from 'rxjs';
 
@@ -44,6 +47,8 @@ interface Inspected {
   /** The manifest bytes as stored; undefined for sources that store none (docker-archive, docker-root, docker-daemon). */
   readonly bytes?: Uint8Array;
   readonly config?: unknown;
+  /** Of an index: the platforms of its images, for the message that asks to pick one. */
+  readonly offers?: string;
 }
 
 /**
@@ -60,6 +65,8 @@ export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: 
     const raw = args['raw'] === true;
     const configOnly = args['config'] === true;
     if (raw && configOnly) throw new UsageError('give --raw (the manifest bytes) or --config (the config), not both');
+    const platformArg = last(args['platform']);
+    const platform = platformArg === undefined ? undefined : parsePlatform(platformArg);
     const command = registryCommand(args);
     logLevel = command.logLevel;
     const logger = commandLogger(command.logLevel, command.logFormat, io.stderr);
@@ -71,7 +78,12 @@ export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: 
       const spooled = await spoolArchive(ref, { logger });
       try {
         const events = await firstValueFrom(
-          readImages(spooled.source, { logger, ...(dataRoot !== undefined && { dataRoot }), ...(storageDriver !== undefined && { storageDriver }) }).pipe(toArray()),
+          readImages(spooled.source, {
+            logger,
+            ...(dataRoot !== undefined && { dataRoot }),
+            ...(storageDriver !== undefined && { storageDriver }),
+            ...(platformArg !== undefined && { platform: platformArg }),
+          }).pipe(toArray()),
         );
         const record = events.find((event) => event.type === 'image')?.image;
         if (record === undefined) throw new SourceNotFoundError(ref, `${ref} holds no image`);
@@ -87,7 +99,7 @@ export async function runInspect(args: RawArgs, io: { stdout: TextSink; stderr: 
       const credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
       const client = createRegistryClient({ registry: reference.registry, logger, ...clientOptions(command, credentials) });
       try {
-        found = await inspectRemote(client, reference.repository, reference.digest ?? reference.tag ?? 'latest', configOnly || !raw);
+        found = await inspectRemote(client, reference.repository, reference.digest ?? reference.tag ?? 'latest', configOnly || !raw, platform);
       } finally {
         await client.close();
       }
@@ -105,7 +117,10 @@ function render(found: Inspected, raw: boolean, configOnly: boolean): string {
     return Buffer.from(found.bytes).toString('utf8');
   }
   if (configOnly) {
-    if (found.config === undefined) throw new UnsupportedError(`${found.name} is an index, which has no config; inspect one of its images`);
+    if (found.config === undefined) {
+      const pick = found.offers !== undefined && found.offers !== '' ? `pick one of its images with --platform (it offers ${found.offers})` : 'inspect one of its images by digest';
+      throw new UnsupportedError(`${found.name} is an index, which has no config; ${pick}`);
+    }
     return `${JSON.stringify(found.config, null, 2)}\n`;
   }
   const manifest = found.bytes === undefined ? null : (JSON.parse(Buffer.from(found.bytes).toString('utf8')) as unknown);
@@ -115,7 +130,8 @@ function render(found: Inspected, raw: boolean, configOnly: boolean): string {
 async function inspectLocal(name: string, record: SourceRecord, withConfig: boolean): Promise<Inspected> {
   const stored = record.kind === 'index' ? record.index : record.manifest;
   const base = { name, ...(stored !== undefined && { mediaType: stored.mediaType, digest: stored.digest, bytes: stored.bytes }) };
-  if (record.kind === 'index' || !withConfig) return base;
+  if (record.kind === 'index') return { ...base, offers: offers(record.manifests.map((image) => image.platform)) };
+  if (!withConfig) return base;
   const origin = record.config.origin;
   return { ...base, config: parseConfig(await readLocalConfig(record), origin) };
 }
@@ -126,21 +142,57 @@ async function readLocalConfig(record: ImageRecord): Promise<Buffer> {
   return readAll(await record.config.open(), record.config.origin, record.config.digest);
 }
 
-async function inspectRemote(client: RegistryClient, repository: string, reference: string, withConfig: boolean): Promise<Inspected> {
+/**
+ * A registry image's manifest and, when asked, its config, both checked. With `platform`, of an index the
+ * image for that platform (fetched by digest, which the client checks, and against the index's size), and
+ * of a single image its config must name that platform, as copy --platform has it.
+ */
+async function inspectRemote(client: RegistryClient, repository: string, reference: string, withConfig: boolean, platform: Platform | undefined): Promise<Inspected> {
   const name = `${client.registry}/${repository}${reference.includes(':') ? `@${reference}` : `:${reference}`}`;
-  const manifest = await client.getManifest(repository, reference, { accept: ACCEPT }).catch((error: unknown) => {
+  let manifest = await getManifest(client, repository, reference, name, `no image ${name} in the registry`, 'check the repository and tag');
+  // Even --raw prints only what is a manifest: a proxy's login page under the manifest's address is not one.
+  let document = manifestDocument(manifest, name, client.registry);
+  /** Set for a single image, whose config must then name `platform`; an image picked from an index is of it. */
+  let singleOf = platform;
+  if (isIndexType(manifest.mediaType)) {
+    const entries = indexEntries(document, name);
+    const offered = offers(entries.map((entry) => entry.platform));
+    if (platform === undefined) return { name, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes, offers: offered };
+    const entry = findPlatform(entries, platform);
+    const wanted = platformText(platform);
+    if (entry === undefined) throw new SourceNotFoundError(name, `${name} has no image for ${wanted}; its index offers ${offered || 'no platforms'}`);
+    manifest = await getManifest(client, repository, entry.digest, name, `the index of ${name} names ${entry.digest} for ${wanted}, which the registry does not have`, 'the index is incomplete there');
+    if (manifest.bytes.length !== entry.size) {
+      throw new InvalidSourceError(name, `the index of ${name} says its ${wanted} image ${entry.digest} is ${entry.size} bytes, but the registry's is ${manifest.bytes.length}; the index is damaged there`);
+    }
+    document = manifestDocument(manifest, `${name} (${wanted})`, client.registry);
+    if (isIndexType(manifest.mediaType)) throw new UnsupportedError(`the index of ${name} lists another index for ${wanted}; inspect ${entry.digest} itself`);
+    singleOf = undefined;
+  }
+  const base = { name, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes };
+  // The config is read for --raw too when it has to say the platform.
+  if (!withConfig && singleOf === undefined) return base;
+  const config = await remoteConfig(client, repository, manifest, document, name);
+  if (config === undefined) return base;
+  if (singleOf !== undefined) checkImagePlatform(config.bytes, singleOf, name);
+  return withConfig ? { ...base, config: parseConfig(config.bytes, config.origin) } : base;
+}
+
+/** A manifest by tag or digest (the client checks a digest against the bytes); a 404 says what is `missing` and what to do. */
+async function getManifest(client: RegistryClient, repository: string, reference: string, name: string, missing: string, todo: string): Promise<RawManifest> {
+  return client.getManifest(repository, reference, { accept: ACCEPT }).catch((error: unknown) => {
     if (!(error instanceof RegistryError) || error.status !== 404) throw error;
     // The client's message up to its hint (`GET https://r/v2/app/manifests/1 → 404 MANIFEST_UNKNOWN: …`), then what to do.
-    throw new SourceNotFoundError(name, `no image ${name} in the registry (${error.message.split('; ')[0]}); check the repository and tag`, { cause: error });
+    throw new SourceNotFoundError(name, `${missing} (${error.message.split('; ')[0]}); ${todo}`, { cause: error });
   });
-  // Even --raw prints only what is a manifest: a proxy's login page under the manifest's address is not one.
-  const document = manifestDocument(manifest, name, client.registry);
-  const base = { name, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes };
-  if (!withConfig || isIndexType(manifest.mediaType)) return base;
+}
+
+/** An image manifest's config bytes, checked against its digest; for schema 1, its top history entry. */
+async function remoteConfig(client: RegistryClient, repository: string, manifest: RawManifest, document: object, name: string): Promise<{ bytes: Buffer; origin: string } | undefined> {
   if (manifest.mediaType === MediaType.dockerSchema1Signed || manifest.mediaType === MediaType.dockerSchema1) {
     // Schema 1 has no config blob: its top history entry is the config, as Docker wrote it.
     const top = (document as { history?: { v1Compatibility?: unknown }[] }).history?.[0]?.v1Compatibility;
-    return typeof top === 'string' ? { ...base, config: parseConfig(Buffer.from(top), `${name} history[0].v1Compatibility`) } : base;
+    return typeof top === 'string' ? { bytes: Buffer.from(top), origin: `${name} history[0].v1Compatibility` } : undefined;
   }
   const digest = parseDigest((document as { config?: { digest?: unknown } }).config?.digest, `config digest in the manifest of ${name}`);
   const origin = `${name} config ${digest}`;
@@ -148,7 +200,28 @@ async function inspectRemote(client: RegistryClient, repository: string, referen
     if (!(error instanceof RegistryError) || error.status !== 404) throw error;
     throw new SourceNotFoundError(name, `the manifest of ${name} names the config ${digest}, which the registry does not have (${error.message.split('; ')[0]}); the image is incomplete there`, { cause: error });
   });
-  return { ...base, config: parseConfig(await readAll(body, origin, digest), origin) };
+  return { bytes: await readAll(body, origin, digest), origin };
+}
+
+/** The descriptors of an index's `manifests`, checked as far as picking one needs. */
+function indexEntries(document: object, name: string): Descriptor[] {
+  const manifests = (document as { manifests?: unknown }).manifests;
+  const damaged = 'the registry holds a damaged index';
+  if (!Array.isArray(manifests)) throw new InvalidSourceError(name, `the index of ${name} has no manifests list; ${damaged}`);
+  return manifests.map((entry: unknown, i): Descriptor => {
+    const { mediaType, digest, size, platform } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
+    if (typeof mediaType !== 'string' || !isDigest(digest) || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      throw new InvalidSourceError(name, `entry ${i + 1} of the index of ${name} is no descriptor (it needs a mediaType, digest and size); ${damaged}`);
+    }
+    const { os, architecture, variant } = (typeof platform === 'object' && platform !== null ? platform : {}) as Record<string, unknown>;
+    const named = typeof os === 'string' && typeof architecture === 'string';
+    return { mediaType, digest, size, ...(named && { platform: { os, architecture, ...(typeof variant === 'string' && { variant }) } }) };
+  });
+}
+
+/** `linux/amd64, linux/arm64/v8`: the platforms an index names, for messages. */
+function offers(platforms: readonly (Platform | undefined)[]): string {
+  return [...new Set(platforms.filter((platform) => platform !== undefined).map((platform) => printable(platformText(platform))))].join(', ');
 }
 
 /** The media types inspect shows: images and indexes, Docker's and OCI's, schema 1 included. */
