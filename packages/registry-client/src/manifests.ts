@@ -2,9 +2,8 @@ import { createHash } from 'node:crypto';
 
 import { DigestMismatchError, InvalidResponseError, isDigest, MediaType, splitDigest, UnsupportedError, type Digest, type RawManifest } from '@rxpush/core';
 
-import { transportError } from './errors.js';
-import { contentLength, pull, push, type Requester } from './requester.js';
-import { dump, header, readBody } from './send.js';
+import { contentLength, pull, push, readAnswer, type Requester } from './requester.js';
+import { dump, header } from './send.js';
 import type { RequestOptions } from './types.js';
 import { checkManifestReference, checkRepository, redactUrl } from './urls.js';
 
@@ -98,9 +97,7 @@ export async function getManifest(r: Requester, repository: string, reference: s
     throw new UnsupportedError(`${where} → ${res.status} with a manifest of ${declared} bytes: rxpush refuses manifests over 4 MiB; ask for a smaller one (a platform's manifest, not the index)`);
   }
   // The answer's body is read after send() returned: a connection lost here is still this request's failure.
-  const { bytes, complete } = await readBody(res.body, MANIFEST_LIMIT).catch((error: unknown) => {
-    throw transportError(error, { method: 'GET', url: redactUrl(res.url), signal: opts.signal, timeouts: r.timeouts });
-  });
+  const { bytes, complete } = await readAnswer(r, res, MANIFEST_LIMIT, opts.signal);
   if (!complete) throw new UnsupportedError(`${where} → ${res.status} with a manifest over 4 MiB: rxpush refuses manifests that large; ask for a smaller one (a platform's manifest, not the index)`);
 
   const mediaType = manifestMediaType(header(res.headers, 'content-type'), bytes);

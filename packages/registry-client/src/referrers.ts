@@ -1,8 +1,8 @@
 import { MediaType, parseDigest, type Descriptor, type Digest } from '@rxpush/core';
 
 import { parseJson } from './manifests.js';
-import { pull, type Requester } from './requester.js';
-import { dump, header, readBody } from './send.js';
+import { pull, readAnswer, type Requester } from './requester.js';
+import { dump, header } from './send.js';
 import type { RequestOptions } from './types.js';
 import { checkRepository } from './urls.js';
 
@@ -28,7 +28,7 @@ export async function getReferrers(r: Requester, repository: string, digest: Dig
     await dump(res.body);
     return undefined;
   }
-  const { bytes, complete } = await readBody(res.body, REFERRERS_LIMIT);
+  const { bytes, complete } = await readAnswer(r, res, REFERRERS_LIMIT, opts.signal);
   const index = complete ? (parseJson(bytes) as { manifests?: unknown } | undefined) : undefined;
   return Array.isArray(index?.manifests) ? (index.manifests as Descriptor[]) : undefined;
 }

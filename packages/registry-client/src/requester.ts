@@ -1,9 +1,11 @@
 import type { Logger } from '@rxpush/core';
 
+import { transportError } from './errors.js';
 import type { SendRequest, SendResponse } from './send.js';
-import { header } from './send.js';
+import { header, readBody } from './send.js';
 import type { Timeouts } from './timeouts.js';
 import type { Body } from './types.js';
+import { redactUrl } from './urls.js';
 
 /**
  * What the client's concerns (blobs, uploads, manifests, tags) send their requests through: the one
@@ -38,3 +40,14 @@ export function contentLength(res: SendResponse): number | undefined {
   return value !== undefined && value.trim() !== '' && Number.isSafeInteger(size) && size >= 0 ? size : undefined;
 }
 
+
+/**
+ * At most `limit` bytes of the body of a GET answer `send()` gave. The body is read after send() returned,
+ * outside its error mapping, so a connection that breaks or stalls here is mapped as that request's failure
+ * (`GET … failed: the registry's answer stalled for 30 s …`), not left as undici's bare `Body Timeout Error`.
+ */
+export async function readAnswer(r: Requester, res: SendResponse, limit: number, signal: AbortSignal | undefined): Promise<{ bytes: Buffer; complete: boolean }> {
+  return readBody(res.body, limit).catch((error: unknown) => {
+    throw transportError(error, { method: 'GET', url: redactUrl(res.url), signal, timeouts: r.timeouts });
+  });
+}

@@ -1,8 +1,8 @@
 import { InvalidResponseError } from '@rxpush/core';
 
 import { parseJson } from './manifests.js';
-import { pull, type Requester } from './requester.js';
-import { header, readBody, type SendResponse } from './send.js';
+import { pull, readAnswer, type Requester } from './requester.js';
+import { header, type SendResponse } from './send.js';
 import type { RequestOptions } from './types.js';
 import { checkRepository, redactUrl, resolveLocation } from './urls.js';
 
@@ -20,7 +20,7 @@ export async function listTags(r: Requester, repository: string, opts: RequestOp
   while (url !== undefined && !seen.has(url.href) && seen.size < MAX_TAG_PAGES) {
     seen.add(url.href);
     const res: SendResponse = await r.send({ method: 'GET', url, scopes: [pull(repo)], ok: [200], signal: opts.signal, onRetry: opts.onRetry, budget: opts.budget });
-    const { bytes, complete } = await readBody(res.body, TAG_PAGE_LIMIT);
+    const { bytes, complete } = await readAnswer(r, res, TAG_PAGE_LIMIT, opts.signal);
     const page = complete ? parseJson(bytes) : undefined;
     const list = (page as { tags?: unknown } | undefined)?.tags;
     if (page === undefined || (list !== null && list !== undefined && !Array.isArray(list))) {

@@ -362,12 +362,12 @@ describe('RegistryClient bodies', () => {
   });
 });
 
-describe('RegistryClient manifest bodies', () => {
-  it('names the request and the idle timeout it was given when a manifest stops coming part-way', async (t) => {
+describe('RegistryClient manifest, tag list and referrers bodies', () => {
+  it('names the request and the idle timeout it was given when an answer stops coming part-way', async (t) => {
     // The headers and the first bytes come, then nothing: the body is read after the request returned.
     const server = createHttpServer((req, res) => {
       if (req.url === '/v2/') return void res.writeHead(200).end();
-      res.writeHead(200, { 'content-type': MediaType.ociManifest, 'content-length': '1000' });
+      res.writeHead(200, { 'content-type': req.url?.includes('/referrers/') ? MediaType.ociIndex : MediaType.ociManifest, 'content-length': '1000' });
       res.write('{"schemaVersion":');
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -378,10 +378,14 @@ describe('RegistryClient manifest bodies', () => {
     const port = (server.address() as { port: number }).port;
     const client = new RegistryClient({ registry: `127.0.0.1:${port}`, plainHttp: true, bodyTimeout: 300, retry: { retries: 0 } });
     t.after(() => client.close());
-    await assert.rejects(client.getManifest('app', '1.0'), (error: Error) => {
-      assert.match(error.message, new RegExp(`^GET http://127\\.0\\.0\\.1:${port}/v2/app/manifests/1\\.0 failed: the registry's answer stalled for 300 ms \\(the idle timeout\\); check the registry, or allow it more time with --timeout$`));
+    const stalled = (path: string) => (error: Error) => {
+      assert.match(error.message, new RegExp(`^GET http://127\\.0\\.0\\.1:${port}/v2/app/${path} failed: the registry's answer stalled for 300 ms \\(the idle timeout\\); check the registry, or allow it more time with --timeout$`));
       return true;
-    });
+    };
+    await assert.rejects(client.getManifest('app', '1.0'), stalled('manifests/1\\.0'));
+    await assert.rejects(client.listTags('app'), stalled('tags/list'));
+    const digest = `sha256:${'a'.repeat(64)}` as const;
+    await assert.rejects(client.getReferrers('app', digest), stalled(`referrers/${digest}`));
   });
 });
 
