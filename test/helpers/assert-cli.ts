@@ -11,3 +11,15 @@ export function assertOneLineError(result: CliResult, pattern: RegExp, code = 1)
   assert.match(lines[0] ?? '', /^rxpush: /);
   assert.match(lines[0] ?? '', pattern);
 }
+
+/**
+ * A failure whose wording a table of faults cannot know in advance: exit 1 and one `rxpush: …` line that
+ * shows none of JavaScript's insides (a TypeError, `undefined`, `[object Object]`, an `Error:` prefix).
+ * Returns the line for further checks.
+ */
+export function assertCleanFailure(result: CliResult): string {
+  assertOneLineError(result, /^rxpush: \S/);
+  const line = result.stderr.trimEnd();
+  assert.doesNotMatch(line, /TypeError|Cannot read|undefined|\[object|Error:/);
+  return line;
+}

@@ -47,6 +47,12 @@ export interface BlobSource {
   readonly form: 'stored' | 'uncompressed';
   /** Where the bytes come from (a file path, an archive member), for error messages. */
   readonly origin: string;
+  /**
+   * What to do when the bytes read are not what the image says (another size or digest), for the message's end;
+   * default `the source is corrupt, re-export the image`, which fits local sources. A registry source says that
+   * the registry sent other bytes, and to copy again.
+   */
+  readonly remedy?: string;
   readonly urls?: readonly string[];
   readonly annotations?: Readonly<Record<string, string>>;
   /**

@@ -18,6 +18,8 @@ export interface FilePiecesOptions {
   readonly expected: Digest;
   /** Where the bytes come from, for error messages. */
   readonly origin: string;
+  /** What to do about bytes that are not as expected (the blob source's `remedy`). */
+  readonly remedy?: string | undefined;
   /** Called with the running count of the bytes the consumer has taken (for a request body: handed to the connection). */
   readonly onBytes?: (total: number) => void;
   /**

@@ -11,6 +11,8 @@ export interface HashingStreamOptions {
   readonly expectedSize?: number;
   /** Where the bytes come from, for error messages. */
   readonly origin: string;
+  /** What to do about bytes that are not as expected (the blob source's `remedy`; default: re-export the image). */
+  readonly remedy?: string | undefined;
   /** Called with the running byte count after each chunk. */
   readonly onBytes?: (total: number) => void;
 }
@@ -60,12 +62,12 @@ export class HashingStream extends Transform {
 
 /** How bytes read (`digest`, `bytes`) differ from what the image says they are, if they do. */
 export function mismatch(options: HashingStreamOptions, digest: Digest, bytes: number): DigestMismatchError | undefined {
-  const { expected, expectedSize, origin } = options;
+  const { expected, expectedSize, origin, remedy = 'the source is corrupt, re-export the image' } = options;
   if (expectedSize !== undefined && bytes !== expectedSize) {
-    return new DigestMismatchError(`${expectedSize} bytes`, `${bytes} bytes`, origin, {
-      message: `${origin} has ${bytes} bytes, but the image says ${expectedSize}; the source is corrupt, re-export the image`,
-    });
+    return new DigestMismatchError(`${expectedSize} bytes`, `${bytes} bytes`, origin, { message: `${origin} has ${bytes} bytes, but the image says ${expectedSize}; ${remedy}` });
   }
-  if (expected !== undefined && digest !== expected) return new DigestMismatchError(expected, digest, origin);
+  if (expected !== undefined && digest !== expected) {
+    return new DigestMismatchError(expected, digest, origin, { message: `${origin} does not match its digest: expected ${expected}, read ${digest}; ${remedy}` });
+  }
   return undefined;
 }

@@ -104,6 +104,7 @@ export async function sendBlob(attempt: Attempt): Promise<Sent> {
     ...(readExpected !== undefined && { expected: readExpected }),
     ...(total !== undefined && { expectedSize: total }),
     origin: blob.origin,
+    remedy: blob.remedy,
     onBytes,
   });
   const sent = attempt.compress ? new HashingStream({ origin: blob.origin }) : read;
@@ -156,6 +157,7 @@ async function sendFile(attempt: Attempt, openFile: () => Promise<FileHandle>, d
     offset: blob.fileOffset ?? 0,
     expected: digest,
     origin: blob.origin,
+    remedy: blob.remedy,
     onBytes: (n) => attempt.onBytes(n, size),
     ...(attempt.onAllSent !== undefined && { onAllSent: attempt.onAllSent }),
   });
@@ -220,6 +222,7 @@ async function sendGzipFile(attempt: Attempt, openFile: () => Promise<FileHandle
     offset: blob.fileOffset ?? 0,
     ...(blob.diffId !== undefined && { expected: blob.diffId }),
     origin: blob.origin,
+    remedy: blob.remedy,
     ...(attempt.compressionLevel !== undefined && { level: attempt.compressionLevel }),
     onBytes: (n) => attempt.onBytes(n, size),
     ...(attempt.onAllSent !== undefined && { onAllSent: attempt.onAllSent }),

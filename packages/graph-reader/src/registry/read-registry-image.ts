@@ -196,6 +196,7 @@ class RegistryImage {
       size: descriptor.size,
       form: 'stored',
       origin,
+      remedy: `${registry} sent other bytes than the manifest names (it, or a proxy in front of it, changed them); nothing was tagged at the destination, copy again`,
       ...(descriptor.urls !== undefined && { urls: descriptor.urls }),
       ...(descriptor.annotations !== undefined && { annotations: descriptor.annotations }),
       // Where the blob is: a destination on the same registry mounts it from here instead of receiving it.

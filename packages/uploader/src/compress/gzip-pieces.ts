@@ -18,6 +18,8 @@ export interface GzipPiecesOptions {
   readonly expected?: Digest;
   /** Where the bytes come from, for error messages. */
   readonly origin: string;
+  /** What to do about bytes that are not as expected (the blob source's `remedy`). */
+  readonly remedy?: string | undefined;
   /** The gzip level (default gzipLayer's). */
   readonly level?: number;
   /** Called with the running count of the layer's bytes read. */
@@ -202,8 +204,8 @@ export class GzipPieces implements AsyncIterable<Buffer> {
   }
 
   #mismatch(hash: Hash, bytes: number): DigestMismatchError | undefined {
-    const { expected, origin, size } = this.#options;
-    return mismatch({ ...(expected !== undefined && { expected }), expectedSize: size, origin }, `sha256:${hash.copy().digest('hex')}`, bytes);
+    const { expected, origin, size, remedy } = this.#options;
+    return mismatch({ ...(expected !== undefined && { expected }), expectedSize: size, origin, remedy }, `sha256:${hash.copy().digest('hex')}`, bytes);
   }
 
   /** Reads `length` bytes from `position` (in the layer) into the start of `buffer`, fewer only where the file ends. */
