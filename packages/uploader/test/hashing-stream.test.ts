@@ -29,4 +29,12 @@ describe('HashingStream', () => {
     const hasher = new HashingStream({ origin: 'layer.tar', expected: sha256Digest('hello'), expectedSize: 4 });
     await assert.rejects(pipeline(Readable.from([Buffer.from('hello')]), hasher, sink()), /layer.tar has 5 bytes, but the image says 4/);
   });
+
+  it('ends its messages with what the source says to do, re-exporting by default', async () => {
+    const remedy = 'the registry sent other bytes; copy again';
+    const read = (options: ConstructorParameters<typeof HashingStream>[0]) => pipeline(Readable.from([Buffer.from('hello')]), new HashingStream(options), sink());
+    await assert.rejects(read({ origin: 'a', expected: sha256Digest('other') }), /^DigestMismatchError: a does not match its digest: expected sha256:[0-9a-f]{64}, read sha256:[0-9a-f]{64}; the source is corrupt, re-export the image$/);
+    await assert.rejects(read({ origin: 'b', expected: sha256Digest('other'), remedy }), /^DigestMismatchError: b does not match its digest: expected sha256:[0-9a-f]{64}, read sha256:[0-9a-f]{64}; the registry sent other bytes; copy again$/);
+    await assert.rejects(read({ origin: 'c', expectedSize: 4, remedy }), /^DigestMismatchError: c has 5 bytes, but the image says 4; the registry sent other bytes; copy again$/);
+  });
 });
