@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -99,6 +100,25 @@ describe('credentials for a TLS registry with htpasswd (the CLI)', () => {
     assert.equal(result.code, 0, result.stderr);
     const missing = await pushWith(['--authfile', join(suite.work, 'missing.json'), '--ca-file', caFile]);
     assertOneLineError(missing.result, /cannot read the credentials file .*missing\.json: it does not exist; check --authfile/);
+  });
+
+  it('takes the credentials skopeo login wrote, as skopeo and podman do', async () => {
+    const runtime = join(suite.work, 'run-login');
+    await mkdir(runtime, { recursive: true });
+    // skopeo's own login, as a user runs it: it writes $XDG_RUNTIME_DIR/containers/auth.json.
+    await new Promise<void>((resolve, reject) => {
+      execFile('/usr/bin/skopeo', ['login', '--tls-verify=false', '--username', 'bob', '--password-stdin', suite.registry.host], { env: { ...process.env, XDG_RUNTIME_DIR: runtime } }, (error, _stdout, stderr) =>
+        error === null ? resolve() : reject(new Error(`skopeo login failed: ${stderr}`)),
+      ).stdin?.end(PASSWORD);
+    });
+    const { result, tag: pushed } = await pushWith(['--ca-file', caFile], { env: { XDG_RUNTIME_DIR: runtime } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(await stored(pushed));
+    // The same file named by REGISTRY_AUTH_FILE, as podman and skopeo read it.
+    const named = await pushWith(['--ca-file', caFile], { env: { REGISTRY_AUTH_FILE: join(runtime, 'containers', 'auth.json') } });
+    assert.equal(named.result.code, 0, named.result.stderr);
+    const anonymous = await pushWith(['--ca-file', caFile]);
+    assert.equal(anonymous.result.code, 1, 'without the file, the push is anonymous and refused');
   });
 
   it('runs the credential helper config.json names, with the registry on stdin', async () => {

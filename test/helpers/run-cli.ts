@@ -81,11 +81,19 @@ function spawnCli(args: string[], opts: RunCliOptions): RunningCli & { gone: Pro
 }
 
 /**
- * An environment for CLI runs that reads nothing of this machine's user: HOME, DOCKER_CONFIG and
- * RXPUSH_CACHE_DIR under `dir`, so no credentials, Docker config or digest cache of earlier runs.
+ * An environment for CLI runs that reads nothing of this machine's user: HOME, DOCKER_CONFIG, the containers
+ * tools' XDG_RUNTIME_DIR and XDG_CONFIG_HOME, and RXPUSH_CACHE_DIR under `dir`, REGISTRY_AUTH_FILE unset (empty),
+ * so no credentials, Docker config or digest cache of earlier runs.
  */
 export function homeIn(dir: string): Record<string, string> {
-  return { HOME: dir, DOCKER_CONFIG: join(dir, 'docker'), RXPUSH_CACHE_DIR: join(dir, 'cache') };
+  return {
+    HOME: dir,
+    DOCKER_CONFIG: join(dir, 'docker'),
+    XDG_RUNTIME_DIR: join(dir, 'run'),
+    XDG_CONFIG_HOME: join(dir, '.config'),
+    REGISTRY_AUTH_FILE: '',
+    RXPUSH_CACHE_DIR: join(dir, 'cache'),
+  };
 }
 
 /** Runs `rxpush ARGS…` and resolves with its exit code and output (never rejects on a non-zero exit). */

@@ -124,6 +124,54 @@ describe('resolveCredentials', () => {
   });
 });
 
+describe("resolveCredentials with the auth.json of skopeo and podman", () => {
+  const write = async (file: string, json: unknown) => {
+    await mkdir(join(file, '..'), { recursive: true });
+    await writeFile(file, JSON.stringify(json));
+  };
+
+  it('looks in $XDG_RUNTIME_DIR/containers/auth.json, then ~/.config/containers/auth.json, after Docker\'s config', async (t) => {
+    const h = await home(t);
+    const runtime = join(h.dir, 'run');
+    const env = { ...h.env, XDG_RUNTIME_DIR: runtime };
+    await write(join(runtime, 'containers', 'auth.json'), { auths: { 'r.example': { auth: b64('runtime:pw') }, 'both.example': { auth: b64('runtime:pw') } } });
+    await write(join(h.dir, '.config', 'containers', 'auth.json'), { auths: { 'r.example': { auth: b64('config:pw') }, 'c.example': { auth: b64('config:pw') } } });
+    await h.config({ auths: { 'both.example': { auth: b64('docker:pw') } } });
+    assert.deepEqual(await resolveCredentials({ registry: 'r.example', env }), { username: 'runtime', password: 'pw', source: join(runtime, 'containers', 'auth.json') });
+    assert.equal((await resolveCredentials({ registry: 'c.example', env }))?.username, 'config');
+    assert.equal((await resolveCredentials({ registry: 'both.example', env }))?.username, 'docker', "Docker's config.json comes first");
+    // XDG_CONFIG_HOME moves the second file, as it does for podman.
+    await write(join(h.dir, 'xdg', 'containers', 'auth.json'), { auths: { 'c.example': { auth: b64('xdg:pw') } } });
+    assert.equal((await resolveCredentials({ registry: 'c.example', env: { ...env, XDG_CONFIG_HOME: join(h.dir, 'xdg') } }))?.username, 'xdg');
+  });
+
+  it('reads $REGISTRY_AUTH_FILE before Docker\'s config, unless --authfile is given; a missing one is no error', async (t) => {
+    const h = await home(t);
+    const file = join(h.dir, 'registry-auth.json');
+    await write(file, { auths: { 'r.example': { auth: b64('fromenv:pw') } } });
+    await h.config({ auths: { 'r.example': { auth: b64('docker:pw') } } });
+    assert.equal((await h.resolve('r.example', { env: { ...h.env, REGISTRY_AUTH_FILE: file } }))?.username, 'fromenv');
+    const authfile = join(h.dir, 'authfile.json');
+    await write(authfile, { auths: {} });
+    assert.equal((await h.resolve('r.example', { env: { ...h.env, REGISTRY_AUTH_FILE: file }, authfile }))?.username, 'docker');
+    assert.equal((await h.resolve('r.example', { env: { ...h.env, REGISTRY_AUTH_FILE: join(h.dir, 'none.json') } }))?.username, 'docker');
+    await writeFile(file, '{"auths":');
+    await assert.rejects(h.resolve('r.example', { env: { ...h.env, REGISTRY_AUTH_FILE: file } }), /registry-auth\.json is not valid JSON \(.*\); fix it, or log in again with podman login or skopeo login$/);
+  });
+
+  it("passes over auth.json's entries for one namespace of a registry, and keeps its credential helpers", async (t) => {
+    const h = await home(t);
+    const file = join(h.dir, '.config', 'containers', 'auth.json');
+    await write(file, { auths: { 'quay.example/team': { auth: b64('team:pw') } } });
+    assert.equal(await h.resolve('quay.example'), undefined);
+    await write(file, { auths: { 'quay.example/team': { auth: b64('team:pw') }, 'quay.example': { auth: b64('all:pw') } } });
+    assert.equal((await h.resolve('quay.example'))?.username, 'all');
+    await h.helper('pass', 'echo \'{"Username":"helped","Secret":"s"}\'');
+    await write(file, { credHelpers: { 'quay.example': 'pass' } });
+    assert.equal((await h.resolve('quay.example'))?.username, 'helped');
+  });
+});
+
 describe('resolveCredentials with credential helpers', () => {
   it('runs the credHelpers entry for the registry with the server URL on stdin', async (t) => {
     const h = await home(t);
