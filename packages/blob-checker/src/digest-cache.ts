@@ -4,7 +4,7 @@ import { open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
-import { isDigest, makeDirectory, silentLogger, type Digest, type Logger } from '@rxpush/core';
+import { fileReason, isDigest, makeDirectory, silentLogger, type Digest, type Logger } from '@rxpush/core';
 
 /** A compressed form of a layer: what one diff ID was pushed as. */
 export interface CompressedForm {
@@ -190,9 +190,18 @@ export class DigestCache {
     if (this.#gaveUp) return;
     this.#gaveUp = true;
     this.#pending.clear();
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = cacheFailure(error);
     this.#logger.warn({ dir: this.dir, reason }, `digest cache ${what} failed (${reason}); going on without it`);
   }
+}
+
+/** A failure of the cache's disk in words, with the path it was at (`/x/cache: the disk is full`), not Node's errno text. */
+function cacheFailure(error: unknown): string {
+  const { code, path } = error as NodeJS.ErrnoException;
+  if (typeof code !== 'string') return error instanceof Error ? error.message : String(error);
+  // mkdir of the cache directory where a file (or something else) has its name.
+  const reason = code === 'EEXIST' ? 'it is there, but not as a directory' : fileReason(error, 'new file');
+  return typeof path === 'string' ? `${path}: ${reason}` : reason;
 }
 
 /**

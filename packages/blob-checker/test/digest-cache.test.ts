@@ -209,7 +209,23 @@ describe('DigestCache on a hostile disk', () => {
     cache.addLocation(diffId, { registry: 'r', repository: 'x' });
     await cache.flush();
     assert.equal(lines.length, 1, lines.join('\n'));
-    assert.match(lines[0] ?? '', /digest cache write failed .*; going on without it/);
+    assert.equal(lines[0], `digest cache write failed (${join(parent, 'a-file', 'cache')}: a part of its path is a file, not a directory); going on without it`);
+  });
+
+  it('says in words what is wrong with its directory: a file in its place, a full disk', async () => {
+    const parent = await freshDir();
+    await writeFile(join(parent, 'cache'), 'a file where the directory belongs');
+    const { logger, lines } = warnings();
+    const cache = new DigestCache(join(parent, 'cache'), { logger });
+    cache.addLocation(gz, { registry: 'r', repository: 'x' });
+    await cache.flush();
+    assert.deepEqual(lines, [`digest cache write failed (${join(parent, 'cache')}: it is there, but not as a directory); going on without it`]);
+    const full: CacheFiles = { read: async () => undefined, write: async (file) => Promise.reject(Object.assign(new Error(`ENOSPC: no space left on device, write`), { code: 'ENOSPC', path: file })) };
+    const second = warnings();
+    const cacheOnFullDisk = new DigestCache(await freshDir(), { logger: second.logger, files: full });
+    cacheOnFullDisk.addLocation(gz, { registry: 'r', repository: 'x' });
+    await cacheOnFullDisk.flush();
+    assert.match(second.lines[0] ?? '', /^digest cache write failed \(\/\S+\/digests\.json: the disk is full\); going on without it$/);
   });
 
   it('gives up on a disk that does not answer, warning once, and answers nothing from then on', async () => {

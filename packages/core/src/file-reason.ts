@@ -24,6 +24,10 @@ export function fileReason(error: unknown, expected: 'file' | 'directory' | 'new
       return 'its symbolic links go round in a loop';
     case 'EROFS':
       return 'it is on a read-only file system';
+    case 'ENOSPC':
+      return 'the disk is full';
+    case 'EDQUOT':
+      return 'the disk quota is used up';
     default:
       return typeof message === 'string' ? message : String(error);
   }

@@ -15,6 +15,8 @@ describe('fileReason', () => {
     assert.equal(fileReason(await failure(readFile(tmpdir()))), 'it is a directory, not a file');
     assert.equal(fileReason(Object.assign(new Error('EACCES: permission denied, open \'/x\''), { code: 'EACCES' })), 'permission denied');
     assert.equal(fileReason(Object.assign(new Error('x'), { code: 'EROFS' })), 'it is on a read-only file system');
+    assert.equal(fileReason(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })), 'the disk is full');
+    assert.equal(fileReason(Object.assign(new Error('x'), { code: 'EDQUOT' })), 'the disk quota is used up');
     assert.equal(fileReason(new Error('something else')), 'something else');
   });
 
