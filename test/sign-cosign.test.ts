@@ -71,6 +71,29 @@ describe('cosign signatures, rxpush keygen, verify and inspect', () => {
     signedPush = await cli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/cosign/app:1.0`, '--sign-key', key, '--progress', 'plain']);
   });
 
+  it('keygen encrypts the key with a passphrase from stdin or RXPUSH_KEY_PASSWORD, which push then needs', async () => {
+    const file = join(suite.work, 'encrypted.key');
+    const made = await cli(['keygen', '--out', file, '--key-password-stdin'], {}, 'pass phrase\n');
+    assert.equal(made.code, 0, made.stderr);
+    assert.match(made.stdout, /^wrote .*encrypted\.key \(private key, encrypted with the passphrase\) and .*encrypted\.key\.pub; key ID /);
+    assert.match(await readFile(file, 'utf8'), /^-----BEGIN ENCRYPTED PRIVATE KEY-----\n/);
+    // openssl reads it with the passphrase (the trailing line break of stdin is not part of it), and not without.
+    await execFileAsync('openssl', ['pkey', '-in', file, '-passin', 'pass:pass phrase', '-noout']);
+    await assert.rejects(execFileAsync('openssl', ['pkey', '-in', file, '-passin', 'pass:other', '-noout']));
+
+    const destination = `${suite.registry.host}/cosign/encrypted:1.0`;
+    assertOneLineError(await cli(['push', `oci:${suite.layout.dir}:latest`, destination, '--sign-key', file, '-q']), /encrypted\.key is encrypted; give its passphrase in RXPUSH_KEY_PASSWORD or with --key-password-stdin$/);
+    const pushed = await cli(['push', `oci:${suite.layout.dir}:latest`, destination, '--sign-key', file, '-q'], { RXPUSH_KEY_PASSWORD: 'pass phrase' });
+    assert.equal(pushed.code, 0, pushed.stderr);
+    assert.equal((await cli(['verify', destination, '--key', `${file}.pub`])).code, 0);
+
+    const fromEnv = join(suite.work, 'env-encrypted.key');
+    assert.equal((await cli(['keygen', '--out', fromEnv], { RXPUSH_KEY_PASSWORD: 'from env' })).code, 0);
+    await execFileAsync('openssl', ['pkey', '-in', fromEnv, '-passin', 'pass:from env', '-noout']);
+    assertOneLineError(await cli(['keygen', '--out', join(suite.work, 'empty.key'), '--key-password-stdin'], {}, ''), /--key-password-stdin read an empty password from stdin/, 2);
+    await assert.rejects(stat(join(suite.work, 'empty.key')), { code: 'ENOENT' });
+  });
+
   it('keygen writes an ECDSA P-256 PKCS#8 key with mode 0600 and FILE.pub, and never overwrites without --force', async () => {
     const file = join(suite.work, 'made.key');
     const made = await cli(['keygen', '--out', file]);

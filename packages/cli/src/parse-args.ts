@@ -191,12 +191,17 @@ function cli(argv: readonly string[], strict: boolean) {
     )
     .command('keygen', 'make a signing key: ECDSA P-256, PKCS#8 PEM (mode 0600) and FILE.pub', (y) =>
       y
-        .usage('Usage: rxpush keygen --out FILE [--force]\n\nMake an ECDSA P-256 signing key: FILE (PKCS#8 PEM, mode 0600) and FILE.pub (its public key).')
+        .usage(
+          'Usage: rxpush keygen --out FILE [--force] [--key-password-stdin]\n\nMake an ECDSA P-256 signing key: FILE (PKCS#8 PEM, mode 0600) and FILE.pub (its public key). ' +
+            'With a passphrase (--key-password-stdin, or RXPUSH_KEY_PASSWORD) FILE is encrypted with it.',
+        )
         .example('rxpush keygen --out ./rxpush.key', 'write rxpush.key and rxpush.key.pub')
+        .example('printf %s "$PASS" | rxpush keygen --out ./rxpush.key --key-password-stdin', 'the same, the private key encrypted')
         .example('rxpush push oci:./image:latest localhost:5000/app:1.0 --sign-key ./rxpush.key', 'push and sign with it')
         .hide('version')
         .option('out', { type: 'string', requiresArg: true, describe: 'the private key file to write (the public key goes to FILE.pub)' })
-        .option('force', { type: 'boolean', describe: 'overwrite FILE and FILE.pub if they exist' }),
+        .option('force', { type: 'boolean', describe: 'overwrite FILE and FILE.pub if they exist' })
+        .option('key-password-stdin', { type: 'boolean', describe: 'encrypt FILE with the passphrase read from stdin (or set RXPUSH_KEY_PASSWORD)' }),
     )
     .command('verify <DEST>', 'verify that a pushed image is signed by a key', (y) =>
       registryOptions(

@@ -1,5 +1,6 @@
 import { chmod, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 
 import { fileReason, KeyError, UsageError } from '@rxpush/core';
 import { generateSigningKey } from '@rxpush/manifest-signer';
@@ -8,19 +9,24 @@ import { helpFor, type RawArgs } from './parse-args.js';
 import { last } from './push-command.js';
 import type { TextSink } from './progress/renderer.js';
 import { fail } from './fail.js';
+import { readPassword } from './read-password.js';
 
 /**
  * The `rxpush keygen` handler: writes a new ECDSA P-256 key as PKCS#8 PEM to `--out FILE` (mode 0600) and its
- * public key to `FILE.pub`, never over existing files unless `--force`. Exit 0 written, 1 failed, 2 usage.
+ * public key to `FILE.pub`, never over existing files unless `--force`. The key is encrypted with the passphrase
+ * from stdin (`--key-password-stdin`), else RXPUSH_KEY_PASSWORD when set: the same passphrase push and verify
+ * read it with. Exit 0 written, 1 failed, 2 usage.
  *
  * @example process.exitCode = await runKeygen({ out: './rxpush.key' }, { stdout, stderr })
  */
-export async function runKeygen(args: RawArgs, io: { stdout: TextSink; stderr: TextSink }): Promise<number> {
+export async function runKeygen(args: RawArgs, io: { stdout: TextSink; stderr: TextSink; stdin?: Readable }): Promise<number> {
   try {
     const out = last(args['out']);
     if (out === undefined || out === '') throw new UsageError('keygen needs --out FILE, the private key file to write');
     const force = args['force'] === true;
-    const key = generateSigningKey();
+    const fromEnv = process.env['RXPUSH_KEY_PASSWORD'];
+    const password = args['key-password-stdin'] === true ? await readPassword(io.stdin ?? process.stdin, '--key-password-stdin') : fromEnv !== '' ? fromEnv : undefined;
+    const key = generateSigningKey(password === undefined ? {} : { password });
     const privateFile = await openNew(out, 0o600, force);
     let publicFile;
     try {
@@ -39,7 +45,8 @@ export async function runKeygen(args: RawArgs, io: { stdout: TextSink; stderr: T
     } finally {
       await Promise.all([privateFile.close(), publicFile.close()]);
     }
-    io.stdout.write(`wrote ${out} (private key: keep it secret) and ${out}.pub; key ID ${key.keyId}\n`);
+    const kind = password === undefined ? 'private key: keep it secret' : 'private key, encrypted with the passphrase';
+    io.stdout.write(`wrote ${out} (${kind}) and ${out}.pub; key ID ${key.keyId}\n`);
     return 0;
   } catch (error) {
     return fail(error, io.stderr, 'warn', helpFor('keygen'));

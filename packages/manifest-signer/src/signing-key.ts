@@ -137,11 +137,17 @@ export function libtrustKeyId(key: KeyObject): string {
   return out.match(/.{4}/g)!.join(':');
 }
 
-/** A new ECDSA P-256 key pair as PEM: PKCS#8 private key and SPKI public key, with its key ID. */
-export function generateSigningKey(): { privatePem: string; publicPem: string; keyId: string } {
+/**
+ * A new ECDSA P-256 key pair as PEM: PKCS#8 private key and SPKI public key, with its key ID. With a `password`,
+ * the private key is encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, AES-256-CBC), as `openssl pkcs8 -topk8` writes
+ * it; {@link loadSigningKey} and openssl read it with that passphrase.
+ */
+export function generateSigningKey(options: { password?: string } = {}): { privatePem: string; publicPem: string; keyId: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { password } = options;
+  const encryption = password !== undefined && password !== '' ? { cipher: 'aes-256-cbc', passphrase: password } : {};
   return {
-    privatePem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    privatePem: privateKey.export({ format: 'pem', type: 'pkcs8', ...encryption }).toString(),
     publicPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
     keyId: libtrustKeyId(publicKey),
   };
