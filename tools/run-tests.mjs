@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { installedNode24, node24Path, NODE24_MAJOR } from './node24.mjs';
+import { NODE24 } from './other-nodes.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SKIP_DIRS = new Set(['node_modules', 'dist', '.git', '.tmp', 'coverage']);
@@ -78,11 +78,11 @@ if (files.length === 0) {
 const nodes = [];
 if (!args.includes('--only-node24')) nodes.push(process.execPath);
 if (args.includes('--node24') || args.includes('--only-node24')) {
-  if (!installedNode24()) {
-    console.error(`run-tests: Node.js ${NODE24_MAJOR} is not installed at ${node24Path}; run "node tools/setup.mjs" (npm test does)`);
+  if (!NODE24.installed()) {
+    console.error(`run-tests: Node.js ${NODE24.major} is not installed at ${NODE24.path}; run "node tools/setup.mjs" (npm test does)`);
     process.exit(1);
   }
-  nodes.push(node24Path);
+  nodes.push(NODE24.path);
 }
 
 const outcomes = nodes.map((node) => ({ version: versionOf(node), status: runSuite(node) }));

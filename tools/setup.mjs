@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Makes a clone ready to build and test: pnpm dependencies, then (unless
 // --deps-only) the Debian packages the end-to-end tests run for real and the
-// Node.js 24 that the suite runs on a second time (tools/node24.mjs), then
+// Node.js 24 that the suite runs on a second time and the Node.js 22 one test pushes with
+// (tools/other-nodes.mjs), then
 // gzip's libdeflate binding (packages/uploader/native/build.mjs).
 // Plain Node ESM with no dependencies: it runs before anything is installed.
 import { spawnSync } from 'node:child_process';
@@ -10,7 +11,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { ensureNode24 } from './node24.mjs';
+import { NODE22, NODE24 } from './other-nodes.mjs';
 
 const PNPM = 'pnpm@12.4.2';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -38,7 +39,8 @@ installNodeDependencies();
 if (!args.includes('--deps-only')) {
   installSystemPackages();
   try {
-    ensureNode24();
+    NODE24.ensure();
+    NODE22.ensure();
   } catch (error) {
     fail(error.message);
   }

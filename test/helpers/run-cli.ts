@@ -20,6 +20,8 @@ export interface RunCliOptions {
   cwd?: string;
   /** Node.js options given before the bin (options NODE_OPTIONS does not take, such as `--expose-internals`). */
   nodeArgs?: string[];
+  /** The Node.js binary to run the CLI with (default: the one running the tests). */
+  node?: string;
   /** Kill the CLI after this long (default 120 s) and fail. */
   timeoutMs?: number;
 }
@@ -43,7 +45,7 @@ export interface RunningCli {
 }
 
 function spawnCli(args: string[], opts: RunCliOptions): RunningCli & { gone: Promise<void> } {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), CLI_BIN, ...args], {
+  const child = spawn(opts.node ?? process.execPath, [...(opts.nodeArgs ?? []), CLI_BIN, ...args], {
     cwd: opts.cwd ?? root,
     env: { ...process.env, NO_COLOR: '1', ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],
