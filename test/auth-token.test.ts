@@ -195,6 +195,27 @@ describe('pushing through token auth to the reference registry', () => {
     }
   });
 
+  it('asks a token service that fails for a moment again, as it asks the registry, and pushes', async (t) => {
+    // The first two token requests fail (busy, then down), as a token service behind a load balancer may.
+    let failures = 0;
+    const respond: NonNullable<TokenServerOptions['respond']> = () => {
+      failures += 1;
+      if (failures === 1) return { status: 429, body: '', headers: { 'retry-after': '0' } };
+      if (failures === 2) return { status: 503, body: 'upstream unavailable' };
+      return undefined;
+    };
+    const { tokens, registry } = await tokenRegistry(t, { respond });
+    const result = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/token/flaky:1`, '--creds', `alice:${USERS.alice}`, '--progress', 'plain'], { env });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(failures > 2, 'the token service was asked again');
+    assert.ok(tokens.requests.some((r) => r.user === 'alice'));
+    assert.ok(await manifestOf(registry, 'token/flaky', '1'));
+    // Without retries the first failure is the push's, in one line that says what the 429 means.
+    failures = 0;
+    const once = await runCli(['push', `oci:${layout.dir}:latest`, `${registry.host}/token/flaky:2`, '--creds', `alice:${USERS.alice}`, '--retries', '0'], { env: { ...env, RXPUSH_CACHE_DIR: join(work, 'cache-flaky') } });
+    assertOneLineErrorWithoutPassword(once, /GET http:\/\/127\.0\.0\.1:\d+\/token → 429; the token service is limiting how often it is asked; try again later$/);
+  });
+
   const garbage: [string, NonNullable<TokenServerOptions['respond']>, RegExp][] = [
     ['garbage', () => ({ status: 200, body: '<html>login here</html>', headers: { 'content-type': 'text/html' } }), /GET http:\/\/127\.0\.0\.1:\d+\/token → 200 with a body that is not a JSON token answer \(starts "<html>login here<\/html>"\); is the realm right\?$/],
     ['a huge body', () => ({ status: 200, body: Buffer.alloc(3 * 1024 * 1024, 0x7b) }), /→ 200 with a body (of 3145728 bytes|over 1 MiB), too large for a token answer.*; is the realm right\?$/],

@@ -88,13 +88,15 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
   let timeouts = 0;
   const budget = req.budget ?? new RetryBudget(policy);
   try {
-    authorization = await authorize(ctx, req, undefined);
     for (let attempt = 1; ; attempt++) {
       let url = req.url;
       let from: URL | undefined;
       let redirects = 0;
       let failure: Error;
       try {
+        // Asked before every attempt, inside the retries: a token service that fails for a while (5xx, 429, a reset)
+        // is retried as the registry is. Tokens may have expired or been refreshed meanwhile; else the cache answers.
+        authorization = await authorize(ctx, req, undefined);
         for (;;) {
           refuseDowngrade(ctx.origin, { method: req.method, url, from });
           const res = await dispatch(ctx, req, url, authorization);
@@ -162,8 +164,6 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
       ctx.onRetry?.(event);
       req.onRetry?.(event);
       await sleep(delayMs, req.signal);
-      // Tokens may have expired or been refreshed meanwhile; the authenticator answers from its cache.
-      authorization = await authorize(ctx, req, undefined);
     }
   } catch (error) {
     // A stream that was not sent in full cannot be reused; release what it holds (file handles).

@@ -357,8 +357,13 @@ describe('createAuthenticator: what the token service may answer', () => {
     ['refuses the credentials (401)', { status: 401, body: '{"details":"incorrect username or password"}' }, /^GET https:\/\/auth\.example\/token → 401 incorrect username or password; the token service refused the credentials; check the credentials \(from --creds\): --creds, --authfile or docker login$/, 'UNAUTHORIZED', UnauthorizedError],
     ['denies access (403)', { status: 403, body: '' }, /→ 403; the credentials may not have this access \(repository:app:pull\)/, 'DENIED', DeniedError],
     ['fails (503)', { status: 503, body: 'down' }, /→ 503; the token service failed; try again later/, 'REGISTRY_ERROR', RegistryError],
+    ['is limiting requests (429)', { status: 429, body: '' }, /→ 429; the token service is limiting how often it is asked; try again later$/, 'REGISTRY_ERROR', RegistryError],
     ['answers HTML', { status: 200, body: '<html><body>Login</body></html>' }, /→ 200 with a body that is not a JSON token answer \(starts "<html><body>Login<\/body><\/html>"\); is the realm right\?/, 'INVALID_RESPONSE', InvalidResponseError],
     ['answers an empty body', { status: 200, body: '' }, /not a JSON token answer \(empty\)/, 'INVALID_RESPONSE', InvalidResponseError],
+    // What is not markup may be a token (cut off, or bare): it is described, never quoted.
+    ['breaks off its answer in the token', { status: 200, body: '{"token":"opaque-secret-tok' }, /not a JSON token answer \(invalid JSON at line 1, column 28\); is the realm right\?$/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['answers a bare token', { status: 200, body: 'opaque-secret-token' }, /not a JSON token answer \(invalid JSON\); is the realm right\?$/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['answers a JSON string', { status: 200, body: '"opaque-secret-token"' }, /not a JSON token answer \(a JSON string\)/, 'INVALID_RESPONSE', InvalidResponseError],
     ['answers JSON without a token', { status: 200, body: '{"expires_in":60}' }, /without a usable token/, 'INVALID_RESPONSE', InvalidResponseError],
     ['answers a token with spaces in it', { status: 200, body: '{"token":"a b"}' }, /without a usable token/, 'INVALID_RESPONSE', InvalidResponseError],
     ['announces a body over 1 MiB', { status: 200, body: '{}', headers: { 'content-length': String(5 * 1024 * 1024) } }, /a body of 5242880 bytes, too large for a token answer/, 'INVALID_RESPONSE', InvalidResponseError],
@@ -373,7 +378,9 @@ describe('createAuthenticator: what the token service may answer', () => {
         assert.ok(!(error instanceof AuthError), 'a token service that answers is no local auth failure');
         assert.equal(error.code, code);
         assert.match(error.message, message);
-        assert.doesNotMatch(error.message, /\n|pa55w0rd|scope=|account=/);
+        assert.doesNotMatch(error.message, /\n|pa55w0rd|scope=|account=|opaque-secret/);
+        // A token service that is down or busy is asked again, as the registry would be; a refusal is final.
+        if (error instanceof RegistryError) assert.equal(error.retryable, reply.status >= 500 || reply.status === 429, what);
         return true;
       });
     });

@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
 
-import { DeniedError, InvalidResponseError, oneLine, RegistryError, RegistryUnreachableError, TlsError, UnauthorizedError } from '@rxpush/core';
+import { DeniedError, InvalidResponseError, jsonSyntaxReason, oneLine, RegistryError, RegistryUnreachableError, TlsError, UnauthorizedError } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
 import { sameFailure, transportError } from '../errors.js';
+import { isRetryableStatus, parseRetryAfter } from '../retry.js';
 import { dump, header, readBody } from '../send.js';
 import { resolveLocation } from '../urls.js';
 import { TokenRealmError, checkCredentialsHint } from './auth-error.js';
@@ -190,14 +191,16 @@ async function parseTokenAnswer(res: Answer, req: TokenRequest, started: number)
     throw invalidAnswer(res, 'with a body over 1 MiB, too large for a token answer; is the realm right?');
   }
 
+  const text = read.bytes.toString('utf8');
   let json: unknown;
+  let syntax: unknown;
   try {
-    json = JSON.parse(read.bytes.toString('utf8'));
-  } catch {
-    json = undefined;
+    json = JSON.parse(text);
+  } catch (error) {
+    syntax = error;
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw invalidAnswer(res, `with a body that is not a JSON token answer (${snippet(read.bytes)}); is the realm right?`);
+    throw invalidAnswer(res, `with a body that is not a JSON token answer (${whatItIs(text, syntax)}); is the realm right?`);
   }
   const answer = json as { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown; refresh_token?: unknown };
   const token = typeof answer.token === 'string' && answer.token !== '' ? answer.token : answer.access_token;
@@ -234,8 +237,13 @@ function statusError(res: Answer, bytes: Buffer, req: TokenRequest): RegistryErr
       ? `the token realm does not serve tokens${res.method === 'POST' ? ' by OAuth2 POST (drop the identitytoken from config.json and use a password)' : ''}`
       : res.status >= 500
         ? 'the token service failed; try again later'
-        : 'the token service refused the request';
-  return new RegistryError({ ...init, status: res.status, hint });
+        : res.status === 429
+          ? 'the token service is limiting how often it is asked; try again later'
+          : 'the token service refused the request';
+  // As the registry's own: a token service that is down or busy for a moment is asked again (with its Retry-After).
+  const retryable = isRetryableStatus(res.status);
+  const retryAfterMs = retryable ? parseRetryAfter(header(res.headers, 'retry-after'), Date.now()) : undefined;
+  return new RegistryError({ ...init, status: res.status, hint, retryable, ...(retryAfterMs !== undefined && { retryAfterMs }) });
 }
 
 /** A 200 (or other) answer that is no token answer: named like the registry's own malformed answers. */
@@ -262,11 +270,18 @@ function errorDetail(bytes: Buffer): string {
     .join(': ');
 }
 
-function snippet(bytes: Buffer): string {
-  if (bytes.length === 0) return 'empty';
-  return `starts ${JSON.stringify(oneLine(bytes.subarray(0, 60).toString('utf8')))}`;
+/**
+ * What a token answer that is no JSON object is, for the message. Only markup (a login or error page) is quoted:
+ * any other body may hold a token, cut off or in another format (a bare token, a token answer broken off part-way),
+ * and tokens are secrets.
+ */
+function whatItIs(text: string, syntax: unknown): string {
+  const start = text.trimStart();
+  if (start === '') return 'empty';
+  if (start.startsWith('<')) return `starts ${JSON.stringify(oneLine(start.slice(0, 60)))}`;
+  if (syntax !== undefined) return jsonSyntaxReason(syntax, text);
+  return start.startsWith('[') ? 'a JSON array' : start.startsWith('"') ? 'a JSON string' : start.startsWith('null') ? 'JSON null' : 'a JSON number or boolean';
 }
-
 
 function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
