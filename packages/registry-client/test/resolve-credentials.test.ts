@@ -204,6 +204,17 @@ describe('resolveCredentials with credential helpers', () => {
     await h.helper('broken', 'echo "gpg: decryption failed" >&2; exit 2');
     await h.config({ credHelpers: { 'r.example': 'broken' } });
     await assert.rejects(h.resolve('r.example'), /docker-credential-broken failed \(exit status 2\): gpg: decryption failed; run "docker-credential-broken get" by hand/);
+    // A helper that printed its answer and then failed: the answer (with its secret) is not shown.
+    await h.helper('printed', 'echo \'{"ServerURL":"r.example","Username":"u","Secret":"hunter2-secret"}\'; echo "keychain locked" >&2; exit 1');
+    await h.config({ credHelpers: { 'r.example': 'printed' } });
+    await assert.rejects(h.resolve('r.example'), (error: Error) => {
+      assert.match(error.message, /docker-credential-printed failed \(exit status 1\): keychain locked; run/);
+      assert.doesNotMatch(error.message, /hunter2/);
+      return true;
+    });
+    await h.helper('only-json', 'echo \'{"Username":"u","Secret":"hunter2-secret"}\'; exit 1');
+    await h.config({ credHelpers: { 'r.example': 'only-json' } });
+    await assert.rejects(h.resolve('r.example'), /docker-credential-only-json failed \(exit status 1\): no message, only JSON; run/);
     await h.helper('garbage', 'echo not json');
     await h.config({ credHelpers: { 'r.example': 'garbage' } });
     await assert.rejects(h.resolve('r.example'), /answered something that is not \{"Username","Secret"\} JSON/);

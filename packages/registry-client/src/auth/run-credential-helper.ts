@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 
-import { CancelledError } from '@rxpush/core';
+import { CancelledError, oneLine } from '@rxpush/core';
 
 import { CredentialsError } from './auth-error.js';
 import type { Credentials } from './credentials.js';
@@ -160,8 +160,12 @@ async function run(program: string, input: string, options: CredentialHelperOpti
   });
 }
 
+/**
+ * The helper's first line of text, for the message. A line of JSON is passed over: a helper that printed its
+ * answer, credentials and all, and then failed, must not have its secret shown.
+ */
 function firstLine(text: string): string {
-  const line = text.split('\n').map((l) => l.trim()).find((l) => l !== '') ?? 'no output';
-  const flat = line.replace(/[\u0000-\u001f\u007f]+/g, ' ');
-  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+  const lines = text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const line = lines.find((l) => !l.startsWith('{') && !/"Secret"/i.test(l)) ?? (lines.length > 0 ? 'no message, only JSON' : 'no output');
+  return oneLine(line);
 }
