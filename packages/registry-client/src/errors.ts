@@ -58,7 +58,6 @@ function describeDetail(detail: unknown): string {
   return `(${oneLine(detail)})`;
 }
 
-
 /** Requests that write: the only ones a read-only registry or a pull-through cache refuses with 405. */
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const UPLOAD_PATH = /\/blobs\/uploads\//;

@@ -256,8 +256,6 @@ function engineError(host: string, path: string, status: number, body: string, t
   return new InvalidSourceError(host, `GET ${host}${path} → ${status}${message !== '' ? `: ${oneLine(message, 300)}` : ''}${hint}`);
 }
 
-/** An engine's (or impostor's) text on one line, cut to a readable length. */
-
 function parseInspect(body: Uint8Array, what: string): EngineImage {
   const json = parseJsonObject(body, (problem) => new InvalidSourceError(what, `${what} answered with something that ${problem}; is DOCKER_HOST a Docker Engine?`));
   const id = parseDigest(json.Id, `image ID in ${what}`);
