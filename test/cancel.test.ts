@@ -6,8 +6,9 @@ import { describe, it } from 'node:test';
 
 import type { PushEvent } from '@rxpush/core';
 import { push, type PushOptions } from '@rxpush/pipeline';
-import type { Subscription } from 'rxjs';
+import { lastValueFrom, type Subscription } from 'rxjs';
 
+import { startFaultProxy } from './helpers/fault-proxy.ts';
 import { useProxiedRegistry } from './helpers/proxied-registry.ts';
 import { startCli } from './helpers/run-cli.ts';
 
@@ -96,5 +97,37 @@ describe('cancelling a push whose uploads wait for a slot', () => {
     for (let i = 0; i < 200 && deletes().length < posts().length; i++) await delay(25);
     assert.equal(new Set(deletes().map((r) => sessionOf(r.url))).size, posts().length, 'sessions left open in the registry');
     assert.equal(await env.direct.hasManifest('cancel/ahead', '1.0'), undefined);
+  });
+});
+
+describe('cancelling a copy', () => {
+  // The source and the destination are one registry behind two proxies: two hosts to rxpush, so nothing is mounted.
+  const env = useProxiedRegistry('cancel-copy', [{ tags: ['latest'], layers: [{ files: 2, fileSize: 200_000, seed: 'cancel-copy' }] }]);
+
+  it('on Ctrl-C aborts the source blob being read and gives back the destination session, tagging nothing', { timeout: 20_000 }, async (t) => {
+    const destination = await startFaultProxy({ target: env.registry.host });
+    t.after(() => destination.close());
+    const pushed = await lastValueFrom(push({ source: `oci:${env.layout.dir}:latest`, destination: `${env.registry.host}/src/app:1`, cacheDir: false }));
+    assert.equal(pushed?.type, 'manifest-pushed');
+    const layer = env.layout.images[0]!.layerDigests[0]!;
+    // The source's answer for the layer never comes: the copy is reading it when Ctrl-C comes.
+    env.proxy.addFault({ method: 'GET', path: new RegExp(`/src/app/blobs/${layer}$`), fault: { kind: 'stall' } });
+    const cache = await mkdtemp(join(env.work, 'cache-'));
+    const cli = startCli(t, ['copy', `docker://${env.proxy.host}/src/app:1`, `${destination.host}/dst/app:1`, '--progress', 'plain'], { env: { RXPUSH_CACHE_DIR: cache } });
+    const read = await env.proxy.waitFor('GET', new RegExp(`/src/app/blobs/${layer}$`));
+    cli.child.kill('SIGINT');
+    const { code, stderr } = await cli.result;
+    assert.equal(code, 130, stderr);
+    assert.equal(stderr, 'rxpush: copy cancelled\n');
+    await env.proxy.settled(read);
+    assert.equal(read.aborted, true, 'the source GET was abandoned');
+    // Every upload session the destination opened is given back.
+    const posts = destination.requests.filter((r) => r.method === 'POST' && r.url.includes('/dst/app/blobs/uploads/') && r.status === 202);
+    for (const post of posts) await destination.settled(post);
+    const deletes = () => destination.requests.filter((r) => r.method === 'DELETE' && r.url.includes('/dst/app/blobs/uploads/'));
+    for (let i = 0; i < 200 && deletes().length < posts.length; i++) await delay(25);
+    assert.ok(posts.length > 0, 'the copy had opened a session for the layer');
+    assert.equal(deletes().length, posts.length, 'sessions left open');
+    assert.equal(await env.direct.hasManifest('dst/app', '1'), undefined);
   });
 });

@@ -187,8 +187,9 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     return 0;
   } catch (error) {
     display.error(error instanceof Error ? error : new Error(String(error)));
-    // Ctrl-C with uploads kept open: say so, and how to give them back, in the one line of the failure.
-    const cancelled = error instanceof CancelledError && kept > 0 ? new CancelledError(`${error.message}; ${keptUploads(kept)}`) : error;
+    // Ctrl-C: `rxpush copy` says "copy cancelled"; with uploads kept open, how to give them back, in the same line.
+    const cancelled =
+      error instanceof CancelledError ? new CancelledError(`${command.command === 'copy' ? error.message.replace(/^push cancelled/, 'copy cancelled') : error.message}${kept > 0 ? `; ${keptUploads(kept)}` : ''}`) : error;
     return fail(cancelled, stderr, command.logLevel, help);
   }
 }
