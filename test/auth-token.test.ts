@@ -220,6 +220,8 @@ describe('pushing through token auth to the reference registry', () => {
     ['garbage', () => ({ status: 200, body: '<html>login here</html>', headers: { 'content-type': 'text/html' } }), /GET http:\/\/127\.0\.0\.1:\d+\/token → 200 with a body that is not a JSON token answer \(starts "<html>login here<\/html>"\); is the realm right\?$/],
     ['a huge body', () => ({ status: 200, body: Buffer.alloc(3 * 1024 * 1024, 0x7b) }), /→ 200 with a body (of 3145728 bytes|over 1 MiB), too large for a token answer.*; is the realm right\?$/],
     ['JSON without a token', () => ({ status: 200, body: '{"expires_in":60}' }), /→ 200 without a usable token .*; the token service is misconfigured$/],
+    // A token service that echoes the password it was sent: rxpush hides it, wherever it comes from.
+    ['a 401 that echoes the password', () => ({ status: 401, body: JSON.stringify({ details: `incorrect password ${USERS.alice} for alice` }) }), /→ 401 incorrect password \*\*\* for alice; the token service refused the credentials/],
   ];
   for (const [what, respond, message] of garbage) {
     it(`fails with one line when the realm answers ${what}`, async (t) => {
