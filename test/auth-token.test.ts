@@ -273,6 +273,65 @@ describe('token auth with TLS, and credentials that must stay home', () => {
   });
 });
 
+describe('a push whose token service answers anything lands or fails in one line, with no secret shown', () => {
+  // One token service and registry; each case changes what the service answers in its place.
+  const TOKEN = 'opaque-token-value-4711';
+  let answer: NonNullable<TokenServerOptions['respond']> = () => undefined;
+  let work: string;
+  let layout: OciLayoutFixture;
+  let shared: { tokens: RunningTokenServer; registry: RunningRegistry };
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'rxpush-token-answers-'));
+    layout = await makeOciLayout(join(work, 'layout'), { images: [{ tags: ['latest'], layers: [{ files: 1, fileSize: 5_000, seed: 'token-answers' }] }] });
+    shared = await tokenRegistry(undefined, { respond: (request) => answer(request) });
+  });
+  after(async () => {
+    await shared?.registry.stop();
+    await shared?.tokens.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}) => ({ status, body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
+  const ANSWERS: Record<string, () => { status: number; body: string; headers?: Record<string, string> }> = {
+    'a bare 400': () => json(400, ''),
+    'an OAuth2 error': () => json(400, { error: 'invalid_request', error_description: 'bad scope' }),
+    'a 401 with no challenge': () => json(401, ''),
+    'a 403': () => json(403, { errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }),
+    "Go's 404 page": () => ({ status: 404, body: '404 page not found', headers: { 'content-type': 'text/plain' } }),
+    'a 500 HTML page': () => ({ status: 500, body: '<html>oops</html>', headers: { 'content-type': 'text/html' } }),
+    'a token that is a number': () => json(200, { token: 123 }),
+    'a token the registry refuses': () => json(200, { token: TOKEN }),
+    'a token with an escape sequence': () => json(200, { token: `\u001b]0;pwned\u0007${TOKEN}` }),
+    'a token with a line break': () => json(200, { token: `${TOKEN}\r\nX-Evil: 1` }),
+    'a token of 900 kB': () => json(200, { token: 'a'.repeat(900_000) }),
+    'JSON null': () => json(200, 'null'),
+    'a bare token': () => ({ status: 200, body: TOKEN }),
+    'a token answer cut off': () => json(200, `{"token":"${TOKEN}`),
+    'an empty 200': () => ({ status: 200, body: '' }),
+    'a redirect to another host': () => ({ status: 302, body: '', headers: { location: 'http://127.0.0.2:1/token' } }),
+    'a redirect to itself': () => ({ status: 302, body: '', headers: { location: '/token' } }),
+  };
+  let n = 0;
+  for (const [what, respond] of Object.entries(ANSWERS)) {
+    it(`when it answers ${what}`, async () => {
+      answer = respond;
+      const repository = `answers/c${(n += 1)}`;
+      const args = ['push', `oci:${layout.dir}:latest`, `${shared.registry.host}/${repository}:1`, '--creds', `alice:${USERS.alice}`, '--retries', '1', '--timeout', '5s'];
+      const env = homeIn(join(work, `home-${n}`));
+      const result = await runCli(args, { env });
+      // At trace level too, nothing of the password or the token is shown, nor a raw control character.
+      const traced = await runCli([...args, '--log-level', 'trace'], { env });
+      answer = () => undefined;
+      const output = result.stdout + result.stderr + traced.stdout + traced.stderr;
+      assert.ok(!output.includes(USERS.alice) && !output.includes(TOKEN), `a secret was shown:\n${output}`);
+      assert.doesNotMatch(output, /[\u0000-\u0008\u000b-\u001f]/);
+      assert.equal(result.code, 1, result.stderr);
+      assertOneLineErrorWithoutPassword(result, /^rxpush: \S/);
+      assert.doesNotMatch(result.stderr, /TypeError|Cannot read|undefined|\[object|Error:/);
+    });
+  }
+});
+
 /** JSON.stringify replacer that keeps what an Error says (message, stack, cause) instead of `{}`. */
 function errors(_key: string, value: unknown): unknown {
   return value instanceof Error ? { name: value.name, message: value.message, stack: value.stack, cause: value.cause } : value;
