@@ -355,6 +355,7 @@ describe('createAuthenticator: what the token service may answer', () => {
   // A token service's answers are what the registry's would be: the request, its status and what to do.
   const cases: [string, Reply, RegExp, string, Function][] = [
     ['refuses the credentials (401)', { status: 401, body: '{"details":"incorrect username or password"}' }, /^GET https:\/\/auth\.example\/token → 401 incorrect username or password; the token service refused the credentials; check the credentials \(from --creds\): --creds, --authfile or docker login$/, 'UNAUTHORIZED', UnauthorizedError],
+    ['echoes the password it was sent (401)', { status: 401, body: '{"details":"incorrect password pa55w0rd! for alice"}' }, /→ 401 incorrect password \*\*\* for alice; the token service refused the credentials/, 'UNAUTHORIZED', UnauthorizedError],
     ['denies access (403)', { status: 403, body: '' }, /→ 403; the credentials may not have this access \(repository:app:pull\)/, 'DENIED', DeniedError],
     ['fails (503)', { status: 503, body: 'down' }, /→ 503; the token service failed; try again later/, 'REGISTRY_ERROR', RegistryError],
     ['is limiting requests (429)', { status: 429, body: '' }, /→ 429; the token service is limiting how often it is asked; try again later$/, 'REGISTRY_ERROR', RegistryError],

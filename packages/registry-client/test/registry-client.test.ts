@@ -311,6 +311,20 @@ describe('RegistryClient requests', () => {
     assert.equal(seen[1]?.headers['authorization'], undefined);
   });
 
+  it('never repeats the credentials a request carried when the error body echoes them', async (t) => {
+    const basic = Buffer.from('alice:s3cret-pw').toString('base64');
+    const { client, on } = setup(t, { auth: { authorize: async () => `Basic ${basic}` }, retry: { retries: 0 } });
+    on('GET', '/v2/app/manifests/v1', () => ({ status: 403, body: `denied for Authorization: Basic ${basic} (password s3cret-pw)`, headers: { 'content-type': 'text/plain' } }));
+    await assert.rejects(client.getManifest('app', 'v1'), (error: Error) => {
+      assert.match(error.message, /→ 403 denied for Authorization: Basic \*\*\* \(password \*\*\*\)/);
+      assert.doesNotMatch(error.message, /s3cret|YWxpY2U/);
+      return true;
+    });
+    const { client: bearer, on: onBearer } = setup(t, { auth: { authorize: async () => 'Bearer t0ken-value' }, retry: { retries: 0 } });
+    onBearer('GET', '/v2/app/manifests/v1', () => ({ status: 400, body: 'bad token t0ken-value', headers: { 'content-type': 'text/plain' } }));
+    await assert.rejects(bearer.getManifest('app', 'v1'), /→ 400 bad token \*\*\*/);
+  });
+
   it('turns an unreadable error body into a message with the status alone', async (t) => {
     const { client, on } = setup(t, { retry: { retries: 0 } });
     on('GET', '/v2/app/manifests/v1', () => ({ status: 502, body: '<html>Bad Gateway</html>', headers: { 'content-type': 'text/html' } }));

@@ -16,6 +16,23 @@ export interface Credentials {
 /** Resolves credentials when they are first needed (a credential helper is only run if the registry asks); the signal cancels a helper that hangs. */
 export type CredentialsLoader = (signal?: AbortSignal) => Promise<Credentials | undefined>;
 
+/**
+ * `text` with the secrets of `credentials` (password, identity token, registry token) replaced by `***`: for
+ * what a token service or registry answers, which may echo what it was sent. Shorter values than 4 characters
+ * are left, as they would be found inside ordinary words.
+ *
+ * @example hideCredentials('incorrect password hunter2', { password: 'hunter2', source: '--creds' }) // 'incorrect password ***'
+ */
+export function hideCredentials(text: string, credentials: Credentials | undefined): string {
+  if (credentials === undefined) return text;
+  const { password, identityToken, registryToken } = credentials;
+  let hidden = text;
+  for (const secret of [password, identityToken, registryToken]) {
+    if (secret !== undefined && secret.length >= 4 && hidden.includes(secret)) hidden = hidden.split(secret).join('***');
+  }
+  return hidden;
+}
+
 /** True when `credentials` can log in with a username and password. */
 export function hasPassword(credentials: Credentials | undefined): credentials is Credentials & { username: string; password: string } {
   return credentials?.username !== undefined && credentials.password !== undefined;

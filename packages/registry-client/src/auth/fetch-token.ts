@@ -8,7 +8,7 @@ import { isRetryableStatus, parseRetryAfter } from '../retry.js';
 import { dump, header, readBody } from '../send.js';
 import { resolveLocation } from '../urls.js';
 import { TokenRealmError, checkCredentialsHint } from './auth-error.js';
-import { hasPassword, type Credentials } from './credentials.js';
+import { hasPassword, hideCredentials, type Credentials } from './credentials.js';
 import { credentialRefusal } from './realm-policy.js';
 
 /** A token service answer larger than this is not a token answer (1 MiB; real ones are a few KiB). */
@@ -224,7 +224,8 @@ function issuedAt(value: unknown, now: number, lifetimeS: number): number {
 
 /** A token service's error status is what the same status from the registry is: the request, its status, and what to do. */
 function statusError(res: Answer, bytes: Buffer, req: TokenRequest): RegistryError {
-  const detail = errorDetail(bytes);
+  // A token service may echo what it was sent (`incorrect password …`): never the secret.
+  const detail = hideCredentials(errorDetail(bytes), req.credentials);
   const init = { method: res.method, url: shown(res.url), detail: detail !== '' ? detail : undefined };
   const withCredentials = req.credentials !== undefined && (hasPassword(req.credentials) || req.credentials.identityToken !== undefined);
   if (res.status === 401) {
