@@ -27,6 +27,8 @@ export interface RegistryOptions {
   tls?: boolean;
   /** With `tls`: demand a client certificate from that CA (one is returned as `clientCertFile` and `clientKeyFile`). */
   clientCertificates?: boolean;
+  /** With `tls`: more DNS names for its certificate, beside 127.0.0.1 and localhost (a name only a test proxy resolves). */
+  tlsNames?: string[];
   /** Users and passwords for htpasswd (Basic) auth. */
   htpasswd?: Record<string, string>;
   /** Token auth; `rootCertBundle` is a PEM file path or PEM text of the token signer's certificate. */
@@ -108,7 +110,7 @@ async function startIn(dir: string, options: RegistryOptions): Promise<RunningRe
   const logFile = join(dir, 'registry.log');
   const configFile = join(dir, 'config.yml');
   if (options.clientCertificates && !options.tls) throw new Error('startRegistry: clientCertificates needs tls');
-  const tls = options.tls ? await makeCertificates(dir, { client: options.clientCertificates === true }) : undefined;
+  const tls = options.tls ? await makeCertificates(dir, { client: options.clientCertificates === true, names: options.tlsNames ?? [] }) : undefined;
 
   const auth: Record<string, unknown> = {};
   if (options.htpasswd && options.token) throw new Error('startRegistry: choose htpasswd or token auth, not both');
@@ -281,7 +283,7 @@ export interface TestCertificates {
  * and with `client`, a client certificate from the same CA (for servers that check them, as dockerd --tlsverify).
  * Tests use it for TLS servers of their own (the fault proxy in front of a plain-HTTP registry, dockerd on TCP).
  */
-export async function makeCertificates(dir: string, options: { client?: boolean } = {}): Promise<TestCertificates> {
+export async function makeCertificates(dir: string, options: { client?: boolean; names?: string[] } = {}): Promise<TestCertificates> {
   const caFile = join(dir, 'ca.crt');
   const caKey = join(dir, 'ca.key');
   const certFile = join(dir, 'server.crt');
@@ -293,7 +295,7 @@ export async function makeCertificates(dir: string, options: { client?: boolean 
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   await openssl(['req', ...ec, '-keyout', keyFile, '-out', csr, '-subj', '/CN=127.0.0.1']);
   await writeFile(ext, [
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...(options.names ?? []).map((name) => `DNS:${name}`)].join(',')}`,
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature,keyEncipherment',
     'extendedKeyUsage=serverAuth',

@@ -12,6 +12,7 @@ import {
 } from '@rxpush/core';
 
 import { isRetryableStatus } from './retry.js';
+import { ProxyError } from './tls/proxy.js';
 import { DEFAULT_TIMEOUTS, showDuration, type Timeouts } from './timeouts.js';
 
 /** What a registry's error body says: the first entry of `{"errors":[{"code","message","detail"}]}`. */
@@ -372,6 +373,8 @@ export function transportError(
   if (request.signal?.aborted === true || errorCode(error) === 'UND_ERR_ABORTED' || (error as Error | null)?.name === 'AbortError') {
     return new CancelledError(`${request.method} ${request.url} cancelled`);
   }
+  // The proxy's own failure says what the proxy did and what to do; it is retried only when that may help.
+  if (error instanceof ProxyError) return new RegistryUnreachableError(request.url, error.message, { cause: error, retryable: error.retryable, method: request.method });
   const { reason, code } = describe(error, request.url, request.timeouts ?? DEFAULT_TIMEOUTS);
   const cause = errorCode(error) ?? errorCode((error as { cause?: unknown } | null)?.cause);
   const retryable = code !== 'TLS' && cause !== undefined && (RETRYABLE_CODES.has(cause) || (cause === 'ECONNREFUSED' && request.refusedIsTransient === true));

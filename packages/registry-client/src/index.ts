@@ -23,3 +23,5 @@ export { credentialRefusal } from './auth/realm-policy.js';
 export { AuthError, CredentialsError, InsufficientScopeError, TokenRealmError } from './auth/auth-error.js';
 export { createDispatcher } from './tls/create-dispatcher.js';
 export type { DispatcherOptions } from './tls/create-dispatcher.js';
+export { proxySettings } from './tls/proxy.js';
+export type { HttpProxy, ProxySettings } from './tls/proxy.js';

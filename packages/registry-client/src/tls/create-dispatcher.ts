@@ -7,6 +7,8 @@ import { fileReason, silentLogger, TlsConfigError, type Logger } from '@rxpush/c
 import { Agent, buildConnector, Pool, type Dispatcher } from 'undici';
 
 import { noteTlsAlert } from '../errors.js';
+import { proxyFor, proxySettings, shownProxy, type ProxySettings } from './proxy.js';
+import { proxiedConnector } from './proxy-connector.js';
 import { DEFAULT_TIMEOUTS } from '../timeouts.js';
 import { apiHost } from '../urls.js';
 
@@ -28,6 +30,11 @@ export interface DispatcherOptions {
   readonly systemCaFile?: string;
   /** How long connecting (TCP and TLS handshake) may take, in ms (default 10 000). */
   readonly connectTimeout?: number;
+  /**
+   * The HTTP proxies to go through (default: those HTTPS_PROXY, HTTP_PROXY and NO_PROXY name, as docker and
+   * skopeo read them; `null`: none). Each origin is decided on its own: the registry, its token realm, its storage.
+   */
+  readonly proxies?: ProxySettings | null;
   readonly logger?: Logger;
 }
 
@@ -102,12 +109,16 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       timeout: connectTimeout,
     };
   };
+  const proxies = options.proxies === undefined ? proxySettings() : (options.proxies ?? undefined);
   return new Agent({
     connect: { timeout: connectTimeout },
     factory: (origin, opts) => {
       const url = new URL(String(origin));
       const connect = connectFor(url);
-      return new Pool(origin, { ...(opts as Pool.Options), connect: url.protocol === 'https:' ? notingTlsAlerts(buildConnector(connect)) : connect });
+      const tls = url.protocol === 'https:' ? notingTlsAlerts(buildConnector(connect)) : undefined;
+      const proxy = proxyFor(proxies, url);
+      if (proxy !== undefined) logger.debug({ origin: url.origin, proxy: shownProxy(proxy) }, 'through a proxy');
+      return new Pool(origin, { ...(opts as Pool.Options), connect: proxy !== undefined ? proxiedConnector(proxy, tls, connectTimeout) : (tls ?? connect) });
     },
   });
 }

@@ -1,0 +1,92 @@
+import type { Socket } from 'node:net';
+
+import { buildConnector } from 'undici';
+
+import { ProxyError, shownProxy, type HttpProxy } from './proxy.js';
+
+/** The longest CONNECT answer head read: proxies answer in a few hundred bytes. */
+const HEAD_LIMIT = 64 * 1024;
+
+/**
+ * Asks `proxy`, over `socket` (already connected to it), for a tunnel to `host:port` (CONNECT), and resolves
+ * once the proxy answered 200: the socket then carries the registry's connection. Rejects with a ProxyError
+ * naming the proxy and its answer, or when it gives none within `timeoutMs`.
+ */
+export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port: string, timeoutMs: number): Promise<void> {
+  const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { username, password } = proxy.url;
+  const credentials = username !== '' ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64')}\r\n` : '';
+  return new Promise((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const timer = setTimeout(() => done(new ProxyError(`the proxy ${shownProxy(proxy)} did not answer CONNECT ${target} within ${timeoutMs / 1000} s; check it, or set NO_PROXY=${host} to go directly`, true)), timeoutMs);
+    const done = (error?: Error): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+      if (error === undefined) resolve();
+      else {
+        socket.destroy();
+        reject(error);
+      }
+    };
+    const onError = (error: Error): void => done(new ProxyError(`the proxy ${shownProxy(proxy)} failed (${error.message}); check that it runs, or set NO_PROXY=${host} to go directly`, true, { cause: error }));
+    const onClose = (): void => done(new ProxyError(`the proxy ${shownProxy(proxy)} closed the connection before answering CONNECT ${target}`, true));
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) {
+        if (head.length > HEAD_LIMIT) done(new ProxyError(`the proxy ${shownProxy(proxy)} answered CONNECT ${target} with no end to its headers; is it an HTTP proxy?`, false));
+        return;
+      }
+      const status = /^HTTP\/1\.[01] (\d{3})(?: ([^\r\n]*))?/.exec(head.subarray(0, end).toString('latin1'));
+      const code = Number(status?.[1]);
+      if (code === 200) {
+        // Bytes after the head belong to the tunnel: a proxy sends none before the client speaks, but keep them.
+        const rest = head.subarray(end + 4);
+        if (rest.length > 0) socket.unshift(rest);
+        done();
+        return;
+      }
+      const text = status === null ? 'something that is not HTTP' : `${code}${status[2] ? ` ${status[2].slice(0, 80)}` : ''}`;
+      const hint =
+        code === 407
+          ? username !== ''
+            ? `it refused the user and password in ${proxy.variable}; check them`
+            : `it wants credentials: put them in ${proxy.variable} (http://USER:PASSWORD@HOST:PORT)`
+          : code >= 500
+            ? `it could not reach ${target}; check the name, or set NO_PROXY=${host} if it is to be reached directly`
+            : `set NO_PROXY=${host} if ${host} is to be reached directly`;
+      done(new ProxyError(`the proxy ${shownProxy(proxy)} answered CONNECT ${target} with ${text}; ${hint}`, code >= 500));
+    };
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n${credentials}\r\n`);
+  });
+}
+
+/**
+ * An undici connector that reaches the origin through `proxy`: it connects to the proxy, opens a CONNECT tunnel to
+ * the origin's host and port, and gives the tunnel to `tls` (the origin's own TLS connector, with its CAs and client
+ * certificate) for an https origin, or to undici as it is for an http one.
+ */
+export function proxiedConnector(proxy: HttpProxy, tls: buildConnector.connector | undefined, timeoutMs: number): buildConnector.connector {
+  const toProxy = buildConnector({ timeout: timeoutMs });
+  const { url } = proxy;
+  const proxyPort = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  return (options, callback) => {
+    const port = options.port !== '' && options.port !== undefined ? String(options.port) : options.protocol === 'https:' ? '443' : '80';
+    toProxy({ hostname: url.hostname.replace(/^\[|\]$/g, ''), host: url.host, protocol: url.protocol, port: proxyPort, servername: url.hostname }, (...args) => {
+      const [error, socket] = args;
+      if (error !== null) {
+        callback(new ProxyError(`cannot reach the proxy ${shownProxy(proxy)} (${error.message}); check it, or set NO_PROXY=${options.hostname} to go directly`, true, { cause: error }), null);
+        return;
+      }
+      openTunnel(socket, proxy, options.hostname, port, timeoutMs).then(
+        () => (tls !== undefined ? tls({ ...options, httpSocket: socket }, callback) : callback(null, socket)),
+        (failure: Error) => callback(failure, null),
+      );
+    });
+  };
+}

@@ -1,0 +1,66 @@
+/**
+ * An HTTP proxy for end-to-end tests, as corporate networks put in front of registries: it answers CONNECT
+ * HOST:PORT by opening a TCP connection there and relaying bytes both ways, so TLS runs end to end through it.
+ * `hosts` maps names only the proxy knows (`registry.proxied.test`) to loopback addresses: a name that rxpush
+ * itself cannot resolve proves a request went through the proxy. With `auth`, CONNECTs without its Basic
+ * credentials (Proxy-Authorization) are answered 407. It records each CONNECT target, and stops every
+ * connection on close.
+ */
+import { createServer, type IncomingMessage } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+
+export interface ConnectProxy {
+  /** `http://127.0.0.1:PORT`, for HTTPS_PROXY. */
+  readonly url: string;
+  /** The `HOST:PORT` of every CONNECT, in order (refused ones too). */
+  readonly connects: string[];
+  close(): Promise<void>;
+}
+
+export async function startConnectProxy(options: { hosts?: Record<string, string>; auth?: { username: string; password: string } } = {}): Promise<ConnectProxy> {
+  const sockets = new Set<Socket>();
+  const connects: string[] = [];
+  const server = createServer((_req, res) => {
+    // Only tunnels: a plain request to the proxy is not what rxpush sends.
+    res.writeHead(405).end();
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+    const target = req.url ?? '';
+    connects.push(target);
+    const expected = options.auth === undefined ? undefined : `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
+    if (expected !== undefined && req.headers['proxy-authorization'] !== expected) {
+      client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test proxy"\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    const colon = target.lastIndexOf(':');
+    const host = target.slice(0, colon).replace(/^\[|\]$/g, '');
+    const port = Number(target.slice(colon + 1));
+    const upstream = connect({ host: options.hosts?.[host] ?? host, port });
+    sockets.add(upstream);
+    upstream.once('close', () => sockets.delete(upstream));
+    upstream.once('connect', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.once('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n'));
+    client.once('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    connects,
+    close: () =>
+      (closed ??= new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      })),
+  };
+}

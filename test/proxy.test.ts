@@ -1,0 +1,78 @@
+/**
+ * Pushing through an HTTP proxy named by HTTPS_PROXY, as docker and skopeo do: a TLS registry under a name only the
+ * proxy resolves, so a push that lands went through it; NO_PROXY and loopback registries go directly; a proxy that
+ * wants credentials, or is not there, fails in one line that shows no password.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import { startConnectProxy, type ConnectProxy } from './helpers/connect-proxy.ts';
+import { assertOneLineError } from './helpers/assert-cli.ts';
+import { useRegistry } from './helpers/registry-suite.ts';
+import { homeIn, runCli } from './helpers/run-cli.ts';
+import { skopeoInspectRaw } from './helpers/skopeo.ts';
+import { join } from 'node:path';
+
+const NAME = 'registry.proxied.test';
+
+describe('pushing through an HTTP proxy (HTTPS_PROXY, NO_PROXY)', () => {
+  const suite = useRegistry('proxy', { registry: { tls: true, tlsNames: [NAME] }, images: [{ tags: ['latest'], layers: [{ files: 2, fileSize: 30_000, seed: 'proxy' }] }] });
+  let proxy: ConnectProxy;
+  let guarded: ConnectProxy;
+  let port: string;
+  let env: Record<string, string>;
+  before(async () => {
+    proxy = await startConnectProxy({ hosts: { [NAME]: '127.0.0.1' } });
+    guarded = await startConnectProxy({ hosts: { [NAME]: '127.0.0.1' }, auth: { username: 'proxyuser', password: 'proxy-s3cret' } });
+    port = suite.registry.host.split(':')[1]!;
+    // No proxy variables of this machine: each test sets its own.
+    env = { ...homeIn(join(suite.work, 'home')), HTTPS_PROXY: '', https_proxy: '', HTTP_PROXY: '', http_proxy: '', NO_PROXY: '', no_proxy: '' };
+  });
+  after(async () => {
+    await proxy?.close();
+    await guarded?.close();
+  });
+  const push = (tag: string, extra: Record<string, string>, registry = `${NAME}:${port}`) =>
+    runCli(['push', `oci:${suite.layout.dir}:latest`, `${registry}/proxied/app:${tag}`, '--ca-file', suite.registry.caFile!, '--retries', '0', '--timeout', '5s'], { env: { ...env, ...extra } });
+
+  it('pushes through the proxy HTTPS_PROXY names, TLS end to end, and skopeo reads it back', async () => {
+    const result = await push('1', { HTTPS_PROXY: proxy.url });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(proxy.connects.length > 0 && proxy.connects.every((target) => target === `${NAME}:${port}`), proxy.connects.join(', '));
+    const stored = await skopeoInspectRaw(`${suite.registry.host}/proxied/app:1`);
+    assert.equal(stored.json.config.digest, suite.layout.images[0]!.configDigest);
+    // https_proxy (lower case) and a bare HOST:PORT are read as Go reads them.
+    const before = proxy.connects.length;
+    const lower = await push('2', { https_proxy: proxy.url.replace('http://', '') });
+    assert.equal(lower.code, 0, lower.stderr);
+    assert.ok(proxy.connects.length > before);
+  });
+
+  it('goes directly to the hosts NO_PROXY names, and to loopback registries whatever it says', async () => {
+    const before = proxy.connects.length;
+    // Directly, the name does not resolve: the push fails without asking the proxy.
+    const direct = await push('3', { HTTPS_PROXY: proxy.url, NO_PROXY: `localhost,.proxied.test` });
+    assert.equal(direct.code, 1);
+    assert.match(direct.stderr, /registry\.proxied\.test/);
+    const loopback = await push('4', { HTTPS_PROXY: proxy.url }, suite.registry.host);
+    assert.equal(loopback.code, 0, loopback.stderr);
+    assert.equal(proxy.connects.length, before, 'the proxy was asked');
+  });
+
+  it('gives the proxy the user and password in HTTPS_PROXY, and says so in one line when it refuses them', async () => {
+    const ok = await push('5', { HTTPS_PROXY: guarded.url.replace('http://', 'http://proxyuser:proxy-s3cret@') });
+    assert.equal(ok.code, 0, ok.stderr);
+    const wrong = await push('6', { HTTPS_PROXY: guarded.url.replace('http://', 'http://proxyuser:wrong-pw@') });
+    assertOneLineError(wrong, new RegExp(`the proxy http://127\\.0\\.0\\.1:\\d+ \\(HTTPS_PROXY\\) answered CONNECT ${NAME.replaceAll('.', '\\.')}:${port} with 407 Proxy Authentication Required; it refused the user and password in HTTPS_PROXY; check them$`));
+    assert.doesNotMatch(wrong.stderr + wrong.stdout, /wrong-pw|proxyuser:/);
+    const none = await push('7', { HTTPS_PROXY: guarded.url });
+    assertOneLineError(none, /with 407 Proxy Authentication Required; it wants credentials: put them in HTTPS_PROXY \(http:\/\/USER:PASSWORD@HOST:PORT\)$/);
+  });
+
+  it('says in one line when the proxy is not there, or its variable is no URL', async () => {
+    const gone = await push('8', { HTTPS_PROXY: 'http://127.0.0.1:1' });
+    assertOneLineError(gone, /cannot reach the proxy http:\/\/127\.0\.0\.1:1 \(HTTPS_PROXY\) \(.*ECONNREFUSED.*\); check it, or set NO_PROXY=registry\.proxied\.test to go directly$/);
+    const socks = await push('9', { HTTPS_PROXY: 'socks5://127.0.0.1:1080' });
+    assertOneLineError(socks, /HTTPS_PROXY names a socks5 proxy; rxpush goes through HTTP proxies \(http:\/\/ or https:\/\/\), set it to one or unset it/, 2);
+  });
+});
