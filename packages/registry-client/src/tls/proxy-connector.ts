@@ -77,7 +77,8 @@ export function proxiedConnector(proxy: HttpProxy, tls: buildConnector.connector
   const proxyPort = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
   return (options, callback) => {
     const port = options.port !== '' && options.port !== undefined ? String(options.port) : options.protocol === 'https:' ? '443' : '80';
-    toProxy({ hostname: url.hostname.replace(/^\[|\]$/g, ''), host: url.host, protocol: url.protocol, port: proxyPort, servername: url.hostname }, (...args) => {
+    // No servername: undici derives it from the host, and leaves it out for an IP address (which TLS does not allow).
+    toProxy({ hostname: url.hostname.replace(/^\[|\]$/g, ''), host: url.host, protocol: url.protocol, port: proxyPort }, (...args) => {
       const [error, socket] = args;
       if (error !== null) {
         callback(new ProxyError(`cannot reach the proxy ${shownProxy(proxy)} (${error.message}); check it, or set NO_PROXY=${options.hostname} to go directly`, true, { cause: error }), null);
