@@ -116,6 +116,30 @@ process.stdout.write(JSON.stringify({ shim: size, http: require('node:http').max
     return JSON.parse(result.stdout) as { shim: number; http: number; httpLoaded: boolean };
   }
 
+  it("gives yargs node:assert's strictEqual and notStrictEqual, without loading node:assert", () => {
+    const lite = require(join(root, 'tools', 'bundle', 'yargs-assert.cjs')) as Pick<typeof import('node:assert'), 'strictEqual' | 'notStrictEqual'>;
+    const real = require('node:assert') as typeof import('node:assert');
+    for (const [actual, expected] of [[1, 1], ['a', 'a'], [Number.NaN, Number.NaN], [0, -0], [1, '1'], [undefined, null]] as const) {
+      const outcome = (check: (a: unknown, b: unknown) => void) => {
+        try {
+          check(actual, expected);
+          return 'passed';
+        } catch (error) {
+          return `${(error as Error).name} ${(error as { code?: string }).code}`;
+        }
+      };
+      assert.equal(outcome(lite.strictEqual), outcome(real.strictEqual), `strictEqual(${String(actual)}, ${String(expected)})`);
+      assert.equal(outcome(lite.notStrictEqual), outcome(real.notStrictEqual), `notStrictEqual(${String(actual)}, ${String(expected)})`);
+    }
+    assert.throws(() => lite.strictEqual(1, 2, 'yargs says why'), { name: 'AssertionError', message: 'yargs says why' });
+    const result = spawnSync(process.execPath, [join(root, 'packages', 'cli', 'bin', 'rxpush.js'), '--help'], {
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent("process.on('exit',()=>process.stderr.write('MODULES '+process.moduleLoadList.join(',')))")}` },
+    });
+    assert.equal(result.status, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /NativeModule assert(,|$)/, 'node:assert is not loaded for --help');
+  });
+
   it("gives node:http's maxHeaderSize without loading node:http", () => {
     assert.deepEqual(answers([]), { shim: 16 * 1024, http: 16 * 1024, httpLoaded: false });
   });

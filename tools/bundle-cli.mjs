@@ -28,7 +28,8 @@ const outdir = join(cli, 'bundle');
  *   changed for that compile alone (tools/bundle/liftoff-client-h1.cjs says why);
  * - undici reads two values of node:http as it loads, which tools/bundle/undici-http.cjs gives without loading it;
  * - `pino` is evaluated on the first line logged (tools/bundle/lazy-pino.cjs), which a push at the default
- *   level never writes.
+ *   level never writes;
+ * - yargs's two assertions come from tools/bundle/yargs-assert.cjs, not node:assert (~1.7 ms of `--help`).
  */
 const startUpPlugin = {
   name: 'rxpush-start-up',
@@ -50,6 +51,7 @@ const startUpPlugin = {
     pluginBuild.onResolve({ filter: /^undici\/lib\// }, (args) => (args.pluginData?.real ? undefined : real(args.path, registryClient, args.kind)));
     pluginBuild.onResolve({ filter: /^string-width$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-string-width.cjs') }));
     pluginBuild.onResolve({ filter: /^cliui$/ }, (args) => (args.pluginData?.real ? undefined : { path: join(shims, 'lazy-cliui.cjs') }));
+    pluginBuild.onResolve({ filter: /^assert$/ }, (args) => (args.importer.startsWith(join(yargsDir, sep)) ? { path: join(shims, 'yargs-assert.cjs') } : undefined));
     // rxjs's exports map gives Node its CommonJS build, whose index requires all 223 modules; its ES2015 build
     // (the same code, "sideEffects": false) lets esbuild keep only the operators rxpush uses.
     pluginBuild.onResolve({ filter: /^rxjs$/ }, async (args) => {
