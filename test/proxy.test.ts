@@ -11,6 +11,7 @@ import { assertOneLineError } from './helpers/assert-cli.ts';
 import { useRegistry } from './helpers/registry-suite.ts';
 import { homeIn, runCli } from './helpers/run-cli.ts';
 import { skopeoInspectRaw } from './helpers/skopeo.ts';
+import { startRegistry } from '../tools/registry.ts';
 import { join } from 'node:path';
 
 const NAME = 'registry.proxied.test';
@@ -67,6 +68,19 @@ describe('pushing through an HTTP proxy (HTTPS_PROXY, NO_PROXY)', () => {
     assert.doesNotMatch(wrong.stderr + wrong.stdout, /wrong-pw|proxyuser:/);
     const none = await push('7', { HTTPS_PROXY: guarded.url });
     assertOneLineError(none, /with 407 Proxy Authentication Required; it wants credentials: put them in HTTPS_PROXY \(http:\/\/USER:PASSWORD@HOST:PORT\)$/);
+  });
+
+  it('reaches a plain-HTTP registry through the proxy HTTP_PROXY names', async (t) => {
+    const plain = await startRegistry();
+    t.after(() => plain.stop());
+    const plainPort = plain.host.split(':')[1]!;
+    const before = proxy.connects.length;
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${NAME}:${plainPort}/proxied/plain:1`, '--plain-http', '--retries', '0', '--timeout', '5s'], {
+      env: { ...env, HTTP_PROXY: proxy.url },
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(proxy.connects.slice(before).every((target) => target === `${NAME}:${plainPort}`) && proxy.connects.length > before);
+    assert.equal((await skopeoInspectRaw(`${plain.host}/proxied/plain:1`)).json.config.digest, suite.layout.images[0]!.configDigest);
   });
 
   it('says in one line when the proxy is not there, or its variable is no URL', async () => {

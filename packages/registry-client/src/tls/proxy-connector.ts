@@ -42,10 +42,12 @@ export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port:
       const status = /^HTTP\/1\.[01] (\d{3})(?: ([^\r\n]*))?/.exec(head.subarray(0, end).toString('latin1'));
       const code = Number(status?.[1]);
       if (code === 200) {
-        // Bytes after the head belong to the tunnel: a proxy sends none before the client speaks, but keep them.
+        done();
+        // Nothing may flow past until the tunnel's reader (TLS or undici) takes the socket; bytes after the head
+        // belong to the tunnel (a proxy sends none before the client speaks, but they are kept).
+        socket.pause();
         const rest = head.subarray(end + 4);
         if (rest.length > 0) socket.unshift(rest);
-        done();
         return;
       }
       const text = status === null ? 'something that is not HTTP' : `${code}${status[2] ? ` ${status[2].slice(0, 80)}` : ''}`;
