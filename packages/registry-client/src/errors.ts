@@ -12,8 +12,8 @@ import {
 } from '@rxpush/core';
 
 import { isRetryableStatus } from './retry.js';
-import { ProxyError } from './tls/proxy.js';
 import { DEFAULT_TIMEOUTS, showDuration, type Timeouts } from './timeouts.js';
+import { ProxyError } from './tls/proxy.js';
 
 /** What a registry's error body says: the first entry of `{"errors":[{"code","message","detail"}]}`. */
 export interface RegistryErrorBody {

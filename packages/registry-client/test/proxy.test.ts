@@ -20,11 +20,12 @@ describe('proxySettings and proxyFor: HTTPS_PROXY, HTTP_PROXY and NO_PROXY as Go
     for (const url of ['https://localhost:5000', 'https://127.0.0.1:5000', 'http://127.8.9.10', 'https://[::1]:443', 'https://registry.localhost']) assert.equal(via(env, url), 'direct', url);
   });
 
-  it('goes directly to NO_PROXY: *, hosts, domains with their subdomains, IPs, CIDRs, and host:port', () => {
+  it('goes directly to NO_PROXY: *, hosts with their subdomains, .subdomains, IPs, CIDRs, and host:port', () => {
     const env = { HTTPS_PROXY: 'http://p:1', NO_PROXY: ' .corp.example, exact.example:5000,10.0.0.0/8 ,[fd00::1],Other.Example' };
     const cases: [string, string][] = [
       ['https://a.corp.example', 'direct'],
-      ['https://corp.example', 'direct'],
+      // As Go: a leading dot is for the subdomains alone.
+      ['https://corp.example', 'http://p:1/'],
       ['https://xcorp.example', 'http://p:1/'],
       ['https://exact.example:5000', 'direct'],
       ['https://exact.example', 'http://p:1/'],

@@ -7,10 +7,10 @@ import { fileReason, silentLogger, TlsConfigError, type Logger } from '@rxpush/c
 import { Agent, buildConnector, Pool, type Dispatcher } from 'undici';
 
 import { noteTlsAlert } from '../errors.js';
-import { proxyFor, proxySettings, shownProxy, type ProxySettings } from './proxy.js';
-import { proxiedConnector } from './proxy-connector.js';
 import { DEFAULT_TIMEOUTS } from '../timeouts.js';
 import { apiHost } from '../urls.js';
+import { proxiedConnector } from './proxy-connector.js';
+import { proxyFor, proxySettings, shownProxy, type ProxySettings } from './proxy.js';
 
 export interface DispatcherOptions {
   /** host[:port] of the registry, as in an image reference: its certs.d directory and the host client certificates go to. */

@@ -8,7 +8,7 @@ import { UsageError } from '@rxpush/core';
 export interface ProxySettings {
   readonly https?: HttpProxy;
   readonly http?: HttpProxy;
-  /** NO_PROXY's entries, lower case: `*`, a host or domain (`.example.com` or `example.com`, with its subdomains), an IP, a CIDR, each optionally with `:port`. */
+  /** NO_PROXY's entries, lower case: `*`, a host with its subdomains (`example.com`), subdomains only (`.example.com`), an IP, a CIDR, each optionally with `:port`. */
   readonly noProxy: readonly string[];
 }
 
@@ -76,8 +76,9 @@ function matchesNoProxy(entry: string, host: string, port: string): boolean {
   }
   name = name.replace(/^\[|\]$/g, '');
   if (name.includes('/')) return inCidr(host, name);
+  // As Go: `example.com` is that name and its subdomains, `.example.com` (or `*.example.com`) its subdomains only.
   if (name.startsWith('*.')) name = name.slice(1);
-  if (name.startsWith('.')) return host.endsWith(name) || host === name.slice(1);
+  if (name.startsWith('.')) return host.endsWith(name);
   return host === name || host.endsWith(`.${name}`);
 }
 
