@@ -88,5 +88,8 @@ describe('pushing through an HTTP proxy (HTTPS_PROXY, NO_PROXY)', () => {
     assertOneLineError(gone, /cannot reach the proxy http:\/\/127\.0\.0\.1:1 \(HTTPS_PROXY\) \(.*ECONNREFUSED.*\); check it, or set NO_PROXY=registry\.proxied\.test to go directly$/);
     const socks = await push('9', { HTTPS_PROXY: 'socks5://127.0.0.1:1080' });
     assertOneLineError(socks, /HTTPS_PROXY names a socks5 proxy; rxpush goes through HTTP proxies \(http:\/\/ or https:\/\/\), set it to one or unset it/, 2);
+    // A loopback registry is reached directly: a proxy variable meant for other tools does not stop its push.
+    const loopback = await push('10', { HTTPS_PROXY: 'socks5://127.0.0.1:1080' }, suite.registry.host);
+    assert.equal(loopback.code, 0, loopback.stderr);
   });
 });

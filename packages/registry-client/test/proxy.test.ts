@@ -40,8 +40,12 @@ describe('proxySettings and proxyFor: HTTPS_PROXY, HTTP_PROXY and NO_PROXY as Go
     assert.equal(via({ HTTPS_PROXY: 'http://p:1', no_proxy: '*' }, 'https://anything.example'), 'direct');
   });
 
-  it('refuses a variable that is no proxy URL, or a scheme it cannot tunnel through, naming the variable', () => {
-    assert.throws(() => proxySettings({ HTTPS_PROXY: 'socks5://p:1080' }), { code: 'USAGE', message: /^HTTPS_PROXY names a socks5 proxy; rxpush goes through HTTP proxies/ });
-    assert.throws(() => proxySettings({ http_proxy: 'http://[bad' }), { code: 'USAGE', message: /^http_proxy is not a proxy URL; set it to http:\/\/HOST:PORT/ });
+  it('refuses a variable that is no proxy URL, or a scheme it cannot tunnel through, for the requests that would use it', () => {
+    const socks = proxySettings({ HTTPS_PROXY: 'socks5://p:1080', NO_PROXY: 'direct.example' });
+    assert.throws(() => proxyFor(socks, new URL('https://registry.example')), { code: 'USAGE', message: /^HTTPS_PROXY names a socks5 proxy; rxpush goes through HTTP proxies/ });
+    // As Go: a loopback registry, or one NO_PROXY names, is reached directly whatever the variable says.
+    assert.equal(proxyFor(socks, new URL('https://127.0.0.1:5000')), undefined);
+    assert.equal(proxyFor(socks, new URL('https://direct.example')), undefined);
+    assert.throws(() => proxyFor(proxySettings({ http_proxy: 'http://[bad' }), new URL('http://registry.example')), { code: 'USAGE', message: /^http_proxy is not a proxy URL; set it to http:\/\/HOST:PORT/ });
   });
 });

@@ -6,8 +6,8 @@ import { UsageError } from '@rxpush/core';
  * reached directly. Loopback hosts (localhost, 127.0.0.0/8, ::1) are never proxied, as in Go.
  */
 export interface ProxySettings {
-  readonly https?: HttpProxy;
-  readonly http?: HttpProxy;
+  readonly https?: ProxyVariable;
+  readonly http?: ProxyVariable;
   /** NO_PROXY's entries, lower case: `*`, a host with its subdomains (`example.com`), subdomains only (`.example.com`), an IP, a CIDR, each optionally with `:port`. */
   readonly noProxy: readonly string[];
 }
@@ -18,16 +18,26 @@ export interface HttpProxy {
   readonly variable: string;
 }
 
+/** A proxy variable, or what is wrong with it: said only when a request would go through it, as Go does. */
+type ProxyVariable = HttpProxy | { readonly variable: string; readonly problem: UsageError };
+
 /**
- * The proxies of `env`, or undefined when it names none.
+ * The proxies of `env`, or undefined when it names none. A variable that is no proxy URL is kept as its problem,
+ * which {@link proxyFor} throws for a request that would use it: a push to a loopback registry is not failed by a
+ * SOCKS proxy meant for curl.
  *
- * @throws {UsageError} for a proxy variable that is not a URL (`http://HOST:PORT`), or names a scheme rxpush cannot tunnel through.
  * @example proxySettings({ HTTPS_PROXY: 'http://proxy.corp:3128', NO_PROXY: '.corp' })
  */
 export function proxySettings(env: NodeJS.ProcessEnv = process.env): ProxySettings | undefined {
-  const pick = (...names: string[]): HttpProxy | undefined => {
+  const pick = (...names: string[]): ProxyVariable | undefined => {
     const variable = names.find((name) => env[name] !== undefined && env[name] !== '');
-    return variable === undefined ? undefined : { url: proxyUrl(env[variable] ?? '', variable), variable };
+    if (variable === undefined) return undefined;
+    try {
+      return { url: proxyUrl(env[variable] ?? '', variable), variable };
+    } catch (error) {
+      if (error instanceof UsageError) return { variable, problem: error };
+      throw error;
+    }
   };
   const https = pick('HTTPS_PROXY', 'https_proxy');
   const http = pick('HTTP_PROXY', 'http_proxy');
@@ -54,7 +64,12 @@ function proxyUrl(value: string, variable: string): URL {
   return url;
 }
 
-/** The proxy for requests to `origin`, or undefined when they go directly (NO_PROXY, loopback, no proxy for its scheme). */
+/**
+ * The proxy for requests to `origin`, or undefined when they go directly (NO_PROXY, loopback, no proxy for its scheme).
+ *
+ * @throws {UsageError} when they would go through a proxy variable that is not a proxy URL (`http://HOST:PORT`), or
+ *   names a scheme rxpush cannot tunnel through.
+ */
 export function proxyFor(settings: ProxySettings | undefined, origin: URL): HttpProxy | undefined {
   if (settings === undefined) return undefined;
   const proxy = origin.protocol === 'https:' ? settings.https : settings.http;
@@ -62,7 +77,9 @@ export function proxyFor(settings: ProxySettings | undefined, origin: URL): Http
   const host = origin.hostname.toLowerCase().replace(/^\[|\]$/g, '');
   if (host === 'localhost' || host.endsWith('.localhost') || isLoopbackIp(host)) return undefined;
   const port = origin.port !== '' ? origin.port : origin.protocol === 'https:' ? '443' : '80';
-  return settings.noProxy.some((entry) => matchesNoProxy(entry, host, port)) ? undefined : proxy;
+  if (settings.noProxy.some((entry) => matchesNoProxy(entry, host, port))) return undefined;
+  if ('problem' in proxy) throw proxy.problem;
+  return proxy;
 }
 
 function matchesNoProxy(entry: string, host: string, port: string): boolean {
