@@ -19,7 +19,6 @@ import type { ProgressRenderer, TextSink } from './progress/renderer.js';
 import { ttyRenderer } from './progress/tty-renderer.js';
 import { pushCommand, type CommandCredentials, type LogFormat, type LogLevel, type PushCommand, type RegistryCommand } from './push-command.js';
 import { readPassword } from './read-password.js';
-import { hideSecrets, keepCredentials, keepSecret } from './secrets.js';
 import { terminalLog } from './terminal-log.js';
 
 /** The pipeline's `push()`. */
@@ -52,11 +51,9 @@ const REDACT = ['authorization', '*.authorization', 'headers.authorization', 'pa
  */
 export function commandLogger(level: LogLevel, format: LogFormat, stderr: TextSink & { readonly isTTY?: boolean }): Logger {
   const text = format === 'text' || (format === 'auto' && stderr.isTTY === true);
-  // Redaction takes fields by name; a secret echoed inside a message or an error's text is hidden as the line is written.
-  const options = { level, redact: REDACT, hooks: { streamWrite: hideSecrets } };
-  if (text) return pino(options, terminalLog(stderr));
+  if (text) return pino({ level, redact: REDACT }, terminalLog(stderr));
   return pino(
-    options,
+    { level, redact: REDACT },
     // Synchronous, so log lines and rxpush's own stderr lines keep their order.
     stderr === process.stderr ? pino.destination({ dest: 2, sync: true }) : stderr,
   );
@@ -154,8 +151,6 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     // A password given with --creds is on the command line: the title replaces it there for `ps` and /proc.
     if ((command.credentials !== undefined && 'password' in command.credentials) || command.sourceRegistry?.credentials !== undefined) process.title = `rxpush ${command.command}`;
     credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
-    const source = command.sourceRegistry?.credentials;
-    if (source !== undefined) keepCredentials(source.username, source.password);
     // Loaded before anything is read or sent: a bad key must not leave a half-pushed image.
     if (command.signKey !== undefined) signKey = await loadKey(command.signKey, command.keyPasswordStdin, io.stdin ?? process.stdin);
     if (command.digestfile !== undefined) await checkDigestfile(command.digestfile);
@@ -191,8 +186,7 @@ export async function runPush(args: RawArgs, io: RunPushIO): Promise<number> {
     }
     return 0;
   } catch (error) {
-    // The JSON display puts the message on stdout: with no secret in it either.
-    display.error(new Error(hideSecrets(error instanceof Error ? error.message : String(error))));
+    display.error(error instanceof Error ? error : new Error(String(error)));
     // Ctrl-C: `rxpush copy` says "copy cancelled"; with uploads kept open, how to give them back, in the same line.
     const cancelled =
       error instanceof CancelledError ? new CancelledError(`${command.command === 'copy' ? error.message.replace(/^push cancelled/, 'copy cancelled') : error.message}${kept > 0 ? `; ${keptUploads(kept)}` : ''}`) : error;
@@ -218,14 +212,12 @@ function chooseRenderer(command: PushCommand, stdout: Terminal): ProgressRendere
 export async function commandCredentials(given: CommandCredentials | undefined, stdin: Readable): Promise<PushOptions['credentials']> {
   if (given === undefined) return undefined;
   const password = 'password' in given ? given.password : await readPassword(stdin);
-  keepCredentials(given.username, password);
   return { username: given.username, password, source: given.source };
 }
 
 /** The --sign-key, its passphrase from stdin (--key-password-stdin) or RXPUSH_KEY_PASSWORD. */
 async function loadKey(path: string, fromStdin: boolean, stdin: Readable): Promise<PushOptions['signKey']> {
   const password = fromStdin ? await readPassword(stdin, '--key-password-stdin') : process.env['RXPUSH_KEY_PASSWORD'];
-  keepSecret(password);
   const { loadSigningKey } = await import('@rxpush/manifest-signer');
   return loadSigningKey(path, password === undefined ? {} : { password });
 }

@@ -9,7 +9,6 @@ import type { TextSink } from './progress/renderer.js';
 import { last, oneOf, registryCommand } from './push-command.js';
 import { fail } from './fail.js';
 import { clientOptions, commandCredentials, commandLogger } from './run-push.js';
-import { keepSecret } from './secrets.js';
 
 /**
  * The `rxpush verify` handler: checks that DEST is signed by `--key` (a cosign signature or a schema 1 JWS
@@ -30,9 +29,7 @@ export async function runVerify(args: RawArgs, io: { stdout: TextSink; stderr: T
     logLevel = command.logLevel;
     assertNamesRepository(dest, 'reference');
     const reference = parseReference(dest);
-    const passphrase = process.env['RXPUSH_KEY_PASSWORD'];
-    keepSecret(passphrase);
-    const key = await loadVerifyKey(keyPath, passphrase === undefined ? {} : { password: passphrase });
+    const key = await loadVerifyKey(keyPath, process.env['RXPUSH_KEY_PASSWORD'] === undefined ? {} : { password: process.env['RXPUSH_KEY_PASSWORD'] });
     const credentials = await commandCredentials(command.credentials, io.stdin ?? process.stdin);
     const logger = commandLogger(command.logLevel, command.logFormat, io.stderr);
     const client = createRegistryClient({ registry: reference.registry, logger, ...clientOptions(command, credentials) });

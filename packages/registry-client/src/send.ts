@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { InvalidResponseError, TimeoutError, type Logger, type RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
-import { ERROR_BODY_LIMIT, parseErrorBody, registryError, retriesSpent, transportError, type RegistryErrorBody } from './errors.js';
+import { ERROR_BODY_LIMIT, parseErrorBody, registryError, retriesSpent, transportError } from './errors.js';
 import { isRetryable, isRetryableStatus, parseRetryAfter, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep, type RetryPolicy } from './retry.js';
 import { DEFAULT_TIMEOUTS, stalledOut, type Timeouts } from './timeouts.js';
 import type { Authenticator, Body } from './types.js';
@@ -125,7 +125,7 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
             (r) => r.bytes,
             () => Buffer.alloc(0), // an error body cut short still leaves the status to report
           );
-          const errorBody = withoutSecret(parseErrorBody(bytes, header(res.headers, 'content-type')), authorization);
+          const errorBody = parseErrorBody(withoutSecret(bytes, authorization), header(res.headers, 'content-type'));
           const challenge = status === 401 ? header(res.headers, 'www-authenticate') : undefined;
           let tokenRefreshed = false;
           if (status === 401 && !reauthorized && ctx.auth !== undefined && req.scopes !== undefined && url.origin === ctx.origin) {
@@ -175,20 +175,22 @@ export async function send(ctx: SendContext, req: SendRequest): Promise<SendResp
 const NO_RETRY: RetryPolicy = retryPolicy({ retries: 0 });
 
 /**
- * An error body's message without the credentials the request carried: a registry (or a proxy) may echo the
- * Authorization it was sent, or the password in it. The bearer token, the Basic value and its password become `***`.
+ * An error body without the credentials the request carried, before anything of it is quoted (and cut): a registry
+ * (or a proxy) may echo the Authorization it was sent, or the password in it. The bearer token, the Basic value and
+ * its password become `***`.
  */
-function withoutSecret(body: RegistryErrorBody, authorization: string | undefined): RegistryErrorBody {
-  if (body.message === undefined || authorization === undefined) return body;
+function withoutSecret(body: Buffer, authorization: string | undefined): Buffer {
+  if (authorization === undefined || body.length === 0) return body;
   const value = authorization.slice(authorization.indexOf(' ') + 1);
   const secrets = [value];
   if (/^basic /i.test(authorization)) {
     const decoded = Buffer.from(value, 'base64').toString('utf8');
     secrets.push(decoded.slice(decoded.indexOf(':') + 1));
   }
-  let message = body.message;
-  for (const secret of secrets) if (secret.length >= 4) message = message.split(secret).join('***');
-  return { ...body, message };
+  const text = body.toString('utf8');
+  let hidden = text;
+  for (const secret of secrets) if (secret.length >= 4) hidden = hidden.split(secret).join('***');
+  return hidden === text ? body : Buffer.from(hidden);
 }
 
 async function authorize(ctx: SendContext, req: SendRequest, challenge: string | undefined, rejected?: string): Promise<string | undefined> {

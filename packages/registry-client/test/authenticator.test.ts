@@ -360,6 +360,7 @@ describe('createAuthenticator: what the token service may answer', () => {
     ['fails (503)', { status: 503, body: 'down' }, /→ 503; the token service failed; try again later/, 'REGISTRY_ERROR', RegistryError],
     ['is limiting requests (429)', { status: 429, body: '' }, /→ 429; the token service is limiting how often it is asked; try again later$/, 'REGISTRY_ERROR', RegistryError],
     ['answers HTML', { status: 200, body: '<html><body>Login</body></html>' }, /→ 200 with a body that is not a JSON token answer \(starts "<html><body>Login<\/body><\/html>"\); is the realm right\?/, 'INVALID_RESPONSE', InvalidResponseError],
+    ['answers a login page that echoes the password', { status: 200, body: '<html>no user alice with pa55w0rd!</html>' }, /\(starts "<html>no user alice with \*\*\*<\/html>"\)/, 'INVALID_RESPONSE', InvalidResponseError],
     ['answers an empty body', { status: 200, body: '' }, /not a JSON token answer \(empty\)/, 'INVALID_RESPONSE', InvalidResponseError],
     // What is not markup may be a token (cut off, or bare): it is described, never quoted.
     ['breaks off its answer in the token', { status: 200, body: '{"token":"opaque-secret-tok' }, /not a JSON token answer \(invalid JSON at line 1, column 28\); is the realm right\?$/, 'INVALID_RESPONSE', InvalidResponseError],

@@ -200,7 +200,7 @@ async function parseTokenAnswer(res: Answer, req: TokenRequest, started: number)
     syntax = error;
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw invalidAnswer(res, `with a body that is not a JSON token answer (${whatItIs(text, syntax)}); is the realm right?`);
+    throw invalidAnswer(res, `with a body that is not a JSON token answer (${whatItIs(text, syntax, req.credentials)}); is the realm right?`);
   }
   const answer = json as { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown; refresh_token?: unknown };
   const token = typeof answer.token === 'string' && answer.token !== '' ? answer.token : answer.access_token;
@@ -225,7 +225,7 @@ function issuedAt(value: unknown, now: number, lifetimeS: number): number {
 /** A token service's error status is what the same status from the registry is: the request, its status, and what to do. */
 function statusError(res: Answer, bytes: Buffer, req: TokenRequest): RegistryError {
   // A token service may echo what it was sent (`incorrect password …`): never the secret.
-  const detail = hideCredentials(errorDetail(bytes), req.credentials);
+  const detail = errorDetail(Buffer.from(hideCredentials(bytes.toString('utf8'), req.credentials)));
   const init = { method: res.method, url: shown(res.url), detail: detail !== '' ? detail : undefined };
   const withCredentials = req.credentials !== undefined && (hasPassword(req.credentials) || req.credentials.identityToken !== undefined);
   if (res.status === 401) {
@@ -276,10 +276,11 @@ function errorDetail(bytes: Buffer): string {
  * any other body may hold a token, cut off or in another format (a bare token, a token answer broken off part-way),
  * and tokens are secrets.
  */
-function whatItIs(text: string, syntax: unknown): string {
+function whatItIs(text: string, syntax: unknown, credentials: Credentials | undefined): string {
   const start = text.trimStart();
   if (start === '') return 'empty';
-  if (start.startsWith('<')) return `starts ${JSON.stringify(oneLine(start.slice(0, 60)))}`;
+  // A login page may echo what it was sent: hidden before the quote is cut, so no part of a secret is left.
+  if (start.startsWith('<')) return `starts ${JSON.stringify(oneLine(hideCredentials(start, credentials).slice(0, 60)))}`;
   if (syntax !== undefined) return jsonSyntaxReason(syntax, text);
   return start.startsWith('[') ? 'a JSON array' : start.startsWith('"') ? 'a JSON string' : start.startsWith('null') ? 'JSON null' : 'a JSON number or boolean';
 }
