@@ -4,7 +4,6 @@ import {
   assertNamesRepository,
   DigestMismatchError,
   InvalidSourceError,
-  isDigest,
   isImageManifestType,
   isIndexType,
   isPushError,
@@ -18,13 +17,12 @@ import {
   SourceNotFoundError,
   UnsupportedError,
   UsageError,
-  type Descriptor,
   type Digest,
   type ImageRecord,
   type Platform,
   type SourceRecord,
 } from '@rxpush/core';
-import { checkImagePlatform, findPlatform, parsePlatform, platformText, readImages, spoolArchive } from '@rxpush/graph-reader';
+import { checkImagePlatform, findPlatform, parseIndex, parsePlatform, platformText, readImages, spoolArchive } from '@rxpush/graph-reader';
 import { createRegistryClient, readBody, type RawManifest, type RegistryClient } from '@rxpush/registry-client';
 import { firstValueFrom, toArray } from 'rxjs';
 
@@ -155,7 +153,8 @@ async function inspectRemote(client: RegistryClient, repository: string, referen
   /** Set for a single image, whose config must then name `platform`; an image picked from an index is of it. */
   let singleOf = platform;
   if (isIndexType(manifest.mediaType)) {
-    const entries = indexEntries(document, name);
+    // The registry source's own check of an index: its descriptors, digests and platforms.
+    const { manifests: entries } = parseIndex(manifest.bytes, `the index of ${name}`, [manifest.mediaType], (file, problem) => new InvalidSourceError(name, `${file} ${problem}; the registry holds a damaged index`));
     const offered = offers(entries.map((entry) => entry.platform));
     if (platform === undefined) return { name, mediaType: manifest.mediaType, digest: manifest.digest, bytes: manifest.bytes, offers: offered };
     const entry = findPlatform(entries, platform);
@@ -201,22 +200,6 @@ async function remoteConfig(client: RegistryClient, repository: string, manifest
     throw new SourceNotFoundError(name, `the manifest of ${name} names the config ${digest}, which the registry does not have (${error.message.split('; ')[0]}); the image is incomplete there`, { cause: error });
   });
   return { bytes: await readAll(body, origin, digest), origin };
-}
-
-/** The descriptors of an index's `manifests`, checked as far as picking one needs. */
-function indexEntries(document: object, name: string): Descriptor[] {
-  const manifests = (document as { manifests?: unknown }).manifests;
-  const damaged = 'the registry holds a damaged index';
-  if (!Array.isArray(manifests)) throw new InvalidSourceError(name, `the index of ${name} has no manifests list; ${damaged}`);
-  return manifests.map((entry: unknown, i): Descriptor => {
-    const { mediaType, digest, size, platform } = (typeof entry === 'object' && entry !== null ? entry : {}) as Record<string, unknown>;
-    if (typeof mediaType !== 'string' || !isDigest(digest) || typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-      throw new InvalidSourceError(name, `entry ${i + 1} of the index of ${name} is no descriptor (it needs a mediaType, digest and size); ${damaged}`);
-    }
-    const { os, architecture, variant } = (typeof platform === 'object' && platform !== null ? platform : {}) as Record<string, unknown>;
-    const named = typeof os === 'string' && typeof architecture === 'string';
-    return { mediaType, digest, size, ...(named && { platform: { os, architecture, ...(typeof variant === 'string' && { variant }) } }) };
-  });
 }
 
 /** `linux/amd64, linux/arm64/v8`: the platforms an index names, for messages. */
