@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { InvalidResponseError, TimeoutError, type Logger, type RetryingEvent } from '@rxpush/core';
 import type { Dispatcher } from 'undici';
 
+import { hideSecrets } from './auth/credentials.js';
 import { ERROR_BODY_LIMIT, parseErrorBody, registryError, retriesSpent, transportError } from './errors.js';
 import { isRetryable, isRetryableStatus, parseRetryAfter, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, sleep, type RetryPolicy } from './retry.js';
 import { DEFAULT_TIMEOUTS, stalledOut, type Timeouts } from './timeouts.js';
@@ -188,8 +189,7 @@ function withoutSecret(body: Buffer, authorization: string | undefined): Buffer 
     secrets.push(decoded.slice(decoded.indexOf(':') + 1));
   }
   const text = body.toString('utf8');
-  let hidden = text;
-  for (const secret of secrets) if (secret.length >= 4) hidden = hidden.split(secret).join('***');
+  const hidden = hideSecrets(text, secrets);
   return hidden === text ? body : Buffer.from(hidden);
 }
 

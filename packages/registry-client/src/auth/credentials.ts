@@ -24,10 +24,13 @@ export type CredentialsLoader = (signal?: AbortSignal) => Promise<Credentials | 
  * @example hideCredentials('incorrect password hunter2', { password: 'hunter2', source: '--creds' }) // 'incorrect password ***'
  */
 export function hideCredentials(text: string, credentials: Credentials | undefined): string {
-  if (credentials === undefined) return text;
-  const { password, identityToken, registryToken } = credentials;
+  return credentials === undefined ? text : hideSecrets(text, [credentials.password, credentials.identityToken, credentials.registryToken]);
+}
+
+/** `text` with each of `secrets` of 4 characters or more replaced by `***`. */
+export function hideSecrets(text: string, secrets: readonly (string | undefined)[]): string {
   let hidden = text;
-  for (const secret of [password, identityToken, registryToken]) {
+  for (const secret of secrets) {
     if (secret !== undefined && secret.length >= 4 && hidden.includes(secret)) hidden = hidden.split(secret).join('***');
   }
   return hidden;
