@@ -27,6 +27,11 @@ function readable(value: string): string {
   return encodeURIComponent(value).replace(/%3A/gi, ':').replace(/%2F/gi, '/');
 }
 
+/** The port of `url`, its scheme's default (80 for http:, else 443) when it names none. */
+export function effectivePort(url: URL): string {
+  return url.port !== '' ? url.port : url.protocol === 'http:' ? '80' : '443';
+}
+
 /** Checks a repository name before it goes into a URL path. */
 export function checkRepository(repository: string): string {
   if (!isValidRepository(repository) || repository.length > 255) {

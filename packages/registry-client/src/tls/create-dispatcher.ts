@@ -8,7 +8,7 @@ import { Agent, buildConnector, Pool, type Dispatcher } from 'undici';
 
 import { noteTlsAlert } from '../errors.js';
 import { DEFAULT_TIMEOUTS } from '../timeouts.js';
-import { apiHost } from '../urls.js';
+import { apiHost, effectivePort } from '../urls.js';
 import { proxiedConnector } from './proxy-connector.js';
 import { proxyFor, proxySettings, shownProxy, type ProxySettings } from './proxy.js';
 
@@ -139,10 +139,6 @@ function notingTlsAlerts(connector: buildConnector.connector): buildConnector.co
       }
       callback(...args);
     });
-}
-
-function effectivePort(url: URL): string {
-  return url.port !== '' ? url.port : url.protocol === 'http:' ? '80' : '443';
 }
 
 /** The system's CA bundle, which may hold CAs an administrator added (update-ca-certificates), beyond Node's own list. */

@@ -2,6 +2,7 @@ import type { Socket } from 'node:net';
 
 import { buildConnector } from 'undici';
 
+import { effectivePort } from '../urls.js';
 import { ProxyError, shownProxy, type HttpProxy } from './proxy.js';
 
 /** The longest CONNECT answer head read: proxies answer in a few hundred bytes. */
@@ -76,7 +77,7 @@ export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port:
 export function proxiedConnector(proxy: HttpProxy, tls: buildConnector.connector | undefined, timeoutMs: number): buildConnector.connector {
   const toProxy = buildConnector({ timeout: timeoutMs });
   const { url } = proxy;
-  const proxyPort = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  const proxyPort = effectivePort(url);
   return (options, callback) => {
     const port = options.port !== '' && options.port !== undefined ? String(options.port) : options.protocol === 'https:' ? '443' : '80';
     // No servername: undici derives it from the host, and leaves it out for an IP address (which TLS does not allow).

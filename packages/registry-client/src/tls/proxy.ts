@@ -1,5 +1,7 @@
 import { UsageError } from '@rxpush/core';
 
+import { effectivePort } from '../urls.js';
+
 /**
  * The HTTP proxies the environment names, as Go's net/http (docker, skopeo, crane) reads them: `HTTPS_PROXY` for
  * https origins, `HTTP_PROXY` for http ones (upper case first, then lower case), `NO_PROXY` for the hosts that are
@@ -76,7 +78,7 @@ export function proxyFor(settings: ProxySettings | undefined, origin: URL): Http
   if (proxy === undefined) return undefined;
   const host = origin.hostname.toLowerCase().replace(/^\[|\]$/g, '');
   if (host === 'localhost' || host.endsWith('.localhost') || isLoopbackIp(host)) return undefined;
-  const port = origin.port !== '' ? origin.port : origin.protocol === 'https:' ? '443' : '80';
+  const port = effectivePort(origin);
   if (settings.noProxy.some((entry) => matchesNoProxy(entry, host, port))) return undefined;
   if ('problem' in proxy) throw proxy.problem;
   return proxy;
