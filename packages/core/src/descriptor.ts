@@ -8,6 +8,8 @@ export interface Descriptor {
   readonly urls?: readonly string[];
   readonly annotations?: Readonly<Record<string, string>>;
   readonly platform?: Platform;
+  /** OCI 1.1: the type of artifact a manifest is, in a referrers index and wherever else a descriptor names it. */
+  readonly artifactType?: string;
 }
 
 /** The platform of one manifest in an index. */

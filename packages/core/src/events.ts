@@ -67,6 +67,11 @@ export interface ManifestPushedEvent {
   readonly digest: Digest;
   readonly size: number;
   readonly mediaType: string;
+  /**
+   * The tag (`sha256-<hex>`) of the referrers index the manifest was listed in: it has a `subject`, and the
+   * registry has no referrers API, so rxpush keeps the index the distribution spec's tag schema describes.
+   */
+  readonly referrersTag?: string;
 }
 
 /** Fields every per-blob progress event has. */

@@ -191,8 +191,8 @@ async function put(
   for (const reference of tags.length > 0 ? tags : [manifest.digest]) {
     // The client checks that the registry stored what was sent (the request named in its error).
     const send = () => putOne(client, repository, reference, manifest, request);
-    await putManifestRechecked(manifest, { client, repository, reference, blobs, request, logger }, send);
-    logger.debug({ reference, digest: manifest.digest }, 'manifest pushed');
+    const { referrersTag } = await putManifestRechecked(manifest, { client, repository, reference, blobs, request, logger }, send);
+    logger.debug({ reference, digest: manifest.digest, ...(referrersTag !== undefined && { referrersTag }) }, 'manifest pushed');
     if (!announce) continue;
     events.push({
       type: 'manifest-pushed',
@@ -202,6 +202,7 @@ async function put(
       digest: manifest.digest,
       size: manifest.bytes.byteLength,
       mediaType: manifest.mediaType,
+      ...(referrersTag !== undefined && { referrersTag }),
     });
   }
 }
@@ -212,7 +213,13 @@ function schema2Format(options: PushManifestsOptions): 'oci' | 'docker' | undefi
 }
 
 /** PUTs one manifest, turning a registry's refusal of schema 1 into what to do about it. */
-async function putOne(client: RegistryClient, repository: string, reference: string, manifest: RawManifest, request: RequestOptions): Promise<{ digest: string | undefined }> {
+async function putOne(
+  client: RegistryClient,
+  repository: string,
+  reference: string,
+  manifest: RawManifest,
+  request: RequestOptions,
+): Promise<{ digest: string | undefined; referrersTag?: string }> {
   const schema1 = manifest.mediaType === MediaType.dockerSchema1Signed;
   try {
     // A registry without schema 1 answers 500 UNKNOWN (the reference registry does), which retrying cannot change.

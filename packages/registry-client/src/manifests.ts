@@ -18,7 +18,7 @@ export async function putManifest(
   reference: string,
   manifest: { bytes: Uint8Array; mediaType: string; digest?: Digest },
   opts: RequestOptions & { retries?: number } = {},
-): Promise<{ digest: Digest | undefined }> {
+): Promise<{ digest: Digest | undefined; subject: string | undefined }> {
   const repo = checkRepository(repository);
   const ref = checkManifestReference(repo, reference);
   const res = await r.send({
@@ -36,18 +36,20 @@ export async function putManifest(
   });
   await dump(res.body);
   const answered = header(res.headers, 'docker-content-digest');
+  // A registry with the referrers API names the subject it filed the manifest under (OCI distribution 1.1).
+  const subject = header(res.headers, 'oci-subject');
   // Schema1 digests cover the payload without its signatures: only the caller's digest of it can be checked.
   const sent = manifest.digest ?? (isSchema1(manifest.mediaType) ? undefined : hashOf(isDigest(answered) ? answered : 'sha256:', manifest.bytes));
   if (!isDigest(answered)) {
     await confirmStored(r, repo, ref, { mediaType: manifest.mediaType, digest: sent }, { method: 'PUT', url: redactUrl(res.url), status: res.status }, opts);
-    return { digest: undefined };
+    return { digest: undefined, subject };
   }
   if (sent !== undefined && answered !== sent) {
     throw new DigestMismatchError(sent, answered, redactUrl(res.url), {
       message: `PUT ${redactUrl(res.url)} → ${res.status} but the registry stored the manifest as ${answered}, not ${sent}: the registry (or a proxy) rewrote it; push to another registry or report it`,
     });
   }
-  return { digest: answered };
+  return { digest: answered, subject };
 }
 
 /**

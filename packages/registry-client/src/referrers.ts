@@ -1,6 +1,6 @@
-import { MediaType, parseDigest, type Descriptor, type Digest } from '@rxpush/core';
+import { isDigest, MediaType, parseDigest, RegistryError, splitDigest, UnsupportedError, type Descriptor, type Digest } from '@rxpush/core';
 
-import { parseJson } from './manifests.js';
+import { getManifest, parseJson, putManifest } from './manifests.js';
 import { pull, readAnswer, type Requester } from './requester.js';
 import { dump, header } from './send.js';
 import type { RequestOptions } from './types.js';
@@ -31,4 +31,93 @@ export async function getReferrers(r: Requester, repository: string, digest: Dig
   const { bytes, complete } = await readAnswer(r, res, REFERRERS_LIMIT, opts.signal);
   const index = complete ? (parseJson(bytes) as { manifests?: unknown } | undefined) : undefined;
   return Array.isArray(index?.manifests) ? (index.manifests as Descriptor[]) : undefined;
+}
+
+/**
+ * The tag the distribution spec's "referrers tag schema" keeps a subject's referrers under, for registries
+ * without the referrers API: `<algorithm>-<hex>`, the hex cut to 64 characters (so sha512 digests fit a tag).
+ */
+export function referrersTagOf(subject: Digest): string {
+  const { algorithm, hex } = splitDigest(subject);
+  return `${algorithm}-${hex.slice(0, 64)}`;
+}
+
+/** A pushed manifest as a referrers index lists it, and the subject it refers to. */
+export interface Referrer {
+  readonly subject: Digest;
+  readonly descriptor: Descriptor;
+}
+
+/**
+ * The referrer an OCI manifest or index is, when it has a `subject`: its descriptor with the artifact type
+ * the spec gives it (its own `artifactType`, else an image manifest's config type) and its annotations.
+ * Undefined for anything else, Docker's types included (they have no `subject`).
+ */
+export function referrerOf(manifest: { bytes: Uint8Array; mediaType: string }, digest: Digest): Referrer | undefined {
+  if (manifest.mediaType !== MediaType.ociManifest && manifest.mediaType !== MediaType.ociIndex) return undefined;
+  // Most manifests have no subject; they are not parsed again for it.
+  if (!Buffer.from(manifest.bytes.buffer, manifest.bytes.byteOffset, manifest.bytes.byteLength).includes('"subject"')) return undefined;
+  const document = parseJson(manifest.bytes) as
+    | { subject?: { digest?: unknown }; artifactType?: unknown; config?: { mediaType?: unknown }; annotations?: unknown }
+    | undefined;
+  const subject = document?.subject?.digest;
+  if (typeof subject !== 'string' || !isDigest(subject)) return undefined;
+  const artifactType = typeof document?.artifactType === 'string' ? document.artifactType : manifest.mediaType === MediaType.ociManifest ? document?.config?.mediaType : undefined;
+  const annotations = isStringRecord(document?.annotations) ? document.annotations : undefined;
+  return {
+    subject,
+    descriptor: {
+      mediaType: manifest.mediaType,
+      digest,
+      size: manifest.bytes.byteLength,
+      ...(typeof artifactType === 'string' && { artifactType }),
+      ...(annotations !== undefined && { annotations }),
+    },
+  };
+}
+
+/**
+ * Lists `referrer` in its subject's referrers tag, as the distribution spec asks of a client whose registry
+ * answered a manifest with `subject` without `OCI-Subject` (no referrers API): the index under the tag is
+ * read (none yet: an empty one), the referrer added unless it is there, and the index PUT back. Returns the tag.
+ * Two clients updating one subject's tag at once can lose one update: the reference registry keeps no ETags
+ * for a conditional PUT, and the spec leaves it at that.
+ *
+ * @throws {UnsupportedError} when the tag holds something other than an OCI index (it is not rxpush's to replace).
+ */
+export async function listReferrer(r: Requester, repository: string, referrer: Referrer, opts: RequestOptions = {}): Promise<string> {
+  const tag = referrersTagOf(referrer.subject);
+  const listed = await readReferrersTag(r, repository, tag, referrer.subject, opts);
+  if (listed.some((entry) => entry.digest === referrer.descriptor.digest)) return tag;
+  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...listed, referrer.descriptor] };
+  await putManifest(r, repository, tag, { bytes: Buffer.from(JSON.stringify(index)), mediaType: MediaType.ociIndex }, opts);
+  return tag;
+}
+
+/** The descriptors the referrers tag lists: none when there is no such tag yet. */
+async function readReferrersTag(r: Requester, repository: string, tag: string, subject: Digest, opts: RequestOptions): Promise<{ digest?: unknown }[]> {
+  let stored;
+  try {
+    // Every type is accepted: the reference registry answers 404 for a manifest of a type not accepted, and an
+    // image under this tag must be found and left alone, not taken for no tag and replaced.
+    stored = await getManifest(r, repository, tag, opts);
+  } catch (error) {
+    if (error instanceof RegistryError && error.status === 404) return [];
+    throw error;
+  }
+  const index = parseJson(stored.bytes) as { manifests?: unknown } | undefined;
+  if (stored.mediaType !== MediaType.ociIndex || !Array.isArray(index?.manifests) || !index.manifests.every(isObject)) {
+    throw new UnsupportedError(
+      `the tag ${tag} of ${repository} holds a ${stored.mediaType} that is not an OCI index of referrers, where the distribution spec keeps the referrers of ${subject}: the manifest is pushed, but not listed as a referrer; move that tag away and push again`,
+    );
+  }
+  return index.manifests as { digest?: unknown }[];
+}
+
+function isObject(value: unknown): value is object {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return isObject(value) && Object.values(value).every((entry) => typeof entry === 'string');
 }

@@ -1,13 +1,13 @@
 import type { Readable } from 'node:stream';
 
-import { silentLogger } from '@rxpush/core';
+import { sha256Digest, silentLogger } from '@rxpush/core';
 import type { Descriptor, Digest, Logger, RawManifest, RetryingEvent } from '@rxpush/core';
 import { Agent } from 'undici';
 import type { Dispatcher } from 'undici';
 
 import { getBlob, hasBlob } from './blobs.js';
 import { getManifest, hasManifest, putManifest } from './manifests.js';
-import { getReferrers } from './referrers.js';
+import { getReferrers, listReferrer, referrerOf } from './referrers.js';
 import type { Requester } from './requester.js';
 import { isRetryable, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
@@ -141,15 +141,23 @@ export class RegistryClient {
    * for non-schema1 manifests it must be the sha256 of the bytes, and it must be `manifest.digest` when that is
    * given (for schema1, the digest of the payload without its signatures). `retries` overrides the retry policy.
    *
+   *
+   * An OCI manifest or index with a `subject` that the registry does not file as a referrer (no `OCI-Subject`
+   * in its answer: it has no referrers API) is listed in the subject's referrers tag (`sha256-<hex>`), as the
+   * distribution spec asks of clients; `referrersTag` names that tag.
+   *
    * @throws {DigestMismatchError} naming the request when the registry answers another digest.
    */
-  putManifest(
+  async putManifest(
     repository: string,
     reference: string,
     manifest: { bytes: Uint8Array; mediaType: string; digest?: Digest },
     opts: RequestOptions & { retries?: number } = {},
-  ): Promise<{ digest: Digest | undefined }> {
-    return putManifest(this.#requester, repository, reference, manifest, opts);
+  ): Promise<{ digest: Digest | undefined; referrersTag?: string }> {
+    const { digest, subject } = await putManifest(this.#requester, repository, reference, manifest, opts);
+    const referrer = subject === undefined ? referrerOf(manifest, digest ?? manifest.digest ?? sha256Digest(manifest.bytes)) : undefined;
+    if (referrer === undefined) return { digest };
+    return { digest, referrersTag: await listReferrer(this.#requester, repository, referrer, opts) };
   }
 
   /**

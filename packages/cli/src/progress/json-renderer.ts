@@ -1,6 +1,6 @@
 import type { PushEvent } from '@rxpush/core';
 
-import { digestLine, headerLine, isShown, lineId, signedLines, statusText } from './messages.js';
+import { digestLine, headerLine, isShown, lineId, referrersLines, signedLines, statusText } from './messages.js';
 import { progressText } from './progress-text.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
@@ -41,6 +41,7 @@ export function jsonRenderer(out: TextSink): ProgressRenderer {
       if (event.type === 'manifest-pushed') {
         out.write(line({ status: digestLine(event) }));
         out.write(line({ progressDetail: {}, aux: { Tag: event.tag ?? '', Digest: event.digest, Size: event.size } }));
+        for (const text of referrersLines(event)) out.write(line({ status: text }));
         return;
       }
       if (event.type === 'signed-manifest') {

@@ -53,6 +53,15 @@ export function digestLine(event: ManifestPushedEvent): string {
   return `${event.tag !== undefined ? `${event.tag}: ` : ''}digest: ${event.digest} size: ${event.size}`;
 }
 
+/**
+ * `TAG: listed in the referrers tag sha256-…`, for a manifest with a `subject` that rxpush listed in the
+ * distribution spec's referrers tag (the registry has no referrers API); else nothing.
+ */
+export function referrersLines(event: ManifestPushedEvent): string[] {
+  if (event.referrersTag === undefined) return [];
+  return [`${event.tag ?? event.digest}: listed in the referrers tag ${event.referrersTag}`];
+}
+
 /** `TAG: signed with KEYID`, one line per tag the signed manifest is pushed as (its digest when it has none). */
 export function signedLines(event: SignedManifestEvent): string[] {
   return (event.tags.length > 0 ? event.tags : [event.digest]).map((name) => `${name}: signed with ${event.keyId}`);

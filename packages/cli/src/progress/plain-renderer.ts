@@ -1,6 +1,6 @@
 import type { PushEvent } from '@rxpush/core';
 
-import { digestLine, headerLine, isShown, lineId, signedLines, statusText } from './messages.js';
+import { digestLine, headerLine, isShown, lineId, referrersLines, signedLines, statusText } from './messages.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
 /**
@@ -18,6 +18,7 @@ export function plainRenderer(out: TextSink): ProgressRenderer {
     next(event: PushEvent) {
       if (event.type === 'manifest-pushed') {
         out.write(`${digestLine(event)}\n`);
+        for (const text of referrersLines(event)) out.write(`${text}\n`);
         return;
       }
       if (event.type === 'signed-manifest') {

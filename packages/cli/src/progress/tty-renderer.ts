@@ -1,6 +1,6 @@
 import type { PushEvent } from '@rxpush/core';
 
-import { digestLine, headerLine, isShown, lineId, signedLines, statusText } from './messages.js';
+import { digestLine, headerLine, isShown, lineId, referrersLines, signedLines, statusText } from './messages.js';
 import { progressText } from './progress-text.js';
 import type { ProgressRenderer, TextSink } from './renderer.js';
 
@@ -95,6 +95,7 @@ export function ttyRenderer(out: TextSink, options: TtyRendererOptions = {}): Pr
       if (event.type === 'manifest-pushed') {
         flush();
         out.write(`${digestLine(event)}\n`);
+        for (const text of referrersLines(event)) out.write(`${text}\n`);
         // Like Docker, a line without an id ends the block: what follows (the next tag's image) starts a new one.
         lines = new Map();
         rows = 0;
