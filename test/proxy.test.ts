@@ -1,7 +1,7 @@
 /**
- * Pushing through an HTTP proxy named by HTTPS_PROXY, as docker and skopeo do: a TLS registry under a name only the
- * proxy resolves, so a push that lands went through it; NO_PROXY and loopback registries go directly; a proxy that
- * wants credentials, or is not there, fails in one line that shows no password.
+ * Pushing through an HTTP proxy named by HTTPS_PROXY (or HTTP_PROXY), as docker and skopeo do: a TLS registry under a
+ * name only the proxy resolves, so a push that lands went through it; NO_PROXY and loopback registries go directly; a
+ * proxy that wants credentials, or is not there, fails in one line that shows no password.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -70,17 +70,31 @@ describe('pushing through an HTTP proxy (HTTPS_PROXY, NO_PROXY)', () => {
     assertOneLineError(none, /with 407 Proxy Authentication Required; it wants credentials: put them in HTTPS_PROXY \(http:\/\/USER:PASSWORD@HOST:PORT\)$/);
   });
 
-  it('reaches a plain-HTTP registry through the proxy HTTP_PROXY names', async (t) => {
+  it('reaches a plain-HTTP registry through the proxy HTTP_PROXY names, in absolute form as Go does, not CONNECT', async (t) => {
     const plain = await startRegistry();
     t.after(() => plain.stop());
     const plainPort = plain.host.split(':')[1]!;
-    const before = proxy.connects.length;
-    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${NAME}:${plainPort}/proxied/plain:1`, '--plain-http', '--retries', '0', '--timeout', '5s'], {
-      env: { ...env, HTTP_PROXY: proxy.url },
-    });
+    const pushPlain = (tag: string, proxyUrl: string) =>
+      runCli(['push', `oci:${suite.layout.dir}:latest`, `${NAME}:${plainPort}/proxied/plain:${tag}`, '--plain-http', '--retries', '0', '--timeout', '5s'], {
+        env: { ...env, HTTP_PROXY: proxyUrl },
+      });
+    const connects = proxy.connects.length;
+    const result = await pushPlain('1', proxy.url);
     assert.equal(result.code, 0, result.stderr);
-    assert.ok(proxy.connects.slice(before).every((target) => target === `${NAME}:${plainPort}`) && proxy.connects.length > before);
+    // A proxy refuses CONNECT to ports other than 443 (squid's SSL_ports): none is asked for.
+    assert.equal(proxy.connects.length, connects, proxy.connects.join(', '));
+    assert.ok(proxy.forwarded.length > 0 && proxy.forwarded.every((line) => line.includes(` http://${NAME}:${plainPort}/v2/`)), proxy.forwarded.join(', '));
+    assert.ok(proxy.forwarded.includes(`PUT http://${NAME}:${plainPort}/v2/proxied/plain/manifests/1`), proxy.forwarded.join(', '));
     assert.equal((await skopeoInspectRaw(`${plain.host}/proxied/plain:1`)).json.config.digest, suite.layout.images[0]!.configDigest);
+
+    // With the proxy's credentials on every request; without them, a 407 that says where they go, and no password.
+    const ok = await pushPlain('2', guarded.url.replace('http://', 'http://proxyuser:proxy-s3cret@'));
+    assert.equal(ok.code, 0, ok.stderr);
+    const wrong = await pushPlain('3', guarded.url.replace('http://', 'http://proxyuser:wrong-pw@'));
+    assertOneLineError(wrong, /→ 407; a proxy between rxpush and the registry refused the request: put its user and password in HTTP_PROXY \(http:\/\/USER:PASSWORD@HOST:PORT\) and check them, or set NO_PROXY to reach the registry directly$/);
+    assert.doesNotMatch(wrong.stderr, /wrong-pw/);
+    const gone = await pushPlain('4', 'http://127.0.0.1:1');
+    assertOneLineError(gone, new RegExp(`cannot reach the proxy http://127\\.0\\.0\\.1:1 \\(HTTP_PROXY\\) \\(.*ECONNREFUSED.*\\); check it, or set NO_PROXY=${NAME.replaceAll('.', '\\.')} to go directly$`));
   });
 
   it('says in one line when the proxy is not there, or its variable is no URL', async () => {

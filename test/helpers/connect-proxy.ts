@@ -1,12 +1,13 @@
 /**
  * An HTTP proxy for end-to-end tests, as corporate networks put in front of registries: it answers CONNECT
- * HOST:PORT by opening a TCP connection there and relaying bytes both ways, so TLS runs end to end through it.
+ * HOST:PORT by opening a TCP connection there and relaying bytes both ways, so TLS runs end to end through it,
+ * and forwards requests in absolute form (`GET http://HOST:PORT/v2/`), as a proxy serves plain HTTP.
  * `hosts` maps names only the proxy knows (`registry.proxied.test`) to loopback addresses: a name that rxpush
- * itself cannot resolve proves a request went through the proxy. With `auth`, CONNECTs without its Basic
- * credentials (Proxy-Authorization) are answered 407. It records each CONNECT target, and stops every
- * connection on close.
+ * itself cannot resolve proves a request went through the proxy. With `auth`, requests without its Basic
+ * credentials (Proxy-Authorization) are answered 407. It records each CONNECT target and each forwarded URL, and
+ * stops every connection on close.
  */
-import { createServer, type IncomingMessage } from 'node:http';
+import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 export interface ConnectProxy {
@@ -14,15 +15,32 @@ export interface ConnectProxy {
   readonly url: string;
   /** The `HOST:PORT` of every CONNECT, in order (refused ones too). */
   readonly connects: string[];
+  /** The `METHOD URL` of every request forwarded in absolute form, in order (refused ones too). */
+  readonly forwarded: string[];
   close(): Promise<void>;
 }
 
 export async function startConnectProxy(options: { hosts?: Record<string, string>; auth?: { username: string; password: string } } = {}): Promise<ConnectProxy> {
   const sockets = new Set<Socket>();
   const connects: string[] = [];
-  const server = createServer((_req, res) => {
-    // Only tunnels: a plain request to the proxy is not what rxpush sends.
-    res.writeHead(405).end();
+  const forwarded: string[] = [];
+  const expected = options.auth === undefined ? undefined : `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const target = req.url ?? '';
+    forwarded.push(`${req.method} ${target}`);
+    // A request for the proxy itself, not one to forward.
+    if (!target.startsWith('http://')) return void res.writeHead(400).end();
+    if (expected !== undefined && req.headers['proxy-authorization'] !== expected) {
+      return void res.writeHead(407, { 'proxy-authenticate': 'Basic realm="test proxy"', 'content-length': '0' }).end();
+    }
+    const url = new URL(target);
+    const { 'proxy-authorization': _credentials, ...headers } = req.headers;
+    const upstream = request({ host: options.hosts?.[url.hostname] ?? url.hostname, port: url.port || 80, method: req.method, path: `${url.pathname}${url.search}`, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.once('error', () => res.headersSent ? res.destroy() : res.writeHead(502, { 'content-length': '0' }).end());
+    req.pipe(upstream);
   });
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
@@ -31,7 +49,6 @@ export async function startConnectProxy(options: { hosts?: Record<string, string
   server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
     const target = req.url ?? '';
     connects.push(target);
-    const expected = options.auth === undefined ? undefined : `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
     if (expected !== undefined && req.headers['proxy-authorization'] !== expected) {
       client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test proxy"\r\nContent-Length: 0\r\n\r\n');
       return;
@@ -57,6 +74,7 @@ export async function startConnectProxy(options: { hosts?: Record<string, string
   return {
     url: `http://127.0.0.1:${port}`,
     connects,
+    forwarded,
     close: () =>
       (closed ??= new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

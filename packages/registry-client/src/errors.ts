@@ -91,6 +91,8 @@ export function hintFor(
   if (status === 405 && WRITES.has(method)) {
     return 'the registry does not take this request here: it may be read-only or a pull-through cache (a mirror); push to a registry that accepts pushes';
   }
+  // A forwarding proxy answers plain-HTTP requests itself (tunnels' 407s are ProxyErrors).
+  if (status === 407) return 'a proxy between rxpush and the registry refused the request: put its user and password in HTTP_PROXY (http://USER:PASSWORD@HOST:PORT) and check them, or set NO_PROXY to reach the registry directly';
   if (status === 413 && upload) return 'the registry refuses a body this large; try a smaller --chunk-size';
   if (status === 413 && WRITES.has(method)) return 'the registry (or a proxy in front of it) refuses a body this large';
   if (status === 416 && upload) return 'the registry holds other bytes of the upload than rxpush sent; push again, which starts the upload over';

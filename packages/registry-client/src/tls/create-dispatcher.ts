@@ -9,7 +9,7 @@ import { Agent, buildConnector, Pool, type Dispatcher } from 'undici';
 import { noteTlsAlert } from '../errors.js';
 import { DEFAULT_TIMEOUTS } from '../timeouts.js';
 import { apiHost, effectivePort } from '../urls.js';
-import { proxiedConnector } from './proxy-connector.js';
+import { ForwardingPool, proxiedConnector } from './proxy-connector.js';
 import { proxyFor, proxySettings, shownProxy, type ProxySettings } from './proxy.js';
 
 export interface DispatcherOptions {
@@ -117,8 +117,10 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const connect = connectFor(url);
       const tls = url.protocol === 'https:' ? notingTlsAlerts(buildConnector(connect)) : undefined;
       const proxy = proxyFor(proxies, url);
-      if (proxy !== undefined) logger.debug({ origin: url.origin, proxy: shownProxy(proxy) }, 'through a proxy');
-      return new Pool(origin, { ...(opts as Pool.Options), connect: proxy !== undefined ? proxiedConnector(proxy, tls, connectTimeout) : (tls ?? connect) });
+      if (proxy === undefined) return new Pool(origin, { ...(opts as Pool.Options), connect: tls ?? connect });
+      logger.debug({ origin: url.origin, proxy: shownProxy(proxy) }, 'through a proxy');
+      if (tls === undefined) return new ForwardingPool(url, proxy, opts as Pool.Options, connectTimeout);
+      return new Pool(origin, { ...(opts as Pool.Options), connect: proxiedConnector(proxy, tls, connectTimeout) });
     },
   });
 }

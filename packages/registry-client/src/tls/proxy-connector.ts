@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 
-import { buildConnector } from 'undici';
+import { buildConnector, Pool, type Dispatcher } from 'undici';
 
 import { effectivePort } from '../urls.js';
 import { ProxyError, shownProxy, type HttpProxy } from './proxy.js';
@@ -15,8 +15,8 @@ const HEAD_LIMIT = 64 * 1024;
  */
 export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port: string, timeoutMs: number): Promise<void> {
   const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const { username, password } = proxy.url;
-  const credentials = username !== '' ? `Proxy-Authorization: Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64')}\r\n` : '';
+  const authorization = basicCredentials(proxy);
+  const credentials = authorization !== undefined ? `Proxy-Authorization: ${authorization}\r\n` : '';
   return new Promise((resolve, reject) => {
     let head = Buffer.alloc(0);
     const timer = setTimeout(() => done(new ProxyError(`the proxy ${shownProxy(proxy)} did not answer CONNECT ${target} within ${timeoutMs / 1000} s; check it, or set NO_PROXY=${host} to go directly`, true)), timeoutMs);
@@ -54,7 +54,7 @@ export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port:
       const text = status === null ? 'something that is not HTTP' : `${code}${status[2] ? ` ${status[2].slice(0, 80)}` : ''}`;
       const hint =
         code === 407
-          ? username !== ''
+          ? authorization !== undefined
             ? `it refused the user and password in ${proxy.variable}; check them`
             : `it wants credentials: put them in ${proxy.variable} (http://USER:PASSWORD@HOST:PORT)`
           : code >= 500
@@ -70,27 +70,74 @@ export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port:
 }
 
 /**
- * An undici connector that reaches the origin through `proxy`: it connects to the proxy, opens a CONNECT tunnel to
- * the origin's host and port, and gives the tunnel to `tls` (the origin's own TLS connector, with its CAs and client
- * certificate) for an https origin, or to undici as it is for an http one.
+ * An undici connector to `proxy` itself, whatever origin undici asks for: a failure to reach it is a ProxyError
+ * naming the proxy, not the registry it stood for (`target`).
  */
-export function proxiedConnector(proxy: HttpProxy, tls: buildConnector.connector | undefined, timeoutMs: number): buildConnector.connector {
+export function toProxyConnector(proxy: HttpProxy, timeoutMs: number): (target: string, callback: (socket: Socket) => void, fail: (error: Error) => void) => void {
   const toProxy = buildConnector({ timeout: timeoutMs });
   const { url } = proxy;
   const proxyPort = effectivePort(url);
-  return (options, callback) => {
-    const port = options.port !== '' && options.port !== undefined ? String(options.port) : options.protocol === 'https:' ? '443' : '80';
+  return (target, callback, fail) =>
     // No servername: undici derives it from the host, and leaves it out for an IP address (which TLS does not allow).
     toProxy({ hostname: url.hostname.replace(/^\[|\]$/g, ''), host: url.host, protocol: url.protocol, port: proxyPort }, (...args) => {
       const [error, socket] = args;
-      if (error !== null) {
-        callback(new ProxyError(`cannot reach the proxy ${shownProxy(proxy)} (${error.message}); check it, or set NO_PROXY=${options.hostname} to go directly`, true, { cause: error }), null);
-        return;
-      }
-      openTunnel(socket, proxy, options.hostname, port, timeoutMs).then(
-        () => (tls !== undefined ? tls({ ...options, httpSocket: socket }, callback) : callback(null, socket)),
-        (failure: Error) => callback(failure, null),
-      );
+      if (error !== null) fail(new ProxyError(`cannot reach the proxy ${shownProxy(proxy)} (${error.message}); check it, or set NO_PROXY=${target} to go directly`, true, { cause: error }));
+      else callback(socket);
     });
+}
+
+/**
+ * An undici connector that reaches the origin through `proxy`: it connects to the proxy, opens a CONNECT tunnel to
+ * the origin's host and port, and gives the tunnel to `tls` (the origin's own TLS connector, with its CAs and client
+ * certificate). Plain-HTTP origins go through a {@link ForwardingPool} instead, as Go sends them.
+ */
+export function proxiedConnector(proxy: HttpProxy, tls: buildConnector.connector, timeoutMs: number): buildConnector.connector {
+  const toProxy = toProxyConnector(proxy, timeoutMs);
+  return (options, callback) => {
+    const port = options.port !== '' && options.port !== undefined ? String(options.port) : '443';
+    toProxy(
+      options.hostname,
+      (socket) =>
+        openTunnel(socket, proxy, options.hostname, port, timeoutMs).then(
+          () => tls({ ...options, httpSocket: socket }, callback),
+          (failure: Error) => callback(failure, null),
+        ),
+      (failure) => callback(failure, null),
+    );
   };
+}
+
+/**
+ * The connections to a plain-HTTP origin through `proxy`, as Go's net/http (docker, skopeo) makes them: each
+ * request goes to the proxy in absolute form (`GET http://host:port/v2/ HTTP/1.1`), with the origin's Host and
+ * the proxy's credentials. No CONNECT: proxies refuse tunnels to ports other than 443 (squid's default `SSL_ports`
+ * rule), and a registry on port 5000 is the common plain-HTTP one.
+ */
+export class ForwardingPool extends Pool {
+  readonly #origin: string;
+  readonly #host: string;
+  readonly #credentials: string | undefined;
+
+  constructor(origin: URL, proxy: HttpProxy, options: Pool.Options, timeoutMs: number) {
+    const toProxy = toProxyConnector(proxy, timeoutMs);
+    super(proxy.url.origin, {
+      ...options,
+      connect: (_options, callback) => toProxy(origin.hostname, (socket) => callback(null, socket), (failure) => callback(failure, null)),
+    });
+    this.#origin = origin.origin;
+    this.#host = origin.host;
+    this.#credentials = basicCredentials(proxy);
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const headers: Record<string, string> = { ...(options.headers as Record<string, string> | undefined), host: this.#host };
+    if (this.#credentials !== undefined) headers['proxy-authorization'] = this.#credentials;
+    return super.dispatch({ ...options, origin: this.#origin, path: `${this.#origin}${options.path}`, headers }, handler);
+  }
+}
+
+/** The proxy's `Proxy-Authorization` value, from the user and password in its URL. */
+function basicCredentials(proxy: HttpProxy): string | undefined {
+  const { username, password } = proxy.url;
+  return username === '' ? undefined : `Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64')}`;
 }
