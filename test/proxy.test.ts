@@ -97,6 +97,25 @@ describe('pushing through an HTTP proxy (HTTPS_PROXY, NO_PROXY)', () => {
     assertOneLineError(gone, new RegExp(`cannot reach the proxy http://127\\.0\\.0\\.1:1 \\(HTTP_PROXY\\) \\(.*ECONNREFUSED.*\\); check it, or set NO_PROXY=${NAME.replaceAll('.', '\\.')} to go directly$`));
   });
 
+  it('checks an https:// proxy against the CAs the registry is checked against: --ca-file, and the system store', async (t) => {
+    const tlsProxy = await startConnectProxy({ hosts: { [NAME]: '127.0.0.1' }, tls: { certFile: suite.registry.certFile!, keyFile: suite.registry.keyFile! } });
+    t.after(() => tlsProxy.close());
+    assert.match(tlsProxy.url, /^https:/);
+    const ok = await push('11', { HTTPS_PROXY: tlsProxy.url });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.ok(tlsProxy.connects.length > 0 && tlsProxy.connects.every((target) => target === `${NAME}:${port}`), tlsProxy.connects.join(', '));
+    // A corporate proxy's CA is installed in the system store (SSL_CERT_FILE here), which Node's own list leaves out.
+    const system = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${NAME}:${port}/proxied/app:12`, '--retries', '0', '--timeout', '5s'], {
+      env: { ...env, HTTPS_PROXY: tlsProxy.url, SSL_CERT_FILE: suite.registry.caFile! },
+    });
+    assert.equal(system.code, 0, system.stderr);
+    // Trusted by no CA rxpush knows: one line naming the proxy.
+    const untrusted = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${NAME}:${port}/proxied/app:13`, '--retries', '0', '--timeout', '5s'], {
+      env: { ...env, HTTPS_PROXY: tlsProxy.url },
+    });
+    assertOneLineError(untrusted, new RegExp(`cannot reach the proxy ${tlsProxy.url.replaceAll('.', '\\.')} \\(HTTPS_PROXY\\) \\(.*certificate.*\\); its certificate is not trusted: add its CA to the system store, or give it with --ca-file$`));
+  });
+
   it('says in one line when the proxy is not there, or its variable is no URL', async () => {
     const gone = await push('8', { HTTPS_PROXY: 'http://127.0.0.1:1' });
     assertOneLineError(gone, /cannot reach the proxy http:\/\/127\.0\.0\.1:1 \(HTTPS_PROXY\) \(.*ECONNREFUSED.*\); check it, or set NO_PROXY=registry\.proxied\.test to go directly$/);

@@ -7,11 +7,13 @@
  * credentials (Proxy-Authorization) are answered 407. It records each CONNECT target and each forwarded URL, and
  * stops every connection on close.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 export interface ConnectProxy {
-  /** `http://127.0.0.1:PORT`, for HTTPS_PROXY. */
+  /** `http://127.0.0.1:PORT` (`https://` with `tls`), for HTTPS_PROXY. */
   readonly url: string;
   /** The `HOST:PORT` of every CONNECT, in order (refused ones too). */
   readonly connects: string[];
@@ -20,12 +22,20 @@ export interface ConnectProxy {
   close(): Promise<void>;
 }
 
-export async function startConnectProxy(options: { hosts?: Record<string, string>; auth?: { username: string; password: string } } = {}): Promise<ConnectProxy> {
+export interface ConnectProxyOptions {
+  hosts?: Record<string, string>;
+  auth?: { username: string; password: string };
+  /** Speak TLS to clients (an `https://` proxy) with this certificate and key (PEM files). */
+  tls?: { certFile: string; keyFile: string };
+}
+
+export async function startConnectProxy(options: ConnectProxyOptions = {}): Promise<ConnectProxy> {
   const sockets = new Set<Socket>();
   const connects: string[] = [];
   const forwarded: string[] = [];
   const expected = options.auth === undefined ? undefined : `Basic ${Buffer.from(`${options.auth.username}:${options.auth.password}`).toString('base64')}`;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const tls = options.tls === undefined ? undefined : { cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) };
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const target = req.url ?? '';
     forwarded.push(`${req.method} ${target}`);
     // A request for the proxy itself, not one to forward.
@@ -41,7 +51,8 @@ export async function startConnectProxy(options: { hosts?: Record<string, string
     });
     upstream.once('error', () => res.headersSent ? res.destroy() : res.writeHead(502, { 'content-length': '0' }).end());
     req.pipe(upstream);
-  });
+  };
+  const server = tls === undefined ? createServer(serve) : createTlsServer(tls, serve);
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
@@ -72,7 +83,7 @@ export async function startConnectProxy(options: { hosts?: Record<string, string
   const { port } = server.address() as AddressInfo;
   let closed: Promise<void> | undefined;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     connects,
     forwarded,
     close: () =>

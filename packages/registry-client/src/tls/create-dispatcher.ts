@@ -119,8 +119,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
       const proxy = proxyFor(proxies, url);
       if (proxy === undefined) return new Pool(origin, { ...(opts as Pool.Options), connect: tls ?? connect });
       logger.debug({ origin: url.origin, proxy: shownProxy(proxy) }, 'through a proxy');
-      if (tls === undefined) return new ForwardingPool(url, proxy, opts as Pool.Options, connectTimeout);
-      return new Pool(origin, { ...(opts as Pool.Options), connect: proxiedConnector(proxy, tls, connectTimeout) });
+      const proxyContext = proxy.url.protocol === 'https:' ? secureContexts().common : undefined;
+      if (tls === undefined) return new ForwardingPool(url, proxy, opts as Pool.Options, connectTimeout, proxyContext);
+      return new Pool(origin, { ...(opts as Pool.Options), connect: proxiedConnector(proxy, tls, connectTimeout, proxyContext) });
     },
   });
 }

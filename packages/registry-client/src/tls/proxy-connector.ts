@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
 
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 
+import { isCertificateError } from '../errors.js';
 import { effectivePort } from '../urls.js';
 import { ProxyError, shownProxy, type HttpProxy } from './proxy.js';
 
@@ -71,18 +73,27 @@ export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port:
 
 /**
  * An undici connector to `proxy` itself, whatever origin undici asks for: a failure to reach it is a ProxyError
- * naming the proxy, not the registry it stood for (`target`).
+ * naming the proxy, not the registry it stood for (`target`). An https:// proxy's certificate is checked against
+ * `secureContext`'s CAs: the system's and the registry's (`--ca-file`, certs.d), as Go checks it with the
+ * registry's TLS settings; a corporate proxy's CA is in the system store, where Node's own list does not look.
  */
-export function toProxyConnector(proxy: HttpProxy, timeoutMs: number): (target: string, callback: (socket: Socket) => void, fail: (error: Error) => void) => void {
-  const toProxy = buildConnector({ timeout: timeoutMs });
+export function toProxyConnector(
+  proxy: HttpProxy,
+  timeoutMs: number,
+  secureContext: SecureContext | undefined,
+): (target: string, callback: (socket: Socket) => void, fail: (error: Error) => void) => void {
+  const toProxy = buildConnector({ timeout: timeoutMs, ...(secureContext !== undefined && { secureContext }) });
   const { url } = proxy;
   const proxyPort = effectivePort(url);
   return (target, callback, fail) =>
     // No servername: undici derives it from the host, and leaves it out for an IP address (which TLS does not allow).
     toProxy({ hostname: url.hostname.replace(/^\[|\]$/g, ''), host: url.host, protocol: url.protocol, port: proxyPort }, (...args) => {
       const [error, socket] = args;
-      if (error !== null) fail(new ProxyError(`cannot reach the proxy ${shownProxy(proxy)} (${error.message}); check it, or set NO_PROXY=${target} to go directly`, true, { cause: error }));
-      else callback(socket);
+      if (error === null) return callback(socket);
+      const hint = isCertificateError(error)
+        ? 'its certificate is not trusted: add its CA to the system store, or give it with --ca-file'
+        : `check it, or set NO_PROXY=${target} to go directly`;
+      fail(new ProxyError(`cannot reach the proxy ${shownProxy(proxy)} (${error.message}); ${hint}`, !isCertificateError(error), { cause: error }));
     });
 }
 
@@ -91,8 +102,8 @@ export function toProxyConnector(proxy: HttpProxy, timeoutMs: number): (target: 
  * the origin's host and port, and gives the tunnel to `tls` (the origin's own TLS connector, with its CAs and client
  * certificate). Plain-HTTP origins go through a {@link ForwardingPool} instead, as Go sends them.
  */
-export function proxiedConnector(proxy: HttpProxy, tls: buildConnector.connector, timeoutMs: number): buildConnector.connector {
-  const toProxy = toProxyConnector(proxy, timeoutMs);
+export function proxiedConnector(proxy: HttpProxy, tls: buildConnector.connector, timeoutMs: number, proxyContext: SecureContext | undefined): buildConnector.connector {
+  const toProxy = toProxyConnector(proxy, timeoutMs, proxyContext);
   return (options, callback) => {
     const port = options.port !== '' && options.port !== undefined ? String(options.port) : '443';
     toProxy(
@@ -118,8 +129,8 @@ export class ForwardingPool extends Pool {
   readonly #host: string;
   readonly #credentials: string | undefined;
 
-  constructor(origin: URL, proxy: HttpProxy, options: Pool.Options, timeoutMs: number) {
-    const toProxy = toProxyConnector(proxy, timeoutMs);
+  constructor(origin: URL, proxy: HttpProxy, options: Pool.Options, timeoutMs: number, proxyContext: SecureContext | undefined) {
+    const toProxy = toProxyConnector(proxy, timeoutMs, proxyContext);
     super(proxy.url.origin, {
       ...options,
       connect: (_options, callback) => toProxy(origin.hostname, (socket) => callback(null, socket), (failure) => callback(failure, null)),
