@@ -141,7 +141,6 @@ export class RegistryClient {
    * for non-schema1 manifests it must be the sha256 of the bytes, and it must be `manifest.digest` when that is
    * given (for schema1, the digest of the payload without its signatures). `retries` overrides the retry policy.
    *
-   *
    * An OCI manifest or index with a `subject` that the registry does not file as a referrer (no `OCI-Subject`
    * in its answer: it has no referrers API) is listed in the subject's referrers tag (`sha256-<hex>`), as the
    * distribution spec asks of clients; `referrersTag` names that tag.

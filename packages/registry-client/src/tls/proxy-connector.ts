@@ -141,6 +141,7 @@ export class ForwardingPool extends Pool {
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // The client's requests carry their headers as an object (send.ts), never undici's flat array form.
     const headers: Record<string, string> = { ...(options.headers as Record<string, string> | undefined), host: this.#host };
     if (this.#credentials !== undefined) headers['proxy-authorization'] = this.#credentials;
     return super.dispatch({ ...options, origin: this.#origin, path: `${this.#origin}${options.path}`, headers }, handler);
