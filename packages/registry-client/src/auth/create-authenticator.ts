@@ -4,7 +4,7 @@ import { getGlobalDispatcher, type Dispatcher } from 'undici';
 import type { Authenticator } from '../types.js';
 import { apiHost } from '../urls.js';
 import { InsufficientScopeError, TokenRealmError, checkCredentialsHint } from './auth-error.js';
-import { hasPassword, type Credentials, type CredentialsLoader } from './credentials.js';
+import { basicAuthorization, hasPassword, type Credentials, type CredentialsLoader } from './credentials.js';
 import { fetchToken, shown, type Token } from './fetch-token.js';
 import { parseChallenges, type Challenge } from './parse-challenges.js';
 import { registryKey } from './resolve-credentials.js';
@@ -132,7 +132,7 @@ class TokenAuthenticator implements Authenticator {
     const credentials = await this.#loadCredentials(signal);
     if (scheme.kind === 'basic') {
       if (!hasPassword(credentials)) return undefined;
-      const value = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+      const value = basicAuthorization(credentials.username, credentials.password);
       // The registry has just refused exactly these: sending them again cannot help.
       return value === rejected ? undefined : value;
     }

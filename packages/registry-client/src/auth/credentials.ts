@@ -36,6 +36,16 @@ export function hideSecrets(text: string, secrets: readonly (string | undefined)
   return hidden;
 }
 
+/**
+ * The `Authorization` (or `Proxy-Authorization`) value for HTTP Basic: `Basic` and base64 of the UTF-8 of
+ * `USER:PASSWORD`, as Go's `SetBasicAuth` sends it (RFC 7617 leaves the charset to the server; registries are Go).
+ *
+ * @example basicAuthorization('alice', 'hunter2') // 'Basic YWxpY2U6aHVudGVyMg=='
+ */
+export function basicAuthorization(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
+}
+
 /** True when `credentials` can log in with a username and password. */
 export function hasPassword(credentials: Credentials | undefined): credentials is Credentials & { username: string; password: string } {
   return credentials?.username !== undefined && credentials.password !== undefined;

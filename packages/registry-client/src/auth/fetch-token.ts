@@ -8,7 +8,7 @@ import { isRetryableStatus, parseRetryAfter } from '../retry.js';
 import { dump, header, readBody } from '../send.js';
 import { resolveLocation } from '../urls.js';
 import { TokenRealmError, checkCredentialsHint } from './auth-error.js';
-import { hasPassword, hideCredentials, type Credentials } from './credentials.js';
+import { basicAuthorization, hasPassword, hideCredentials, type Credentials } from './credentials.js';
 import { credentialRefusal } from './realm-policy.js';
 
 /** A token service answer larger than this is not a token answer (1 MiB; real ones are a few KiB). */
@@ -88,7 +88,7 @@ async function get(req: TokenRequest, password: { username: string; password: st
   if (req.service !== undefined) url.searchParams.append('service', req.service);
   for (const scope of req.scopes) url.searchParams.append('scope', scope);
   if (password !== undefined) url.searchParams.append('account', password.username);
-  const authorization = password === undefined ? undefined : `Basic ${Buffer.from(`${password.username}:${password.password}`).toString('base64')}`;
+  const authorization = password === undefined ? undefined : basicAuthorization(password.username, password.password);
 
   for (let redirects = 0; ; redirects++) {
     const res = await dispatch(req, 'GET', url, authorization !== undefined && url.origin === new URL(req.realm).origin ? { authorization } : {});

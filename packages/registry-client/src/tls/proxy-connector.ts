@@ -3,6 +3,7 @@ import type { SecureContext } from 'node:tls';
 
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 
+import { basicAuthorization } from '../auth/credentials.js';
 import { isCertificateError } from '../errors.js';
 import { effectivePort } from '../urls.js';
 import { ProxyError, shownProxy, type HttpProxy } from './proxy.js';
@@ -151,5 +152,5 @@ export class ForwardingPool extends Pool {
 /** The proxy's `Proxy-Authorization` value, from the user and password in its URL. */
 function basicCredentials(proxy: HttpProxy): string | undefined {
   const { username, password } = proxy.url;
-  return username === '' ? undefined : `Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString('base64')}`;
+  return username === '' ? undefined : basicAuthorization(decodeURIComponent(username), decodeURIComponent(password));
 }
