@@ -67,6 +67,16 @@ describe('openTunnel: asking an HTTP proxy for a CONNECT tunnel', () => {
     });
   }
 
+  it('hides the password and the Proxy-Authorization value where a proxy echoes them in its answer', async (t) => {
+    const sent = Buffer.from('user:pa:ss').toString('base64');
+    const { socket, proxy } = await proxyAnswering(t, (s) => s.write(`HTTP/1.1 407 denied: ${sent} (password pa:ss)\r\n\r\n`));
+    await assert.rejects(tunnel(socket, proxy), (error: Error) => {
+      assert.match(error.message, /with 407 denied: \*\*\* \(password \*\*\*\); it refused the user and password in HTTPS_PROXY/);
+      assert.doesNotMatch(error.message, new RegExp(`pa:ss|${sent}`));
+      return true;
+    });
+  });
+
   it('fails when the proxy closes without answering, or does not answer in time', async (t) => {
     const closing = await proxyAnswering(t, (s) => s.end());
     await assert.rejects(tunnel(closing.socket, closing.proxy), /closed the connection before answering CONNECT registry\.example:443/);

@@ -3,7 +3,7 @@ import type { SecureContext } from 'node:tls';
 
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 
-import { basicAuthorization } from '../auth/credentials.js';
+import { basicAuthorization, hideSecrets } from '../auth/credentials.js';
 import { isCertificateError } from '../errors.js';
 import { effectivePort } from '../urls.js';
 import { ProxyError, shownProxy, type HttpProxy } from './proxy.js';
@@ -54,7 +54,9 @@ export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port:
         if (rest.length > 0) socket.unshift(rest);
         return;
       }
-      const text = status === null ? 'something that is not HTTP' : `${code}${status[2] ? ` ${status[2].slice(0, 80)}` : ''}`;
+      // The reason phrase is the proxy's own text: one that echoes what it was sent must not show the password.
+      const reason = status?.[2] ? hideSecrets(status[2], [authorization?.slice('Basic '.length), decodeURIComponent(proxy.url.password)]).slice(0, 80) : '';
+      const text = status === null ? 'something that is not HTTP' : `${code}${reason ? ` ${reason}` : ''}`;
       const hint =
         code === 407
           ? authorization !== undefined
