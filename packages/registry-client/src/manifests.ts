@@ -17,14 +17,15 @@ export async function putManifest(
   repository: string,
   reference: string,
   manifest: { bytes: Uint8Array; mediaType: string; digest?: Digest },
-  opts: RequestOptions & { retries?: number } = {},
+  opts: RequestOptions & { retries?: number; ifMatch?: string } = {},
 ): Promise<{ digest: Digest | undefined; subject: string | undefined }> {
   const repo = checkRepository(repository);
   const ref = checkManifestReference(repo, reference);
   const res = await r.send({
     method: 'PUT',
     path: `/v2/${repo}/manifests/${ref}`,
-    headers: { 'content-type': manifest.mediaType },
+    // If-Match: only over the document read before (the referrers index); a registry that keeps ETags answers 412 otherwise.
+    headers: { 'content-type': manifest.mediaType, ...(opts.ifMatch !== undefined && { 'if-match': opts.ifMatch }) },
     body: manifest.bytes,
     scopes: [push(repo)],
     // The spec says 201; registries also answer 200 (Artifactory, Quay), 202 or 204, as skopeo and ggcr accept.
@@ -80,6 +81,23 @@ async function confirmStored(
 
 /** {@link RegistryClient.getManifest}, over the client's requester. */
 export async function getManifest(r: Requester, repository: string, reference: string, opts: RequestOptions & { accept?: readonly string[] } = {}): Promise<RawManifest> {
+  return (await fetchManifest(r, repository, reference, opts)).manifest;
+}
+
+/** What {@link fetchManifest} advises of a manifest over 4 MiB, unless told otherwise. */
+const TOO_LARGE = "ask for a smaller one (a platform's manifest, not the index)";
+
+/**
+ * A manifest and the registry's ETag for it (for a conditional PUT over it). `tooLarge` is the advice for one
+ * over 4 MiB.
+ */
+export async function fetchManifest(
+  r: Requester,
+  repository: string,
+  reference: string,
+  opts: RequestOptions & { accept?: readonly string[] } = {},
+  tooLarge = TOO_LARGE,
+): Promise<{ manifest: RawManifest; etag: string | undefined }> {
   const repo = checkRepository(repository);
   const ref = checkManifestReference(repo, reference);
   const res = await r.send({
@@ -96,11 +114,11 @@ export async function getManifest(r: Requester, repository: string, reference: s
   const declared = Number(header(res.headers, 'content-length'));
   if (declared > MANIFEST_LIMIT) {
     await dump(res.body);
-    throw new UnsupportedError(`${where} → ${res.status} with a manifest of ${declared} bytes: rxpush refuses manifests over 4 MiB; ask for a smaller one (a platform's manifest, not the index)`);
+    throw new UnsupportedError(`${where} → ${res.status} with a manifest of ${declared} bytes: rxpush refuses manifests over 4 MiB; ${tooLarge}`);
   }
   // The answer's body is read after send() returned: a connection lost here is still this request's failure.
   const { bytes, complete } = await readAnswer(r, res, MANIFEST_LIMIT, opts.signal);
-  if (!complete) throw new UnsupportedError(`${where} → ${res.status} with a manifest over 4 MiB: rxpush refuses manifests that large; ask for a smaller one (a platform's manifest, not the index)`);
+  if (!complete) throw new UnsupportedError(`${where} → ${res.status} with a manifest over 4 MiB: rxpush refuses manifests that large; ${tooLarge}`);
 
   const mediaType = manifestMediaType(header(res.headers, 'content-type'), bytes);
   const answered = header(res.headers, 'docker-content-digest');
@@ -117,7 +135,7 @@ export async function getManifest(r: Requester, repository: string, reference: s
       });
     }
   }
-  return { bytes, mediaType, digest };
+  return { manifest: { bytes, mediaType, digest }, etag: header(res.headers, 'etag') };
 }
 /** {@link RegistryClient.hasManifest}, over the client's requester. */
 export async function hasManifest(

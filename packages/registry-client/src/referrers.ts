@@ -1,6 +1,6 @@
 import { isDigest, MediaType, parseDigest, RegistryError, splitDigest, UnsupportedError, type Descriptor, type Digest } from '@rxpush/core';
 
-import { getManifest, parseJson, putManifest } from './manifests.js';
+import { fetchManifest, parseJson, putManifest } from './manifests.js';
 import { pull, readAnswer, type Requester } from './requester.js';
 import { dump, header } from './send.js';
 import type { RequestOptions } from './types.js';
@@ -77,41 +77,94 @@ export function referrerOf(manifest: { bytes: Uint8Array; mediaType: string }, d
 }
 
 /**
+ * What one client remembers of the referrers tags it updates: updates of one tag run one at a time (two at once
+ * would each add to the index they read, and one entry would be lost), and a referrer it has listed is not
+ * looked for again (the same manifest pushed under more tags).
+ */
+export interface ReferrersTagState {
+  /** Per `repository:tag`, the update running or queued last. */
+  readonly queues: Map<string, Promise<void>>;
+  /** `repository:tag@digest` of each referrer listed. */
+  readonly listed: Set<string>;
+}
+
+/** How often an index changed under a conditional PUT (412) is read and written again before giving up. */
+const CONDITIONAL_TRIES = 3;
+
+/**
  * Lists `referrer` in its subject's referrers tag, as the distribution spec asks of a client whose registry
  * answered a manifest with `subject` without `OCI-Subject` (no referrers API): the index under the tag is
  * read (none yet: an empty one), the referrer added unless it is there, and the index PUT back. Returns the tag.
- * Two clients updating one subject's tag at once can lose one update: the reference registry keeps no ETags
- * for a conditional PUT, and the spec leaves it at that.
+ * The PUT is conditional (If-Match, the ETag of the index read) where the registry sent one: a registry that
+ * honours it answers 412 when another client changed the index meanwhile, and the index is read again. The
+ * reference registry sends ETags but ignores If-Match, so two clients at once can still lose an entry there;
+ * within one client, `state` keeps updates of one tag in turn.
  *
  * @throws {UnsupportedError} when the tag holds something other than an OCI index (it is not rxpush's to replace).
  */
-export async function listReferrer(r: Requester, repository: string, referrer: Referrer, opts: RequestOptions = {}): Promise<string> {
+export async function listReferrer(r: Requester, repository: string, referrer: Referrer, state: ReferrersTagState, opts: RequestOptions = {}): Promise<string> {
   const tag = referrersTagOf(referrer.subject);
-  const listed = await readReferrersTag(r, repository, tag, referrer.subject, opts);
-  if (listed.some((entry) => entry.digest === referrer.descriptor.digest)) return tag;
-  const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...listed, referrer.descriptor] };
-  await putManifest(r, repository, tag, { bytes: Buffer.from(JSON.stringify(index)), mediaType: MediaType.ociIndex }, opts);
-  return tag;
+  const key = `${repository}:${tag}`;
+  const entry = `${key}@${referrer.descriptor.digest}`;
+  if (state.listed.has(entry)) return tag;
+  // A failed update before this one is its own caller's failure; this one reads the index afresh.
+  const update = (state.queues.get(key) ?? Promise.resolve()).then(() => addReferrer(r, repository, tag, referrer, opts));
+  const settled = update.then(
+    () => undefined,
+    () => undefined,
+  );
+  state.queues.set(key, settled);
+  try {
+    await update;
+    state.listed.add(entry);
+    return tag;
+  } finally {
+    if (state.queues.get(key) === settled) state.queues.delete(key);
+  }
 }
 
-/** The descriptors the referrers tag lists: none when there is no such tag yet. */
-async function readReferrersTag(r: Requester, repository: string, tag: string, subject: Digest, opts: RequestOptions): Promise<{ digest?: unknown }[]> {
+async function addReferrer(r: Requester, repository: string, tag: string, referrer: Referrer, opts: RequestOptions): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    const { listed, etag } = await readReferrersTag(r, repository, tag, referrer.subject, opts);
+    if (listed.some((entry) => entry.digest === referrer.descriptor.digest)) return;
+    const index = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...listed, referrer.descriptor] };
+    try {
+      await putManifest(r, repository, tag, { bytes: Buffer.from(JSON.stringify(index)), mediaType: MediaType.ociIndex }, { ...opts, ...(etag !== undefined && { ifMatch: etag }) });
+      return;
+    } catch (error) {
+      if (!(error instanceof RegistryError) || error.status !== 412) throw error;
+      if (attempt < CONDITIONAL_TRIES) continue;
+      throw new RegistryError({
+        method: error.method,
+        url: error.url,
+        status: error.status,
+        registryCode: error.registryCode,
+        detail: error.detail,
+        hint: `the referrers tag ${tag} changed under rxpush ${CONDITIONAL_TRIES} times: another client is updating it; the manifest is pushed, push it again to list it as a referrer of ${referrer.subject}`,
+      });
+    }
+  }
+}
+
+/** The descriptors the referrers tag lists (none when there is no such tag yet), and the index's ETag. */
+async function readReferrersTag(r: Requester, repository: string, tag: string, subject: Digest, opts: RequestOptions): Promise<{ listed: { digest?: unknown }[]; etag: string | undefined }> {
   let stored;
   try {
     // Every type is accepted: the reference registry answers 404 for a manifest of a type not accepted, and an
     // image under this tag must be found and left alone, not taken for no tag and replaced.
-    stored = await getManifest(r, repository, tag, opts);
+    stored = await fetchManifest(r, repository, tag, opts, `that many referrers of ${subject} are more than rxpush lists; remove some of them from the tag's index, or push to a registry with the referrers API`);
   } catch (error) {
-    if (error instanceof RegistryError && error.status === 404) return [];
+    if (error instanceof RegistryError && error.status === 404) return { listed: [], etag: undefined };
     throw error;
   }
-  const index = parseJson(stored.bytes) as { manifests?: unknown } | undefined;
-  if (stored.mediaType !== MediaType.ociIndex || !Array.isArray(index?.manifests) || !index.manifests.every(isObject)) {
+  const { manifest, etag } = stored;
+  const index = parseJson(manifest.bytes) as { manifests?: unknown } | undefined;
+  if (manifest.mediaType !== MediaType.ociIndex || !Array.isArray(index?.manifests) || !index.manifests.every(isObject)) {
     throw new UnsupportedError(
-      `the tag ${tag} of ${repository} holds a ${stored.mediaType} that is not an OCI index of referrers, where the distribution spec keeps the referrers of ${subject}: the manifest is pushed, but not listed as a referrer; move that tag away and push again`,
+      `the tag ${tag} of ${repository} holds a ${manifest.mediaType} that is not an OCI index of referrers, where the distribution spec keeps the referrers of ${subject}: the manifest is pushed, but not listed as a referrer; move that tag away and push again`,
     );
   }
-  return index.manifests as { digest?: unknown }[];
+  return { listed: index.manifests as { digest?: unknown }[], etag };
 }
 
 function isObject(value: unknown): value is object {

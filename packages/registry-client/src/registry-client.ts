@@ -7,7 +7,7 @@ import type { Dispatcher } from 'undici';
 
 import { getBlob, hasBlob } from './blobs.js';
 import { getManifest, hasManifest, putManifest } from './manifests.js';
-import { getReferrers, listReferrer, referrerOf } from './referrers.js';
+import { getReferrers, listReferrer, referrerOf, type ReferrersTagState } from './referrers.js';
 import type { Requester } from './requester.js';
 import { isRetryable, RetryBudget, retryAfterOf, retryDelay, retryPolicy, retryReason, type RetryPolicy } from './retry.js';
 import { resolveBaseUrl } from './scheme.js';
@@ -48,6 +48,8 @@ export class RegistryClient {
   readonly #state: { answered: boolean; headsClose?: boolean } = { answered: false };
   /** Session cancels still in flight: close() lets them finish, so a cancelled push gives its sessions back. */
   readonly #cancelling = new Set<Promise<void>>();
+  /** The referrers tags this client updates (referrers.ts): one update of a tag at a time, each referrer listed once. */
+  readonly #referrersTags: ReferrersTagState = { queues: new Map(), listed: new Set() };
   #context: Promise<SendContext> | undefined;
   /** What the concerns (blobs.ts, uploads.ts, manifests.ts, tags.ts) send their requests through. */
   readonly #requester: Requester;
@@ -156,7 +158,7 @@ export class RegistryClient {
     const { digest, subject } = await putManifest(this.#requester, repository, reference, manifest, opts);
     const referrer = subject === undefined ? referrerOf(manifest, digest ?? manifest.digest ?? sha256Digest(manifest.bytes)) : undefined;
     if (referrer === undefined) return { digest };
-    return { digest, referrersTag: await listReferrer(this.#requester, repository, referrer, opts) };
+    return { digest, referrersTag: await listReferrer(this.#requester, repository, referrer, this.#referrersTags, opts) };
   }
 
   /**
