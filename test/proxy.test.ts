@@ -93,6 +93,15 @@ describe('pushing through an HTTP proxy (HTTPS_PROXY, NO_PROXY)', () => {
     const wrong = await pushPlain('3', guarded.url.replace('http://', 'http://proxyuser:wrong-pw@'));
     assertOneLineError(wrong, /→ 407; a proxy between rxpush and the registry refused the request: put its user and password in HTTP_PROXY \(http:\/\/USER:PASSWORD@HOST:PORT\) and check them, or set NO_PROXY to reach the registry directly$/);
     assert.doesNotMatch(wrong.stderr, /wrong-pw/);
+    // A proxy that quotes the credentials it refused: rxpush quotes its answer, never them.
+    const echoing = await startConnectProxy({ hosts: { [NAME]: '127.0.0.1' }, auth: { username: 'proxyuser', password: 'proxy-s3cret' }, echoCredentials: true });
+    t.after(() => echoing.close());
+    // inspect, as its first request is a GET (a push's are HEADs, whose answers have no body to quote).
+    const echoed = await runCli(['inspect', `docker://${NAME}:${plainPort}/proxied/plain:1`, '--plain-http', '--retries', '0'], {
+      env: { ...env, HTTP_PROXY: echoing.url.replace('http://', 'http://proxyuser:wrong-pw@') },
+    });
+    assertOneLineError(echoed, /→ 407 refused Basic \*\*\* \(password \*\*\*\); a proxy between rxpush and the registry refused the request/);
+    assert.doesNotMatch(echoed.stderr + echoed.stdout, new RegExp(`wrong-pw|${Buffer.from('proxyuser:wrong-pw').toString('base64')}`));
     const gone = await pushPlain('4', 'http://127.0.0.1:1');
     assertOneLineError(gone, new RegExp(`cannot reach the proxy http://127\\.0\\.0\\.1:1 \\(HTTP_PROXY\\) \\(.*ECONNREFUSED.*\\); check it, or set NO_PROXY=${NAME.replaceAll('.', '\\.')} to go directly$`));
   });

@@ -4,7 +4,7 @@
  * and forwards requests in absolute form (`GET http://HOST:PORT/v2/`), as a proxy serves plain HTTP.
  * `hosts` maps names only the proxy knows (`registry.proxied.test`) to loopback addresses: a name that rxpush
  * itself cannot resolve proves a request went through the proxy. With `auth`, requests without its Basic
- * credentials (Proxy-Authorization) are answered 407. It records each CONNECT target and each forwarded URL, and
+ * credentials (Proxy-Authorization) are answered 407 (quoting what they carried, with `echoCredentials`). It records each CONNECT target and each forwarded URL, and
  * stops every connection on close.
  */
 import { readFileSync } from 'node:fs';
@@ -27,6 +27,8 @@ export interface ConnectProxyOptions {
   auth?: { username: string; password: string };
   /** Speak TLS to clients (an `https://` proxy) with this certificate and key (PEM files). */
   tls?: { certFile: string; keyFile: string };
+  /** Refuse credentials as a careless proxy does: its 407 to a forwarded request quotes the Proxy-Authorization and password it got. */
+  echoCredentials?: boolean;
 }
 
 export async function startConnectProxy(options: ConnectProxyOptions = {}): Promise<ConnectProxy> {
@@ -41,7 +43,10 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
     // A request for the proxy itself, not one to forward.
     if (!target.startsWith('http://')) return void res.writeHead(400).end();
     if (expected !== undefined && req.headers['proxy-authorization'] !== expected) {
-      return void res.writeHead(407, { 'proxy-authenticate': 'Basic realm="test proxy"', 'content-length': '0' }).end();
+      const sent = req.headers['proxy-authorization'] ?? '';
+      const password = Buffer.from(sent.replace(/^Basic /, ''), 'base64').toString().split(':').slice(1).join(':');
+      const body = options.echoCredentials === true ? `refused ${sent} (password ${password})` : '';
+      return void res.writeHead(407, { 'proxy-authenticate': 'Basic realm="test proxy"', 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(body)) }).end(body);
     }
     const url = new URL(target);
     const { 'proxy-authorization': _credentials, ...headers } = req.headers;

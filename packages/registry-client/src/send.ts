@@ -178,15 +178,18 @@ const NO_RETRY: RetryPolicy = retryPolicy({ retries: 0 });
 /**
  * An error body without the credentials the request carried, before anything of it is quoted (and cut): a registry
  * (or a proxy) may echo the Authorization it was sent, or the password in it. The bearer token, the Basic value and
- * its password become `***`.
+ * its password become `***`, and so do a proxy's credentials (hideAlways), with or without an Authorization.
  */
 function withoutSecret(body: Buffer, authorization: string | undefined): Buffer {
-  if (authorization === undefined || body.length === 0) return body;
-  const value = authorization.slice(authorization.indexOf(' ') + 1);
-  const secrets = [value];
-  if (/^basic /i.test(authorization)) {
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    secrets.push(decoded.slice(decoded.indexOf(':') + 1));
+  if (body.length === 0) return body;
+  const secrets: string[] = [];
+  if (authorization !== undefined) {
+    const value = authorization.slice(authorization.indexOf(' ') + 1);
+    secrets.push(value);
+    if (/^basic /i.test(authorization)) {
+      const decoded = Buffer.from(value, 'base64').toString('utf8');
+      secrets.push(decoded.slice(decoded.indexOf(':') + 1));
+    }
   }
   const text = body.toString('utf8');
   const hidden = hideSecrets(text, secrets);

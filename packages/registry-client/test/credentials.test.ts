@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { basicAuthorization, hideCredentials } from '../src/auth/credentials.ts';
+import { basicAuthorization, hideAlways, hideCredentials, hideSecrets } from '../src/auth/credentials.ts';
 
 describe('basicAuthorization', () => {
   it('is Basic and base64 of USER:PASSWORD', () => {
@@ -21,5 +21,14 @@ describe('hideCredentials', () => {
 
   it('leaves secrets shorter than 4 characters, which would be found inside ordinary words', () => {
     assert.equal(hideCredentials('a bad request', { username: 'u', password: 'bad', source: '--creds' }), 'a bad request');
+  });
+});
+
+describe('hideAlways', () => {
+  it('hides a secret of the process (a proxy password) wherever the credentials of a request are hidden, and with none', () => {
+    hideAlways('pr0xy-pw');
+    hideAlways('abc'); // too short to hide, as a request's own
+    assert.equal(hideSecrets('got pr0xy-pw and abc', []), 'got *** and abc');
+    assert.equal(hideCredentials('pr0xy-pw hunter2', { username: 'alice', password: 'hunter2', source: '--creds' }), '*** ***');
   });
 });

@@ -27,10 +27,22 @@ export function hideCredentials(text: string, credentials: Credentials | undefin
   return credentials === undefined ? text : hideSecrets(text, [credentials.password, credentials.identityToken, credentials.registryToken]);
 }
 
-/** `text` with each of `secrets` of 4 characters or more replaced by `***`. */
+/**
+ * Secrets of the process rather than of one request: a proxy's password and its `Proxy-Authorization` value
+ * (from `HTTP_PROXY`). The proxy sees every request it forwards, and its answers, or a registry's behind it, may
+ * echo them; {@link hideSecrets} hides these wherever it hides a request's own.
+ */
+const processSecrets = new Set<string>();
+
+/** Adds `secret` to those {@link hideSecrets} always hides (see processSecrets). */
+export function hideAlways(secret: string): void {
+  if (secret.length >= 4) processSecrets.add(secret);
+}
+
+/** `text` with each of `secrets` of 4 characters or more, and each secret of the process, replaced by `***`. */
 export function hideSecrets(text: string, secrets: readonly (string | undefined)[]): string {
   let hidden = text;
-  for (const secret of secrets) {
+  for (const secret of [...secrets, ...processSecrets]) {
     if (secret !== undefined && secret.length >= 4 && hidden.includes(secret)) hidden = hidden.split(secret).join('***');
   }
   return hidden;

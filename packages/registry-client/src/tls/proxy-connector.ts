@@ -3,7 +3,7 @@ import type { SecureContext } from 'node:tls';
 
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 
-import { basicAuthorization, hideSecrets } from '../auth/credentials.js';
+import { basicAuthorization, hideAlways, hideSecrets } from '../auth/credentials.js';
 import { isCertificateError } from '../errors.js';
 import { effectivePort } from '../urls.js';
 import { ProxyError, shownProxy, type HttpProxy } from './proxy.js';
@@ -55,7 +55,7 @@ export function openTunnel(socket: Socket, proxy: HttpProxy, host: string, port:
         return;
       }
       // The reason phrase is the proxy's own text: one that echoes what it was sent must not show the password.
-      const reason = status?.[2] ? hideSecrets(status[2], [authorization?.slice('Basic '.length), decodeURIComponent(proxy.url.password)]).slice(0, 80) : '';
+      const reason = status?.[2] ? hideSecrets(status[2], []).slice(0, 80) : '';
       const text = status === null ? 'something that is not HTTP' : `${code}${reason ? ` ${reason}` : ''}`;
       const hint =
         code === 407
@@ -151,8 +151,12 @@ export class ForwardingPool extends Pool {
   }
 }
 
-/** The proxy's `Proxy-Authorization` value, from the user and password in its URL. */
+/** The proxy's `Proxy-Authorization` value, from the user and password in its URL; both are hidden from then on wherever an answer is quoted. */
 function basicCredentials(proxy: HttpProxy): string | undefined {
   const { username, password } = proxy.url;
-  return username === '' ? undefined : basicAuthorization(decodeURIComponent(username), decodeURIComponent(password));
+  if (username === '') return undefined;
+  const authorization = basicAuthorization(decodeURIComponent(username), decodeURIComponent(password));
+  hideAlways(decodeURIComponent(password));
+  hideAlways(authorization.slice('Basic '.length));
+  return authorization;
 }
