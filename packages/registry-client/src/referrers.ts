@@ -157,7 +157,9 @@ async function readReferrersTag(r: Requester, repository: string, tag: string, s
     if (error instanceof RegistryError && error.status === 404) return { listed: [], etag: undefined };
     throw error;
   }
-  const { manifest, etag } = stored;
+  const { manifest } = stored;
+  // If-Match compares strongly (RFC 9110): a weak ETag never matches, and a PUT over it would be refused forever.
+  const etag = stored.etag?.startsWith('W/') === true ? undefined : stored.etag;
   const index = parseJson(manifest.bytes) as { manifests?: unknown } | undefined;
   if (manifest.mediaType !== MediaType.ociIndex || !Array.isArray(index?.manifests) || !index.manifests.every(isObject)) {
     throw new UnsupportedError(

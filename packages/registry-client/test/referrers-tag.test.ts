@@ -175,6 +175,16 @@ describe('referrers tag schema (a registry without the referrers API)', () => {
     assert.deepEqual((JSON.parse(puts[1]!.body) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest), [earlier.digest, later.digest, sha256Digest(bytes)]);
   });
 
+  it('writes over a weak ETag without If-Match, which could never match it', async (t) => {
+    const { client, on, stores, seen } = setup(t);
+    const bytes = artifact();
+    stores('/v2/app/manifests/sbom');
+    on('GET', `/v2/app/manifests/${TAG}`, () => ({ ...indexAnswer([]), headers: { 'content-type': MediaType.ociIndex, etag: 'W/"v1"' } }));
+    stores(`/v2/app/manifests/${TAG}`);
+    await client.putManifest('app', 'sbom', { bytes, mediaType: MediaType.ociManifest });
+    assert.equal(seen.at(-1)?.headers['if-match'], undefined);
+  });
+
   it('gives up after three conditional PUTs refused (412), saying the manifest is pushed', async (t) => {
     const { client, on, stores } = setup(t);
     const bytes = artifact();
