@@ -85,6 +85,18 @@ describe('manifests with a subject, pushed to a registry without the referrers A
     assert.deepEqual(there.json.manifests, [sbomEntry]);
   });
 
+  it('lists every referrer of a subject pushed in one go (--all-tags), none lost to another', async () => {
+    // Manifests of one push go up side by side: each referrer's update of the tag must see the others'.
+    const made = [await artifact('sig-a', 'application/vnd.example.sig', EMPTY_CONFIG), await artifact('sig-b', 'application/vnd.example.sig', EMPTY_CONFIG)];
+    const index = JSON.parse(await readFile(join(suite.layout.dir, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+    const referrers = index.manifests.filter((entry) => entry.digest !== image().manifestDigest).map((entry) => entry.digest);
+    assert.ok(referrers.length >= 3 && made.every((m) => referrers.includes(m.digest)), referrers.join(', '));
+    const result = await runCli(['push', '--all-tags', `oci:${suite.layout.dir}`, `${suite.registry.host}/refs/all`]);
+    assert.equal(result.code, 0, result.stderr);
+    const there = (await skopeoInspectRaw(`docker://${suite.registry.host}/refs/all:${referrersTag()}`)).json as { manifests: { digest: string }[] };
+    assert.deepEqual(there.manifests.map((m) => m.digest).sort(), [...referrers].sort());
+  });
+
   it('refuses to overwrite a referrers tag that holds an image, and says the manifest is pushed', async () => {
     // A tag of that name someone pushed an image to: not rxpush's to replace.
     await artifact('other', 'application/vnd.example.other', EMPTY_CONFIG);
