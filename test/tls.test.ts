@@ -77,6 +77,18 @@ describe('TLS to the registry', () => {
     assert.match(result.stderr, /TLS verification is off for 127\.0\.0\.1 \(--tls-verify=false\)/);
   });
 
+  it("reads --tls-verify=True and =1 as skopeo does, as on, and refuses --tls-verify=yes with exit 2, pushing nothing", async () => {
+    // yargs alone read every value but "true" as false: these pushed with verification off.
+    for (const word of ['True', '1']) {
+      const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:6`, `--tls-verify=${word}`], { env });
+      assertOneLineError(result, /^rxpush: [A-Z]+ https:\/\/127\.0\.0\.1:\d+\/v2\/\S* failed: the TLS certificate is not trusted /);
+    }
+    const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:6`, '--tls-verify=yes'], { env });
+    assertOneLineError(result, /^rxpush: --tls-verify takes true or false, not "yes"; see 'rxpush push --help'$/, 2);
+    const check = await runCli(['inspect', `${suite.registry.host}/tls/app:6`, '--tls-verify=false'], { env });
+    assert.equal(check.code, 1, 'tls/app:6 was never pushed');
+  });
+
   it('fails with exit 1 and one line for a --ca-file that is not there', async () => {
     const result = await runCli(['push', `oci:${suite.layout.dir}:latest`, `${suite.registry.host}/tls/app:5`, '--ca-file', join(suite.work, 'nope.crt')], { env });
     assertOneLineError(result, /cannot read --ca-file .*nope\.crt: it does not exist; give the PEM file of the CA that signed the registry's certificate$/);

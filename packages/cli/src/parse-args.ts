@@ -49,6 +49,43 @@ Examples:
  * @example parseArgs(['push', 'oci:./image:latest', 'localhost:5000/app:1.0']) // { kind: 'push', args: { SOURCE: …, DEST: …, … } }
  */
 export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const parsed = parseOnce(argv);
+  if (parsed.kind === 'print' || parsed.kind === 'usage') return parsed;
+  const spelled = booleanSpellings(argv, parsed.args);
+  if (spelled === undefined) return parsed;
+  if (typeof spelled === 'string') return { kind: 'usage', message: `${spelled}; ${helpFor(parsed.kind)}` };
+  return parseOnce(spelled);
+}
+
+/** The words Go's flags (skopeo's, docker's: strconv.ParseBool) take after `--flag=` of a boolean option. */
+const TRUE_WORDS: readonly string[] = ['1', 't', 'T', 'TRUE', 'true', 'True'];
+const FALSE_WORDS: readonly string[] = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
+
+/**
+ * yargs reads a boolean option's `--flag=VALUE` as false for any VALUE but `true`: `--tls-verify=True` or
+ * `--tls-verify=1` turned TLS verification off, and `--tls-verify=yes` too. The values are read as Go's
+ * flags read them, so a skopeo user's spelling means what it does there, and any other is a usage error.
+ * Returns undefined when yargs read every such value right, else the arguments spelled as yargs reads
+ * them, or the message naming the value it cannot be.
+ */
+function booleanSpellings(argv: readonly string[], args: RawArgs): string[] | string | undefined {
+  let respelled: string[] | undefined;
+  for (const [i, arg] of argv.entries()) {
+    if (arg === '--') break;
+    const match = /^(--?)([^=]+)=(.*)$/s.exec(arg);
+    // Only options yargs took as booleans: a string option's value is checked where it is used.
+    if (match === null || typeof args[match[2]!] !== 'boolean') continue;
+    const [, dashes, name, value] = match as unknown as [string, string, string, string];
+    if (value === 'true' || value === 'false') continue;
+    const word = TRUE_WORDS.includes(value) ? 'true' : FALSE_WORDS.includes(value) ? 'false' : undefined;
+    if (word === undefined) return `${dashes}${name} takes true or false, not ${quote(value)}`;
+    respelled ??= [...argv];
+    respelled[i] = `${dashes}${name}=${word}`;
+  }
+  return respelled;
+}
+
+function parseOnce(argv: readonly string[]): ParsedArgs {
   const first = argv[0];
   if (first === undefined) return { kind: 'usage', message: `missing command; ${TOP_HELP}` };
   if (!first.startsWith('-') && !COMMANDS.includes(first) && first !== 'completion') {

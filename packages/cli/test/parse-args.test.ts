@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { parseArgs, parsePush, type ParsedArgs } from '../src/parse-args.ts';
+import { parseArgs, parsePush, type ParsedArgs, type RawArgs } from '../src/parse-args.ts';
 
 /** The same command line through yargs's full command parser: `--help=false` asks for no help but takes the long way. */
 function fullParse(argv: string[]): ParsedArgs {
@@ -80,6 +80,37 @@ describe('parseArgs', () => {
     assert.deepEqual(parseArgs(['push', '--concurency', '2', 'oci:x']), { kind: 'usage', message: "unknown option --concurency (did you mean --concurrency?); see 'rxpush push --help'" });
     // A known option's --no- form is known too: the positionals are what is missing then.
     assert.deepEqual(parseArgs(['push', '--no-resume', 'oci:x']), { kind: 'usage', message: "missing DEST; see 'rxpush push --help'" });
+  });
+
+  it("reads a boolean option's =VALUE as skopeo's Go flags do, and refuses any other value", () => {
+    const push = (...options: string[]): RawArgs => {
+      const parsed = parseArgs(['push', 'oci:x', 'r/a', ...options]);
+      assert.equal(parsed.kind, 'push', JSON.stringify(parsed));
+      return (parsed as { args: RawArgs }).args;
+    };
+    // yargs alone reads every value but `true` as false: `--tls-verify=True` turned TLS verification off.
+    for (const word of ['1', 't', 'T', 'TRUE', 'true', 'True']) {
+      assert.equal(push(`--tls-verify=${word}`)['tls-verify'], true, word);
+      assert.equal(push(`--tls-verify=${word}`, '--help=false')['tlsVerify'], true, `${word}, full parser`);
+    }
+    for (const word of ['0', 'f', 'F', 'FALSE', 'false', 'False']) assert.equal(push(`--tls-verify=${word}`)['tls-verify'], false, word);
+    assert.equal(push('--all-tags=1')['allTags'], true);
+    assert.equal(push('-q=T')['quiet'], true);
+    assert.equal(push('--src-tls-verify=0')['srcTlsVerify'], false);
+    // A string option's value is its own: `--tag=1` is the tag "1".
+    assert.deepEqual(push('--tag=1')['tag'], '1');
+
+    const usage = (argv: string[]): string | undefined => {
+      const parsed = parseArgs(argv);
+      return parsed.kind === 'usage' ? parsed.message : undefined;
+    };
+    assert.equal(usage(['push', 'oci:x', 'r/a', '--tls-verify=maybe']), `--tls-verify takes true or false, not "maybe"; see 'rxpush push --help'`);
+    assert.equal(usage(['push', 'oci:x', 'r/a', '--tls-verify=yes', '--help=false']), `--tls-verify takes true or false, not "yes"; see 'rxpush push --help'`);
+    assert.equal(usage(['copy', 'r/a', 'r/b', '--src-tls-verify=']), `--src-tls-verify takes true or false, not ""; see 'rxpush copy --help'`);
+    assert.equal(usage(['inspect', 'r/a', '--raw=no']), `--raw takes true or false, not "no"; see 'rxpush inspect --help'`);
+    assert.equal(usage(['keygen', '--out', 'k', '--force=y']), `--force takes true or false, not "y"; see 'rxpush keygen --help'`);
+    // After `--`, words are positionals, not options.
+    assert.equal(usage(['push', 'oci:x', '--', '--tls-verify=maybe']), undefined);
   });
 
   it('prints help and the version when asked, also among other options', () => {
